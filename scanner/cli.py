@@ -1,0 +1,156 @@
+"""The command line: parse, run, print, choose the exit code. The one error boundary."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from scanner import __version__
+from scanner.errors import KeysweepError, UsageError
+
+EXIT_CLEAN = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+EXIT_FAILURE = 3
+
+EPILOG = """exit codes:
+  0  nothing found
+  1  findings (after baseline and allowlists)
+  2  usage or configuration error (bad flag, missing path, broken rule or config file, bad revision)
+  3  any other failure (git or AWS failed, a remediation action failed, internal error)
+"""
+
+
+def _size(text: str) -> int:
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    text = text.strip().lower().removesuffix("b").removesuffix("i")
+    try:
+        if text and text[-1] in units:
+            return int(float(text[:-1]) * units[text[-1]])
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 500000, 512k, 25m)") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="keysweep",
+        description="Find leaked AWS credentials in git repositories and folders; verify and revoke live ones.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"keysweep {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    scan = commands.add_parser(
+        "scan", help="scan a repository (work tree and history) or a folder", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    scan.add_argument("path", nargs="?", default=".", help="repository or folder to scan (default: .)")
+    what = scan.add_argument_group("what to scan")
+    modes = what.add_mutually_exclusive_group()
+    modes.add_argument("--no-history", action="store_true", help="scan files on disk only")
+    modes.add_argument("--history-only", action="store_true", help="scan git history only, not the work tree")
+    modes.add_argument("--staged", action="store_true", help="scan lines added by the staged change (pre-commit)")
+    modes.add_argument("--range", dest="revision_range", metavar="A..B", help="scan secrets introduced by commits in a revision range")
+    modes.add_argument("--since", metavar="REV", help="same as --range REV..HEAD")
+    what.add_argument("--all-objects", action="store_true", help="also scan objects no ref reaches (dangling commits, loose blobs)")
+    what.add_argument("--max-file-size", type=_size, default=None, metavar="SIZE", help="skip (and report) files and blobs larger than this (default 25m)")
+    what.add_argument("--rules", action="append", type=Path, default=[], metavar="PATH", help="extra rule file or folder (repeatable)")
+    what.add_argument("--config", type=Path, metavar="FILE", help="configuration file (default: .keysweep.yaml or [tool.keysweep] in pyproject.toml)")
+    what.add_argument("--baseline", type=Path, metavar="FILE", help="report only findings not in this baseline")
+    what.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: number of cores)")
+    out = scan.add_argument_group("output")
+    out.add_argument("--format", choices=("text", "json", "jsonl", "sarif"), default=None, help="report format (default text)")
+    out.add_argument("--output", type=Path, metavar="FILE", help="write the report to FILE instead of standard output")
+    out.add_argument("--show-secrets", action="store_true", help="print secrets in clear (default: redacted)")
+    out.add_argument("--no-color", action="store_true", help="no colour even on a terminal")
+    out.add_argument("--no-progress", action="store_true", help="no progress display on standard error")
+    aws = scan.add_argument_group("AWS (network; nothing is sent without --verify or --remediate)")
+    aws.add_argument("--verify", action="store_true", help="check each key pair with STS GetCallerIdentity")
+    aws.add_argument("--remediate", choices=("deactivate", "delete"), help="plan (or with --apply, perform) remediation of live keys")
+    _add_remediation_flags(aws)
+
+    baseline = commands.add_parser("baseline", help="manage baselines of known findings")
+    baseline_commands = baseline.add_subparsers(dest="baseline_command", metavar="ACTION")
+    baseline_commands.required = True
+    create = baseline_commands.add_parser("create", help="write a baseline of current findings")
+    create.add_argument("path", nargs="?", default=".", help="repository or folder (default: .)")
+    create.add_argument("--output", type=Path, metavar="FILE", help="baseline file (default: .keysweep-baseline.json at PATH)")
+    create.add_argument("--no-history", action="store_true", help="baseline files on disk only")
+    create.add_argument("--rules", action="append", type=Path, default=[], metavar="PATH")
+    create.add_argument("--config", type=Path, metavar="FILE")
+
+    revoke = commands.add_parser("revoke", help="deactivate (and with --delete, delete) an access key in IAM")
+    revoke.add_argument("key_id", metavar="KEY_ID")
+    revoke.add_argument("--delete", action="store_true", help="delete the key after deactivating it")
+    _add_remediation_flags(revoke)
+    return parser
+
+
+def _add_remediation_flags(group: argparse._ActionsContainer) -> None:
+    group.add_argument("--apply", action="store_true", help="perform the remediation (default: print the plan only)")
+    group.add_argument("--profile", metavar="NAME", help="AWS profile for the operator's credentials")
+    group.add_argument("--region", metavar="NAME", help="AWS region for STS and IAM calls (default: us-east-1 or the profile's)")
+    group.add_argument("--audit-log", type=Path, metavar="FILE", help="append every action to this JSON-lines file (default: keysweep-audit.jsonl)")
+    group.add_argument("--allow-account", action="append", default=[], metavar="ID", help="only verify/remediate keys of this account (repeatable)")
+    group.add_argument("--use-leaked-key", action="store_true", help="sign remediation calls with the leaked key itself")
+    group.add_argument("--quarantine", action="store_true", help="also attach AWSCompromisedKeyQuarantineV3 to the key's user")
+    group.add_argument("--verify-canary", action="store_true", help="verify keys of known canary accounts too (trips the canary)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "scan":
+            from scanner.commands import scan_command
+
+            return scan_command(args)
+        if args.command == "baseline":
+            from scanner.commands import baseline_create_command
+
+            return baseline_create_command(args)
+        from scanner.commands import revoke_command
+
+        return revoke_command(args)
+    except UsageError as exc:
+        print(f"keysweep: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeysweepError as exc:
+        print(f"keysweep: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("keysweep: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader (head, less) went away: nothing left to say to it.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILURE
+    except Exception as exc:  # noqa: BLE001 - the one boundary: a line, not a traceback
+        if os.environ.get("KEYSWEEP_DEBUG"):
+            raise
+        print(f"keysweep: internal error: {type(exc).__name__}: {exc} (set KEYSWEEP_DEBUG=1 for a traceback)", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def write_output(text: str, output: Path | None) -> None:
+    """Write a report to standard output, or to a file atomically (never a half-written file)."""
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    folder = output.parent if str(output.parent) else Path(".")
+    try:
+        fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{output.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temp, output)
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None

@@ -1,0 +1,222 @@
+"""Rule files: YAML parsed once into validated, typed Rule objects.
+
+Nothing named in a rule file is imported or executed: a rule is a set of regular
+expressions, keywords and value checks, and its own examples.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.resources
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import regex
+import yaml
+
+from scanner.errors import RuleError
+from scanner.secret import SecretKind
+
+CharClass = Literal["upper", "lower", "digit", "symbol"]
+KINDS: tuple[SecretKind, ...] = ("key-id", "secret", "session-token")
+CHAR_CLASSES: tuple[CharClass, ...] = ("upper", "lower", "digit", "symbol")
+
+RULE_FIELDS = (
+    "id", "description", "kind", "keywords", "patterns", "near", "min-entropy",
+    "require", "allow", "examples", "help",
+)
+NEAR_FIELDS = ("kind", "lines", "patterns")
+EXAMPLE_FIELDS = ("positive", "negative")
+FILE_FIELDS = ("version", "rules")
+
+
+@dataclass(frozen=True, slots=True)
+class Near:
+    """Patterns tried only within ``lines`` lines of a finding of ``kind`` (no keyword needed)."""
+
+    kind: SecretKind
+    lines: int
+    patterns: tuple[regex.Pattern[bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    description: str
+    help: str
+    kind: SecretKind
+    keywords: tuple[bytes, ...]  # lower-case; a rule runs only if one occurs (case-insensitive)
+    patterns: tuple[regex.Pattern[bytes], ...]
+    near: Near | None
+    min_entropy: float
+    require: frozenset[CharClass]
+    allow: tuple[regex.Pattern[bytes], ...]
+    positive_examples: tuple[str, ...]
+    negative_examples: tuple[str, ...]
+    file: str
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    rules: tuple[Rule, ...]
+
+    def by_id(self, rule_id: str) -> Rule:
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(rule_id)
+
+
+def builtin_rules_dir() -> Path:
+    """The rule files shipped with keysweep (inside the wheel, or rules/ in a checkout)."""
+    packaged = Path(str(importlib.resources.files("scanner"))) / "_rules"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent.parent / "rules"
+
+
+def load_ruleset(extra: Sequence[Path] = (), builtin: bool = True) -> RuleSet:
+    """Load the built-in rules and every rule file in ``extra`` (files or folders)."""
+    files: list[Path] = []
+    if builtin:
+        files += sorted(builtin_rules_dir().glob("*.y*ml"))
+    for path in extra:
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml"))
+            if not found:
+                raise RuleError(str(path), None, None, "folder holds no .yaml or .yml rule file")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise RuleError(str(path), None, None, "no such rule file or folder")
+    rules: list[Rule] = []
+    seen: dict[str, str] = {}
+    for file in files:
+        for rule in parse_rule_file(file.read_text(encoding="utf-8"), str(file)):
+            if rule.id in seen:
+                raise RuleError(str(file), rule.id, "id", f"duplicate rule id (also in {seen[rule.id]})")
+            seen[rule.id] = str(file)
+            rules.append(rule)
+    if not rules:
+        raise RuleError(", ".join(map(str, files)) or "<none>", None, None, "no rules loaded")
+    return RuleSet(tuple(rules))
+
+
+def parse_rule_file(text: str, file: str) -> list[Rule]:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise RuleError(file, None, None, f"not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(doc, dict):
+        raise RuleError(file, None, None, "expected a mapping with a 'rules' list")
+    _check_keys(doc, FILE_FIELDS, file, None, None)
+    if doc.get("version", 1) != 1:
+        raise RuleError(file, None, "version", f"unsupported version {doc.get('version')!r} (expected 1)")
+    raw_rules = doc.get("rules")
+    if not isinstance(raw_rules, list) or not raw_rules:
+        raise RuleError(file, None, "rules", "expected a non-empty list of rules")
+    return [_parse_rule(raw, file, index) for index, raw in enumerate(raw_rules)]
+
+
+def _parse_rule(raw: Any, file: str, index: int) -> Rule:
+    if not isinstance(raw, dict):
+        raise RuleError(file, f"#{index + 1}", None, "a rule must be a mapping")
+    rule_id = raw.get("id")
+    if not isinstance(rule_id, str) or not regex.fullmatch(r"[a-z0-9][a-z0-9-]*", rule_id):
+        raise RuleError(file, f"#{index + 1}", "id", "required: lower-case letters, digits and '-'")
+    _check_keys(raw, RULE_FIELDS, file, rule_id, None)
+
+    def fail(field: str, problem: str) -> RuleError:
+        return RuleError(file, rule_id, field, problem)
+
+    description = raw.get("description")
+    if not isinstance(description, str) or not description.strip():
+        raise fail("description", "required: one line saying what the rule finds")
+    kind = raw.get("kind")
+    if kind not in KINDS:
+        raise fail("kind", f"must be one of {', '.join(KINDS)}, not {kind!r}")
+    keywords = _str_list(raw.get("keywords", []), fail, "keywords")
+    patterns_raw = _str_list(raw.get("patterns"), fail, "patterns")
+    patterns = tuple(_compile(p, fail, "patterns", need_group=True) for p in patterns_raw)
+    near: Near | None = None
+    if "near" in raw:
+        near_raw = raw["near"]
+        if not isinstance(near_raw, dict):
+            raise fail("near", "must be a mapping with 'kind', 'lines' and 'patterns'")
+        _check_keys(near_raw, NEAR_FIELDS, file, rule_id, "near")
+        if near_raw.get("kind") not in KINDS:
+            raise fail("near.kind", f"must be one of {', '.join(KINDS)}")
+        lines = near_raw.get("lines")
+        if not isinstance(lines, int) or isinstance(lines, bool) or not 0 <= lines <= 50:
+            raise fail("near.lines", "must be a whole number from 0 to 50")
+        near_patterns = _str_list(near_raw.get("patterns"), fail, "near.patterns")
+        if not near_patterns:
+            raise fail("near.patterns", "required: at least one regular expression")
+        near = Near(cast(SecretKind, near_raw["kind"]), lines,
+                    tuple(_compile(p, fail, "near.patterns", need_group=True) for p in near_patterns))
+    if not patterns and near is None:
+        raise fail("patterns", "required: at least one regular expression (or a 'near' block)")
+    if patterns and not keywords:
+        raise fail("keywords", "required with 'patterns': the prefilter needs literals")
+    min_entropy = raw.get("min-entropy", 0.0)
+    if not isinstance(min_entropy, (int, float)) or isinstance(min_entropy, bool) or not 0 <= min_entropy <= 8:
+        raise fail("min-entropy", "must be a number of bits per character from 0 to 8")
+    require = _str_list(raw.get("require", []), fail, "require")
+    for item in require:
+        if item not in CHAR_CLASSES:
+            raise fail("require", f"unknown class {item!r}; use {', '.join(CHAR_CLASSES)}{_hint(item, CHAR_CLASSES)}")
+    allow = tuple(_compile(p, fail, "allow", need_group=False) for p in _str_list(raw.get("allow", []), fail, "allow"))
+    examples = raw.get("examples", {})
+    if not isinstance(examples, dict):
+        raise fail("examples", "must be a mapping with 'positive' and 'negative' lists")
+    _check_keys(examples, EXAMPLE_FIELDS, file, rule_id, "examples")
+    positive = _str_list(examples.get("positive", []), fail, "examples.positive")
+    negative = _str_list(examples.get("negative", []), fail, "examples.negative")
+    if not positive:
+        raise fail("examples.positive", "required: at least one text the rule must find")
+    help_text = raw.get("help", "")
+    if not isinstance(help_text, str):
+        raise fail("help", "must be a string")
+    return Rule(
+        id=rule_id, description=description.strip(), help=help_text.strip(), kind=cast(SecretKind, kind),
+        keywords=tuple(k.lower().encode() for k in keywords), patterns=patterns, near=near,
+        min_entropy=float(min_entropy), require=frozenset(cast(Iterable[CharClass], require)), allow=allow,
+        positive_examples=tuple(positive), negative_examples=tuple(negative), file=file,
+    )
+
+
+def _str_list(value: Any, fail: Any, field: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise fail(field, "must be a string or a list of strings")
+    return cast(list[str], value)
+
+
+def _compile(pattern: str, fail: Any, field: str, need_group: bool) -> regex.Pattern[bytes]:
+    try:
+        compiled = regex.compile(pattern.encode(), regex.VERSION0)
+    except regex.error as exc:
+        raise fail(field, f"invalid regular expression {pattern!r}: {exc}") from None
+    if need_group and "secret" not in compiled.groupindex:
+        raise fail(field, f"pattern {pattern!r} needs a named group (?P<secret>...) around the value")
+    return compiled
+
+
+def _check_keys(mapping: Mapping[Any, Any], allowed: Sequence[str], file: str, rule: str | None, parent: str | None) -> None:
+    for key in mapping:
+        if key not in allowed:
+            field = f"{parent}.{key}" if parent else str(key)
+            raise RuleError(file, rule, field, f"unknown field{_hint(str(key), allowed)}")
+
+
+def _hint(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

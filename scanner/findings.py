@@ -1,0 +1,132 @@
+"""Findings: what was found, where it came from, and its stable identity."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from scanner.engine.awskeys import account_id_from_key_id, is_canary
+from scanner.engine.decode import DecodingKind
+from scanner.engine.detect import Match
+from scanner.secret import Secret
+
+SourceKind = Literal["file", "git-blob", "commit-message", "tag-message", "staged", "unreachable-blob"]
+VerificationStatus = Literal["valid", "invalid", "unknown", "canary", "skipped"]
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
+    sha: str
+    author: str
+    email: str
+    date: str  # ISO 8601, the author date
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrences:
+    """Where else the same secret stands in history, beyond the reported place."""
+
+    commits: int
+    paths: int
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    status: VerificationStatus
+    reason: str = ""
+    arn: str | None = None
+    account: str | None = None
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    rule_id: str
+    secret: Secret
+    path: str | None
+    line: int
+    column: int
+    source: SourceKind
+    fingerprint: str
+    commit: CommitInfo | None = None
+    blob: str | None = None
+    account_id: str | None = None
+    canary: bool = False
+    decoded: DecodingKind | None = None
+    pair: str | None = None  # fingerprint of the key ID or secret this one belongs with
+    session_token: str | None = None  # on a key ID: fingerprint of its session token
+    occurrences: Occurrences | None = None
+    reachable: bool = True
+    verification: Verification | None = None
+
+
+def fingerprint(rule_id: str, secret: Secret, place: str) -> str:
+    """Stable across runs, line moves and commits: the rule, the secret (hashed) and the place.
+
+    ``place`` is the path for a file or blob, or the kind of source (commit-message) for text
+    that has no path.
+    """
+    return hashlib.sha256(f"{rule_id}\0{secret.digest}\0{place}".encode()).hexdigest()[:32]
+
+
+def findings_from_matches(
+    matches: Sequence[Match],
+    *,
+    path: str | None,
+    source: SourceKind,
+    commit: CommitInfo | None = None,
+    blob: str | None = None,
+    reachable: bool = True,
+) -> list[Finding]:
+    place = path if path is not None else source
+    prints = [fingerprint(m.rule_id, m.secret, place) for m in matches]
+    findings = []
+    for match, print_ in zip(matches, prints):
+        account = account_id_from_key_id(match.secret.reveal()) if match.secret.kind == "key-id" else None
+        findings.append(
+            Finding(
+                rule_id=match.rule_id, secret=match.secret, path=path, line=match.line, column=match.column,
+                source=source, fingerprint=print_, commit=commit, blob=blob, account_id=account,
+                canary=is_canary(account), decoded=match.decoded,
+                pair=prints[match.pair] if match.pair is not None else None,
+                session_token=prints[match.session_token] if match.session_token is not None else None,
+                reachable=reachable,
+            )
+        )
+    return _inherit_account(findings)
+
+
+def _inherit_account(findings: list[Finding]) -> list[Finding]:
+    """A secret or token carries the account and canary flag of the key ID it is paired with."""
+    by_print = {f.fingerprint: f for f in findings}
+    result = []
+    for finding in findings:
+        partner = by_print.get(finding.pair) if finding.pair else None
+        if finding.secret.kind != "key-id" and partner is not None:
+            finding = replace(finding, account_id=partner.account_id, canary=partner.canary)
+        result.append(finding)
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """Something not scanned, reported so that nothing is dropped silently."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScanReport:
+    findings: tuple[Finding, ...]
+    skipped: tuple[Skipped, ...]
+    warnings: tuple[str, ...]
+    files_scanned: int
+    blobs_scanned: int
+    commits_scanned: int
+    bytes_scanned: int
+    duration_seconds: float
+    target: str

@@ -1,0 +1,84 @@
+"""The JSON and JSON Lines reports: the stable contract documented in README.md."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from scanner import __version__
+from scanner.engine.rules import RuleSet
+from scanner.findings import Finding, ScanReport
+
+SCHEMA_VERSION = 1
+
+
+def finding_dict(finding: Finding, ruleset: RuleSet, *, show_secrets: bool) -> dict[str, Any]:
+    try:
+        description = ruleset.by_id(finding.rule_id).description
+    except KeyError:
+        description = finding.rule_id
+    return {
+        "rule": finding.rule_id,
+        "description": description,
+        "kind": finding.secret.kind,
+        "secret": finding.secret.reveal() if show_secrets else finding.secret.redacted,
+        "redacted": not show_secrets,
+        "fingerprint": finding.fingerprint,
+        "path": finding.path,
+        "line": finding.line,
+        "column": finding.column,
+        "source": finding.source,
+        "commit": asdict(finding.commit) if finding.commit else None,
+        "blob": finding.blob,
+        "reachable": finding.reachable,
+        "decoded": finding.decoded,
+        "account_id": finding.account_id,
+        "canary": finding.canary,
+        "pair": finding.pair,
+        "session_token": finding.session_token,
+        "occurrences": asdict(finding.occurrences) if finding.occurrences else None,
+        "verification": _verification(finding),
+    }
+
+
+def _verification(finding: Finding) -> dict[str, Any] | None:
+    if finding.verification is None:
+        return None
+    data = {k: v for k, v in asdict(finding.verification).items() if v not in (None, "")}
+    return data
+
+
+def summary_dict(report: ScanReport) -> dict[str, Any]:
+    by_rule: dict[str, int] = {}
+    for finding in report.findings:
+        by_rule[finding.rule_id] = by_rule.get(finding.rule_id, 0) + 1
+    return {
+        "findings": len(report.findings),
+        "by_rule": by_rule,
+        "target": report.target,
+        "files_scanned": report.files_scanned,
+        "blobs_scanned": report.blobs_scanned,
+        "commits_scanned": report.commits_scanned,
+        "bytes_scanned": report.bytes_scanned,
+        "duration_seconds": round(report.duration_seconds, 3),
+        "skipped": [asdict(s) for s in report.skipped],
+        "warnings": list(report.warnings),
+    }
+
+
+def render_json(report: ScanReport, ruleset: RuleSet, *, show_secrets: bool) -> str:
+    document = {
+        "version": SCHEMA_VERSION,
+        "tool": {"name": "keysweep", "version": __version__},
+        "findings": [finding_dict(f, ruleset, show_secrets=show_secrets) for f in report.findings],
+        "summary": summary_dict(report),
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def render_jsonl(report: ScanReport, ruleset: RuleSet, *, show_secrets: bool) -> str:
+    return "".join(
+        json.dumps(finding_dict(f, ruleset, show_secrets=show_secrets), ensure_ascii=False) + "\n"
+        for f in report.findings
+    )

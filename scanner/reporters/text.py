@@ -1,0 +1,63 @@
+"""The human report: one block per finding, then a summary. Colour only on a terminal."""
+
+from __future__ import annotations
+
+from scanner.findings import Finding, ScanReport
+
+_RED, _YELLOW, _DIM, _BOLD, _RESET = "\033[31m", "\033[33m", "\033[2m", "\033[1m", "\033[0m"
+
+
+def _place(finding: Finding) -> str:
+    where = finding.path if finding.path is not None else f"({finding.source})"
+    return f"{where}:{finding.line}:{finding.column}"
+
+
+def render_text(report: ScanReport, *, show_secrets: bool, color: bool) -> str:
+    def paint(code: str, text: str) -> str:
+        return f"{code}{text}{_RESET}" if color else text
+
+    by_print = {f.fingerprint: f for f in report.findings}
+    lines: list[str] = []
+    for finding in report.findings:
+        value = finding.secret.reveal() if show_secrets else finding.secret.redacted
+        lines.append(f"{paint(_BOLD, _place(finding))}  {paint(_RED, finding.rule_id)}  {value}")
+        details = []
+        if finding.commit is not None:
+            c = finding.commit
+            details.append(f"commit {c.sha[:12]} by {c.author} <{c.email}> on {c.date[:10]}: {c.summary}")
+        if finding.source not in ("file", "git-blob", "staged"):
+            details.append(f"found in {finding.source}" + ("" if finding.reachable else " (no ref reaches it)"))
+        if finding.decoded:
+            details.append(f"inside a {finding.decoded}-encoded value")
+        if finding.account_id:
+            details.append(f"account {finding.account_id}" + (" (known canary-token account)" if finding.canary else ""))
+        if finding.pair and finding.pair in by_print:
+            partner = by_print[finding.pair]
+            details.append(f"paired with {partner.rule_id} at {_place(partner)}")
+        if finding.occurrences and (finding.occurrences.commits > 1 or finding.occurrences.paths > 1):
+            o = finding.occurrences
+            details.append(f"also in {o.commits - 1} more commit(s), {o.paths} path(s) in all")
+        if finding.verification is not None:
+            v = finding.verification
+            status = v.status + (f": {v.arn}" if v.arn else "") + (f" ({v.reason})" if v.reason else "")
+            details.append("verification: " + (paint(_RED, status) if v.status == "valid" else status))
+        lines += [paint(_DIM, "    " + d) for d in details]
+    lines.append(_summary_line(report))
+    for skipped in report.skipped:
+        lines.append(paint(_YELLOW, f"skipped {skipped.path}: {skipped.reason}"))
+    return "\n".join(lines) + "\n"
+
+
+def _summary_line(report: ScanReport) -> str:
+    n = len(report.findings)
+    scanned = []
+    if report.files_scanned:
+        scanned.append(f"{report.files_scanned} file(s)")
+    if report.blobs_scanned:
+        scanned.append(f"{report.blobs_scanned} blob(s)")
+    if report.commits_scanned:
+        scanned.append(f"{report.commits_scanned} commit(s)")
+    what = ", ".join(scanned) or "nothing"
+    mib = report.bytes_scanned / (1024 * 1024)
+    head = f"{n} finding(s)" if n else "no secrets found"
+    return f"{head} in {report.target}: scanned {what}, {mib:.1f} MiB in {report.duration_seconds:.2f}s"

@@ -1,0 +1,86 @@
+"""One scan, end to end: choose sources from the options, run them, merge their findings."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import regex
+
+from scanner.engine.rules import RuleSet
+from scanner.errors import UsageError
+from scanner.findings import Finding, ScanReport, Skipped, findings_from_matches
+from scanner.pathfilter import PathFilter
+from scanner.sources.files import FileEntry, WalkProblem, scan_files, walk
+
+HistoryMode = Literal["default", "none", "only"]
+DEFAULT_MAX_FILE_SIZE = 25 * 1024 * 1024
+
+ProgressCallback = Callable[[int, int, int, int], None]  # objects done, objects total, bytes done, bytes total
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    target: Path
+    history: HistoryMode = "default"
+    all_objects: bool = False
+    staged: bool = False
+    revision_range: str | None = None
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    excludes: PathFilter = field(default_factory=PathFilter)
+    allow_values: tuple[regex.Pattern[str], ...] = ()
+    progress: ProgressCallback | None = None
+
+
+@dataclass
+class _Tally:
+    findings: list[Finding] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    files: int = 0
+    blobs: int = 0
+    commits: int = 0
+    bytes: int = 0
+
+
+def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
+    started = time.monotonic()
+    target = options.target
+    if not target.exists():
+        raise UsageError(f"{target}: no such file or folder")
+    if not os.access(target, os.R_OK):
+        raise UsageError(f"{target}: permission denied")
+    tally = _Tally()
+    scan_worktree(target, options, ruleset, tally)
+    findings = [f for f in tally.findings if not _value_allowed(f, options.allow_values)]
+    return ScanReport(
+        findings=tuple(findings), skipped=tuple(tally.skipped), warnings=tuple(tally.warnings),
+        files_scanned=tally.files, blobs_scanned=tally.blobs, commits_scanned=tally.commits,
+        bytes_scanned=tally.bytes, duration_seconds=time.monotonic() - started, target=str(target),
+    )
+
+
+def _value_allowed(finding: Finding, allow: Iterable[regex.Pattern[str]]) -> bool:
+    return any(pattern.search(finding.secret.reveal()) for pattern in allow)
+
+
+def scan_worktree(root: Path, options: ScanOptions, ruleset: RuleSet, tally: _Tally) -> None:
+    entries: list[FileEntry] = []
+    for item in walk(root, options.excludes):
+        if isinstance(item, WalkProblem):
+            tally.skipped.append(Skipped(item.relative, f"cannot be read: {item.reason}"))
+        else:
+            entries.append(item)
+    for result in scan_files(entries, ruleset, options.max_file_size, options.jobs):
+        if result.skipped is not None:
+            if result.skipped != "binary":
+                tally.skipped.append(Skipped(result.relative, result.skipped))
+            continue
+        tally.files += 1
+        tally.bytes += result.size
+        tally.findings += findings_from_matches(result.matches, path=result.relative, source="file")

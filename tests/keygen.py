@@ -1,0 +1,60 @@
+"""Credential-shaped test values, generated at run time so none is ever committed."""
+
+from __future__ import annotations
+
+import base64
+import random
+import secrets
+import urllib.parse
+from dataclasses import dataclass
+
+BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+SECRET_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def key_id(prefix: str = "AKIA", account: str | None = None, rng: random.Random | None = None) -> str:
+    """A key ID in AWS's modern layout; with ``account`` it decodes to that account."""
+    rng = rng or random.Random(secrets.randbits(64))
+    if account is None:
+        account = f"{rng.randrange(10**11, 10**12):012d}"
+    body = (1 << 47) | (int(account) << 7) | rng.randrange(128)
+    head = base64.b32encode(body.to_bytes(6, "big") + bytes(rng.randrange(256) for _ in range(4))).decode()
+    return prefix + head[:16]
+
+
+def secret_key(rng: random.Random | None = None) -> str:
+    """A 40-character secret access key with at least one '/' or '+', as most real ones have."""
+    rng = rng or random.Random(secrets.randbits(64))
+    while True:
+        value = "".join(rng.choice(SECRET_ALPHABET) for _ in range(40))
+        if ("/" in value or "+" in value) and any(c.isdigit() for c in value) and "EXAMPLE" not in value.upper():
+            return value
+
+
+def session_token(rng: random.Random | None = None) -> str:
+    rng = rng or random.Random(secrets.randbits(64))
+    return "IQoJb3JpZ2luX2Vj" + "".join(rng.choice(SECRET_ALPHABET) for _ in range(300))
+
+
+@dataclass(frozen=True)
+class KeySet:
+    key_id: str
+    secret: str
+    token: str
+
+    @classmethod
+    def generate(cls, prefix: str = "AKIA", account: str | None = None) -> KeySet:
+        return cls(key_id(prefix, account), secret_key(), session_token())
+
+    def fill(self, template: str) -> str:
+        values = {
+            "{key_id}": self.key_id,
+            "{secret}": self.secret,
+            "{token}": self.token,
+            "{key_id_b64}": base64.b64encode(self.key_id.encode()).decode(),
+            "{secret_b64}": base64.b64encode(self.secret.encode()).decode(),
+            "{secret_url}": urllib.parse.quote(self.secret, safe=""),
+        }
+        for placeholder, value in values.items():
+            template = template.replace(placeholder, value)
+        return template
