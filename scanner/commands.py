@@ -10,7 +10,7 @@ from pathlib import Path
 from scanner.engine.rules import RuleSet, load_ruleset
 from scanner.errors import UsageError
 from scanner.findings import ScanReport
-from scanner.reporters import render
+from scanner.reporters import ReportFormat, render
 from scanner.scan import DEFAULT_MAX_FILE_SIZE, HistoryMode, ScanOptions, run_scan
 
 EXIT_CLEAN, EXIT_FINDINGS = 0, 1
@@ -51,7 +51,7 @@ def scan_command(args: argparse.Namespace) -> int:
     )
     report = run_scan(options, ruleset)
     _print_warnings(report)
-    fmt = args.format or "text"
+    fmt: ReportFormat = args.format or "text"
     write_output(render(report, fmt, ruleset, show_secrets=args.show_secrets, color=_color(args)), args.output)
     return EXIT_FINDINGS if report.findings else EXIT_CLEAN
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ def walk(root: Path, excludes: PathFilter) -> Iterator[FileEntry | WalkProblem]:
             except OSError as exc:
                 yield WalkProblem(relative, exc.strerror or str(exc))
                 continue
-            if os.path.stat.S_ISREG(info.st_mode):
+            if stat.S_ISREG(info.st_mode):
                 yield FileEntry(absolute, relative, info.st_size)
     yield from problems
 

@@ -1,0 +1,107 @@
+"""SARIF 2.1.0 for code scanning. Carries no secret material at all, not even a redacted prefix."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from scanner import __version__
+from scanner.engine.rules import Rule, RuleSet
+from scanner.findings import Finding, ScanReport
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+INFORMATION_URI = "https://github.com/keysweep/keysweep"
+FINGERPRINT_KEY = "keysweep/v1"
+
+
+def _rule_descriptor(rule: Rule) -> dict[str, Any]:
+    help_text = rule.help or rule.description
+    return {
+        "id": rule.id,
+        "name": "".join(part.capitalize() for part in rule.id.split("-")),
+        "shortDescription": {"text": rule.description},
+        "fullDescription": {"text": help_text},
+        "help": {
+            "text": help_text,
+            "markdown": f"**{rule.description}**\n\n{help_text}\n\nIf this is a false positive, add "
+            "`keysweep:allow` in a comment on the line, or record it in a baseline "
+            "(`keysweep baseline create`).",
+        },
+        "defaultConfiguration": {"level": "error"},
+        "properties": {"tags": ["security", "secret", "aws"], "security-severity": "9.0", "precision": "high"},
+    }
+
+
+def _message(finding: Finding, description: str) -> str:
+    parts = [description]
+    if finding.account_id:
+        parts.append(f"of AWS account {finding.account_id}" + (" (a known canary-token account)" if finding.canary else ""))
+    if finding.commit is not None:
+        parts.append(f"introduced in commit {finding.commit.sha[:12]} by {finding.commit.author}")
+    if finding.source in ("commit-message", "tag-message"):
+        parts.append(f"in a {finding.source.replace('-', ' ')}")
+    if finding.decoded:
+        parts.append(f"inside a {finding.decoded}-encoded value")
+    return " ".join(parts) + ". Rotate the key and remove it from the repository."
+
+
+def _result(finding: Finding, index: int, description: str) -> dict[str, Any]:
+    properties: dict[str, Any] = {"source": finding.source, "reachable": finding.reachable}
+    if finding.commit is not None:
+        properties.update(
+            commit=finding.commit.sha, author=finding.commit.author, email=finding.commit.email,
+            date=finding.commit.date, commitSummary=finding.commit.summary,
+        )
+    for name, value in (("accountId", finding.account_id), ("blob", finding.blob), ("decoded", finding.decoded)):
+        if value:
+            properties[name] = value
+    if finding.canary:
+        properties["canary"] = True
+    if finding.verification is not None:
+        properties["verification"] = finding.verification.status
+    result: dict[str, Any] = {
+        "ruleId": finding.rule_id,
+        "ruleIndex": index,
+        "level": "error",
+        "message": {"text": _message(finding, description)},
+        "partialFingerprints": {FINGERPRINT_KEY: finding.fingerprint},
+        "properties": properties,
+    }
+    if finding.path is not None:
+        result["locations"] = [
+            {
+                "physicalLocation": {
+                    "artifactLocation": {"uri": finding.path, "uriBaseId": "%SRCROOT%"},
+                    "region": {"startLine": finding.line, "startColumn": finding.column},
+                }
+            }
+        ]
+    return result
+
+
+def render_sarif(report: ScanReport, ruleset: RuleSet) -> str:
+    index = {rule.id: i for i, rule in enumerate(ruleset.rules)}
+    descriptions = {rule.id: rule.description for rule in ruleset.rules}
+    document = {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "keysweep",
+                        "version": __version__,
+                        "semanticVersion": __version__,
+                        "informationUri": INFORMATION_URI,
+                        "rules": [_rule_descriptor(rule) for rule in ruleset.rules],
+                    }
+                },
+                "automationDetails": {"id": "keysweep/"},
+                "columnKind": "unicodeCodePoints",
+                "results": [
+                    _result(f, index.get(f.rule_id, 0), descriptions.get(f.rule_id, f.rule_id)) for f in report.findings
+                ],
+            }
+        ],
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.keygen import KeySet
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def keys() -> KeySet:
+    return KeySet.generate()
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+def run_keysweep(*args: str | os.PathLike[str], cwd: Path | None = None, env: dict[str, str] | None = None,
+                 timeout: float = 120) -> CliResult:
+    """The real command, in a subprocess, as a user runs it."""
+    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "scanner", *map(str, args)], cwd=cwd, env=full_env,
+        capture_output=True, text=True, timeout=timeout,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def keysweep() -> Callable[..., CliResult]:
+    return run_keysweep

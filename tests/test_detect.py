@@ -1,0 +1,325 @@
+"""The detector on realistic files: what must be found (with pairing and line numbers) and
+what must stay silent."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+
+import pytest
+
+from scanner.engine.awskeys import account_id_from_key_id, is_canary
+from scanner.engine.detect import Match, as_scannable, detect
+from scanner.engine.rules import load_ruleset
+from tests.keygen import KeySet, key_id, secret_key
+
+RULESET = load_ruleset()
+
+
+def found(text: str | bytes) -> list[Match]:
+    data = text.encode() if isinstance(text, str) else text
+    return detect(data, RULESET)
+
+
+def values(matches: list[Match]) -> set[tuple[str, str, int]]:
+    return {(m.rule_id, m.secret.reveal(), m.line) for m in matches}
+
+
+def assert_pair(matches: list[Match], keys: KeySet) -> None:
+    by_value = {m.secret.reveal(): (i, m) for i, m in enumerate(matches)}
+    key_index, key_match = by_value[keys.key_id]
+    secret_index, secret_match = by_value[keys.secret]
+    assert secret_match.pair == key_index
+    assert key_match.pair == secret_index
+
+
+REALISTIC = {
+    "docker-compose.yml": """\
+version: "3.8"
+services:
+  worker:
+    image: acme/worker:1.4
+    environment:
+      - AWS_ACCESS_KEY_ID={key_id}
+      - AWS_SECRET_ACCESS_KEY={secret}
+      - AWS_DEFAULT_REGION=eu-west-1
+""",
+    "settings.py": """\
+import os
+
+DEBUG = False
+AWS_STORAGE_BUCKET_NAME = "acme-static"
+AWS_ACCESS_KEY_ID = '{key_id}'
+AWS_SECRET_ACCESS_KEY = '{secret}'
+""",
+    "config.json": json.dumps(
+        {"storage": {"provider": "s3", "credentials": {"accessKeyId": "{key_id}", "secretAccessKey": "{secret}"}}},
+        indent=2,
+    ),
+    "main.tf": """\
+terraform {
+  required_version = ">= 1.5"
+}
+
+provider "aws" {
+  region     = "us-west-2"
+  access_key = "{key_id}"
+  secret_key = "{secret}"
+}
+""",
+    "application.properties": """\
+spring.application.name=billing
+cloud.aws.credentials.access-key={key_id}
+cloud.aws.credentials.secret-key={secret}
+cloud.aws.region.static=us-east-1
+""",
+    "deploy.sh": """\
+#!/bin/sh
+set -eu
+export AWS_ACCESS_KEY_ID="{key_id}"
+export AWS_SECRET_ACCESS_KEY="{secret}"
+aws s3 sync build/ s3://acme-site/
+""",
+    "Uploader.java": """\
+public class Uploader {
+    private static final AmazonS3 s3 = AmazonS3ClientBuilder.standard()
+        .withCredentials(new AWSStaticCredentialsProvider(
+            new BasicAWSCredentials(
+                "{key_id}",
+                "{secret}")))
+        .build();
+}
+""",
+    "upload.go": """\
+package main
+
+func client() *s3.Client {
+	creds := credentials.NewStaticCredentialsProvider("{key_id}", "{secret}", "")
+	return s3.New(s3.Options{Credentials: creds})
+}
+""",
+    "credentials": """\
+[default]
+aws_access_key_id = {key_id}
+aws_secret_access_key = {secret}
+region = us-east-1
+""",
+    "accessKeys.csv": "Access key ID,Secret access key\r\n{key_id},{secret}\r\n",
+    "values.yaml": """\
+s3:
+  accessKey: {key_id}
+  secretKey: |
+    {secret}
+""",
+}
+
+
+@pytest.mark.parametrize("name", sorted(REALISTIC))
+def test_realistic_file_yields_paired_key(name: str, keys: KeySet) -> None:
+    text = keys.fill(REALISTIC[name])
+    matches = found(text)
+    lines = text.splitlines()
+    got = {m.secret.reveal(): m for m in matches}
+    assert keys.key_id in got and keys.secret in got, name
+    for value, match in got.items():
+        assert value in lines[match.line - 1], (name, match)
+        assert lines[match.line - 1][match.column - 1 :].startswith(value)
+    assert_pair(matches, keys)
+
+
+def test_kubernetes_secret_base64_values(keys: KeySet) -> None:
+    b64 = lambda s: base64.b64encode(s.encode()).decode()  # noqa: E731
+    manifest = f"""\
+apiVersion: v1
+kind: Secret
+metadata:
+  name: aws-creds
+type: Opaque
+data:
+  AWS_ACCESS_KEY_ID: {b64(keys.key_id)}
+  AWS_SECRET_ACCESS_KEY: {b64(keys.secret)}
+"""
+    matches = found(manifest)
+    assert values(matches) == {
+        ("aws-access-key-id", keys.key_id, 7),
+        ("aws-secret-access-key", keys.secret, 8),
+    }
+    assert all(m.decoded == "base64" for m in matches)
+    assert_pair(matches, keys)
+
+
+def test_whole_credentials_file_base64_encoded(keys: KeySet) -> None:
+    inner = f"[default]\naws_access_key_id = {keys.key_id}\naws_secret_access_key = {keys.secret}\n"
+    text = f"credentials: {base64.b64encode(inner.encode()).decode()}\n"
+    assert {m.secret.reveal() for m in found(text)} == {keys.key_id, keys.secret}
+
+
+def test_url_encoded_secret_in_connection_url(keys: KeySet) -> None:
+    from urllib.parse import quote
+
+    text = f'STORAGE_URL="s3://{keys.key_id}:{quote(keys.secret, safe="")}@acme-bucket/uploads"\n'
+    matches = found(text)
+    assert {m.secret.reveal() for m in matches} == {keys.key_id, keys.secret}
+    assert_pair(matches, keys)
+
+
+def test_session_token_pairs_with_its_key(keys: KeySet) -> None:
+    temp = KeySet.generate(prefix="ASIA")
+    text = (
+        f"[temp]\naws_access_key_id = {temp.key_id}\naws_secret_access_key = {temp.secret}\n"
+        f"aws_session_token = {temp.token}\n"
+    )
+    matches = found(text)
+    by_value = {m.secret.reveal(): i for i, m in enumerate(matches)}
+    assert matches[by_value[temp.key_id]].session_token == by_value[temp.token]
+
+
+def test_several_keys_pair_with_the_nearest(keys: KeySet) -> None:
+    other = KeySet.generate()
+    text = (
+        f"[prod]\naws_access_key_id = {keys.key_id}\naws_secret_access_key = {keys.secret}\n\n"
+        "; a few unrelated lines\n" * 3
+        + f"[dev]\naws_access_key_id = {other.key_id}\naws_secret_access_key = {other.secret}\n"
+    )
+    matches = found(text)
+    assert_pair(matches, keys)
+    assert_pair(matches, other)
+
+
+def test_bare_40_char_value_far_from_any_key_id_is_silent(keys: KeySet) -> None:
+    text = f"id: {keys.key_id}\n" + "filler: 1\n" * 10 + f"checksum: {keys.secret}\n"
+    assert values(found(text)) == {("aws-access-key-id", keys.key_id, 1)}
+
+
+def test_crlf_line_numbers(keys: KeySet) -> None:
+    text = f"a=1\r\nb=2\r\n\r\nAWS_ACCESS_KEY_ID={keys.key_id}\r\n"
+    [match] = found(text)
+    assert (match.line, match.column) == (4, 19)
+
+
+def test_undecodable_bytes_do_not_crash_and_columns_count_characters(keys: KeySet) -> None:
+    data = b"caf\xc3\xa9 \xff\xfe\x80 junk\naws_access_key_id = " + keys.key_id.encode() + b"\n"
+    [match] = found(data)
+    assert match.line == 2
+    data = "naïve ✓ key=".encode() + keys.key_id.encode()
+    [match] = found(data)
+    assert match.column == len("naïve ✓ key=") + 1
+
+
+def test_utf16_text_is_decoded(keys: KeySet) -> None:
+    data = "\ufeffAWS_ACCESS_KEY_ID=" + keys.key_id + "\r\n"
+    raw = data.encode("utf-16-le")
+    scannable = as_scannable(b"\xff\xfe" + raw[2:])
+    assert scannable is not None
+    assert {m.secret.reveal() for m in found(scannable)} == {keys.key_id}
+
+
+def test_binary_content_is_recognised() -> None:
+    assert as_scannable(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR") is None
+
+
+@pytest.mark.parametrize("prefix", ["AKIA", "ASIA", "ABIA", "ACCA", "A3TX"])
+def test_each_key_id_prefix(prefix: str) -> None:
+    value = key_id(prefix="AKIA")
+    value = prefix + value[len(prefix):]
+    assert {m.secret.reveal() for m in found(f"key: {value}\n")} == {value}
+
+
+NEGATIVE_FILES = {
+    "README.md": """\
+## Configure
+Set `AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE` and
+`AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY`, or use `<your-key>`.
+""",
+    ".env.example": """\
+AWS_ACCESS_KEY_ID=AKIAXXXXXXXXXXXXXXXX
+AWS_SECRET_ACCESS_KEY=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx
+AWS_SESSION_TOKEN=${AWS_SESSION_TOKEN}
+""",
+    "ci.yml": """\
+env:
+  AWS_ACCESS_KEY_ID: ${{ secrets.AWS_ACCESS_KEY_ID }}
+  AWS_SECRET_ACCESS_KEY: ${{ secrets.AWS_SECRET_ACCESS_KEY }}
+""",
+    "app.py": """\
+import os
+key = os.environ["AWS_ACCESS_KEY_ID"]
+secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
+""",
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEGATIVE_FILES))
+def test_placeholders_and_docs_are_silent(name: str) -> None:
+    assert found(NEGATIVE_FILES[name]) == []
+
+
+def test_hashes_uuids_and_lockfiles_are_silent() -> None:
+    digests = [hashlib.sha1(str(i).encode()).hexdigest() for i in range(50)]
+    lock = {
+        "lockfileVersion": 3,
+        "packages": {
+            f"node_modules/pkg{i}": {
+                "version": "1.0.0",
+                "resolved": f"https://registry.npmjs.org/pkg{i}/-/pkg{i}-1.0.0.tgz",
+                "integrity": "sha512-" + base64.b64encode(hashlib.sha512(str(i).encode()).digest()).decode(),
+            }
+            for i in range(50)
+        },
+    }
+    text = "\n".join(
+        [f"commit {d}\nsecret_rotation_commit: {d}" for d in digests]
+        + [f"secret_id = {uuid.uuid4()}" for _ in range(20)]
+        + [json.dumps(lock, indent=2)]
+        + [f"sha1-{base64.b64encode(hashlib.sha1(str(i).encode()).digest()).decode()}" for i in range(20)]
+    )
+    assert found(text) == []
+
+
+def test_sigv4_and_image_data_are_silent() -> None:
+    sig = hashlib.sha256(b"x").hexdigest()
+    image = base64.b64encode(bytes(range(256)) * 4).decode()
+    text = (
+        f"Authorization: AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20240101/us-east-1/s3/aws4_request, "
+        f"SignedHeaders=host;x-amz-date, Signature={sig}\n"
+        f'<img alt="secret diagram" src="data:image/png;base64,{image}">\n'
+    )
+    assert found(text) == []
+
+
+def test_inline_allow_comments(keys: KeySet) -> None:
+    for marker in ("# keysweep:allow", "// gitleaks:allow", "# pragma: allowlist secret"):
+        assert found(f"AWS_SECRET_ACCESS_KEY={keys.secret} {marker}\n") == []
+        assert found(f"AWS_ACCESS_KEY_ID={keys.key_id} {marker}\n") == []
+
+
+def test_account_id_decoding() -> None:
+    assert account_id_from_key_id(key_id(account="123456789012")) == "123456789012"
+    assert account_id_from_key_id(key_id(account="000000000042")) == "000000000042"
+    # Old-generation key IDs (fifth character I or J) carry no account.
+    assert account_id_from_key_id("AKIAI" + key_id()[5:]) is None
+    assert account_id_from_key_id("AKIAJ" + key_id()[5:]) is None
+
+
+def test_moto_generated_key_ids_decode_to_motos_account() -> None:
+    from moto.iam.utils import generate_access_key_id_from_account_id
+
+    for account in ("123456789012", "210987654321", "000000000001"):
+        assert account_id_from_key_id(generate_access_key_id_from_account_id(account, "AKIA")) == account
+
+
+def test_canary_account_flag() -> None:
+    assert is_canary("052310077262")
+    assert not is_canary("123456789012")
+    assert not is_canary(None)
+
+
+def test_generated_secret_keys_pass_value_checks() -> None:
+    misses = 0
+    for _ in range(300):
+        keys = KeySet(key_id(), secret_key(), "")
+        text = f"aws_secret_access_key = {keys.secret}\n"
+        misses += keys.secret not in {m.secret.reveal() for m in found(text)}
+    assert misses == 0

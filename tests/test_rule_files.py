@@ -1,0 +1,97 @@
+"""Broken rule files fail with one message naming the file, the rule and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scanner.engine.detect import detect
+from scanner.engine.rules import load_ruleset, parse_rule_file
+from scanner.errors import RuleError
+from tests.conftest import run_keysweep
+
+GOOD_RULE = """\
+version: 1
+rules:
+  - id: acme-token
+    description: ACME deploy token
+    kind: secret
+    keywords: [acme_]
+    patterns: ['(?P<secret>acme_[a-z0-9]{12})']
+    examples:
+      positive: ['token = acme_abcdef123456']
+      negative: ['token = acme_short']
+"""
+
+
+def _error(text: str) -> RuleError:
+    with pytest.raises(RuleError) as info:
+        parse_rule_file(text, "custom.yaml")
+    return info.value
+
+
+def test_misspelt_field_names_file_rule_field_and_hint() -> None:
+    error = _error(GOOD_RULE.replace("keywords:", "keyword:"))
+    assert (error.file, error.rule, error.field) == ("custom.yaml", "acme-token", "keyword")
+    assert "did you mean 'keywords'" in str(error)
+
+
+def test_bad_regex_names_the_field() -> None:
+    error = _error(GOOD_RULE.replace("(?P<secret>acme_[a-z0-9]{12})", "(?P<secret>acme_[a-z"))
+    assert error.field == "patterns" and error.rule == "acme-token"
+    assert "invalid regular expression" in str(error)
+
+
+def test_pattern_without_secret_group_is_rejected() -> None:
+    error = _error(GOOD_RULE.replace("(?P<secret>acme_[a-z0-9]{12})", "acme_[a-z0-9]{12}"))
+    assert error.field == "patterns" and "(?P<secret>" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("kind: secret", "kind: password", "kind"),
+        ("description: ACME deploy token", "description: ''", "description"),
+        ("    examples:\n      positive: ['token = acme_abcdef123456']\n", "    examples:\n", "examples.positive"),
+        ("kind: secret\n", "kind: secret\n    near: {kind: key-id, lines: 99, patterns: ['(?P<secret>x)']}\n", "near.lines"),
+        ("kind: secret\n", "kind: secret\n    min-entropy: high\n", "min-entropy"),
+        ("kind: secret\n", "kind: secret\n    require: [uppercase]\n", "require"),
+    ],
+)
+def test_each_field_is_validated(old: str, new: str, field: str) -> None:
+    assert old in GOOD_RULE
+    assert _error(GOOD_RULE.replace(old, new)).field == field
+
+
+def test_invalid_yaml_names_line() -> None:
+    error = _error("rules:\n  - id: [unclosed\n")
+    assert "not valid YAML" in str(error) and error.file == "custom.yaml"
+
+
+def test_duplicate_rule_id_across_files(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(GOOD_RULE)
+    (tmp_path / "b.yaml").write_text(GOOD_RULE)
+    with pytest.raises(RuleError, match="duplicate rule id"):
+        load_ruleset([tmp_path])
+
+
+def test_custom_rule_file_adds_a_rule(tmp_path: Path) -> None:
+    (tmp_path / "acme.yaml").write_text(GOOD_RULE)
+    ruleset = load_ruleset([tmp_path / "acme.yaml"])
+    found = detect(b"deploy: acme_abcdef123456\n", ruleset)
+    assert [m.rule_id for m in found] == ["acme-token"]
+
+
+def test_cli_reports_broken_rule_file_with_exit_2(tmp_path: Path) -> None:
+    rules = tmp_path / "broken.yaml"
+    rules.write_text(GOOD_RULE.replace("patterns:", "patern:"))
+    result = run_keysweep("scan", "--no-history", "--rules", rules, tmp_path)
+    assert result.returncode == 2
+    assert "broken.yaml" in result.stderr and "acme-token" in result.stderr and "'patern'" in result.stderr
+    assert "did you mean 'patterns'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_missing_rule_path_exits_2(tmp_path: Path) -> None:
+    result = run_keysweep("scan", "--no-history", "--rules", tmp_path / "nope.yaml", tmp_path)
+    assert result.returncode == 2 and "nope.yaml" in result.stderr
