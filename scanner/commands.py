@@ -10,6 +10,7 @@ from pathlib import Path
 from scanner.engine.rules import RuleSet, load_ruleset
 from scanner.errors import UsageError
 from scanner.findings import ScanReport
+from scanner.progress import ProgressLine
 from scanner.reporters import ReportFormat, render
 from scanner.scan import DEFAULT_MAX_FILE_SIZE, HistoryMode, ScanOptions, run_scan
 
@@ -37,6 +38,7 @@ def scan_command(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be 1 or more")
     ruleset = load_ruleset(args.rules)
+    progress = ProgressLine() if not args.no_progress and sys.stderr.isatty() else None
     revision_range = args.revision_range
     if args.since:
         revision_range = f"{args.since}..HEAD"
@@ -48,8 +50,13 @@ def scan_command(args: argparse.Namespace) -> int:
         revision_range=revision_range,
         max_file_size=args.max_file_size or DEFAULT_MAX_FILE_SIZE,
         jobs=args.jobs or os.cpu_count() or 1,
+        progress=progress,
     )
-    report = run_scan(options, ruleset)
+    try:
+        report = run_scan(options, ruleset)
+    finally:
+        if progress is not None:
+            progress.close()
     _print_warnings(report)
     fmt: ReportFormat = args.format or "text"
     write_output(render(report, fmt, ruleset, show_secrets=args.show_secrets, color=_color(args)), args.output)

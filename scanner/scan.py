@@ -15,7 +15,10 @@ from scanner.engine.rules import RuleSet
 from scanner.errors import UsageError
 from scanner.findings import Finding, ScanReport, Skipped, findings_from_matches
 from scanner.pathfilter import PathFilter
+from scanner.sources.changes import scan_range, scan_staged
 from scanner.sources.files import FileEntry, WalkProblem, scan_files, walk
+from scanner.sources.git import find_repository
+from scanner.sources.history import HistoryScan, scan_history
 
 HistoryMode = Literal["default", "none", "only"]
 DEFAULT_MAX_FILE_SIZE = 25 * 1024 * 1024
@@ -56,13 +59,47 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
     if not os.access(target, os.R_OK):
         raise UsageError(f"{target}: permission denied")
     tally = _Tally()
-    scan_worktree(target, options, ruleset, tally)
+    git_mode = options.staged or options.revision_range is not None or options.history == "only" or options.all_objects
+    if options.all_objects and options.history == "none":
+        raise UsageError("--all-objects scans history; it cannot be combined with --no-history")
+    repo = None
+    if options.history != "none" or options.staged:
+        repo = find_repository(target, search_parents=git_mode)
+        if repo is None and git_mode:
+            raise UsageError(f"{target}: not a git repository (history, --staged and --range need one)")
+    if repo is None:
+        scan_worktree(target, options, ruleset, tally)
+    elif options.staged:
+        _merge(tally, scan_staged(repo, ruleset, options.max_file_size))
+    elif options.revision_range is not None:
+        _merge(tally, scan_range(repo, ruleset, options.revision_range, max_size=options.max_file_size,
+                                 jobs=options.jobs, progress=options.progress))
+    else:
+        history = scan_history(repo, ruleset, all_objects=options.all_objects, max_size=options.max_file_size,
+                               jobs=options.jobs, progress=options.progress)
+        if options.history != "only" and repo.worktree is not None:
+            scan_worktree(repo.worktree, options, ruleset, tally)
+            # A secret that history already reports (same rule, secret and path) is
+            # reported once, with its commit, not again as a file on disk.
+            known = {f.fingerprint for f in history.findings}
+            tally.findings = [f for f in tally.findings if f.fingerprint not in known]
+        _merge(tally, history)
+    tally.findings = [f for f in tally.findings if f.path is None or not options.excludes.excluded(f.path)]
     findings = [f for f in tally.findings if not _value_allowed(f, options.allow_values)]
     return ScanReport(
         findings=tuple(findings), skipped=tuple(tally.skipped), warnings=tuple(tally.warnings),
         files_scanned=tally.files, blobs_scanned=tally.blobs, commits_scanned=tally.commits,
         bytes_scanned=tally.bytes, duration_seconds=time.monotonic() - started, target=str(target),
     )
+
+
+def _merge(tally: _Tally, scan: HistoryScan) -> None:
+    tally.findings += scan.findings
+    tally.warnings += scan.warnings
+    tally.skipped += [Skipped(where, reason) for where, reason in scan.skipped]
+    tally.blobs += scan.blobs
+    tally.commits += scan.commits
+    tally.bytes += scan.bytes
 
 
 def _value_allowed(finding: Finding, allow: Iterable[regex.Pattern[str]]) -> bool:

@@ -1,0 +1,263 @@
+"""The one module that runs git.
+
+GitPython finds and describes the repository; the hot paths (enumerating objects, reading
+blobs, walking the log) are git plumbing with NUL-separated output, streamed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from scanner.errors import GitError, RevisionError
+
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbc4904b"
+NULL_SHA = "0" * 40
+READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Repository:
+    git_dir: Path
+    worktree: Path | None  # None for a bare repository
+    shallow: bool
+
+
+def _git_executable() -> str:
+    import git
+
+    return str(git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git")
+
+
+def find_repository(path: Path, *, search_parents: bool) -> Repository | None:
+    """The repository at ``path`` (its top level, or a bare repository), or None.
+
+    With ``search_parents``, a folder inside a work tree belongs to that repository too.
+    """
+    import git
+
+    try:
+        repo = git.Repo(path, search_parent_directories=search_parents)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return None
+    except git.GitError as exc:
+        raise GitError(f"{path}: cannot open the git repository: {exc}") from None
+    worktree = None if repo.bare else Path(str(repo.working_tree_dir))
+    if worktree is not None and not search_parents and worktree.resolve() != path.resolve():
+        return None
+    git_dir = Path(repo.git_dir)
+    shallow = (Path(repo.common_dir) / "shallow").exists()
+    return Repository(git_dir=git_dir, worktree=worktree, shallow=shallow)
+
+
+def _base_command(repo: Repository) -> list[str]:
+    # -c core.quotePath=false: paths come back as bytes, not C-quoted; with -z they are exact.
+    command = [_git_executable(), "-c", "core.quotePath=false", "--git-dir", str(repo.git_dir)]
+    if repo.worktree is not None:
+        command += ["--work-tree", str(repo.worktree)]
+    return command
+
+
+def run(repo: Repository, args: Sequence[str], *, input: bytes | None = None, check: bool = True) -> bytes:
+    proc = subprocess.run(
+        [*_base_command(repo), *args], input=input, capture_output=True,
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+    )
+    if check and proc.returncode != 0:
+        message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise GitError(f"git {args[0]} failed: {message[-1] if message else f'exit {proc.returncode}'}")
+    return proc.stdout
+
+
+def stream(repo: Repository, args: Sequence[str], *, stdin_lines: Iterable[bytes] | None = None) -> Iterator[bytes]:
+    """Run git and yield its standard output in chunks; raise GitError if it fails."""
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(
+            [*_base_command(repo), *args], stdout=subprocess.PIPE, stderr=errors,
+            stdin=subprocess.PIPE if stdin_lines is not None else subprocess.DEVNULL,
+        )
+        writer = _start_writer(proc, stdin_lines) if stdin_lines is not None else None
+        assert proc.stdout is not None
+        try:
+            while chunk := proc.stdout.read(READ_CHUNK):
+                yield chunk
+        finally:
+            proc.stdout.close()
+            code = proc.wait()
+            if writer is not None:
+                writer.join()
+        if code != 0:
+            errors.seek(0)
+            message = errors.read().decode("utf-8", "replace").strip().splitlines()
+            raise GitError(f"git {args[0]} failed: {message[-1] if message else f'exit {code}'}")
+
+
+def _start_writer(proc: subprocess.Popen[bytes], lines: Iterable[bytes]) -> threading.Thread:
+    def write() -> None:
+        assert proc.stdin is not None
+        try:
+            for line in lines:
+                proc.stdin.write(line)
+            proc.stdin.close()
+        except (OSError, ValueError):
+            pass  # git stopped reading (it died); the reader reports why
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    return thread
+
+
+def resolve_range(repo: Repository, revision_range: str) -> None:
+    """Fail with git's own message if a revision range does not resolve."""
+    proc = subprocess.run(
+        [*_base_command(repo), "rev-parse", "--revs-only", revision_range, "--"],
+        capture_output=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+    )
+    if proc.returncode != 0 or not proc.stdout.strip():
+        message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise RevisionError(f"revision range {revision_range!r} does not resolve: "
+                            f"{message[0] if message else 'no such revision'}")
+
+
+def head_commit(repo: Repository) -> str | None:
+    out = run(repo, ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], check=False).strip()
+    return out.decode() or None
+
+
+def stash_commits(repo: Repository) -> list[str]:
+    """Every stash entry (the reflog of refs/stash), not only the newest that --all sees."""
+    out = run(repo, ["reflog", "show", "--format=%H", "refs/stash", "--"], check=False)
+    return [line for line in out.decode().split() if len(line) == 40]
+
+
+def tag_objects(repo: Repository) -> dict[str, str]:
+    """Annotated tag object -> its ref name."""
+    out = run(repo, ["for-each-ref", "--format=%(objectname) %(objecttype) %(refname)", "refs/tags"])
+    tags = {}
+    for line in out.decode("utf-8", "replace").splitlines():
+        sha, kind, name = line.split(" ", 2)
+        if kind == "tag":
+            tags[sha] = name.removeprefix("refs/tags/")
+    return tags
+
+
+def reachable_commits(repo: Repository, extra: Sequence[str]) -> set[str]:
+    stdin = "".join(f"{sha}\n" for sha in extra).encode()
+    out = run(repo, ["rev-list", "--all", "--stdin"], input=stdin)
+    return set(out.decode().split())
+
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    sha: str
+    kind: str  # blob, tree, commit, tag
+    size: int
+
+
+def list_objects(repo: Repository) -> Iterator[ObjectInfo]:
+    """Every object in the repository, reachable or not, in pack order (cheap: no contents)."""
+    # --unordered: pack order, so that reading the contents later walks delta chains in
+    # the order git stored them instead of jumping around by hash.
+    args = ["cat-file", "--batch-all-objects", "--batch-check=%(objectname) %(objecttype) %(objectsize)", "--unordered"]
+    rest = b""
+    for chunk in stream(repo, args):
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            sha, kind, size = line.split(b" ")
+            yield ObjectInfo(sha.decode(), kind.decode(), int(size))
+
+
+@dataclass(frozen=True, slots=True)
+class GitObject:
+    sha: str
+    kind: str
+    data: bytes | None  # None when the object is missing or cannot be read
+    problem: str | None = None
+
+
+def read_objects(repo: Repository, shas: Sequence[str]) -> Iterator[GitObject]:
+    """The contents of each object, in order, through one long-lived ``git cat-file --batch``.
+
+    A missing object is reported as such; a corrupt one kills cat-file, so it is reported
+    and a new cat-file carries on with the objects after it.
+    """
+    index = 0
+    while index < len(shas):
+        with tempfile.TemporaryFile() as errors:
+            proc = subprocess.Popen(
+                [*_base_command(repo), "cat-file", "--batch"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
+            )
+            writer = _start_writer(proc, (f"{sha}\n".encode() for sha in shas[index:]))
+            assert proc.stdout is not None
+            out = proc.stdout
+            try:
+                while index < len(shas):
+                    header = out.readline()
+                    if not header:
+                        break
+                    parts = header.split()
+                    if len(parts) == 2 and parts[1] == b"missing":
+                        yield GitObject(shas[index], "missing", None, "missing from the object database")
+                        index += 1
+                        continue
+                    size = int(parts[2])
+                    data = out.read(size)
+                    out.read(1)
+                    if len(data) < size:
+                        break
+                    yield GitObject(parts[0].decode(), parts[1].decode(), data)
+                    index += 1
+            finally:
+                out.close()
+                proc.wait()
+                writer.join()
+            if index < len(shas):
+                errors.seek(0)
+                lines = errors.read().decode("utf-8", "replace").strip().splitlines()
+                yield GitObject(shas[index], "unreadable", None, lines[-1] if lines else f"git cat-file exit {proc.returncode}")
+                index += 1
+
+
+def object_infos(repo: Repository, shas: Sequence[str]) -> Iterator[ObjectInfo]:
+    """Type and size of the named objects (missing ones are left out)."""
+    rest = b""
+    lines_in = (f"{sha}\n".encode() for sha in shas)
+    for chunk in stream(repo, ["cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)"], stdin_lines=lines_in):
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            parts = line.split(b" ")
+            if len(parts) == 3:
+                yield ObjectInfo(parts[0].decode(), parts[1].decode(), int(parts[2]))
+
+
+@dataclass(frozen=True, slots=True)
+class StagedChange:
+    path: str
+    old: str | None  # None when the file is new
+    new: str
+
+
+def staged_changes(repo: Repository) -> list[StagedChange]:
+    """Files the index changes against HEAD (against the empty tree before the first commit)."""
+    base = head_commit(repo) or EMPTY_TREE
+    out = run(repo, ["diff-index", "--cached", "--raw", "-z", "--no-renames", "--no-abbrev", base, "--"])
+    tokens = out.split(b"\x00")
+    changes = []
+    for meta, path in zip(tokens[0::2], tokens[1::2]):
+        parts = meta.lstrip(b":").split(b" ")
+        if len(parts) < 5:
+            continue
+        new_mode, old_sha, new_sha = parts[1].decode(), parts[2].decode(), parts[3].decode()
+        if new_sha == NULL_SHA or new_mode == "160000":
+            continue
+        changes.append(StagedChange(path.decode("utf-8", "surrogateescape"), None if old_sha == NULL_SHA else old_sha, new_sha))
+    return changes

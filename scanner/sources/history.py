@@ -1,0 +1,400 @@
+"""Git history: every object read once, scanned in parallel, then attributed.
+
+1. List every object (``cat-file --batch-all-objects --batch-check``): cheap, no contents.
+2. Read blobs, commits and annotated tags through long-lived ``cat-file --batch``
+   processes, one per worker, each over a contiguous slice of pack order, and scan them.
+3. Only for the objects that produced matches, walk the log once (``--raw -c``, so merges
+   that introduce content of their own are seen) to find which commit first introduced
+   each blob at which path.
+
+Memory stays bounded: a worker holds one object at a time and the main process keeps
+object IDs, never contents.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue as queue_module
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+
+from scanner.engine.detect import Match, as_scannable, detect
+from scanner.engine.rules import RuleSet
+from scanner.errors import GitError
+from scanner.findings import CommitInfo, Finding, Occurrences, findings_from_matches
+from scanner.sources import git
+from scanner.sources.git import NULL_SHA, ObjectInfo, Repository
+
+SCANNED_KINDS = ("blob", "commit", "tag")
+# Below this much content, worker processes cost more than they save.
+PARALLEL_MIN_BYTES = 16 * 1024 * 1024
+REPORT_EVERY_OBJECTS = 512
+REPORT_EVERY_BYTES = 16 * 1024 * 1024
+GITLINK_MODE = "160000"
+
+Progress = Callable[[int, int, int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectMatches:
+    sha: str
+    kind: str
+    matches: tuple[Match, ...]
+
+
+@dataclass
+class ObjectScan:
+    found: dict[str, ObjectMatches] = field(default_factory=dict)
+    blobs: int = 0
+    commits: int = 0
+    bytes: int = 0
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (object, what went wrong)
+
+    def add(self, other: _Batch) -> None:
+        for item in other.found:
+            self.found[item.sha] = item
+        self.blobs += other.blobs
+        self.commits += other.commits
+        self.bytes += other.bytes
+        self.problems += other.problems
+
+
+@dataclass
+class _Batch:
+    found: list[ObjectMatches] = field(default_factory=list)
+    objects: int = 0
+    blobs: int = 0
+    commits: int = 0
+    bytes: int = 0
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+def message_of(data: bytes) -> bytes:
+    """The message of a commit or tag object: everything after the header's blank line."""
+    _, sep, message = data.partition(b"\n\n")
+    return message if sep else b""
+
+
+def scan_object(kind: str, data: bytes, ruleset: RuleSet) -> tuple[Match, ...]:
+    if kind == "blob":
+        text = as_scannable(data)
+        return tuple(detect(text, ruleset)) if text is not None else ()
+    return tuple(detect(message_of(data), ruleset))
+
+
+def _scan_stream(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleSet) -> Iterator[_Batch]:
+    batch = _Batch()
+    for obj in git.read_objects(repo, [o.sha for o in objects]):
+        batch.objects += 1
+        if obj.data is None:
+            batch.problems.append((obj.sha, obj.problem or obj.kind))
+        else:
+            batch.bytes += len(obj.data)
+            if obj.kind == "blob":
+                batch.blobs += 1
+            elif obj.kind == "commit":
+                batch.commits += 1
+            matches = scan_object(obj.kind, obj.data, ruleset)
+            if matches:
+                batch.found.append(ObjectMatches(obj.sha, obj.kind, matches))
+        if batch.objects >= REPORT_EVERY_OBJECTS or batch.bytes >= REPORT_EVERY_BYTES:
+            yield batch
+            batch = _Batch()
+    yield batch
+
+
+def _worker(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleSet, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    try:
+        for batch in _scan_stream(repo, objects, ruleset):
+            results.put(("batch", batch))
+        results.put(("done", None))
+    except Exception as exc:  # noqa: BLE001 - carried to the main process, which raises it
+        results.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def _slices(objects: Sequence[ObjectInfo], count: int) -> list[Sequence[ObjectInfo]]:
+    """Contiguous slices of about equal content size: each worker keeps pack locality."""
+    total = sum(o.size for o in objects)
+    slices: list[Sequence[ObjectInfo]] = []
+    start, acc = 0, 0
+    for index, obj in enumerate(objects):
+        acc += obj.size
+        if acc >= total * (len(slices) + 1) / count and len(slices) < count - 1:
+            slices.append(objects[start : index + 1])
+            start = index + 1
+    slices.append(objects[start:])
+    return [s for s in slices if s]
+
+
+def scan_objects(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleSet, jobs: int,
+                 progress: Progress | None = None) -> ObjectScan:
+    result = ObjectScan()
+    total_objects = len(objects)
+    total_bytes = sum(o.size for o in objects)
+    done_objects = done_bytes = 0
+
+    def report(batch: _Batch) -> None:
+        nonlocal done_objects, done_bytes
+        result.add(batch)
+        done_objects += batch.objects
+        done_bytes += batch.bytes
+        if progress is not None:
+            progress(done_objects, total_objects, done_bytes, total_bytes)
+
+    if jobs <= 1 or total_bytes < PARALLEL_MIN_BYTES:
+        for batch in _scan_stream(repo, objects, ruleset):
+            report(batch)
+        return result
+    context = multiprocessing.get_context("spawn")
+    results: multiprocessing.Queue = context.Queue()  # type: ignore[type-arg]
+    workers = [
+        context.Process(target=_worker, args=(repo, part, ruleset, results), daemon=True)
+        for part in _slices(objects, jobs)
+    ]
+    for worker in workers:
+        worker.start()
+    running = len(workers)
+    try:
+        while running:
+            try:
+                kind, payload = results.get(timeout=1.0)
+            except queue_module.Empty:
+                if not any(w.is_alive() for w in workers):
+                    raise GitError("a history worker process died unexpectedly") from None
+                continue
+            if kind == "batch":
+                report(payload)
+            elif kind == "done":
+                running -= 1
+            else:
+                raise GitError(f"reading history failed: {payload}")
+    finally:
+        for worker in workers:
+            if worker.is_alive() and running:
+                worker.terminate()
+            worker.join()
+    return result
+
+
+# --- the log walk: which commit introduced which blob at which path ---------------------
+
+LOG_FORMAT = "%x01%H%x1f%P%x1f%an%x1f%ae%x1f%aI%x1f%ct%x1f%s"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One path changed by one commit: its new blob and the blobs it replaced (one per parent)."""
+
+    commit: str
+    path: str
+    new: str
+    old: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CommitRecord:
+    info: CommitInfo
+    timestamp: int
+    order: int  # position in the log walk; larger is older for equal timestamps
+
+
+def walk_log(repo: Repository, revisions: Sequence[str], stdin_revisions: Sequence[str] = ()) -> Iterator[CommitRecord | Change]:
+    """Each commit (newest first), followed by the paths it changes.
+
+    ``-c`` makes a merge list the paths whose result differs from every parent: exactly
+    the content a merge introduces itself (an "evil merge"), and nothing it only carries.
+    """
+    args = ["log", "--raw", "-c", "--no-renames", "--no-abbrev", "--root", "-z", f"--format={LOG_FORMAT}", *revisions]
+    stdin = None
+    if stdin_revisions:
+        args.append("--stdin")
+        stdin = [f"{sha}\n".encode() for sha in stdin_revisions]
+    rest = b""
+    order = 0
+    for chunk in git.stream(repo, args, stdin_lines=stdin):
+        records = (rest + chunk).split(b"\x01")
+        rest = records.pop()
+        for record in records:
+            if record:
+                order += 1
+                yield from _parse_record(record, order)
+    if rest:
+        yield from _parse_record(rest, order + 1)
+
+
+def _parse_record(record: bytes, order: int) -> Iterator[CommitRecord | Change]:
+    header, _, body = record.partition(b"\x00")
+    fields = header.decode("utf-8", "replace").split("\x1f")
+    sha, _parents, author, email, date, timestamp, summary = (fields + [""] * 7)[:7]
+    yield CommitRecord(CommitInfo(sha, author, email, date, summary), int(timestamp or 0), order)
+    tokens = body.split(b"\x00")
+    index = 0
+    while index < len(tokens):
+        meta = tokens[index].lstrip(b"\n")
+        index += 1
+        if not meta.startswith(b":"):
+            continue
+        path = tokens[index].decode("utf-8", "surrogateescape") if index < len(tokens) else ""
+        index += 1
+        parts = meta.lstrip(b":").split(b" ")
+        parents = meta.count(b":", 0, 2)
+        modes = parts[: parents + 1]
+        shas = [p.decode() for p in parts[parents + 1 : 2 * parents + 2]]
+        new_mode = modes[-1].decode()
+        if len(shas) != parents + 1 or new_mode == GITLINK_MODE:
+            continue
+        new = shas[-1]
+        if new == NULL_SHA:
+            continue  # deleted here
+        yield Change(sha, path, new, tuple(s for s in shas[:-1] if s != NULL_SHA))
+
+
+# --- attribution ------------------------------------------------------------------------
+
+
+def _earliest(candidates: list[tuple[CommitRecord | None, Finding]]) -> list[Finding]:
+    """One finding per fingerprint: the earliest introduction, with how far the secret spread."""
+    spread_commits: dict[tuple[str, str], set[str]] = {}
+    spread_paths: dict[tuple[str, str], set[str]] = {}
+    best: dict[str, tuple[tuple[int, int], Finding]] = {}
+    for record, finding in candidates:
+        secret_key = (finding.rule_id, finding.secret.digest)
+        if finding.commit is not None:
+            spread_commits.setdefault(secret_key, set()).add(finding.commit.sha)
+        if finding.path is not None:
+            spread_paths.setdefault(secret_key, set()).add(finding.path)
+        age = (record.timestamp, -record.order) if record is not None else (2**62, 0)
+        current = best.get(finding.fingerprint)
+        if current is None or age < current[0]:
+            best[finding.fingerprint] = (age, finding)
+    result = []
+    for _, finding in best.values():
+        secret_key = (finding.rule_id, finding.secret.digest)
+        occurrences = Occurrences(len(spread_commits.get(secret_key, ())), len(spread_paths.get(secret_key, ())))
+        result.append(replace(finding, occurrences=occurrences))
+    result.sort(key=lambda f: (f.path or "", f.line, f.rule_id, f.commit.date if f.commit else ""))
+    return result
+
+
+def tag_info(sha: str, name: str, data: bytes | None) -> CommitInfo:
+    tagger, email, date = "", "", ""
+    if data:
+        for line in data.split(b"\n\n", 1)[0].split(b"\n"):
+            if line.startswith(b"tagger "):
+                text = line[7:].decode("utf-8", "replace")
+                who, _, rest = text.partition(" <")
+                email, _, stamp = rest.partition("> ")
+                tagger = who
+                date = _epoch_to_iso(stamp)
+    return CommitInfo(sha, tagger, email, date, f"tag {name}")
+
+
+def _epoch_to_iso(stamp: str) -> str:
+    import datetime
+
+    try:
+        seconds, zone = stamp.split()
+        sign = -1 if zone.startswith("-") else 1
+        offset = datetime.timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])) * sign
+        moment = datetime.datetime.fromtimestamp(int(seconds), datetime.timezone(offset))
+        return moment.isoformat()
+    except (ValueError, IndexError):
+        return ""
+
+
+@dataclass
+class HistoryScan:
+    findings: list[Finding]
+    blobs: int
+    commits: int
+    bytes: int
+    warnings: list[str]
+    skipped: list[tuple[str, str]]  # (path or object, reason)
+
+
+def scan_history(repo: Repository, ruleset: RuleSet, *, all_objects: bool, max_size: int, jobs: int,
+                 progress: Progress | None = None) -> HistoryScan:
+    warnings: list[str] = []
+    if repo.shallow:
+        warnings.append("shallow clone: history before the shallow boundary is not scanned "
+                        "(run `git fetch --unshallow` for a complete audit)")
+    existing_blobs: set[str] = set()
+    commit_objects: list[str] = []
+    to_scan: list[ObjectInfo] = []
+    too_large: dict[str, int] = {}
+    for obj in git.list_objects(repo):
+        if obj.kind == "blob":
+            existing_blobs.add(obj.sha)
+            if obj.size > max_size:
+                too_large[obj.sha] = obj.size
+                continue
+        elif obj.kind == "commit":
+            commit_objects.append(obj.sha)
+        if obj.kind in SCANNED_KINDS:
+            to_scan.append(obj)
+    scanned = scan_objects(repo, to_scan, ruleset, jobs, progress)
+    for sha, problem in scanned.problems:
+        warnings.append(f"object {sha} could not be read ({problem}); the scan went on without it")
+
+    stash = git.stash_commits(repo)
+    reachable = git.reachable_commits(repo, stash)
+    tags = git.tag_objects(repo)
+    interesting_blobs = {s for s, m in scanned.found.items() if m.kind == "blob"} | set(too_large)
+    interesting_commits = {s for s, m in scanned.found.items() if m.kind == "commit"}
+    records: dict[str, CommitRecord] = {}
+    introductions: dict[str, list[tuple[str, str]]] = {}
+    missing: dict[str, tuple[str, str]] = {}
+    current: CommitRecord | None = None
+    extra_roots = list(stash) + (commit_objects if all_objects else [])
+    for item in walk_log(repo, ["--all"], extra_roots):
+        if isinstance(item, CommitRecord):
+            current = item
+            if item.info.sha in interesting_commits:
+                records[item.info.sha] = item
+            continue
+        if item.new in interesting_blobs:
+            introductions.setdefault(item.new, []).append((item.commit, item.path))
+            if current is not None:
+                records[current.info.sha] = current
+        elif item.new not in existing_blobs and item.new not in missing:
+            missing[item.new] = (item.path, item.commit)
+    for sha, (path, commit) in sorted(missing.items(), key=lambda kv: kv[1]):
+        warnings.append(f"blob {sha} ({path} in commit {commit[:12]}) is missing from the repository; not scanned")
+
+    candidates: list[tuple[CommitRecord | None, Finding]] = []
+    skipped: list[tuple[str, str]] = []
+    for sha, size in too_large.items():
+        places = sorted({path for _, path in introductions.get(sha, [])})
+        if places or all_objects:
+            where = ", ".join(places) if places else f"unreachable blob {sha}"
+            skipped.append((where, f"blob {sha[:12]} larger than the {max_size}-byte limit ({size} bytes)"))
+    for sha, found in scanned.found.items():
+        if found.kind == "blob":
+            intros = introductions.get(sha, [])
+            if not intros:
+                if all_objects:
+                    for finding in findings_from_matches(found.matches, path=None, source="unreachable-blob", blob=sha, reachable=False):
+                        candidates.append((None, finding))
+                continue
+            for commit, path in intros:
+                record = records[commit]
+                for finding in findings_from_matches(found.matches, path=path, source="git-blob", commit=record.info,
+                                                     blob=sha, reachable=commit in reachable):
+                    candidates.append((record, finding))
+        elif found.kind == "commit":
+            commit_record = records.get(sha)
+            if commit_record is None:
+                continue  # a commit no ref reaches, outside --all-objects
+            for finding in findings_from_matches(found.matches, path=None, source="commit-message",
+                                                 commit=commit_record.info, reachable=sha in reachable):
+                candidates.append((commit_record, finding))
+        elif found.kind == "tag":
+            name = tags.get(sha)
+            if name is None and not all_objects:
+                continue
+            data = next(git.read_objects(repo, [sha])).data
+            info = tag_info(sha, name or "(no ref)", data)
+            for finding in findings_from_matches(found.matches, path=None, source="tag-message", commit=info,
+                                                 reachable=name is not None):
+                candidates.append((None, finding))
+    return HistoryScan(_earliest(candidates), scanned.blobs, scanned.commits, scanned.bytes, warnings, skipped)
