@@ -16,7 +16,6 @@ from pathlib import Path
 
 from scanner.errors import GitError, RevisionError
 
-EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbc4904b"
 NULL_SHA = "0" * 40
 READ_CHUNK = 1 << 20
 
@@ -170,8 +169,12 @@ def list_objects(repo: Repository) -> Iterator[ObjectInfo]:
         lines = (rest + chunk).split(b"\n")
         rest = lines.pop()
         for line in lines:
-            sha, kind, size = line.split(b" ")
-            yield ObjectInfo(sha.decode(), kind.decode(), int(size))
+            parts = line.split(b" ")
+            if len(parts) == 3:
+                yield ObjectInfo(parts[0].decode(), parts[1].decode(), int(parts[2]))
+            else:
+                # A corrupt object is listed as "<sha> missing": report it, do not read it.
+                yield ObjectInfo(parts[0].decode(), "unreadable", 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,8 +251,12 @@ class StagedChange:
 
 def staged_changes(repo: Repository) -> list[StagedChange]:
     """Files the index changes against HEAD (against the empty tree before the first commit)."""
-    base = head_commit(repo) or EMPTY_TREE
-    out = run(repo, ["diff-index", "--cached", "--raw", "-z", "--no-renames", "--no-abbrev", base, "--"])
+    head = head_commit(repo)
+    if head is not None:
+        out = run(repo, ["diff-index", "--cached", "--raw", "-z", "--no-renames", "--no-abbrev", head, "--"])
+    else:
+        # No commit yet: everything staged is new. (diff-index needs a tree to compare.)
+        out = run(repo, ["diff", "--cached", "--raw", "-z", "--no-renames", "--no-abbrev", "--"])
     tokens = out.split(b"\x00")
     changes = []
     for meta, path in zip(tokens[0::2], tokens[1::2]):

@@ -322,7 +322,12 @@ def scan_history(repo: Repository, ruleset: RuleSet, *, all_objects: bool, max_s
     commit_objects: list[str] = []
     to_scan: list[ObjectInfo] = []
     too_large: dict[str, int] = {}
+    unreadable: list[str] = []
     for obj in git.list_objects(repo):
+        if obj.kind == "unreadable":
+            unreadable.append(obj.sha)
+            existing_blobs.add(obj.sha)  # named once below, not again as missing
+            continue
         if obj.kind == "blob":
             existing_blobs.add(obj.sha)
             if obj.size > max_size:
@@ -333,6 +338,8 @@ def scan_history(repo: Repository, ruleset: RuleSet, *, all_objects: bool, max_s
         if obj.kind in SCANNED_KINDS:
             to_scan.append(obj)
     scanned = scan_objects(repo, to_scan, ruleset, jobs, progress)
+    for sha in unreadable:
+        warnings.append(f"object {sha} is corrupt and could not be read; the scan went on without it")
     for sha, problem in scanned.problems:
         warnings.append(f"object {sha} could not be read ({problem}); the scan went on without it")
 

@@ -1,0 +1,343 @@
+"""Git history through the real command, on real repositories built here."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scanner.engine.rules import load_ruleset
+from scanner.sources import history
+from scanner.sources.git import find_repository
+from tests.conftest import run_keysweep
+from tests.gitrepo import AUTHOR, GitRepo
+from tests.keygen import KeySet
+
+
+def env_file(keys: KeySet, header: str = "# settings\n") -> str:
+    return f"{header}AWS_ACCESS_KEY_ID={keys.key_id}\nAWS_SECRET_ACCESS_KEY={keys.secret}\n"
+
+
+def scan(repo: GitRepo | Path, *flags: str) -> list[dict[str, Any]]:
+    path = repo.path if isinstance(repo, GitRepo) else repo
+    result = run_keysweep("scan", "--format", "json", "--show-secrets", *flags, path)
+    assert result.returncode in (0, 1), result.stderr
+    findings: list[dict[str, Any]] = result.json()["findings"]
+    assert (result.returncode == 1) == bool(findings)
+    return findings
+
+
+def by_secret(findings: list[dict[str, Any]], value: str) -> list[dict[str, Any]]:
+    return [f for f in findings if f["secret"] == value]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> GitRepo:
+    repo = GitRepo(tmp_path / "repo")
+    repo.commit("initial", {"README.md": "# project\n"})
+    return repo
+
+
+def test_deleted_file_is_found_with_provenance(repo: GitRepo, keys: KeySet) -> None:
+    added = repo.commit("add settings\n\nlonger body", {"config/settings.env": env_file(keys)})
+    repo.commit("remove settings", {"config/settings.env": None})
+    assert scan(repo, "--no-history") == []
+    findings = scan(repo)
+    [secret] = by_secret(findings, keys.secret)
+    [key] = by_secret(findings, keys.key_id)
+    assert secret["source"] == "git-blob" and secret["path"] == "config/settings.env"
+    assert (secret["line"], secret["column"]) == (3, 23) and key["line"] == 2
+    commit = secret["commit"]
+    assert commit["sha"] == added and commit["author"] == AUTHOR[0] and commit["email"] == AUTHOR[1]
+    assert commit["summary"] == "add settings" and commit["date"] == "2023-11-15T00:13:20+00:00"
+    assert secret["pair"] == key["fingerprint"] and secret["blob"]
+    assert secret["occurrences"] == {"commits": 1, "paths": 1}
+
+
+def test_first_introduction_is_reported_once_across_edits(repo: GitRepo, keys: KeySet) -> None:
+    first = repo.commit("add", {"app.env": env_file(keys)})
+    for i in range(3):
+        repo.commit(f"edit {i}", {"app.env": env_file(keys) + f"EXTRA={i}\n"})
+    findings = scan(repo, "--history-only")
+    [secret] = by_secret(findings, keys.secret)
+    assert secret["commit"]["sha"] == first
+    assert secret["occurrences"] == {"commits": 4, "paths": 1}
+
+
+def test_side_branch_and_tag_only_commit(repo: GitRepo) -> None:
+    side_keys, tag_keys = KeySet.generate(), KeySet.generate()
+    repo.git("checkout", "-q", "-b", "feature")
+    side = repo.commit("feature work", {"feature.env": env_file(side_keys)})
+    repo.git("checkout", "-q", "-b", "release")
+    tagged = repo.commit("release only", {"release.env": env_file(tag_keys)})
+    repo.git("tag", "v1.0")
+    repo.git("checkout", "-q", "main")
+    repo.git("branch", "-D", "release")
+    findings = scan(repo, "--history-only")
+    assert by_secret(findings, side_keys.secret)[0]["commit"]["sha"] == side
+    assert by_secret(findings, tag_keys.secret)[0]["commit"]["sha"] == tagged
+
+
+def test_every_stash_entry(repo: GitRepo) -> None:
+    older, newer = KeySet.generate(), KeySet.generate()
+    repo.write("README.md", "# project\n" + env_file(older))
+    repo.git("stash", "push", "-q")
+    repo.write("README.md", "# project\n" + env_file(newer))
+    repo.git("stash", "push", "-q")
+    findings = scan(repo, "--history-only")
+    assert by_secret(findings, older.secret) and by_secret(findings, newer.secret)
+    assert all(f["path"] == "README.md" for f in findings)
+
+
+def test_evil_merge(repo: GitRepo, keys: KeySet) -> None:
+    repo.git("checkout", "-q", "-b", "topic")
+    repo.commit("topic", {"topic.txt": "topic\n"})
+    repo.git("checkout", "-q", "main")
+    repo.commit("main", {"main.txt": "main\n"})
+    repo.git("merge", "-q", "--no-ff", "--no-commit", "topic")
+    repo.write("deploy/creds.ini", env_file(keys))
+    repo.git("add", "deploy/creds.ini")
+    repo.ticks += 1
+    repo.git("commit", "-q", "-m", "Merge branch 'topic'")
+    merge = repo.git("rev-parse", "HEAD")
+    repo.commit("drop creds", {"deploy/creds.ini": None})
+    [secret] = by_secret(scan(repo, "--history-only"), keys.secret)
+    assert secret["commit"]["sha"] == merge and secret["path"] == "deploy/creds.ini" and secret["line"] == 3
+
+
+def test_evil_merge_editing_a_file_both_parents_have(repo: GitRepo, keys: KeySet) -> None:
+    repo.commit("config", {"config.ini": "[a]\nx = 1\n"})
+    repo.git("checkout", "-q", "-b", "topic")
+    repo.commit("topic", {"topic.txt": "t\n"})
+    repo.git("checkout", "-q", "main")
+    repo.commit("main", {"main.txt": "m\n"})
+    repo.git("merge", "-q", "--no-ff", "--no-commit", "topic")
+    repo.write("config.ini", "[a]\nx = 1\n" + env_file(keys, header=""))
+    repo.git("add", "config.ini")
+    repo.ticks += 1
+    repo.git("commit", "-q", "-m", "merge")
+    merge = repo.git("rev-parse", "HEAD")
+    [secret] = by_secret(scan(repo, "--history-only"), keys.secret)
+    assert secret["commit"]["sha"] == merge and secret["line"] == 4
+    # The same merge inside a range is caught too.
+    [in_range] = by_secret(scan(repo, "--range", f"{merge}^1..{merge}"), keys.secret)
+    assert in_range["commit"]["sha"] == merge
+
+
+def test_rename_and_same_blob_at_two_paths(repo: GitRepo, keys: KeySet) -> None:
+    first = repo.commit("add", {"a/creds.env": env_file(keys), "b/creds.env": env_file(keys)})
+    (repo.path / "c").mkdir()
+    repo.git("mv", "a/creds.env", "c/moved.env")
+    repo.ticks += 1
+    repo.git("commit", "-q", "-m", "rename")
+    moved = repo.git("rev-parse", "HEAD")
+    secrets = by_secret(scan(repo, "--history-only"), keys.secret)
+    places = {(f["path"], f["commit"]["sha"]) for f in secrets}
+    assert places == {("a/creds.env", first), ("b/creds.env", first), ("c/moved.env", moved)}
+    assert all(f["occurrences"]["paths"] == 3 for f in secrets)
+    assert len({f["blob"] for f in secrets}) == 1
+
+
+def test_large_blob_is_skipped_and_reported(repo: GitRepo, keys: KeySet) -> None:
+    repo.commit("big", {"dump.sql": "x" * 10_000 + "\n" + env_file(keys)})
+    result = run_keysweep("scan", "--history-only", "--max-file-size", "8k", "--format", "json", repo.path)
+    document = result.json()
+    assert document["findings"] == []
+    [skipped] = document["summary"]["skipped"]
+    assert skipped["path"] == "dump.sql" and "8192-byte limit" in skipped["reason"]
+
+
+def test_commit_message_and_annotated_tag_message(repo: GitRepo) -> None:
+    in_commit, in_tag = KeySet.generate(), KeySet.generate()
+    sha = repo.commit(f"debug deploy\n\nused AWS_SECRET_ACCESS_KEY={in_commit.secret}\nkey {in_commit.key_id}")
+    repo.git("tag", "-a", "v2", "-m", f"release\n\naws_access_key_id = {in_tag.key_id}")
+    findings = scan(repo, "--history-only")
+    [message] = by_secret(findings, in_commit.secret)
+    assert message["source"] == "commit-message" and message["path"] is None
+    assert message["commit"]["sha"] == sha and message["line"] == 3
+    [tag] = by_secret(findings, in_tag.key_id)
+    assert tag["source"] == "tag-message" and tag["commit"]["summary"] == "tag v2"
+    assert tag["commit"]["author"] == AUTHOR[0]
+
+
+def test_git_notes_are_scanned(repo: GitRepo, keys: KeySet) -> None:
+    repo.git("notes", "add", "-m", f"AWS_ACCESS_KEY_ID={keys.key_id}", "HEAD")
+    assert by_secret(scan(repo, "--history-only"), keys.key_id)
+
+
+def test_unreachable_commit_only_with_all_objects(repo: GitRepo, keys: KeySet) -> None:
+    repo.git("checkout", "-q", "-b", "doomed")
+    lost = repo.commit("oops", {"oops.env": env_file(keys)})
+    repo.git("checkout", "-q", "main")
+    repo.git("branch", "-D", "doomed")
+    repo.git("reflog", "expire", "--expire-unreachable=now", "--all")
+    assert by_secret(scan(repo, "--history-only"), keys.secret) == []
+    [secret] = by_secret(scan(repo, "--history-only", "--all-objects"), keys.secret)
+    assert secret["commit"]["sha"] == lost and secret["reachable"] is False and secret["path"] == "oops.env"
+
+
+def test_loose_unreferenced_blob_with_all_objects(repo: GitRepo, keys: KeySet) -> None:
+    path = repo.write("loose.txt", env_file(keys))
+    blob = repo.git("hash-object", "-w", str(path))
+    path.unlink()
+    assert by_secret(scan(repo, "--history-only"), keys.secret) == []
+    [secret] = by_secret(scan(repo, "--history-only", "--all-objects"), keys.secret)
+    assert secret["source"] == "unreachable-blob" and secret["blob"] == blob and secret["path"] is None
+
+
+def test_staged_vs_unstaged_vs_untracked(repo: GitRepo) -> None:
+    staged, unstaged, untracked, old = (KeySet.generate() for _ in range(4))
+    repo.commit("tracked", {"tracked.env": "A=1\n", "old.env": env_file(old)})
+    repo.write("staged.env", env_file(staged))
+    repo.git("add", "staged.env")
+    repo.write("tracked.env", env_file(unstaged))
+    repo.write("untracked.env", env_file(untracked))
+    repo.write("old.env", env_file(old) + "MORE=1\n")
+    repo.git("add", "old.env")
+    findings = scan(repo, "--staged")
+    assert {f["secret"] for f in findings} == {staged.key_id, staged.secret}
+    assert all(f["source"] == "staged" and f["path"] == "staged.env" for f in findings)
+    assert [f["line"] for f in by_secret(findings, staged.secret)] == [3]
+
+
+def test_staged_edit_reports_only_added_lines(repo: GitRepo) -> None:
+    old, new = KeySet.generate(), KeySet.generate()
+    repo.commit("creds", {"creds.ini": f"[old]\naws_access_key_id = {old.key_id}\n"})
+    repo.write("creds.ini", f"[old]\naws_access_key_id = {old.key_id}\n[new]\naws_access_key_id = {new.key_id}\n")
+    repo.git("add", "creds.ini")
+    findings = scan(repo, "--staged")
+    assert [(f["secret"], f["line"]) for f in findings] == [(new.key_id, 4)]
+
+
+def test_staged_in_repository_without_commits(tmp_path: Path, keys: KeySet) -> None:
+    repo = GitRepo(tmp_path / "fresh")
+    repo.write("first.env", env_file(keys))
+    repo.git("add", "first.env")
+    assert {f["secret"] for f in scan(repo, "--staged")} == {keys.key_id, keys.secret}
+
+
+def test_staged_from_a_subfolder(repo: GitRepo, keys: KeySet) -> None:
+    repo.write("sub/dir/x.env", env_file(keys))
+    repo.git("add", "sub/dir/x.env")
+    result = run_keysweep("scan", "--staged", "--format", "json", cwd=repo.path / "sub")
+    assert {f["path"] for f in result.json()["findings"]} == {"sub/dir/x.env"}
+
+
+def test_range_reports_only_secrets_introduced_in_it(repo: GitRepo) -> None:
+    old, new = KeySet.generate(), KeySet.generate()
+    base = repo.commit("old secret", {"settings.env": env_file(old)})
+    repo.commit("touch old file", {"settings.env": env_file(old) + "DEBUG=1\n"})
+    added = repo.commit("new secret", {"other.env": env_file(new)})
+    findings = scan(repo, "--range", f"{base}..HEAD")
+    assert {f["secret"] for f in findings} == {new.key_id, new.secret}
+    assert all(f["commit"]["sha"] == added for f in findings)
+    since = scan(repo, "--since", base)
+    assert {f["fingerprint"] for f in since} == {f["fingerprint"] for f in findings}
+    assert scan(repo, "--since", "HEAD") == []
+
+
+def test_bad_range_exits_2_with_git_message(repo: GitRepo) -> None:
+    result = run_keysweep("scan", "--range", "nope..HEAD", repo.path)
+    assert result.returncode == 2 and "nope..HEAD" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_history_flags_on_plain_folder_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "x.txt").write_text("hello\n")
+    for flags in (["--history-only"], ["--staged"], ["--range", "a..b"], ["--all-objects"]):
+        result = run_keysweep("scan", *flags, tmp_path)
+        assert result.returncode == 2 and "not a git repository" in result.stderr, flags
+
+
+def test_plain_folder_default_scans_files(tmp_path: Path, keys: KeySet) -> None:
+    (tmp_path / "x.env").write_text(env_file(keys))
+    assert {f["secret"] for f in scan(tmp_path)} == {keys.key_id, keys.secret}
+
+
+def test_worktree_and_history_together_report_each_secret_once(repo: GitRepo) -> None:
+    committed, local = KeySet.generate(), KeySet.generate()
+    repo.commit("add", {"app.env": env_file(committed)})
+    repo.write("local.env", env_file(local))
+    findings = scan(repo)
+    assert len(by_secret(findings, committed.secret)) == 1
+    assert by_secret(findings, committed.secret)[0]["commit"] is not None
+    [local_finding] = by_secret(findings, local.secret)
+    assert local_finding["source"] == "file" and local_finding["commit"] is None
+
+
+def test_shallow_clone_warns_and_scans(repo: GitRepo, keys: KeySet, tmp_path: Path) -> None:
+    repo.commit("one", {"a.txt": "1\n"})
+    repo.commit("two", {"creds.env": env_file(keys)})
+    clone = tmp_path / "shallow"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{repo.path}", str(clone)], check=True)
+    result = run_keysweep("scan", "--history-only", "--format", "json", "--show-secrets", clone)
+    assert result.returncode == 1 and "shallow clone" in result.stderr
+    assert {f["secret"] for f in result.json()["findings"]} == {keys.key_id, keys.secret}
+
+
+def test_bare_repository(repo: GitRepo, keys: KeySet, tmp_path: Path) -> None:
+    repo.commit("creds", {"creds.env": env_file(keys)})
+    bare = tmp_path / "bare.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(repo.path), str(bare)], check=True)
+    assert {f["secret"] for f in scan(bare)} == {keys.key_id, keys.secret}
+
+
+def test_corrupt_object_is_named_and_scan_goes_on(repo: GitRepo, keys: KeySet) -> None:
+    repo.commit("creds", {"creds.env": env_file(keys)})
+    victim = repo.write("victim.txt", "some content that will be damaged\n")
+    repo.git("add", "victim.txt")
+    blob = repo.git("rev-parse", ":victim.txt")
+    repo.commit("victim")
+    loose = repo.path / ".git" / "objects" / blob[:2] / blob[2:]
+    loose.chmod(0o644)
+    loose.write_bytes(b"\x78\x9c garbage that does not inflate")
+    result = run_keysweep("scan", "--history-only", "--format", "json", "--show-secrets", repo.path)
+    assert result.returncode == 1, result.stderr
+    assert blob in result.stderr and "Traceback" not in result.stderr
+    assert {f["secret"] for f in result.json()["findings"]} == {keys.key_id, keys.secret}
+
+
+def test_missing_blob_is_named(repo: GitRepo, keys: KeySet) -> None:
+    repo.commit("gone", {"gone.txt": "this blob will vanish\n"})
+    repo.commit("creds", {"creds.env": env_file(keys)})
+    blob = repo.git("rev-parse", "HEAD~1:gone.txt")
+    (repo.path / ".git" / "objects" / blob[:2] / blob[2:]).unlink()
+    result = run_keysweep("scan", "--history-only", "--format", "json", "--show-secrets", repo.path)
+    assert result.returncode == 1
+    assert blob in result.stderr and "gone.txt" in result.stderr
+
+
+def test_parallel_workers_match_serial(repo: GitRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = set()
+    for i in range(12):
+        keys = KeySet.generate()
+        expected |= {keys.key_id, keys.secret}
+        repo.commit(f"c{i}", {f"dir{i % 3}/f{i}.env": env_file(keys) + "pad\n" * 200})
+    monkeypatch.setattr(history, "PARALLEL_MIN_BYTES", 0)
+    found = find_repository(repo.path, search_parents=False)
+    assert found is not None
+    ruleset = load_ruleset()
+    serial = history.scan_history(found, ruleset, all_objects=False, max_size=10**7, jobs=1)
+    parallel = history.scan_history(found, ruleset, all_objects=False, max_size=10**7, jobs=2)
+    assert {f.secret.reveal() for f in parallel.findings} == expected
+    assert [f.fingerprint for f in parallel.findings] == [f.fingerprint for f in serial.findings]
+    assert parallel.blobs == serial.blobs and parallel.bytes == serial.bytes
+
+
+def test_slices_are_contiguous_and_cover_everything() -> None:
+    from scanner.sources.git import ObjectInfo
+
+    objects = [ObjectInfo(f"{i:040x}", "blob", size) for i, size in enumerate([5, 1, 1, 1, 10, 2, 2, 3])]
+    parts = history._slices(objects, 2)
+    assert [o for part in parts for o in part] == objects and len(parts) == 2
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_path_with_spaces_and_unicode(repo: GitRepo, keys: KeySet) -> None:
+    repo.commit("odd name", {"dir with space/naïve ✓.env": env_file(keys)})
+    findings = scan(repo, "--history-only")
+    assert {f["path"] for f in findings} == {"dir with space/naïve ✓.env"}
+    assert os.sep == "/" or True
