@@ -20,34 +20,34 @@ import regex
 DecodingKind = Literal["base64", "url"]
 
 MAX_TOKEN = 64 * 1024
-_B64_TOKEN = regex.compile(
-    rb"(?<![A-Za-z0-9+/=_\-])(?:[A-Za-z0-9+/]{4}){5,}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?(?![A-Za-z0-9+/=_\-])"
+MIN_BASE64_RUN = 20
+BASE64_TABLE = bytes(
+    1 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "+/") else 0 for i in range(256)
 )
+_URL_MARK = regex.compile(rb"%2[BbFf]")
 _URL_TOKEN = regex.compile(rb"[A-Za-z0-9%/+._~\-]*%[0-9A-Fa-f]{2}[A-Za-z0-9%/+._~\-]*")
-_URL_MARKERS = (b"%2f", b"%2b", b"%3d")
-_B64_CONTEXT = (b"secret", b"session", b"security", b"credentials")
+_CONTROL = regex.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_KEY_PREFIXES = (b"AKIA", b"ASIA", b"ABIA", b"ACCA", b"A3T")
+_CONTEXT_WORDS = (b"secret", b"token", b"aws")
 
 
-def _stable_base64_fragments(literal: bytes) -> tuple[bytes, ...]:
-    """Substrings every base64 encoding of ``literal`` contains, at each of the 3 alignments."""
-    fragments = []
-    for pad in range(3):
-        first = base64.b64encode(b"\x00" * pad + literal + b"\x00\x00\x00")
-        second = base64.b64encode(b"\xff" * pad + literal + b"\xff\xff\xff")
-        common = bytes(a for a, b in zip(first, second) if a == b)
-        # The leading and trailing characters mix in neighbouring bytes: keep the run of
-        # characters that both encodings agree on, position by position.
-        run, best = b"", b""
-        for a, b in zip(first, second):
-            run = run + bytes([a]) if a == b else b""
-            best = max(best, run, key=len)
-        fragments.append(best if len(best) >= 4 else common)
-    return tuple(fragments)
+def value_runs(data: bytes, table: bytes, min_length: int) -> list[tuple[int, int]]:
+    """Every maximal run of table-1 bytes at least ``min_length`` long, as (start, end).
 
-
-B64_KEY_PREFIXES = tuple(
-    fragment for prefix in (b"AKIA", b"ASIA", b"ABIA", b"ACCA") for fragment in _stable_base64_fragments(prefix)
-)
+    One translate and a substring search that skips ahead: far cheaper than a regex with a
+    character class, which tries every position.
+    """
+    translated = data.translate(table)
+    needle = b"\x01" * min_length
+    runs = []
+    position = 0
+    while (start := translated.find(needle, position)) >= 0:
+        end = translated.find(b"\x00", start + min_length)
+        if end < 0:
+            end = len(translated)
+        runs.append((start, end))
+        position = end
+    return runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,19 +66,39 @@ class DecodedView:
         return self.original_starts[index]
 
 
-def decoded_views(data: bytes, lowered: bytes) -> Iterator[DecodedView]:
-    if any(fragment in data for fragment in B64_KEY_PREFIXES) or any(word in lowered for word in _B64_CONTEXT):
-        view = _substitute(data, "base64", _B64_TOKEN, _decode_base64)
-        if view is not None:
-            yield view
-    if any(marker in lowered for marker in _URL_MARKERS):
-        view = _substitute(data, "url", _URL_TOKEN, _decode_url)
-        if view is not None:
-            yield view
+def decoded_views(data: bytes, base64_runs: list[tuple[int, int]]) -> Iterator[DecodedView]:
+    """Views of ``data`` with encoded values decoded, where any decoded value looks worth a look."""
+    substitutions = []
+    for start, end in base64_runs:
+        while end < len(data) and end - start < MAX_TOKEN and data[end : end + 1] == b"=" and (end - start) % 4:
+            end += 1
+        decoded = _decode_base64(data[start:end])
+        if decoded is not None and _interesting(decoded):
+            substitutions.append((start, end, decoded))
+    if substitutions:
+        yield _view(data, "base64", substitutions)
+    if _URL_MARK.search(data):
+        substitutions = []
+        for match in _URL_TOKEN.finditer(data):
+            decoded = _decode_url(match.group())
+            if decoded is not None:
+                substitutions.append((match.start(), match.end(), decoded))
+        if substitutions:
+            yield _view(data, "url", substitutions)
+
+
+def _interesting(decoded: bytes) -> bool:
+    if any(prefix in decoded for prefix in _KEY_PREFIXES):
+        return True
+    stripped = decoded.strip()
+    if len(stripped) == 40 and not stripped.translate(BASE64_TABLE).count(0):
+        return True
+    lowered = decoded.lower()
+    return any(word in lowered for word in _CONTEXT_WORDS)
 
 
 def _decode_base64(token: bytes) -> bytes | None:
-    if len(token) > MAX_TOKEN:
+    if len(token) > MAX_TOKEN or len(token) % 4:
         return None
     try:
         raw = base64.b64decode(token, validate=True)
@@ -93,38 +113,31 @@ def _decode_url(token: bytes) -> bytes | None:
 
 
 def _is_text(raw: bytes) -> bool:
-    if not raw:
+    if not raw or _CONTROL.search(raw):
         return False
     try:
-        text = raw.decode("utf-8")
+        raw.decode("utf-8")
     except UnicodeDecodeError:
         return False
-    printable = sum(1 for ch in text if ch.isprintable() or ch in "\n\r\t")
-    return printable >= 0.95 * len(text)
+    return True
 
 
-def _substitute(data: bytes, kind: DecodingKind, token: regex.Pattern[bytes], decode: object) -> DecodedView | None:
-    assert callable(decode)
+def _view(data: bytes, kind: DecodingKind, substitutions: list[tuple[int, int, bytes]]) -> DecodedView:
     parts: list[bytes] = []
     view_starts: list[int] = []
     view_ends: list[int] = []
     original_starts: list[int] = []
     last = 0
     length = 0
-    for match in token.finditer(data):
-        decoded = decode(match.group())
-        if decoded is None:
-            continue
-        before = data[last:match.start()]
+    for start, end, decoded in substitutions:
+        before = data[last:start]
         parts.append(before)
         length += len(before)
         view_starts.append(length)
         parts.append(decoded)
         length += len(decoded)
         view_ends.append(length)
-        original_starts.append(match.start())
-        last = match.end()
-    if not view_starts:
-        return None
+        original_starts.append(start)
+        last = end
     parts.append(data[last:])
     return DecodedView(kind, b"".join(parts), tuple(view_starts), tuple(view_ends), tuple(original_starts))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 import regex
 
-from scanner.engine.decode import DecodedView, DecodingKind, decoded_views
+from scanner.engine.decode import BASE64_TABLE, MIN_BASE64_RUN, DecodingKind, decoded_views, value_runs
 from scanner.engine.rules import CharClass, Rule, RuleSet
 from scanner.secret import Secret
 
@@ -27,6 +27,9 @@ ALLOW_MARKERS: tuple[bytes, ...] = (b"keysweep:allow", b"gitleaks:allow", b"prag
 # A secret pairs with a key ID at most this many lines away (when the text holds several).
 PAIR_LINES = 6
 BINARY_SNIFF_BYTES = 8192
+LONG_BASE64_RUN = 40
+MANIFEST_HEAD = 4096
+MANIFEST_MARKERS = (b"kind: Secret", b'"kind": "Secret"', b'"kind":"Secret"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,23 +67,27 @@ def shannon_entropy(value: str) -> float:
     return -sum(n / total * math.log2(n / total) for n in counts.values())
 
 
-def _has_class(value: str, cls: CharClass) -> bool:
+_DIGITS = b"0123456789"
+_ALNUM = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _has_class(value: bytes, cls: CharClass) -> bool:
+    # Byte-level tests in C: this runs for every candidate value.
     if cls == "upper":
-        return any(c.isupper() for c in value)
+        return value.lower() != value
     if cls == "lower":
-        return any(c.islower() for c in value)
+        return value.upper() != value
     if cls == "digit":
-        return any(c.isdigit() for c in value)
-    return any(not c.isalnum() for c in value)
+        return len(value.translate(None, _DIGITS)) != len(value)
+    return len(value.translate(None, _ALNUM)) > 0
 
 
 def value_passes(rule: Rule, value: bytes) -> bool:
+    if not all(_has_class(value, cls) for cls in rule.require):
+        return False
     if any(pattern.search(value) for pattern in rule.allow):
         return False
-    text = value.decode("ascii", "replace")
-    if not all(_has_class(text, cls) for cls in rule.require):
-        return False
-    return shannon_entropy(text) >= rule.min_entropy
+    return shannon_entropy(value.decode("ascii", "replace")) >= rule.min_entropy
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,26 +98,57 @@ class _Candidate:
     end: int
 
 
-def detect(data: bytes, ruleset: RuleSet) -> list[Match]:
+def detect(data: bytes, ruleset: RuleSet, *, decode: bool = True) -> list[Match]:
     """Every secret in ``data`` (already known to be text), paired where possible."""
-    lowered = data.lower()
-    candidates = _find(data, lowered, ruleset)
+    runs = _RunCache(data)
+    candidates = _find(data, ruleset, runs)
     located = _locate(data, candidates, decoded=None)
-    for view in decoded_views(data, lowered):
-        view_lowered = view.data.lower()
-        for candidate in _find(view.data, view_lowered, ruleset):
-            origin = view.original_offset(candidate.start, candidate.end)
-            if origin is None:
-                continue
-            located += _locate(data, [replace(candidate, start=origin, end=origin)], decoded=view.kind)
+    if decode:
+        # Long encoded values (a secret is 56 characters in base64, a credentials file far
+        # more) are looked at everywhere; short ones (a key ID is 28) only in manifests that
+        # carry base64 data by design, where the cost of looking at every token is worth it.
+        head = data[:MANIFEST_HEAD]
+        short = b"apiVersion" in head and any(marker in head for marker in MANIFEST_MARKERS)
+        for view in decoded_views(data, runs.get(BASE64_TABLE, MIN_BASE64_RUN if short else LONG_BASE64_RUN)):
+            for candidate in _find(view.data, ruleset, _RunCache(view.data)):
+                origin = view.original_offset(candidate.start, candidate.end)
+                if origin is None:
+                    continue
+                located += _locate(data, [replace(candidate, start=origin, end=origin)], decoded=view.kind)
     return _pair(_dedupe(located))
 
 
-def _find(data: bytes, lowered: bytes, ruleset: RuleSet) -> list[_Candidate]:
+class _RunCache:
+    """Runs of each value charset, computed once per text and shared by the rules."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.runs: dict[bytes, tuple[int, list[tuple[int, int]]]] = {}
+
+    def get(self, table: bytes, min_length: int) -> list[tuple[int, int]]:
+        cached = self.runs.get(table)
+        if cached is None or cached[0] > min_length:
+            cached = (min_length, value_runs(self.data, table, min_length))
+            self.runs[table] = cached
+        elif cached[0] < min_length:
+            return [(s, e) for s, e in cached[1] if e - s >= min_length]
+        return cached[1]
+
+
+def _find(data: bytes, ruleset: RuleSet, runs: _RunCache) -> list[_Candidate]:
     found: list[_Candidate] = []
+    lowered: bytes | None = None
     for rule in ruleset.rules:
-        if rule.patterns and any(keyword in lowered for keyword in rule.keywords):
-            found += _run(rule, rule.patterns, data, 0, len(data))
+        if not rule.patterns:
+            continue
+        if rule.value is not None:
+            found += _run_by_value(rule, data, runs)
+            continue
+        if rule.keywords:
+            lowered = data.lower() if lowered is None else lowered
+            if not any(keyword in lowered for keyword in rule.keywords):
+                continue
+        found += _run(rule, rule.patterns, data, 0, len(data))
     for rule in ruleset.rules:
         if rule.near is None:
             continue
@@ -118,6 +156,44 @@ def _find(data: bytes, lowered: bytes, ruleset: RuleSet) -> list[_Candidate]:
         for start, end in _windows(data, anchors, rule.near.lines):
             found += _run(rule, rule.near.patterns, data, start, end)
     return [c for c in found if not _allowed_by_comment(data, c.start)]
+
+
+def _run_by_value(rule: Rule, data: bytes, runs: _RunCache) -> list[_Candidate]:
+    """Values of the rule's shape, confirmed by its keywords and patterns close above them."""
+    shape = rule.value
+    assert shape is not None
+    found = []
+    for start, end in runs.get(shape.table, shape.min_length):
+        length = end - start
+        if length < shape.min_length or (shape.max_length is not None and length > shape.max_length):
+            continue
+        if not value_passes(rule, data[start:end]):
+            continue
+        window_start = start
+        for _ in range(shape.context_lines + 1):
+            window_start = data.rfind(b"\n", 0, window_start)
+            if window_start < 0:
+                break
+        window_start = max(window_start + 1, 0) if window_start >= 0 else 0
+        window_end = data.find(b"\n", end)
+        window_end = len(data) if window_end < 0 else window_end
+        if rule.keywords:
+            window = data[window_start:window_end].lower()
+            if not any(keyword in window for keyword in rule.keywords):
+                continue
+        confirmed_end = _confirmed(rule.patterns, data, window_start, window_end, start)
+        if confirmed_end is not None:
+            found.append(_Candidate(rule, data[start:confirmed_end], start, confirmed_end))
+    return found
+
+
+def _confirmed(patterns: Iterable[regex.Pattern[bytes]], data: bytes, start: int, end: int, value_start: int) -> int | None:
+    """Where the value a pattern confirms ends (padding included), or None if none does."""
+    for pattern in patterns:
+        for match in pattern.finditer(data, start, end, overlapped=True):
+            if match.start("secret") == value_start:
+                return match.end("secret")
+    return None
 
 
 def _run(rule: Rule, patterns: Iterable[regex.Pattern[bytes]], data: bytes, start: int, end: int) -> list[_Candidate]:

@@ -24,9 +24,10 @@ KINDS: tuple[SecretKind, ...] = ("key-id", "secret", "session-token")
 CHAR_CLASSES: tuple[CharClass, ...] = ("upper", "lower", "digit", "symbol")
 
 RULE_FIELDS = (
-    "id", "description", "kind", "keywords", "patterns", "near", "min-entropy",
+    "id", "description", "kind", "keywords", "value", "patterns", "near", "min-entropy",
     "require", "allow", "examples", "help",
 )
+VALUE_FIELDS = ("charset", "min-length", "max-length", "context-lines")
 NEAR_FIELDS = ("kind", "lines", "patterns")
 EXAMPLE_FIELDS = ("positive", "negative")
 FILE_FIELDS = ("version", "rules")
@@ -42,12 +43,29 @@ class Near:
 
 
 @dataclass(frozen=True, slots=True)
+class ValueShape:
+    """What the secret itself looks like: a run of ``charset`` characters of a given length.
+
+    A rule with a value shape is driven by its values, not its keywords: the engine finds
+    every run of the charset in one fast pass, and only around a run of the right length
+    does it look for the rule's keywords and patterns (within ``context_lines`` lines above).
+    """
+
+    charset: str  # the inside of a regex character class, e.g. "A-Za-z0-9/+"
+    table: bytes  # bytes.translate table: 1 for a charset byte, 0 otherwise
+    min_length: int
+    max_length: int | None
+    context_lines: int
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     id: str
     description: str
     help: str
     kind: SecretKind
     keywords: tuple[bytes, ...]  # lower-case; a rule runs only if one occurs (case-insensitive)
+    value: ValueShape | None
     patterns: tuple[regex.Pattern[bytes], ...]
     near: Near | None
     min_entropy: float
@@ -161,8 +179,7 @@ def _parse_rule(raw: Any, file: str, index: int) -> Rule:
                     tuple(_compile(p, fail, "near.patterns", need_group=True) for p in near_patterns))
     if not patterns and near is None:
         raise fail("patterns", "required: at least one regular expression (or a 'near' block)")
-    if patterns and not keywords:
-        raise fail("keywords", "required with 'patterns': the prefilter needs literals")
+    value = _parse_value(raw["value"], file, rule_id, fail) if "value" in raw else None
     min_entropy = raw.get("min-entropy", 0.0)
     if not isinstance(min_entropy, (int, float)) or isinstance(min_entropy, bool) or not 0 <= min_entropy <= 8:
         raise fail("min-entropy", "must be a number of bits per character from 0 to 8")
@@ -184,10 +201,40 @@ def _parse_rule(raw: Any, file: str, index: int) -> Rule:
         raise fail("help", "must be a string")
     return Rule(
         id=rule_id, description=description.strip(), help=help_text.strip(), kind=cast(SecretKind, kind),
-        keywords=tuple(k.lower().encode() for k in keywords), patterns=patterns, near=near,
+        keywords=tuple(k.lower().encode() for k in keywords), value=value, patterns=patterns, near=near,
         min_entropy=float(min_entropy), require=frozenset(cast(Iterable[CharClass], require)), allow=allow,
         positive_examples=tuple(positive), negative_examples=tuple(negative), file=file,
     )
+
+
+def _parse_value(raw: Any, file: str, rule_id: str, fail: Any) -> ValueShape:
+    if not isinstance(raw, dict):
+        raise fail("value", "must be a mapping with 'charset' and 'min-length'")
+    _check_keys(raw, VALUE_FIELDS, file, rule_id, "value")
+    charset = raw.get("charset")
+    if not isinstance(charset, str) or not charset:
+        raise fail("value.charset", "required: the inside of a character class, such as 'A-Za-z0-9/+'")
+    try:
+        char_class = regex.compile(f"[{charset}]".encode())
+    except regex.error as exc:
+        raise fail("value.charset", f"invalid character class [{charset}]: {exc}") from None
+    table = bytes(1 if char_class.fullmatch(bytes([i])) else 0 for i in range(256))
+    numbers: dict[str, int | None] = {}
+    for field, default in (("min-length", None), ("max-length", None), ("context-lines", 2)):
+        number = raw.get(field, default)
+        if number is None and field == "min-length":
+            raise fail("value.min-length", "required: the shortest value, a whole number from 8 to 4096")
+        if number is not None and (not isinstance(number, int) or isinstance(number, bool) or not 0 <= number <= 65536):
+            raise fail(f"value.{field}", "must be a whole number")
+        numbers[field] = number
+    min_length = numbers["min-length"]
+    assert min_length is not None
+    if min_length < 8:
+        raise fail("value.min-length", "must be 8 or more (shorter values cannot be found by shape)")
+    max_length = numbers["max-length"]
+    if max_length is not None and max_length < min_length:
+        raise fail("value.max-length", "must not be less than min-length")
+    return ValueShape(charset, table, min_length, max_length, numbers["context-lines"] or 0)
 
 
 def _str_list(value: Any, fail: Any, field: str) -> list[str]:

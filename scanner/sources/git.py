@@ -47,6 +47,8 @@ def find_repository(path: Path, *, search_parents: bool) -> Repository | None:
     except git.GitError as exc:
         raise GitError(f"{path}: cannot open the git repository: {exc}") from None
     worktree = None if repo.bare else Path(str(repo.working_tree_dir))
+    if worktree is not None and not (worktree / ".git").exists():
+        worktree = None  # a git directory without core.bare set (a mirror, a snapshot): bare
     if worktree is not None and not search_parents and worktree.resolve() != path.resolve():
         return None
     git_dir = Path(repo.git_dir)
