@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+
+import regex
+
+from scanner.aws.audit import DEFAULT_AUDIT_LOG, AuditLog
+from scanner.aws.clients import KeyPair
+from scanner.aws.remediate import Plan, describe
 
 from scanner.engine.rules import RuleSet, load_ruleset
 from scanner.errors import UsageError
-from scanner.findings import ScanReport
+from scanner.findings import Finding, RemediationOutcome, ScanReport
 from scanner.progress import ProgressLine
 from scanner.reporters import ReportFormat, render
 from scanner.scan import DEFAULT_MAX_FILE_SIZE, HistoryMode, ScanOptions, run_scan
 
-EXIT_CLEAN, EXIT_FINDINGS = 0, 1
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
 
 
 def _history_mode(args: argparse.Namespace) -> HistoryMode:
@@ -37,6 +45,9 @@ def scan_command(args: argparse.Namespace) -> int:
     target = Path(args.path)
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be 1 or more")
+    if args.apply and not args.remediate:
+        raise UsageError("--apply carries out a remediation: give --remediate deactivate|delete with it")
+    _accounts(args)
     ruleset = load_ruleset(args.rules)
     progress = ProgressLine() if not args.no_progress and sys.stderr.isatty() else None
     revision_range = args.revision_range
@@ -58,8 +69,21 @@ def scan_command(args: argparse.Namespace) -> int:
         if progress is not None:
             progress.close()
     _print_warnings(report)
+    if args.verify:
+        from scanner.aws.verify import verify_findings
+
+        verified = verify_findings(report.findings, allow_accounts=_accounts(args), include_canary=args.verify_canary,
+                                   region=args.region)
+        report = dataclasses.replace(report, findings=tuple(verified))
+    failed = False
+    if args.remediate:
+        outcomes = remediate_findings(args, report.findings)
+        report = dataclasses.replace(report, remediation=tuple(outcomes))
+        failed = any(o.result == "failed" for o in outcomes)
     fmt: ReportFormat = args.format or "text"
     write_output(render(report, fmt, ruleset, show_secrets=args.show_secrets, color=_color(args)), args.output)
+    if failed:
+        return EXIT_FAILURE
     return EXIT_FINDINGS if report.findings else EXIT_CLEAN
 
 
@@ -72,8 +96,91 @@ def baseline_create_command(args: argparse.Namespace) -> int:
     raise UsageError("baselines are not available yet")
 
 
+KEY_ID = regex.compile(r"(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16}")
+
+
+def _accounts(args: argparse.Namespace) -> frozenset[str]:
+    accounts = frozenset(a.strip() for a in args.allow_account)
+    for account in accounts:
+        if not regex.fullmatch(r"\d{12}", account):
+            raise UsageError(f"--allow-account {account!r}: an AWS account ID is 12 digits")
+    return accounts
+
+
+def _audit(args: argparse.Namespace) -> AuditLog:
+    return AuditLog(args.audit_log or DEFAULT_AUDIT_LOG)
+
+
+def _print_outcomes(plans: list[Plan], outcomes: list[RemediationOutcome], applied: bool) -> None:
+    heading = "remediation" if applied else "remediation plan (dry run: nothing changed; add --apply to carry it out)"
+    print(f"keysweep: {heading}:", file=sys.stderr)
+    for item in plans:
+        print(f"  {describe(item)}", file=sys.stderr)
+    if applied:
+        for outcome in outcomes:
+            if outcome.action != "none":
+                detail = f": {outcome.detail}" if outcome.detail else ""
+                print(f"  {outcome.key_id}: {outcome.action}: {outcome.result}{detail}", file=sys.stderr)
+
+
+def remediate_findings(args: argparse.Namespace, findings: Sequence[Finding]) -> list[RemediationOutcome]:
+    """Plan (and with --apply, carry out) remediation of every key ID the scan found."""
+    from scanner.aws import remediate
+    from scanner.aws.verify import pairs_in
+
+    targets: dict[str, remediate.Target] = {}
+    for key, secret, token in pairs_in(findings).values():
+        key_id = key.secret.reveal()
+        if key.canary or key_id in targets:
+            continue
+        verification = key.verification
+        if verification is not None and verification.status in ("canary", "skipped"):
+            continue
+        pair = KeyPair(key_id, secret.secret.reveal(), token.secret.reveal() if token else None) if secret else None
+        targets[key_id] = remediate.Target(
+            key_id, account_hint=key.account_id or (verification.account if verification else None),
+            live=verification is not None and verification.status == "valid",
+            arn=verification.arn if verification else None, pair=pair,
+        )
+    if not targets:
+        print("keysweep: remediation: no access key IDs to remediate", file=sys.stderr)
+        return []
+    mode: remediate.RemediationMode = args.remediate
+    groups: list[tuple[KeyPair | None, list[remediate.Target]]]
+    if args.use_leaked_key:
+        groups = [(t.pair, [t]) for t in targets.values() if t.pair is not None]
+    else:
+        groups = [(None, list(targets.values()))]
+    plans: list[Plan] = []
+    outcomes: list[RemediationOutcome] = []
+    for leaked, group in groups:
+        operator = remediate.connect(args.profile, args.region, leaked)
+        group_plans = remediate.plan(group, mode, operator, quarantine=args.quarantine, allow_accounts=_accounts(args))
+        plans += group_plans
+        outcomes += remediate.apply(group_plans, operator, _audit(args), dry_run=not args.apply)
+    _print_outcomes(plans, outcomes, args.apply)
+    return outcomes
+
+
 def revoke_command(args: argparse.Namespace) -> int:
-    raise UsageError("revoke is not available yet")
+    from scanner.aws import remediate
+
+    key_id = args.key_id.strip()
+    if not KEY_ID.fullmatch(key_id):
+        raise UsageError(f"{key_id!r} is not an AWS access key ID (AKIA… or ASIA… followed by 16 characters)")
+    if args.use_leaked_key:
+        raise UsageError("revoke knows only the key ID; --use-leaked-key needs the secret, so use it with scan --remediate")
+    operator = remediate.connect(args.profile, args.region)
+    mode: remediate.RemediationMode = "delete" if args.delete else "deactivate"
+    plans = remediate.plan([remediate.Target(key_id)], mode, operator, quarantine=args.quarantine,
+                           allow_accounts=_accounts(args))
+    outcomes = remediate.apply(plans, operator, _audit(args), dry_run=not args.apply)
+    _print_outcomes(plans, outcomes, args.apply)
+    if any(o.result == "failed" for o in outcomes):
+        return EXIT_FAILURE
+    if any(o.result == "refused" for o in outcomes):
+        return EXIT_USAGE
+    return EXIT_CLEAN
 
 
 __all__ = ["scan_command", "baseline_create_command", "revoke_command", "RuleSet"]

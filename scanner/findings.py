@@ -120,6 +120,19 @@ class Skipped:
 
 
 @dataclass(frozen=True, slots=True)
+class RemediationOutcome:
+    """One remediation step for one key, as carried out (or planned, in a dry run)."""
+
+    key_id: str
+    account: str | None
+    user: str | None
+    action: str  # deactivate, delete, quarantine, or none
+    result: Literal["ok", "already-inactive", "already-deleted", "not-found", "refused", "failed", "planned"]
+    detail: str = ""
+    dry_run: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class ScanReport:
     findings: tuple[Finding, ...]
     skipped: tuple[Skipped, ...]
@@ -130,3 +143,4 @@ class ScanReport:
     bytes_scanned: int
     duration_seconds: float
     target: str
+    remediation: tuple[RemediationOutcome, ...] = ()

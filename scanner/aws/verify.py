@@ -1,0 +1,90 @@
+"""Is a found key pair live? STS GetCallerIdentity, signed with the pair itself."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+from scanner.aws.clients import KeyPair, error_code, error_message, leaked_key_client
+from scanner.findings import Finding, Verification
+
+# Errors that mean the credentials themselves are not (or no longer) accepted.
+NOT_LIVE = frozenset({
+    "InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException",
+    "InvalidAccessKeyId", "UnrecognizedClientException", "AuthFailure", "InvalidToken",
+})
+MAX_CONCURRENCY = 4
+
+
+def principal_from_arn(arn: str) -> str | None:
+    """The user or role name in an STS caller ARN (``…:user/path/name``, ``…:assumed-role/Role/session``)."""
+    resource = arn.split(":", 5)[-1]
+    if resource == "root":
+        return "root"
+    parts = resource.split("/")
+    if parts[0] == "assumed-role" and len(parts) >= 2:
+        return parts[1]
+    return parts[-1] if len(parts) > 1 else None
+
+
+def verify_pair(pair: KeyPair, region: str | None = None) -> Verification:
+    import botocore.exceptions
+
+    try:
+        identity = leaked_key_client("sts", pair, region).get_caller_identity()
+    except botocore.exceptions.ClientError as exc:
+        code = error_code(exc)
+        if code in NOT_LIVE:
+            return Verification("invalid", reason=f"{code}: {error_message(exc)}")
+        return Verification("unknown", reason=f"{code}: {error_message(exc)}")
+    except (botocore.exceptions.BotoCoreError, OSError) as exc:
+        return Verification("unknown", reason=f"{type(exc).__name__}: {exc}")
+    arn = str(identity.get("Arn", ""))
+    return Verification("valid", arn=arn, account=str(identity.get("Account", "")) or None, user=principal_from_arn(arn))
+
+
+def pairs_in(findings: Sequence[Finding]) -> dict[str, tuple[Finding, Finding | None, Finding | None]]:
+    """Each key ID finding with its paired secret and session token findings, by fingerprint."""
+    by_print = {f.fingerprint: f for f in findings}
+    result = {}
+    for finding in findings:
+        if finding.secret.kind != "key-id":
+            continue
+        secret = by_print.get(finding.pair) if finding.pair else None
+        token = by_print.get(finding.session_token) if finding.session_token else None
+        result[finding.fingerprint] = (finding, secret, token)
+    return result
+
+
+def verify_findings(findings: Sequence[Finding], *, allow_accounts: frozenset[str] = frozenset(),
+                    include_canary: bool = False, region: str | None = None) -> list[Finding]:
+    """The findings, each key pair carrying a ``verification``: valid, invalid, unknown,
+    canary (a tripwire, never sent) or skipped (outside --allow-account)."""
+    decided: dict[str, Verification] = {}
+    to_check: dict[KeyPair, list[str]] = {}
+    for print_, (key, secret, token) in pairs_in(findings).items():
+        members = [print_] + [f.fingerprint for f in (secret, token) if f is not None]
+        key_id = key.secret.reveal()
+        if key.canary and not include_canary:
+            outcome = Verification("canary", reason=f"account {key.account_id} hosts canary tokens: not sent to AWS")
+        elif allow_accounts and key.account_id not in allow_accounts:
+            why = f"account {key.account_id}" if key.account_id else "account unknown offline (old key ID)"
+            outcome = Verification("skipped", reason=f"{why} is not in --allow-account")
+        elif secret is None:
+            outcome = Verification("unknown", reason="no secret access key was found with this key ID")
+        elif key_id.startswith("ASIA") and token is None:
+            outcome = Verification("unknown", reason="temporary key without a session token in the same place")
+        else:
+            pair = KeyPair(key_id, secret.secret.reveal(), token.secret.reveal() if token else None)
+            to_check.setdefault(pair, []).extend(members)
+            continue
+        for member in members:
+            decided[member] = outcome
+    if to_check:
+        with ThreadPoolExecutor(max_workers=MAX_CONCURRENCY) as pool:
+            outcomes = pool.map(lambda pair: verify_pair(pair, region), list(to_check))
+            for members, outcome in zip(to_check.values(), outcomes):
+                for member in members:
+                    decided[member] = outcome
+    return [replace(f, verification=decided[f.fingerprint]) if f.fingerprint in decided else f for f in findings]
