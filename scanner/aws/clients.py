@@ -58,7 +58,7 @@ def session_for_pair(pair: KeyPair, region: str | None) -> Any:
 
 
 def client(session: Any, service: str) -> Any:
-    return session.client(service, config=_config(5))
+    return session.client(service, config=_config(3))
 
 
 def error_code(exc: BaseException) -> str:
