@@ -26,14 +26,15 @@ EPILOG = """exit codes:
 
 
 def _size(text: str) -> int:
-    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
-    text = text.strip().lower().removesuffix("b").removesuffix("i")
+    from scanner.config import parse_size
+
     try:
-        if text and text[-1] in units:
-            return int(float(text[:-1]) * units[text[-1]])
-        return int(text)
+        size = parse_size(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 500000, 512k, 25m)") from None
+    if size <= 0:
+        raise argparse.ArgumentTypeError("a size must be more than 0")
+    return size
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     modes.add_argument("--staged", action="store_true", help="scan lines added by the staged change (pre-commit)")
     modes.add_argument("--range", dest="revision_range", metavar="A..B", help="scan secrets introduced by commits in a revision range")
     modes.add_argument("--since", metavar="REV", help="same as --range REV..HEAD")
+    modes.add_argument("--pre-push", action="store_true", help="scan the commits being pushed (pre-commit's PRE_COMMIT_FROM_REF..PRE_COMMIT_TO_REF)")
     what.add_argument("--all-objects", action="store_true", help="also scan objects no ref reaches (dangling commits, loose blobs)")
     what.add_argument("--max-file-size", type=_size, default=None, metavar="SIZE", help="skip (and report) files and blobs larger than this (default 25m)")
     what.add_argument("--rules", action="append", type=Path, default=[], metavar="PATH", help="extra rule file or folder (repeatable)")

@@ -8,16 +8,19 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import regex
 
 from scanner.aws.audit import DEFAULT_AUDIT_LOG, AuditLog
 from scanner.aws.clients import KeyPair
 from scanner.aws.remediate import Plan, describe
-
+from scanner.baseline import BASELINE_FILE, load_baseline, render_baseline
+from scanner.config import Config, find_config, load_config
 from scanner.engine.rules import RuleSet, load_ruleset
 from scanner.errors import UsageError
 from scanner.findings import Finding, RemediationOutcome, ScanReport
+from scanner.pathfilter import PathFilter
 from scanner.progress import ProgressLine
 from scanner.reporters import ReportFormat, render
 from scanner.scan import DEFAULT_MAX_FILE_SIZE, HistoryMode, ScanOptions, run_scan
@@ -39,28 +42,62 @@ def _color(args: argparse.Namespace) -> bool:
     return sys.stdout.isatty()
 
 
-def scan_command(args: argparse.Namespace) -> int:
-    from scanner.cli import write_output
+NULL_SHA = "0" * 40
+BLOCKED_COMMIT_HELP = """\
+keysweep blocked this commit: the staged change adds the credentials listed above.
+  - If they are real: remove them from the files (keep them in a secret store or the
+    environment), `git add` again, and rotate the key: `keysweep revoke KEY_ID --apply`
+    (a committed key may already be copied, even if the commit never leaves this machine).
+  - If one is a false positive: add a `keysweep:allow` comment on its line, or record it
+    in the baseline: `keysweep baseline create` (then pass --baseline or set it in .keysweep.yaml).
+"""
 
+
+def _scan_root(target: Path) -> Path:
+    from scanner.sources.git import find_repository
+
+    repo = find_repository(target, search_parents=True) if target.exists() else None
+    if repo is not None and repo.worktree is not None:
+        return repo.worktree
+    return target
+
+
+def _push_range() -> str:
+    """The commits a pre-push hook is about to send, from the pre-commit framework's variables."""
+    to_ref = os.environ.get("PRE_COMMIT_TO_REF") or os.environ.get("PRE_COMMIT_SOURCE")
+    from_ref = os.environ.get("PRE_COMMIT_FROM_REF") or os.environ.get("PRE_COMMIT_ORIGIN")
+    if not to_ref:
+        raise UsageError("--pre-push needs PRE_COMMIT_TO_REF (and PRE_COMMIT_FROM_REF) as pre-commit sets them")
+    return f"{from_ref or NULL_SHA}..{to_ref}"
+
+
+def _settings(args: argparse.Namespace, target: Path) -> tuple[Config, RuleSet]:
+    config = load_config(args.config if args.config is not None else find_config(_scan_root(target)))
+    return config, load_ruleset([*config.rules, *args.rules])
+
+
+def _scan(args: argparse.Namespace, config: Config, ruleset: RuleSet, *, history: HistoryMode) -> ScanReport:
     target = Path(args.path)
-    if args.jobs is not None and args.jobs < 1:
+    if getattr(args, "jobs", None) is not None and args.jobs < 1:
         raise UsageError("--jobs must be 1 or more")
-    if args.apply and not args.remediate:
-        raise UsageError("--apply carries out a remediation: give --remediate deactivate|delete with it")
-    _accounts(args)
-    ruleset = load_ruleset(args.rules)
-    progress = ProgressLine() if not args.no_progress and sys.stderr.isatty() else None
-    revision_range = args.revision_range
-    if args.since:
+    revision_range = getattr(args, "revision_range", None)
+    if getattr(args, "since", None):
         revision_range = f"{args.since}..HEAD"
+    if getattr(args, "pre_push", False):
+        revision_range = _push_range()
+    show_progress = not getattr(args, "no_progress", False) and sys.stderr.isatty()
+    progress = ProgressLine() if show_progress else None
+    max_size = getattr(args, "max_file_size", None) or config.max_file_size or DEFAULT_MAX_FILE_SIZE
     options = ScanOptions(
         target=target,
-        history=_history_mode(args),
-        all_objects=args.all_objects,
-        staged=args.staged,
+        history=history,
+        all_objects=getattr(args, "all_objects", False),
+        staged=getattr(args, "staged", False),
         revision_range=revision_range,
-        max_file_size=args.max_file_size or DEFAULT_MAX_FILE_SIZE,
-        jobs=args.jobs or os.cpu_count() or 1,
+        max_file_size=max_size,
+        jobs=getattr(args, "jobs", None) or os.cpu_count() or 1,
+        excludes=PathFilter(config.exclude),
+        allow_values=config.allow_values,
         progress=progress,
     )
     try:
@@ -69,6 +106,21 @@ def scan_command(args: argparse.Namespace) -> int:
         if progress is not None:
             progress.close()
     _print_warnings(report)
+    return report
+
+
+def scan_command(args: argparse.Namespace) -> int:
+    from scanner.cli import write_output
+
+    if args.apply and not args.remediate:
+        raise UsageError("--apply carries out a remediation: give --remediate deactivate|delete with it")
+    _accounts(args)
+    config, ruleset = _settings(args, Path(args.path))
+    baseline_path = args.baseline or config.baseline
+    baseline = load_baseline(baseline_path) if baseline_path is not None else None
+    report = _scan(args, config, ruleset, history=_history_mode(args))
+    if baseline is not None:
+        report = dataclasses.replace(report, findings=tuple(baseline.new(report.findings)))
     if args.verify:
         from scanner.aws.verify import verify_findings
 
@@ -80,8 +132,11 @@ def scan_command(args: argparse.Namespace) -> int:
         outcomes = remediate_findings(args, report.findings)
         report = dataclasses.replace(report, remediation=tuple(outcomes))
         failed = any(o.result == "failed" for o in outcomes)
-    fmt: ReportFormat = args.format or "text"
+    fmt = cast(ReportFormat, args.format or config.format or "text")
     write_output(render(report, fmt, ruleset, show_secrets=args.show_secrets, color=_color(args)), args.output)
+    if report.findings and (args.staged or args.pre_push):
+        print(BLOCKED_COMMIT_HELP.replace("this commit", "this push") if args.pre_push else BLOCKED_COMMIT_HELP,
+              file=sys.stderr, end="")
     if failed:
         return EXIT_FAILURE
     return EXIT_FINDINGS if report.findings else EXIT_CLEAN
@@ -93,7 +148,18 @@ def _print_warnings(report: ScanReport) -> None:
 
 
 def baseline_create_command(args: argparse.Namespace) -> int:
-    raise UsageError("baselines are not available yet")
+    from scanner.cli import write_output
+
+    target = Path(args.path)
+    config, ruleset = _settings(args, target)
+    report = _scan(args, config, ruleset, history="none" if args.no_history else "default")
+    output = args.output or _scan_root(target) / BASELINE_FILE
+    if not _scan_root(target).is_dir() and args.output is None:
+        output = target.parent / BASELINE_FILE
+    write_output(render_baseline(report.findings), output)
+    print(f"keysweep: wrote {output} with {len({f.fingerprint for f in report.findings})} known finding(s); "
+          f"scan with --baseline {output} to report only new ones", file=sys.stderr)
+    return EXIT_CLEAN
 
 
 KEY_ID = regex.compile(r"(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16}")
@@ -182,5 +248,3 @@ def revoke_command(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     return EXIT_CLEAN
 
-
-__all__ = ["scan_command", "baseline_create_command", "revoke_command", "RuleSet"]

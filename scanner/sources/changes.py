@@ -13,13 +13,14 @@ from scanner.engine.detect import Match
 from scanner.engine.rules import RuleSet
 from scanner.findings import Finding, findings_from_matches
 from scanner.sources import git
-from scanner.sources.git import ObjectInfo, Repository
+from scanner.sources.git import NULL_SHA, ObjectInfo, Repository
 from scanner.sources.history import (
     Change,
     CommitRecord,
     HistoryScan,
     Progress,
     _earliest,
+    redact_summary,
     scan_object,
     scan_objects,
     walk_log,
@@ -80,10 +81,19 @@ def _reindex(original: Sequence[Match], kept: Sequence[Match]) -> tuple[Match, .
 
 def scan_range(repo: Repository, ruleset: RuleSet, revision_range: str, *, max_size: int, jobs: int,
                progress: Progress | None = None) -> HistoryScan:
+    start, dots, end = revision_range.partition("..")
+    revisions = [revision_range]
+    warnings_first: list[str] = []
+    if dots and start.strip(".") == NULL_SHA:
+        # A CI "before" of all zeros: the branch is new, so everything it carries is new.
+        end = end.lstrip(".") or "HEAD"
+        revisions = [end]
+        warnings_first.append(f"range starts at the null commit (a new branch): scanning all history of {end}")
+        revision_range = end
     git.resolve_range(repo, revision_range)
     records: dict[str, CommitRecord] = {}
     changes: list[Change] = []
-    for item in walk_log(repo, [revision_range]):
+    for item in walk_log(repo, revisions):
         if isinstance(item, CommitRecord):
             records[item.info.sha] = item
         else:
@@ -94,7 +104,8 @@ def scan_range(repo: Repository, ruleset: RuleSet, revision_range: str, *, max_s
                for c in changes if any(i.sha == c.new and i.size > max_size for i in infos)]
     to_scan = [i for i in infos if i.kind == "commit" or (i.kind == "blob" and i.size <= max_size)]
     scanned = scan_objects(repo, to_scan, ruleset, jobs, progress)
-    warnings = [f"object {sha} could not be read ({problem})" for sha, problem in scanned.problems]
+    records = {sha: redact_summary(record, scanned.found.get(sha)) for sha, record in records.items()}
+    warnings = warnings_first + [f"object {sha} could not be read ({problem})" for sha, problem in scanned.problems]
 
     old_values: dict[str, set[tuple[str, str]]] = {}
 

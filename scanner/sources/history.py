@@ -252,6 +252,16 @@ def _parse_record(record: bytes, order: int) -> Iterator[CommitRecord | Change]:
 # --- attribution ------------------------------------------------------------------------
 
 
+def redact_summary(record: CommitRecord, found: ObjectMatches | None) -> CommitRecord:
+    """A commit whose message holds a secret must not print it in every report's summary line."""
+    if found is None or found.kind != "commit":
+        return record
+    summary = record.info.summary
+    for match in found.matches:
+        summary = summary.replace(match.secret.reveal(), match.secret.redacted)
+    return replace(record, info=replace(record.info, summary=summary))
+
+
 def _earliest(candidates: list[tuple[CommitRecord | None, Finding]]) -> list[Finding]:
     """One finding per fingerprint: the earliest introduction, with how far the secret spread."""
     spread_commits: dict[tuple[str, str], set[str]] = {}
@@ -355,6 +365,7 @@ def scan_history(repo: Repository, ruleset: RuleSet, *, all_objects: bool, max_s
     extra_roots = list(stash) + (commit_objects if all_objects else [])
     for item in walk_log(repo, ["--all"], extra_roots):
         if isinstance(item, CommitRecord):
+            item = redact_summary(item, scanned.found.get(item.info.sha))
             current = item
             if item.info.sha in interesting_commits:
                 records[item.info.sha] = item

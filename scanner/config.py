@@ -1,0 +1,128 @@
+"""Project configuration: ``.keysweep.yaml`` at the repository root, or ``[tool.keysweep]``
+in ``pyproject.toml``. Parsed once into a typed Config; errors name the file, the key and,
+for a misspelt key, the closest valid one. Command-line flags win over the file."""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import regex
+import yaml
+
+from scanner.errors import ConfigError
+
+CONFIG_FILE = ".keysweep.yaml"
+KEYS = ("rules", "exclude", "allow-values", "max-file-size", "format", "baseline")
+FORMATS = ("text", "json", "jsonl", "sarif")
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path | None = None
+    rules: tuple[Path, ...] = ()
+    exclude: tuple[str, ...] = ()
+    allow_values: tuple[regex.Pattern[str], ...] = ()
+    max_file_size: int | None = None
+    format: str | None = None
+    baseline: Path | None = None
+
+
+def parse_size(text: str | int) -> int:
+    if isinstance(text, int):
+        return text
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    cleaned = text.strip().lower().removesuffix("b").removesuffix("i")
+    if cleaned and cleaned[-1] in units:
+        return int(float(cleaned[:-1]) * units[cleaned[-1]])
+    return int(cleaned)
+
+
+def find_config(root: Path) -> Path | None:
+    folder = root if root.is_dir() else root.parent
+    candidate = folder / CONFIG_FILE
+    if candidate.is_file():
+        return candidate
+    pyproject = folder / "pyproject.toml"
+    if pyproject.is_file() and "[tool.keysweep]" in pyproject.read_text(encoding="utf-8", errors="replace"):
+        return pyproject
+    return None
+
+
+def load_config(path: Path | None) -> Config:
+    if path is None:
+        return Config()
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such configuration file")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if path.name == "pyproject.toml":
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover - Python 3.10
+            import tomli as tomllib
+        try:
+            data = tomllib.loads(text).get("tool", {}).get("keysweep", {})
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        where = f"{path} [tool.keysweep]"
+    else:
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        where = str(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of settings")
+    return _parse(cast(dict[str, Any], data), where, path.parent)
+
+
+def _parse(data: dict[str, Any], where: str, base: Path) -> Config:
+    def fail(key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{where}: key {key!r}: {problem}")
+
+    for key in data:
+        if key not in KEYS:
+            close = difflib.get_close_matches(str(key), KEYS, n=1)
+            raise fail(str(key), "unknown setting" + (f" (did you mean {close[0]!r}?)" if close else "")
+                       + f"; known: {', '.join(KEYS)}")
+
+    def strings(key: str) -> list[str]:
+        value = data.get(key, [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise fail(key, "must be a list of strings")
+        return cast(list[str], value)
+
+    allow = []
+    for pattern in strings("allow-values"):
+        try:
+            allow.append(regex.compile(pattern))
+        except regex.error as exc:
+            raise fail("allow-values", f"invalid regular expression {pattern!r}: {exc}") from None
+    size = None
+    if "max-file-size" in data:
+        try:
+            size = parse_size(data["max-file-size"])
+        except (ValueError, TypeError):
+            raise fail("max-file-size", "must be a size such as 25m, 512k or 1000000") from None
+        if size <= 0:
+            raise fail("max-file-size", "must be more than 0")
+    fmt = data.get("format")
+    if fmt is not None and fmt not in FORMATS:
+        raise fail("format", f"must be one of {', '.join(FORMATS)}")
+    baseline = data.get("baseline")
+    if baseline is not None and not isinstance(baseline, str):
+        raise fail("baseline", "must be a path")
+    return Config(
+        source=base,
+        rules=tuple(base / p for p in strings("rules")),
+        exclude=tuple(strings("exclude")),
+        allow_values=tuple(allow),
+        max_file_size=size,
+        format=fmt,
+        baseline=base / baseline if baseline else None,
+    )

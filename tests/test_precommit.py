@@ -1,0 +1,81 @@
+"""The pre-commit framework itself runs keysweep's hooks from this repository: a commit (and
+a push) that adds a key is blocked with a readable message; a clean one goes through."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+from tests.gitrepo import GitRepo
+from tests.keygen import KeySet
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("pre-commit") is None or not (REPO_ROOT / ".git").exists(),
+    reason="needs the pre-commit framework and keysweep's own git checkout",
+)
+
+
+@pytest.fixture(scope="module")
+def pre_commit_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # One hook environment for the module: pre-commit pip-installs keysweep into it once.
+    return tmp_path_factory.mktemp("pre-commit-home")
+
+
+def _project(tmp_path: Path, home: Path) -> tuple[GitRepo, dict[str, str]]:
+    rev = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    repo = GitRepo(tmp_path / "project")
+    repo.write(".pre-commit-config.yaml",
+               f"repos:\n  - repo: {REPO_ROOT}\n    rev: {rev}\n    hooks:\n      - id: keysweep\n      - id: keysweep-push\n")
+    repo.commit("pre-commit config", {".pre-commit-config.yaml": (repo.path / ".pre-commit-config.yaml").read_text()})
+    env = {**repo.env(), "PRE_COMMIT_HOME": str(home), "PRE_COMMIT_COLOR": "never"}
+    subprocess.run(["pre-commit", "install", "--hook-type", "pre-commit", "--hook-type", "pre-push"],
+                   cwd=repo.path, env=env, check=True, capture_output=True)
+    return repo, env
+
+
+def _git(repo: GitRepo, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=repo.path, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_commit_with_staged_key_is_blocked_and_clean_commit_passes(tmp_path: Path, pre_commit_home: Path) -> None:
+    repo, env = _project(tmp_path, pre_commit_home)
+    keys = KeySet.generate()
+    repo.write("deploy/creds.env", f"AWS_ACCESS_KEY_ID={keys.key_id}\nAWS_SECRET_ACCESS_KEY={keys.secret}\n")
+    _git(repo, env, "add", "deploy/creds.env")
+    blocked = _git(repo, env, "commit", "-m", "add creds")
+    output = blocked.stdout + blocked.stderr
+    assert blocked.returncode != 0, output
+    assert "deploy/creds.env:1:19" in output and "aws-access-key-id" in output
+    assert "keysweep blocked this commit" in output and "keysweep:allow" in output and "rotate" in output
+    assert keys.secret not in output
+    assert _git(repo, env, "rev-list", "--count", "HEAD").stdout.strip() == "1"
+
+    _git(repo, env, "rm", "-q", "--cached", "deploy/creds.env")
+    repo.write("src/app.py", "print('hello')\n")
+    _git(repo, env, "add", "src/app.py")
+    clean = _git(repo, env, "commit", "-m", "clean change")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "keysweep" in clean.stdout and "Passed" in clean.stdout
+
+
+def test_push_of_commit_with_key_is_blocked(tmp_path: Path, pre_commit_home: Path) -> None:
+    repo, env = _project(tmp_path, pre_commit_home)
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    _git(repo, env, "remote", "add", "origin", str(remote))
+    assert _git(repo, env, "push", "-q", "origin", "main").returncode == 0
+    keys = KeySet.generate()
+    repo.write("settings.ini", f"[aws]\naws_access_key_id = {keys.key_id}\naws_secret_access_key = {keys.secret}\n")
+    _git(repo, env, "add", "settings.ini")
+    assert _git(repo, env, "commit", "--no-verify", "-m", "sneak it in").returncode == 0
+    pushed = _git(repo, env, "push", "origin", "main")
+    output = pushed.stdout + pushed.stderr
+    assert pushed.returncode != 0, output
+    assert "settings.ini:2:21" in output and "keysweep blocked this push" in output
+    assert keys.secret not in output
+    os.environ.get("CI")  # the push hook's environment comes from pre-commit alone
