@@ -62,13 +62,20 @@ def _scan_root(target: Path) -> Path:
     return target
 
 
-def _push_range() -> str:
+def _push_revisions() -> tuple[str, ...]:
     """The commits a pre-push hook is about to send, from the pre-commit framework's variables."""
     to_ref = os.environ.get("PRE_COMMIT_TO_REF") or os.environ.get("PRE_COMMIT_SOURCE")
     from_ref = os.environ.get("PRE_COMMIT_FROM_REF") or os.environ.get("PRE_COMMIT_ORIGIN")
-    if not to_ref:
-        raise UsageError("--pre-push needs PRE_COMMIT_TO_REF (and PRE_COMMIT_FROM_REF) as pre-commit sets them")
-    return f"{from_ref or NULL_SHA}..{to_ref}"
+    if to_ref and from_ref:
+        return (f"{from_ref}..{to_ref}",)
+    # A push that brings its root commit along (a new repository): pre-commit names only the
+    # branch and the remote. Everything the remote does not have yet is being pushed.
+    local = os.environ.get("PRE_COMMIT_LOCAL_BRANCH")
+    remote = os.environ.get("PRE_COMMIT_REMOTE_NAME")
+    if local and remote:
+        return (local, "--not", f"--remotes={remote}")
+    raise UsageError("--pre-push needs the variables pre-commit sets for a pre-push hook "
+                     "(PRE_COMMIT_FROM_REF and PRE_COMMIT_TO_REF)")
 
 
 def _settings(args: argparse.Namespace, target: Path) -> tuple[Config, RuleSet]:
@@ -83,8 +90,7 @@ def _scan(args: argparse.Namespace, config: Config, ruleset: RuleSet, *, history
     revision_range = getattr(args, "revision_range", None)
     if getattr(args, "since", None):
         revision_range = f"{args.since}..HEAD"
-    if getattr(args, "pre_push", False):
-        revision_range = _push_range()
+    push_revisions = _push_revisions() if getattr(args, "pre_push", False) else ()
     show_progress = not getattr(args, "no_progress", False) and sys.stderr.isatty()
     progress = ProgressLine() if show_progress else None
     max_size = getattr(args, "max_file_size", None) or config.max_file_size or DEFAULT_MAX_FILE_SIZE
@@ -94,6 +100,7 @@ def _scan(args: argparse.Namespace, config: Config, ruleset: RuleSet, *, history
         all_objects=getattr(args, "all_objects", False),
         staged=getattr(args, "staged", False),
         revision_range=revision_range,
+        push_revisions=push_revisions,
         max_file_size=max_size,
         jobs=getattr(args, "jobs", None) or os.cpu_count() or 1,
         excludes=PathFilter(config.exclude),

@@ -33,6 +33,7 @@ class ScanOptions:
     all_objects: bool = False
     staged: bool = False
     revision_range: str | None = None
+    push_revisions: tuple[str, ...] = ()  # git log arguments for a pre-push scan
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     excludes: PathFilter = field(default_factory=PathFilter)
@@ -59,7 +60,8 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
     if not os.access(target, os.R_OK):
         raise UsageError(f"{target}: permission denied")
     tally = _Tally()
-    git_mode = options.staged or options.revision_range is not None or options.history == "only" or options.all_objects
+    revisions = options.push_revisions or ((options.revision_range,) if options.revision_range is not None else ())
+    git_mode = options.staged or bool(revisions) or options.history == "only" or options.all_objects
     if options.all_objects and options.history == "none":
         raise UsageError("--all-objects scans history; it cannot be combined with --no-history")
     repo = None
@@ -71,8 +73,8 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
         scan_worktree(target, options, ruleset, tally)
     elif options.staged:
         _merge(tally, scan_staged(repo, ruleset, options.max_file_size))
-    elif options.revision_range is not None:
-        _merge(tally, scan_range(repo, ruleset, options.revision_range, max_size=options.max_file_size,
+    elif revisions:
+        _merge(tally, scan_range(repo, ruleset, revisions, max_size=options.max_file_size,
                                  jobs=options.jobs, progress=options.progress))
     else:
         history = scan_history(repo, ruleset, all_objects=options.all_objects, max_size=options.max_file_size,

@@ -79,18 +79,20 @@ def _reindex(original: Sequence[Match], kept: Sequence[Match]) -> tuple[Match, .
     return tuple(result)
 
 
-def scan_range(repo: Repository, ruleset: RuleSet, revision_range: str, *, max_size: int, jobs: int,
+def scan_range(repo: Repository, ruleset: RuleSet, revisions: Sequence[str], *, max_size: int, jobs: int,
                progress: Progress | None = None) -> HistoryScan:
-    start, dots, end = revision_range.partition("..")
-    revisions = [revision_range]
+    """``revisions`` are git log arguments: one range ``A..B``, or a list such as
+    ``[B, "--not", "--remotes=origin"]`` (what a push of a new branch sends)."""
+    revisions = list(revisions)
     warnings_first: list[str] = []
-    if dots and start.strip(".") == NULL_SHA:
-        # A CI "before" of all zeros: the branch is new, so everything it carries is new.
-        end = end.lstrip(".") or "HEAD"
-        revisions = [end]
-        warnings_first.append(f"range starts at the null commit (a new branch): scanning all history of {end}")
-        revision_range = end
-    git.resolve_range(repo, revision_range)
+    if len(revisions) == 1:
+        start, dots, end = revisions[0].partition("..")
+        if dots and start.strip(".") == NULL_SHA:
+            # A CI "before" of all zeros: the branch is new, so everything it carries is new.
+            end = end.lstrip(".") or "HEAD"
+            revisions = [end]
+            warnings_first.append(f"range starts at the null commit (a new branch): scanning all history of {end}")
+        git.resolve_range(repo, revisions[0])
     records: dict[str, CommitRecord] = {}
     changes: list[Change] = []
     for item in walk_log(repo, revisions):
