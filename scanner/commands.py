@@ -42,7 +42,6 @@ def _color(args: argparse.Namespace) -> bool:
     return sys.stdout.isatty()
 
 
-NULL_SHA = "0" * 40
 BLOCKED_COMMIT_HELP = """\
 keysweep blocked this commit: the staged change adds the credentials listed above.
   - If they are real: remove them from the files (keep them in a secret store or the

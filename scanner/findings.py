@@ -84,7 +84,7 @@ def findings_from_matches(
     place = path if path is not None else source
     prints = [fingerprint(m.rule_id, m.secret, place) for m in matches]
     findings = []
-    for match, print_ in zip(matches, prints):
+    for match, print_ in zip(matches, prints, strict=True):
         account = account_id_from_key_id(match.secret.reveal()) if match.secret.kind == "key-id" else None
         findings.append(
             Finding(

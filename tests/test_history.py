@@ -287,7 +287,7 @@ def test_bare_repository(repo: GitRepo, keys: KeySet, tmp_path: Path) -> None:
 
 def test_corrupt_object_is_named_and_scan_goes_on(repo: GitRepo, keys: KeySet) -> None:
     repo.commit("creds", {"creds.env": env_file(keys)})
-    victim = repo.write("victim.txt", "some content that will be damaged\n")
+    repo.write("victim.txt", "some content that will be damaged\n")
     repo.git("add", "victim.txt")
     blob = repo.git("rev-parse", ":victim.txt")
     repo.commit("victim")

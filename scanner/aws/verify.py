@@ -84,7 +84,7 @@ def verify_findings(findings: Sequence[Finding], *, allow_accounts: frozenset[st
     if to_check:
         with ThreadPoolExecutor(max_workers=MAX_CONCURRENCY) as pool:
             outcomes = pool.map(lambda pair: verify_pair(pair, region), list(to_check))
-            for members, outcome in zip(to_check.values(), outcomes):
+            for members, outcome in zip(to_check.values(), outcomes, strict=True):
                 for member in members:
                     decided[member] = outcome
     return [replace(f, verification=decided[f.fingerprint]) if f.fingerprint in decided else f for f in findings]

@@ -261,7 +261,7 @@ def staged_changes(repo: Repository) -> list[StagedChange]:
         out = run(repo, ["diff", "--cached", "--raw", "-z", "--no-renames", "--no-abbrev", "--"])
     tokens = out.split(b"\x00")
     changes = []
-    for meta, path in zip(tokens[0::2], tokens[1::2]):
+    for meta, path in zip(tokens[0::2], tokens[1::2], strict=False):  # a trailing NUL leaves one extra
         parts = meta.lstrip(b":").split(b" ")
         if len(parts) < 5:
             continue
