@@ -2,7 +2,7 @@
 pre-commit hook's wall time. One command:
 
     python benchmarks/bench.py REPO            # a repository you have (e.g. a clone of aws/aws-cli)
-    python benchmarks/bench.py --synthetic     # generates one first (benchmarks/work/synthetic)
+    python benchmarks/bench.py --synthetic     # generates one first (in $TMPDIR/keysweep-bench/synthetic)
 
 Prints wall times, the ratio keysweep / floor, and the peak memory of keysweep's own
 processes (git's are listed apart: they are the floor's too).
@@ -143,13 +143,15 @@ def _git_dir(repo: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("repo", nargs="?", type=Path)
-    parser.add_argument("--synthetic", action="store_true", help="generate benchmarks/work/synthetic and use it")
+    parser.add_argument("--synthetic", action="store_true", help="generate $TMPDIR/keysweep-bench/synthetic and use it")
     parser.add_argument("--jobs", type=int)
     parser.add_argument("--no-hook", action="store_true", help="skip the pre-commit hook timing")
     args = parser.parse_args()
     repo = args.repo
     if args.synthetic:
-        repo = HERE / "work" / "synthetic"
+        # Outside the checkout: the generated history holds planted keys, and a scan of this
+        # repository's work tree would find them.
+        repo = Path(tempfile.gettempdir()) / "keysweep-bench" / "synthetic"
         if not repo.exists():
             from benchmarks.make_synthetic_repo import generate
 
