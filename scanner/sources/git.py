@@ -187,6 +187,16 @@ class GitObject:
     problem: str | None = None
 
 
+def _widen_pipe(fd: int) -> None:
+    """Ask for a 1 MiB pipe (Linux): fewer wake-ups per gigabyte read from cat-file."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    except (ImportError, OSError):
+        pass  # not Linux, or over /proc/sys/fs/pipe-max-size: the default pipe works too
+
+
 def read_objects(repo: Repository, shas: Sequence[str]) -> Iterator[GitObject]:
     """The contents of each object, in order, through one long-lived ``git cat-file --batch``.
 
@@ -200,8 +210,9 @@ def read_objects(repo: Repository, shas: Sequence[str]) -> Iterator[GitObject]:
                 [*_base_command(repo), "cat-file", "--batch"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
             )
-            writer = _start_writer(proc, (f"{sha}\n".encode() for sha in shas[index:]))
             assert proc.stdout is not None
+            _widen_pipe(proc.stdout.fileno())
+            writer = _start_writer(proc, (f"{sha}\n".encode() for sha in shas[index:]))
             out = proc.stdout
             try:
                 while index < len(shas):
