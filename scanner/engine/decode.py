@@ -69,9 +69,17 @@ class DecodedView:
 def decoded_views(data: bytes, base64_runs: list[tuple[int, int]]) -> Iterator[DecodedView]:
     """Views of ``data`` with encoded values decoded, where any decoded value looks worth a look."""
     substitutions = []
+    size = len(data)
     for start, end in base64_runs:
-        while end < len(data) and end - start < MAX_TOKEN and data[end : end + 1] == b"=" and (end - start) % 4:
-            end += 1
+        if end - start > MAX_TOKEN:
+            continue
+        # Padding completes a token to a multiple of 4; a run that cannot be completed so
+        # is not base64 (most long runs are paths and identifiers) and is not decoded.
+        missing = -(end - start) % 4
+        if missing:
+            if missing > 2 or data[end : end + missing] != b"=" * missing or (end + missing < size and data[end + missing] == 61):
+                continue
+            end += missing
         decoded = _decode_base64(data[start:end])
         if decoded is not None and _interesting(decoded):
             substitutions.append((start, end, decoded))
