@@ -169,3 +169,20 @@ def test_many_files_scan_in_parallel_with_same_result(tmp_path: Path) -> None:
     serial = run_keysweep("scan", "--no-history", "--format", "json", "--show-secrets", "--jobs", "1", tmp_path).json()
     assert {f["secret"] for f in parallel["findings"]} == expected
     assert parallel["findings"] == serial["findings"]
+
+
+def test_file_name_that_is_not_utf8(tmp_path: Path, keys: KeySet) -> None:
+    (tmp_path / os.fsdecode(b"caf\xe9-\xff.env")).write_text(f"AWS_ACCESS_KEY_ID={keys.key_id}\n")
+    text = run_keysweep("scan", "--no-history", tmp_path)
+    assert text.returncode == 1 and "caf\\xe9-\\xff.env:1:19" in text.stdout
+    document = run_keysweep("scan", "--no-history", "--format", "json", tmp_path).json()
+    assert [f["path"] for f in document["findings"]] == ["caf\\xe9-\\xff.env"]
+    sarif = run_keysweep("scan", "--no-history", "--format", "sarif", tmp_path).json()
+    [result] = sarif["runs"][0]["results"]
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "caf%5Cxe9-%5Cxff.env"
+
+
+def test_ascii_only_terminal_does_not_crash(tmp_path: Path, keys: KeySet) -> None:
+    plant(tmp_path, keys)
+    result = run_keysweep("scan", "--no-history", tmp_path, env={"PYTHONIOENCODING": "ascii"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 from typing import Any
 
 from scanner import __version__
@@ -71,7 +72,8 @@ def _result(finding: Finding, index: int, description: str) -> dict[str, Any]:
         result["locations"] = [
             {
                 "physicalLocation": {
-                    "artifactLocation": {"uri": finding.path, "uriBaseId": "%SRCROOT%"},
+                    # A URI reference: spaces and other reserved characters percent-encoded.
+                    "artifactLocation": {"uri": urllib.parse.quote(finding.path, safe="/"), "uriBaseId": "%SRCROOT%"},
                     "region": {"startLine": finding.line, "startColumn": finding.column},
                 }
             }

@@ -40,6 +40,11 @@ class WalkProblem:
     reason: str
 
 
+def _display(path: str) -> str:
+    """File names that are not UTF-8 reach Python as surrogates; reports show them escaped."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def walk(root: Path, excludes: PathFilter) -> Iterator[FileEntry | WalkProblem]:
     """Every regular file under ``root`` except .git/, without following symlinks.
 
@@ -47,13 +52,13 @@ def walk(root: Path, excludes: PathFilter) -> Iterator[FileEntry | WalkProblem]:
     and one pointing outside is not ours to read.
     """
     if root.is_file():
-        yield FileEntry(str(root), root.name, root.stat().st_size)
+        yield FileEntry(str(root), _display(root.name), root.stat().st_size)
         return
     problems: list[WalkProblem] = []
 
     def on_error(error: OSError) -> None:
         where = os.path.relpath(error.filename, root) if error.filename else str(root)
-        problems.append(WalkProblem(Path(where).as_posix(), error.strerror or str(error)))
+        problems.append(WalkProblem(_display(Path(where).as_posix()), error.strerror or str(error)))
 
     for folder, dirs, files in os.walk(root, onerror=on_error):
         yield from problems
@@ -63,6 +68,7 @@ def walk(root: Path, excludes: PathFilter) -> Iterator[FileEntry | WalkProblem]:
         dirs[:] = sorted(d for d in dirs if d != ".git" and not excludes.excluded(rel_folder + d))
         for name in sorted(files):
             relative = rel_folder + name
+            relative = _display(relative)
             if name == ".git" or excludes.excluded(relative):
                 continue
             absolute = os.path.join(folder, name)

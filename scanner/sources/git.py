@@ -20,6 +20,11 @@ NULL_SHA = "0" * 40
 READ_CHUNK = 1 << 20
 
 
+def display_path(raw: bytes) -> str:
+    """A path as reports show it: UTF-8, with any other byte written as an escape (\\xe9)."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
 @dataclass(frozen=True, slots=True)
 class Repository:
     git_dir: Path
@@ -279,5 +284,5 @@ def staged_changes(repo: Repository) -> list[StagedChange]:
         new_mode, old_sha, new_sha = parts[1].decode(), parts[2].decode(), parts[3].decode()
         if new_sha == NULL_SHA or new_mode == "160000":
             continue
-        changes.append(StagedChange(path.decode("utf-8", "surrogateescape"), None if old_sha == NULL_SHA else old_sha, new_sha))
+        changes.append(StagedChange(display_path(path), None if old_sha == NULL_SHA else old_sha, new_sha))
     return changes

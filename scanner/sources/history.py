@@ -234,7 +234,7 @@ def _parse_record(record: bytes, order: int) -> Iterator[CommitRecord | Change]:
         index += 1
         if not meta.startswith(b":"):
             continue
-        path = tokens[index].decode("utf-8", "surrogateescape") if index < len(tokens) else ""
+        path = git.display_path(tokens[index]) if index < len(tokens) else ""
         index += 1
         parts = meta.lstrip(b":").split(b" ")
         parents = meta.count(b":", 0, 2)
