@@ -166,13 +166,12 @@ class ObjectInfo:
     size: int
 
 
-def list_objects(repo: Repository) -> Iterator[ObjectInfo]:
-    """Every object in the repository, reachable or not, in pack order (cheap: no contents)."""
-    # --unordered: pack order, so that reading the contents later walks delta chains in
-    # the order git stored them instead of jumping around by hash.
-    args = ["cat-file", "--batch-all-objects", "--batch-check=%(objectname) %(objecttype) %(objectsize)", "--unordered"]
+BATCH_CHECK = "--batch-check=%(objectname) %(objecttype) %(objectsize)"
+
+
+def _batch_check(repo: Repository, args: Sequence[str], stdin_lines: Iterable[bytes] | None = None) -> Iterator[ObjectInfo]:
     rest = b""
-    for chunk in stream(repo, args):
+    for chunk in stream(repo, ["cat-file", BATCH_CHECK, *args], stdin_lines=stdin_lines):
         lines = (rest + chunk).split(b"\n")
         rest = lines.pop()
         for line in lines:
@@ -180,8 +179,15 @@ def list_objects(repo: Repository) -> Iterator[ObjectInfo]:
             if len(parts) == 3:
                 yield ObjectInfo(parts[0].decode(), parts[1].decode(), int(parts[2]))
             else:
-                # A corrupt object is listed as "<sha> missing": report it, do not read it.
+                # "<sha> missing": absent, or (in --batch-all-objects) corrupt. Named, not read.
                 yield ObjectInfo(parts[0].decode(), "unreadable", 0)
+
+
+def list_objects(repo: Repository) -> Iterator[ObjectInfo]:
+    """Every object in the repository, reachable or not, in pack order (cheap: no contents)."""
+    # --unordered: pack order, so that reading the contents later walks delta chains in
+    # the order git stored them instead of jumping around by hash.
+    return _batch_check(repo, ["--batch-all-objects", "--unordered"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,15 +255,8 @@ def read_objects(repo: Repository, shas: Sequence[str]) -> Iterator[GitObject]:
 
 def object_infos(repo: Repository, shas: Sequence[str]) -> Iterator[ObjectInfo]:
     """Type and size of the named objects (missing ones are left out)."""
-    rest = b""
-    lines_in = (f"{sha}\n".encode() for sha in shas)
-    for chunk in stream(repo, ["cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)"], stdin_lines=lines_in):
-        lines = (rest + chunk).split(b"\n")
-        rest = lines.pop()
-        for line in lines:
-            parts = line.split(b" ")
-            if len(parts) == 3:
-                yield ObjectInfo(parts[0].decode(), parts[1].decode(), int(parts[2]))
+    lines = (f"{sha}\n".encode() for sha in shas)
+    return (info for info in _batch_check(repo, [], lines) if info.kind != "unreadable")
 
 
 @dataclass(frozen=True, slots=True)
