@@ -127,6 +127,33 @@ def test_revoke_refusals_and_errors_exit_codes(iam: Any, moto_url: str, tmp_path
     assert down.returncode == 3 and "Traceback" not in down.stderr
 
 
+def test_invalid_key_against_server_with_iam_authentication(iam: Any, moto_url: str, tmp_path: Path) -> None:
+    import urllib.request
+
+    from tests.keygen import KeySet
+
+    iam.create_user(UserName="security")
+    operator = iam.create_access_key(UserName="security")["AccessKey"]
+    keys = KeySet.generate(account=ACCOUNT)
+    (tmp_path / "x.env").write_text(f"AWS_ACCESS_KEY_ID={keys.key_id}\nAWS_SECRET_ACCESS_KEY={keys.secret}\n")
+
+    def reset_auth(value: str) -> None:
+        request = urllib.request.Request(f"{moto_url}/moto-api/reset-auth", data=value.encode(), method="POST",
+                                         headers={"Content-Type": "text/plain"})
+        urllib.request.urlopen(request).read()
+
+    reset_auth("0")
+    try:
+        result = run_keysweep("scan", "--no-history", "--verify", "--format", "json", tmp_path,
+                              env=aws_env(moto_url, operator, tmp_path))
+    finally:
+        reset_auth("inf")
+    assert result.returncode == 1, result.stderr
+    statuses = {f["verification"]["status"] for f in result.json()["findings"]}
+    reasons = {f["verification"]["reason"] for f in result.json()["findings"]}
+    assert statuses == {"invalid"} and any("InvalidClientTokenId" in r for r in reasons)
+
+
 def test_verify_without_network_flag_sends_nothing(tmp_path: Path) -> None:
     # Without --verify, a scan must not touch the network even when credentials are set.
     from tests.keygen import KeySet

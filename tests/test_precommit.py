@@ -77,3 +77,22 @@ def test_push_of_commit_with_key_is_blocked(tmp_path: Path, pre_commit_home: Pat
     assert pushed.returncode != 0, output
     assert "settings.ini:2:21" in output and "keysweep blocked this push" in output
     assert keys.secret not in output
+
+
+def test_try_repo_against_this_repository(tmp_path: Path, pre_commit_home: Path) -> None:
+    repo = GitRepo(tmp_path / "scratch")
+    keys = KeySet.generate()
+    repo.write("app.env", f"aws_secret_access_key = {keys.secret}\naws_access_key_id = {keys.key_id}\n")
+    repo.git("add", "app.env")
+    env = {**repo.env(), "PRE_COMMIT_HOME": str(pre_commit_home), "PRE_COMMIT_COLOR": "never"}
+    blocked = subprocess.run(["pre-commit", "try-repo", str(REPO_ROOT), "keysweep"], cwd=repo.path, env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert blocked.returncode == 1, blocked.stdout + blocked.stderr
+    assert "app.env:1:25" in blocked.stdout and "keysweep blocked this commit" in blocked.stdout
+    assert keys.secret not in blocked.stdout + blocked.stderr
+    repo.git("rm", "-q", "--cached", "app.env")
+    repo.write("ok.txt", "fine\n")
+    repo.git("add", "ok.txt")
+    clean = subprocess.run(["pre-commit", "try-repo", str(REPO_ROOT), "keysweep"], cwd=repo.path, env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
