@@ -99,7 +99,7 @@ def _add_remediation_flags(group: argparse._ActionsContainer) -> None:
     group.add_argument("--apply", action="store_true", help="perform the remediation (default: print the plan only)")
     group.add_argument("--profile", metavar="NAME", help="AWS profile for the operator's credentials")
     group.add_argument("--region", metavar="NAME", help="AWS region for STS and IAM calls (default: us-east-1 or the profile's)")
-    group.add_argument("--audit-log", type=Path, metavar="FILE", help="append every action to this JSON-lines file (default: keysweep-audit.jsonl)")
+    group.add_argument("--audit-log", type=Path, metavar="FILE", help="append every action to this JSON-lines file (default: ~/.local/state/keysweep/audit.jsonl)")
     group.add_argument("--allow-account", action="append", default=[], metavar="ID", help="only verify/remediate keys of this account (repeatable)")
     group.add_argument("--use-leaked-key", action="store_true", help="sign remediation calls with the leaked key itself")
     group.add_argument("--quarantine", action="store_true", help="also attach AWSCompromisedKeyQuarantineV3 to the key's user")

@@ -12,7 +12,7 @@ from typing import cast
 
 import regex
 
-from scanner.aws.audit import DEFAULT_AUDIT_LOG, AuditLog
+from scanner.aws.audit import AuditLog, default_audit_log
 from scanner.aws.clients import KeyPair
 from scanner.aws.remediate import Plan, describe
 from scanner.baseline import BASELINE_FILE, load_baseline, render_baseline
@@ -180,12 +180,12 @@ def _accounts(args: argparse.Namespace) -> frozenset[str]:
 
 
 def _audit(args: argparse.Namespace) -> AuditLog:
-    return AuditLog(args.audit_log or DEFAULT_AUDIT_LOG)
+    return AuditLog(args.audit_log or default_audit_log())
 
 
-def _print_outcomes(plans: list[Plan], outcomes: list[RemediationOutcome], applied: bool) -> None:
+def _print_outcomes(plans: list[Plan], outcomes: list[RemediationOutcome], applied: bool, audit: AuditLog) -> None:
     heading = "remediation" if applied else "remediation plan (dry run: nothing changed; add --apply to carry it out)"
-    print(f"keysweep: {heading}:", file=sys.stderr)
+    print(f"keysweep: {heading} (audit log: {audit.path}):", file=sys.stderr)
     for item in plans:
         print(f"  {describe(item)}", file=sys.stderr)
     if applied:
@@ -230,7 +230,7 @@ def remediate_findings(args: argparse.Namespace, findings: Sequence[Finding]) ->
         group_plans = remediate.plan(group, mode, operator, quarantine=args.quarantine, allow_accounts=_accounts(args))
         plans += group_plans
         outcomes += remediate.apply(group_plans, operator, _audit(args), dry_run=not args.apply)
-    _print_outcomes(plans, outcomes, args.apply)
+    _print_outcomes(plans, outcomes, args.apply, _audit(args))
     return outcomes
 
 
@@ -247,7 +247,7 @@ def revoke_command(args: argparse.Namespace) -> int:
     plans = remediate.plan([remediate.Target(key_id)], mode, operator, quarantine=args.quarantine,
                            allow_accounts=_accounts(args))
     outcomes = remediate.apply(plans, operator, _audit(args), dry_run=not args.apply)
-    _print_outcomes(plans, outcomes, args.apply)
+    _print_outcomes(plans, outcomes, args.apply, _audit(args))
     if any(o.result == "failed" for o in outcomes):
         return EXIT_FAILURE
     if any(o.result == "refused" for o in outcomes):

@@ -127,6 +127,20 @@ def test_revoke_refusals_and_errors_exit_codes(iam: Any, moto_url: str, tmp_path
     assert down.returncode == 3 and "Traceback" not in down.stderr
 
 
+def test_default_audit_log_is_outside_the_repository(iam: Any, moto_url: str, tmp_path: Path) -> None:
+    iam.create_user(UserName="security")
+    operator = iam.create_access_key(UserName="security")["AccessKey"]
+    iam.create_user(UserName="ci")
+    key_id = iam.create_access_key(UserName="ci")["AccessKey"]["AccessKeyId"]
+    state = tmp_path / "state"
+    result = run_keysweep("revoke", key_id, cwd=tmp_path, env={**aws_env(moto_url, operator, tmp_path), "XDG_STATE_HOME": str(state)})
+    assert result.returncode == 0, result.stderr
+    [entry] = [json.loads(line) for line in (state / "keysweep" / "audit.jsonl").read_text().splitlines()]
+    assert (entry["key_id"], entry["user"], entry["result"], entry["dry_run"]) == (key_id, "ci", "planned", True)
+    assert str(state / "keysweep" / "audit.jsonl") in result.stderr
+    assert status_of(iam, "ci", key_id) == "Active"
+
+
 def test_invalid_key_against_server_with_iam_authentication(iam: Any, moto_url: str, tmp_path: Path) -> None:
     import urllib.request
 

@@ -12,7 +12,11 @@ from typing import Any
 from scanner import __version__
 from scanner.errors import UsageError
 
-DEFAULT_AUDIT_LOG = Path("keysweep-audit.jsonl")
+def default_audit_log() -> Path:
+    """$XDG_STATE_HOME/keysweep/audit.jsonl (~/.local/state/...): outside any repository, so
+    the key IDs it names are never committed, nor found again by the next scan."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "keysweep" / "audit.jsonl"
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,7 @@ class AuditLog:
         }
         line = json.dumps(record, ensure_ascii=False) + "\n"
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             # O_APPEND: concurrent runs never interleave within a line.
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             with os.fdopen(fd, "a", encoding="utf-8") as handle:

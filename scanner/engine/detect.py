@@ -68,7 +68,8 @@ def shannon_entropy(value: str) -> float:
 
 
 _DIGITS = b"0123456789"
-_ALNUM = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_LETTERS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_ALNUM = _LETTERS + _DIGITS
 
 
 def _has_class(value: bytes, cls: CharClass) -> bool:
@@ -79,7 +80,9 @@ def _has_class(value: bytes, cls: CharClass) -> bool:
         return value.upper() != value
     if cls == "digit":
         return len(value.translate(None, _DIGITS)) != len(value)
-    return len(value.translate(None, _ALNUM)) > 0
+    if cls == "symbol":
+        return len(value.translate(None, _ALNUM)) > 0
+    return len(value.translate(None, _LETTERS)) > 0  # digit-or-symbol
 
 
 def value_passes(rule: Rule, value: bytes) -> bool:

@@ -19,9 +19,9 @@ import yaml
 from scanner.errors import RuleError
 from scanner.secret import SecretKind
 
-CharClass = Literal["upper", "lower", "digit", "symbol"]
+CharClass = Literal["upper", "lower", "digit", "symbol", "digit-or-symbol"]
 KINDS: tuple[SecretKind, ...] = ("key-id", "secret", "session-token")
-CHAR_CLASSES: tuple[CharClass, ...] = ("upper", "lower", "digit", "symbol")
+CHAR_CLASSES: tuple[CharClass, ...] = ("upper", "lower", "digit", "symbol", "digit-or-symbol")
 
 RULE_FIELDS = (
     "id", "description", "kind", "keywords", "value", "patterns", "near", "min-entropy",
