@@ -339,3 +339,35 @@ def test_path_with_spaces_unicode_and_bad_bytes(repo: GitRepo, keys: KeySet) -> 
     repo.commit("bad bytes", {os.fsdecode(b"latin-\xe9.env"): env_file(KeySet.generate())})
     findings = scan(repo, "--history-only")
     assert {f["path"] for f in findings} == {"dir with space/naïve ✓.env", "latin-\\xe9.env"}
+
+
+def test_octopus_merge_with_content_of_its_own(repo: GitRepo, keys: KeySet) -> None:
+    for name in ("a", "b", "c"):
+        repo.git("checkout", "-q", "-b", name, "main")
+        repo.commit(name, {f"{name}.txt": f"{name}\n"})
+    repo.git("checkout", "-q", "main")
+    repo.git("merge", "-q", "--no-commit", "a", "b", "c")
+    repo.write("octo.env", env_file(keys))
+    repo.git("add", "octo.env")
+    repo.ticks += 1
+    repo.git("commit", "-q", "-m", "octopus")
+    octopus = repo.git("rev-parse", "HEAD")
+    assert len(repo.git("rev-list", "--parents", "-1", "HEAD").split()) == 4
+    [secret] = by_secret(scan(repo, "--history-only"), keys.secret)
+    assert secret["commit"]["sha"] == octopus and secret["path"] == "octo.env"
+
+
+def test_blob_and_tree_reached_only_by_tags(repo: GitRepo) -> None:
+    in_blob, in_tree = KeySet.generate(), KeySet.generate()
+    blob = repo.git("hash-object", "-w", str(repo.write("loose.env", env_file(in_blob))))
+    (repo.path / "loose.env").unlink()
+    repo.git("tag", "blob-tag", blob)
+    repo.write("sub/deep.env", env_file(in_tree))
+    repo.git("add", "sub/deep.env")
+    tree = repo.git("write-tree")
+    repo.git("rm", "-q", "--cached", "sub/deep.env")
+    (repo.path / "sub" / "deep.env").unlink()
+    repo.git("tag", "-a", "-m", "a tree", "tree-tag", tree)
+    findings = scan(repo, "--history-only")
+    assert {f["path"] for f in by_secret(findings, in_blob.secret)} == {"refs/tags/blob-tag"}
+    assert {f["path"] for f in by_secret(findings, in_tree.secret)} == {"refs/tags/tree-tag:sub/deep.env"}

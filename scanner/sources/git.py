@@ -152,6 +152,29 @@ def tag_objects(repo: Repository) -> dict[str, str]:
     return tags
 
 
+def blobs_behind_refs(repo: Repository) -> dict[str, list[str]]:
+    """Blobs a ref reaches without a commit (a tag of a blob or of a tree): blob -> places.
+
+    A tagged blob is named by its ref; a blob in a tagged tree by ``ref:path``.
+    """
+    out = run(repo, ["for-each-ref", "--format=%(objectname) %(objecttype) %(*objectname) %(*objecttype) %(refname)"])
+    places: dict[str, list[str]] = {}
+    for line in out.decode("utf-8", "replace").splitlines():
+        sha, kind, peeled, peeled_kind, name = (line.split(" ", 4) + [""] * 5)[:5]
+        if kind == "tag" and peeled:
+            sha, kind = peeled, peeled_kind
+        if kind == "blob":
+            places.setdefault(sha, []).append(name)
+        elif kind == "tree":
+            listing = run(repo, ["ls-tree", "-r", "-z", "--full-tree", sha])
+            for entry in listing.split(b"\x00"):
+                meta, _, path = entry.partition(b"\t")
+                parts = meta.split(b" ")
+                if len(parts) == 3 and parts[1] == b"blob":
+                    places.setdefault(parts[2].decode(), []).append(f"{name}:{display_path(path)}")
+    return places
+
+
 def reachable_commits(repo: Repository, extra: Sequence[str]) -> set[str]:
     stdin = "".join(f"{sha}\n" for sha in extra).encode()
     out = run(repo, ["rev-list", "--all", "--stdin"], input=stdin)

@@ -237,7 +237,7 @@ def _parse_record(record: bytes, order: int) -> Iterator[CommitRecord | Change]:
         path = git.display_path(tokens[index]) if index < len(tokens) else ""
         index += 1
         parts = meta.lstrip(b":").split(b" ")
-        parents = meta.count(b":", 0, 2)
+        parents = len(meta) - len(meta.lstrip(b":"))  # one colon per parent (-c: octopus merges too)
         modes = parts[: parents + 1]
         shas = [p.decode() for p in parts[parents + 1 : 2 * parents + 2]]
         new_mode = modes[-1].decode()
@@ -386,10 +386,18 @@ def scan_history(repo: Repository, ruleset: RuleSet, *, all_objects: bool, max_s
         if places or all_objects:
             where = ", ".join(places) if places else f"unreachable blob {sha}"
             skipped.append((where, f"blob {sha[:12]} larger than the {max_size}-byte limit ({size} bytes)"))
+    behind_refs: dict[str, list[str]] | None = None
     for sha, found in scanned.found.items():
         if found.kind == "blob":
             intros = introductions.get(sha, [])
             if not intros:
+                if behind_refs is None:
+                    behind_refs = git.blobs_behind_refs(repo)
+                for place in behind_refs.get(sha, []):
+                    for finding in findings_from_matches(found.matches, path=place, source="git-blob", blob=sha):
+                        candidates.append((None, finding))
+                if sha in behind_refs:
+                    continue
                 if all_objects:
                     for finding in findings_from_matches(found.matches, path=None, source="unreachable-blob", blob=sha, reachable=False):
                         candidates.append((None, finding))
