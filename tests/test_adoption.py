@@ -80,6 +80,10 @@ def test_sarif_commit_message_finding_is_valid(tmp_path: Path, keys: KeySet) -> 
     code, document, raw = sarif_of("--history-only", repo.path)
     assert code == 1 and keys.secret not in raw
     jsonschema.validate(document, SCHEMA)
+    # GitHub rejects the whole file when any result lacks an artifact location.
+    [result] = document["runs"][0]["results"]
+    sha = repo.git("rev-parse", "HEAD")
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == f"commit-message/{sha}"
 
 
 # --- CI recipes, run as written ---------------------------------------------------------

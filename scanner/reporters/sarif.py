@@ -46,6 +46,16 @@ def _message(finding: Finding, description: str) -> str:
     return " ".join(parts) + ". Rotate the key and remove it from the repository."
 
 
+def _place(finding: Finding) -> str:
+    """The artifact a result points at. GitHub rejects a whole SARIF file if any result has
+    no location, so text without a path (a commit or tag message, a blob no ref reaches) is
+    anchored at a stable pseudo-path that names the object."""
+    if finding.path is not None:
+        return finding.path
+    name = finding.commit.sha if finding.commit is not None else (finding.blob or "unknown")
+    return f"{finding.source}/{name}"
+
+
 def _result(finding: Finding, index: int, description: str) -> dict[str, Any]:
     properties: dict[str, Any] = {"source": finding.source, "reachable": finding.reachable}
     if finding.commit is not None:
@@ -68,16 +78,15 @@ def _result(finding: Finding, index: int, description: str) -> dict[str, Any]:
         "partialFingerprints": {FINGERPRINT_KEY: finding.fingerprint},
         "properties": properties,
     }
-    if finding.path is not None:
-        result["locations"] = [
-            {
-                "physicalLocation": {
-                    # A URI reference: spaces and other reserved characters percent-encoded.
-                    "artifactLocation": {"uri": urllib.parse.quote(finding.path, safe="/"), "uriBaseId": "%SRCROOT%"},
-                    "region": {"startLine": finding.line, "startColumn": finding.column},
-                }
+    result["locations"] = [
+        {
+            "physicalLocation": {
+                # A URI reference: spaces and other reserved characters percent-encoded.
+                "artifactLocation": {"uri": urllib.parse.quote(_place(finding), safe="/"), "uriBaseId": "%SRCROOT%"},
+                "region": {"startLine": finding.line, "startColumn": finding.column},
             }
-        ]
+        }
+    ]
     return result
 
 
