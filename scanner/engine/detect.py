@@ -1,11 +1,15 @@
 """The detector: bytes in, matches out.
 
-Order of work for one text, cheapest first: a case-insensitive keyword prefilter decides
-which rules run at all; each rule's patterns run over the raw bytes; ``near`` patterns run
-only in the few lines around a key ID; every candidate value passes the rule's value checks
-(entropy, character classes, allowlist) and the inline-allow comment check; decoded views
-(base64, URL encoding) get the same treatment; finally key IDs, secrets and session tokens
-found close together are paired.
+Order of work for one text, cheapest first:
+1. Rules with a value shape (secret keys, session tokens) start from the values: one
+   translate-and-search pass finds every run of the charset of the right length; only
+   around such a run are the rule's keywords and patterns tried.
+2. Rules without one run their patterns over the whole text (the key-ID pattern leads with
+   literals, which the engine searches fast), behind their keywords if they have any.
+3. ``near`` patterns run only in the few lines around a key ID.
+4. Every value passes the rule's checks (classes, allowlist, entropy) and the inline-allow
+   comment check; decoded views (base64, URL encoding) get the same treatment.
+5. Key IDs, secrets and session tokens found close together are paired.
 """
 
 from __future__ import annotations
@@ -101,23 +105,23 @@ class _Candidate:
     end: int
 
 
-def detect(data: bytes, ruleset: RuleSet, *, decode: bool = True) -> list[Match]:
+def detect(data: bytes, ruleset: RuleSet) -> list[Match]:
     """Every secret in ``data`` (already known to be text), paired where possible."""
     runs = _RunCache(data)
     candidates = _find(data, ruleset, runs)
     located = _locate(data, candidates, decoded=None)
-    if decode:
-        # Long encoded values (a secret is 56 characters in base64, a credentials file far
-        # more) are looked at everywhere; short ones (a key ID is 28) only in manifests that
-        # carry base64 data by design, where the cost of looking at every token is worth it.
-        head = data[:MANIFEST_HEAD]
-        short = b"apiVersion" in head and any(marker in head for marker in MANIFEST_MARKERS)
-        for view in decoded_views(data, runs.get(BASE64_TABLE, MIN_BASE64_RUN if short else LONG_BASE64_RUN)):
-            for candidate in _find(view.data, ruleset, _RunCache(view.data)):
-                origin = view.original_offset(candidate.start, candidate.end)
-                if origin is None:
-                    continue
-                located += _locate(data, [replace(candidate, start=origin, end=origin)], decoded=view.kind)
+    # One layer down: decoded views are scanned, never decoded again.
+    # Long encoded values (a secret is 56 characters in base64, a credentials file far
+    # more) are looked at everywhere; short ones (a key ID is 28) only in manifests that
+    # carry base64 data by design, where the cost of looking at every token is worth it.
+    head = data[:MANIFEST_HEAD]
+    short = b"apiVersion" in head and any(marker in head for marker in MANIFEST_MARKERS)
+    for view in decoded_views(data, runs.get(BASE64_TABLE, MIN_BASE64_RUN if short else LONG_BASE64_RUN)):
+        for candidate in _find(view.data, ruleset, _RunCache(view.data)):
+            origin = view.original_offset(candidate.start, candidate.end)
+            if origin is None:
+                continue
+            located += _locate(data, [replace(candidate, start=origin, end=origin)], decoded=view.kind)
     return _pair(_dedupe(located))
 
 
