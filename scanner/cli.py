@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--all-objects", action="store_true", help="also scan objects no ref reaches (dangling commits, loose blobs)")
     what.add_argument("--max-file-size", type=_size, default=None, metavar="SIZE", help="skip (and report) files and blobs larger than this (default 25m)")
     what.add_argument("--rules", action="append", type=Path, default=[], metavar="PATH", help="extra rule file or folder (repeatable)")
+    what.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip paths matching this gitignore-like glob (repeatable; adds to the configuration's)")
     what.add_argument("--config", type=Path, metavar="FILE", help="configuration file (default: .keysweep.yaml or [tool.keysweep] in pyproject.toml)")
     what.add_argument("--baseline", type=Path, metavar="FILE", help="report only findings not in this baseline")
     what.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: number of cores)")

@@ -102,7 +102,7 @@ def _scan(args: argparse.Namespace, config: Config, ruleset: RuleSet, *, history
         push_revisions=push_revisions,
         max_file_size=max_size,
         jobs=getattr(args, "jobs", None) or os.cpu_count() or 1,
-        excludes=PathFilter(config.exclude),
+        excludes=PathFilter((*config.exclude, *getattr(args, "exclude", []))),
         allow_values=config.allow_values,
         progress=progress,
     )

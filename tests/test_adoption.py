@@ -211,6 +211,15 @@ def test_keysweep_yaml_excludes_allowlists_and_format(tmp_path: Path) -> None:
     assert "app.env" in text.stdout and not text.stdout.lstrip().startswith("{")
 
 
+def test_exclude_flag_adds_to_configuration(tmp_path: Path, keys: KeySet) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.env").write_text(env_file(keys))
+    (tmp_path / "b.env").write_text(env_file(KeySet.generate()))
+    (tmp_path / ".keysweep.yaml").write_text("exclude: ['b.env']\n")
+    assert run_keysweep("scan", "--no-history", tmp_path).returncode == 1
+    assert run_keysweep("scan", "--no-history", "--exclude", "a/", tmp_path).returncode == 0
+
+
 def test_pyproject_tool_keysweep(tmp_path: Path, keys: KeySet) -> None:
     (tmp_path / "vendor").mkdir()
     (tmp_path / "vendor" / "x.env").write_text(env_file(keys))
