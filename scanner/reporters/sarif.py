@@ -11,7 +11,6 @@ from scanner.engine.rules import Rule, RuleSet
 from scanner.findings import Finding, ScanReport
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-INFORMATION_URI = "https://github.com/keysweep/keysweep"
 FINGERPRINT_KEY = "keysweep/v1"
 
 
@@ -103,7 +102,6 @@ def render_sarif(report: ScanReport, ruleset: RuleSet) -> str:
                         "name": "keysweep",
                         "version": __version__,
                         "semanticVersion": __version__,
-                        "informationUri": INFORMATION_URI,
                         "rules": [_rule_descriptor(rule) for rule in ruleset.rules],
                     }
                 },
