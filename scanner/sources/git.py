@@ -103,6 +103,37 @@ def stream(repo: Repository, args: Sequence[str], *, stdin_lines: Iterable[bytes
             raise GitError(f"git {args[0]} failed: {message[-1] if message else f'exit {code}'}")
 
 
+class Prefetch:
+    """Run git now, in a background thread, keeping its output in a temporary file until
+    it is wanted: the history scan walks the log while its workers read blobs."""
+
+    def __init__(self, repo: Repository, args: Sequence[str], stdin_lines: Iterable[bytes] | None = None) -> None:
+        self._file = tempfile.TemporaryFile()
+        self._error: GitError | None = None
+        self._thread = threading.Thread(target=self._run, args=(repo, args, stdin_lines), daemon=True)
+        self._thread.start()
+
+    def _run(self, repo: Repository, args: Sequence[str], stdin_lines: Iterable[bytes] | None) -> None:
+        try:
+            for chunk in stream(repo, args, stdin_lines=stdin_lines):
+                self._file.write(chunk)
+        except GitError as exc:
+            self._error = exc
+        except OSError as exc:
+            self._error = GitError(f"git {args[0]}: {exc}")
+
+    def chunks(self) -> Iterator[bytes]:
+        self._thread.join()
+        try:
+            if self._error is not None:
+                raise self._error
+            self._file.seek(0)
+            while chunk := self._file.read(READ_CHUNK):
+                yield chunk
+        finally:
+            self._file.close()
+
+
 def _start_writer(proc: subprocess.Popen[bytes], lines: Iterable[bytes]) -> threading.Thread:
     def write() -> None:
         assert proc.stdin is not None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue as queue_module
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from scanner.engine.detect import Match, as_scannable, detect
@@ -198,20 +198,28 @@ class CommitRecord:
     order: int  # position in the log walk; larger is older for equal timestamps
 
 
-def walk_log(repo: Repository, revisions: Sequence[str], stdin_revisions: Sequence[str] = ()) -> Iterator[CommitRecord | Change]:
-    """Each commit (newest first), followed by the paths it changes.
+def log_command(revisions: Sequence[str], stdin_revisions: Sequence[str] = ()) -> tuple[list[str], list[bytes] | None]:
+    """The git log that lists each commit followed by the paths it changes.
 
     ``-c`` makes a merge list the paths whose result differs from every parent: exactly
     the content a merge introduces itself (an "evil merge"), and nothing it only carries.
     """
     args = ["log", "--raw", "-c", "--no-renames", "--no-abbrev", "--root", "-z", f"--format={LOG_FORMAT}", *revisions]
-    stdin = None
-    if stdin_revisions:
-        args.append("--stdin")
-        stdin = [f"{sha}\n".encode() for sha in stdin_revisions]
+    if not stdin_revisions:
+        return args, None
+    return [*args, "--stdin"], [f"{sha}\n".encode() for sha in stdin_revisions]
+
+
+def walk_log(repo: Repository, revisions: Sequence[str], stdin_revisions: Sequence[str] = ()) -> Iterator[CommitRecord | Change]:
+    """Each commit (newest first), followed by the paths it changes."""
+    args, stdin = log_command(revisions, stdin_revisions)
+    return parse_log(git.stream(repo, args, stdin_lines=stdin))
+
+
+def parse_log(chunks: Iterable[bytes]) -> Iterator[CommitRecord | Change]:
     rest = b""
     order = 0
-    for chunk in git.stream(repo, args, stdin_lines=stdin):
+    for chunk in chunks:
         records = (rest + chunk).split(b"\x01")
         rest = records.pop()
         for record in records:
@@ -347,13 +355,17 @@ def scan_history(repo: Repository, ruleset: RuleSet, *, all_objects: bool, max_s
             commit_objects.append(obj.sha)
         if obj.kind in SCANNED_KINDS:
             to_scan.append(obj)
+    stash = git.stash_commits(repo)
+    # The log is walked while the workers read blobs; it is parsed once they are done,
+    # when it is known which blobs need attributing.
+    log_args, log_stdin = log_command(["--all"], list(stash) + (commit_objects if all_objects else []))
+    log = git.Prefetch(repo, log_args, log_stdin)
     scanned = scan_objects(repo, to_scan, ruleset, jobs, progress)
     for sha in unreadable:
         warnings.append(f"object {sha} is corrupt and could not be read; the scan went on without it")
     for sha, problem in scanned.problems:
         warnings.append(f"object {sha} could not be read ({problem}); the scan went on without it")
 
-    stash = git.stash_commits(repo)
     reachable = git.reachable_commits(repo, stash)
     tags = git.tag_objects(repo)
     interesting_blobs = {s for s, m in scanned.found.items() if m.kind == "blob"} | set(too_large)
@@ -362,8 +374,7 @@ def scan_history(repo: Repository, ruleset: RuleSet, *, all_objects: bool, max_s
     introductions: dict[str, list[tuple[str, str]]] = {}
     missing: dict[str, tuple[str, str]] = {}
     current: CommitRecord | None = None
-    extra_roots = list(stash) + (commit_objects if all_objects else [])
-    for item in walk_log(repo, ["--all"], extra_roots):
+    for item in parse_log(log.chunks()):
         if isinstance(item, CommitRecord):
             item = redact_summary(item, scanned.found.get(item.info.sha))
             current = item
