@@ -371,3 +371,16 @@ def test_blob_and_tree_reached_only_by_tags(repo: GitRepo) -> None:
     findings = scan(repo, "--history-only")
     assert {f["path"] for f in by_secret(findings, in_blob.secret)} == {"refs/tags/blob-tag"}
     assert {f["path"] for f in by_secret(findings, in_tree.secret)} == {"refs/tags/tree-tag:sub/deep.env"}
+
+
+def test_partial_clone_names_a_few_missing_blobs_and_counts_the_rest(repo: GitRepo, keys: KeySet, tmp_path: Path) -> None:
+    repo.git("config", "uploadpack.allowFilter", "true")
+    repo.commit("many", {f"data/f{i}.txt": f"file {i}\n" for i in range(30)})
+    repo.commit("creds", {"creds.env": env_file(keys)})
+    clone = tmp_path / "partial"
+    subprocess.run(["git", "clone", "-q", "--no-checkout", "--filter=blob:none", f"file://{repo.path}", str(clone)], check=True)
+    result = run_keysweep("scan", "--history-only", "--format", "json", clone)
+    assert result.returncode == 0, result.stderr
+    warnings = result.json()["summary"]["warnings"]
+    assert len(warnings) == 21 and "more blobs are missing" in warnings[-1]
+    assert "Traceback" not in result.stderr

@@ -31,6 +31,7 @@ PARALLEL_MIN_BYTES = 16 * 1024 * 1024
 REPORT_EVERY_OBJECTS = 512
 REPORT_EVERY_BYTES = 16 * 1024 * 1024
 GITLINK_MODE = "160000"
+MAX_NAMED_MISSING = 20  # a partial clone lacks thousands: name a few, count the rest
 
 Progress = Callable[[int, int, int, int], None]
 
@@ -387,8 +388,12 @@ def scan_history(repo: Repository, ruleset: RuleSet, *, all_objects: bool, max_s
                 records[current.info.sha] = current
         elif item.new not in existing_blobs and item.new not in missing:
             missing[item.new] = (item.path, item.commit)
-    for sha, (path, commit) in sorted(missing.items(), key=lambda kv: kv[1]):
+    named = sorted(missing.items(), key=lambda kv: kv[1])
+    for sha, (path, commit) in named[:MAX_NAMED_MISSING]:
         warnings.append(f"blob {sha} ({path} in commit {commit[:12]}) is missing from the repository; not scanned")
+    if len(named) > MAX_NAMED_MISSING:
+        warnings.append(f"{len(named) - MAX_NAMED_MISSING} more blobs are missing from the repository (a partial "
+                        "clone or a damaged pack?); not scanned: `git fetch --refetch` or a full clone completes it")
 
     candidates: list[tuple[CommitRecord | None, Finding]] = []
     skipped: list[tuple[str, str]] = []
