@@ -13,6 +13,8 @@ from typing import Any, cast
 import regex
 import yaml
 
+from scanner.engine.rules import SAFE_LOADER
+
 from scanner.errors import ConfigError
 
 CONFIG_FILE = ".keysweep.yaml"
@@ -70,7 +72,7 @@ def load_config(path: Path | None) -> Config:
         where = f"{path} [tool.keysweep]"
     else:
         try:
-            data = yaml.safe_load(text) or {}
+            data = yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 - a safe loader or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
         where = str(path)
