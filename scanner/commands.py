@@ -139,6 +139,11 @@ def scan_command(args: argparse.Namespace) -> int:
         report = dataclasses.replace(report, remediation=tuple(outcomes))
         failed = any(o.result == "failed" for o in outcomes)
     fmt = cast(ReportFormat, args.format or config.format or "text")
+    if fmt != "text" or args.output is not None:
+        # The text report lists what was skipped; a machine-readable one keeps it in its
+        # summary, so a person watching the terminal is told here.
+        for skipped in report.skipped:
+            print(f"keysweep: warning: skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
     write_output(render(report, fmt, ruleset, show_secrets=args.show_secrets, color=_color(args)), args.output)
     if report.findings and (args.staged or args.pre_push):
         print(BLOCKED_COMMIT_HELP.replace("this commit", "this push") if args.pre_push else BLOCKED_COMMIT_HELP,

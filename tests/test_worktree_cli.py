@@ -133,6 +133,7 @@ def test_large_file_is_reported_as_skipped(tmp_path: Path, keys: KeySet) -> None
     assert {f["path"] for f in document["findings"]} == {"config/prod.env"}
     [skipped] = document["summary"]["skipped"]
     assert skipped["path"] == "big.log" and "4096-byte limit" in skipped["reason"]
+    assert "warning: skipped big.log" in result.stderr
     text = run_keysweep("scan", "--no-history", "--max-file-size", "4k", tmp_path)
     assert "skipped big.log" in text.stdout
 
