@@ -11,11 +11,8 @@ from pathlib import Path
 
 from scanner import __version__
 from scanner.errors import KeysweepError, UsageError
+from scanner.exitcodes import EXIT_FAILURE, EXIT_USAGE
 
-EXIT_CLEAN = 0
-EXIT_FINDINGS = 1
-EXIT_USAGE = 2
-EXIT_FAILURE = 3
 
 EPILOG = """exit codes:
   0  nothing found

@@ -19,13 +19,13 @@ from scanner.baseline import BASELINE_FILE, load_baseline, render_baseline
 from scanner.config import Config, find_config, load_config
 from scanner.engine.rules import RuleSet, load_ruleset
 from scanner.errors import UsageError
+from scanner.exitcodes import EXIT_CLEAN, EXIT_FAILURE, EXIT_FINDINGS, EXIT_USAGE
 from scanner.findings import Finding, RemediationOutcome, ScanReport
 from scanner.pathfilter import PathFilter
 from scanner.progress import ProgressLine
 from scanner.reporters import ReportFormat, render
 from scanner.scan import DEFAULT_MAX_FILE_SIZE, HistoryMode, ScanOptions, run_scan
 
-EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE, EXIT_FAILURE = 0, 1, 2, 3
 
 
 def _history_mode(args: argparse.Namespace) -> HistoryMode:
