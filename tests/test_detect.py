@@ -323,3 +323,13 @@ def test_generated_secret_keys_pass_value_checks() -> None:
         text = f"aws_secret_access_key = {keys.secret}\n"
         misses += keys.secret not in {m.secret.reveal() for m in found(text)}
     assert misses == 0
+
+
+def test_fragment_of_url_encoded_secret_is_not_a_secret() -> None:
+    # "K%2B" + 38 characters leaves a 40-character run after the '%': a fragment, not a key.
+    keys = KeySet.generate()
+    secret = "K+" + keys.secret[2:]
+    from urllib.parse import quote
+
+    text = f"url = s3://{keys.key_id}:{quote(secret, safe='')}@bucket/x\n"
+    assert {m.secret.reveal() for m in found(text)} == {keys.key_id, secret}
