@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip paths matching this gitignore-like glob (repeatable; adds to the configuration's)")
     what.add_argument("--config", type=Path, metavar="FILE", help="configuration file (default: .keysweep.yaml or [tool.keysweep] in pyproject.toml)")
     what.add_argument("--baseline", type=Path, metavar="FILE", help="report only findings not in this baseline")
-    what.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: number of cores)")
+    what.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: number of cores, at most 8)")
     out = scan.add_argument_group("output")
     out.add_argument("-f", "--format", choices=("text", "json", "jsonl", "sarif"), default=None, help="report format (default text)")
     out.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the report to FILE instead of standard output")

@@ -24,7 +24,7 @@ from scanner.findings import Finding, RemediationOutcome, ScanReport
 from scanner.pathfilter import PathFilter
 from scanner.progress import ProgressLine
 from scanner.reporters import ReportFormat, render
-from scanner.scan import DEFAULT_MAX_FILE_SIZE, HistoryMode, ScanOptions, run_scan
+from scanner.scan import DEFAULT_MAX_FILE_SIZE, HistoryMode, ScanOptions, default_jobs, run_scan
 
 
 
@@ -101,7 +101,7 @@ def _scan(args: argparse.Namespace, config: Config, ruleset: RuleSet, *, history
         revision_range=revision_range,
         push_revisions=push_revisions,
         max_file_size=max_size,
-        jobs=getattr(args, "jobs", None) or os.cpu_count() or 1,
+        jobs=getattr(args, "jobs", None) or default_jobs(),
         excludes=PathFilter((*config.exclude, *getattr(args, "exclude", []))),
         allow_values=config.allow_values,
         progress=progress,

@@ -23,6 +23,14 @@ from scanner.sources.history import HistoryScan, scan_history
 HistoryMode = Literal["default", "none", "only"]
 DEFAULT_MAX_FILE_SIZE = 25 * 1024 * 1024
 
+# Past this many workers a scan is bound by git and the disk, not by scanning.
+MAX_DEFAULT_JOBS = 8
+
+
+def default_jobs() -> int:
+    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_JOBS))
+
+
 ProgressCallback = Callable[[int, int, int, int], None]  # objects done, objects total, bytes done, bytes total
 
 
@@ -35,7 +43,7 @@ class ScanOptions:
     revision_range: str | None = None
     push_revisions: tuple[str, ...] = ()  # git log arguments for a pre-push scan
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
-    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    jobs: int = field(default_factory=default_jobs)
     excludes: PathFilter = field(default_factory=PathFilter)
     allow_values: tuple[regex.Pattern[str], ...] = ()
     progress: ProgressCallback | None = None
