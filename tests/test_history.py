@@ -384,3 +384,36 @@ def test_partial_clone_names_a_few_missing_blobs_and_counts_the_rest(repo: GitRe
     warnings = result.json()["summary"]["warnings"]
     assert len(warnings) == 21 and "more blobs are missing" in warnings[-1]
     assert "Traceback" not in result.stderr
+
+
+def test_untracked_files_in_a_stash(repo: GitRepo, keys: KeySet) -> None:
+    repo.write("scratch.env", env_file(keys))
+    repo.git("stash", "push", "-q", "--include-untracked")
+    assert not (repo.path / "scratch.env").exists()
+    findings = by_secret(scan(repo), keys.secret)
+    assert [f["path"] for f in findings] == ["scratch.env"]
+
+
+def test_renamed_and_modified_keeps_first_introduction(repo: GitRepo, keys: KeySet) -> None:
+    first = repo.commit("add", {"old/name.env": env_file(keys)})
+    (repo.path / "new").mkdir()
+    repo.git("mv", "old/name.env", "new/name.env")
+    repo.write("new/name.env", env_file(keys) + "EXTRA=1\n")
+    repo.git("add", "new/name.env")
+    repo.ticks += 1
+    repo.git("commit", "-q", "-m", "move and edit")
+    moved = repo.git("rev-parse", "HEAD")
+    places = {(f["path"], f["commit"]["sha"]) for f in by_secret(scan(repo, "--history-only"), keys.secret)}
+    assert places == {("old/name.env", first), ("new/name.env", moved)}
+
+
+def test_secret_deleted_by_a_merge_is_still_found(repo: GitRepo, keys: KeySet) -> None:
+    added = repo.commit("creds", {"creds.env": env_file(keys)})
+    repo.git("checkout", "-q", "-b", "cleanup")
+    repo.commit("remove", {"creds.env": None})
+    repo.git("checkout", "-q", "main")
+    repo.commit("other", {"x.txt": "x\n"})
+    repo.git("merge", "-q", "--no-ff", "-m", "merge cleanup", "cleanup")
+    assert not (repo.path / "creds.env").exists()
+    [secret] = by_secret(scan(repo), keys.secret)
+    assert secret["commit"]["sha"] == added
