@@ -93,13 +93,16 @@ def decoded_views(data: bytes, base64_runs: list[tuple[int, int]]) -> Iterator[D
             substitutions.append((start, end, decoded))
     if substitutions:
         yield _view(data, "base64", substitutions)
-    if _URL_MARK.search(data):
+    # memchr for a '%' first: most texts have none, and a single-byte search is ~10x faster
+    # than any pattern search.
+    percent = data.find(b"%")
+    if percent >= 0 and _URL_MARK.search(data, percent):
         substitutions = []
         # Each encoded '/' or '+' widened to its whole token: cheap C searches, no regex
         # retrying from every character of long tokens.
         translated = data.translate(_URL_TOKEN_TABLE)
         last_end = -1
-        for mark in _URL_MARK.finditer(data):
+        for mark in _URL_MARK.finditer(data, percent):
             if mark.start() < last_end:
                 continue
             start = translated.rfind(b"\x00", 0, mark.start()) + 1
