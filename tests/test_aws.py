@@ -280,3 +280,17 @@ def test_no_operator_credentials_is_a_clear_error(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     with pytest.raises(AwsError, match="no AWS credentials"):
         remediate.connect(None, None)
+
+
+def test_use_leaked_key_signs_with_the_key_itself(aws: Any, tmp_path: Path) -> None:
+    leaked = make_user(aws, "deploy")
+    operator = remediate.connect(None, None, leaked)
+    assert operator.leaked and operator.own_key_id == leaked.key_id
+    [plan] = remediate.plan([remediate.Target(leaked.key_id)], "delete", operator)
+    # Signed with itself, the key cannot be deactivated first and then delete itself.
+    assert plan.refusal is None and plan.actions == ("delete",) and plan.user == "deploy"
+    [deactivate] = remediate.plan([remediate.Target(leaked.key_id)], "deactivate", operator)
+    assert deactivate.actions == ("deactivate",)
+    outcomes = remediate.apply([deactivate], operator, AuditLog(tmp_path / "a.jsonl"), dry_run=False)
+    assert [o.result for o in outcomes] == ["ok"]
+    assert key_status(aws, "deploy", leaked.key_id) == "Inactive"
