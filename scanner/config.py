@@ -59,7 +59,10 @@ def load_config(path: Path | None) -> Config:
         return Config()
     if not path.is_file():
         raise ConfigError(f"{path}: no such configuration file")
-    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
     if path.name == "pyproject.toml":
         if sys.version_info >= (3, 11):
             import tomllib

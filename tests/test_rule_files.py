@@ -95,3 +95,10 @@ def test_cli_reports_broken_rule_file_with_exit_2(tmp_path: Path) -> None:
 def test_cli_missing_rule_path_exits_2(tmp_path: Path) -> None:
     result = run_keysweep("scan", "--no-history", "--rules", tmp_path / "nope.yaml", tmp_path)
     assert result.returncode == 2 and "nope.yaml" in result.stderr
+
+
+def test_rule_file_that_is_not_utf8_exits_2(tmp_path: Path) -> None:
+    rules = tmp_path / "latin1.yaml"
+    rules.write_bytes(b"rules:\n  - id: caf\xe9\n")
+    result = run_keysweep("scan", "--no-history", "--rules", rules, tmp_path)
+    assert result.returncode == 2 and "latin1.yaml" in result.stderr and "cannot be read" in result.stderr

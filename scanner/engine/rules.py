@@ -116,7 +116,11 @@ def load_ruleset(extra: Sequence[Path] = (), builtin: bool = True) -> RuleSet:
     rules: list[Rule] = []
     seen: dict[str, str] = {}
     for file in files:
-        for rule in parse_rule_file(file.read_text(encoding="utf-8"), str(file)):
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RuleError(str(file), None, None, f"cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+        for rule in parse_rule_file(text, str(file)):
             if rule.id in seen:
                 raise RuleError(str(file), rule.id, "id", f"duplicate rule id (also in {seen[rule.id]})")
             seen[rule.id] = str(file)
