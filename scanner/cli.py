@@ -152,10 +152,13 @@ def write_output(text: str, output: Path | None) -> None:
         sys.stdout.flush()
         return
     folder = output.parent if str(output.parent) else Path(".")
+    temp: str | None = None
     try:
         fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{output.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as handle:
             handle.write(text)
         os.replace(temp, output)
     except OSError as exc:
+        if temp is not None and os.path.exists(temp):
+            os.unlink(temp)
         raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None

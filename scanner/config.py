@@ -49,8 +49,12 @@ def find_config(root: Path) -> Path | None:
     if candidate.is_file():
         return candidate
     pyproject = folder / "pyproject.toml"
-    if pyproject.is_file() and "[tool.keysweep]" in pyproject.read_text(encoding="utf-8", errors="replace"):
-        return pyproject
+    try:
+        if pyproject.is_file() and "[tool.keysweep]" in pyproject.read_text(encoding="utf-8", errors="replace"):
+            return pyproject
+    except OSError:
+        return pyproject  # unreadable: load_config names it
+
     return None
 
 

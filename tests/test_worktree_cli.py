@@ -187,3 +187,11 @@ def test_ascii_only_terminal_does_not_crash(tmp_path: Path, keys: KeySet) -> Non
     plant(tmp_path, keys)
     result = run_keysweep("scan", "--no-history", tmp_path, env={"PYTHONIOENCODING": "ascii"})
     assert result.returncode == 1 and "Traceback" not in result.stderr
+
+
+def test_output_into_a_folder_fails_cleanly(tmp_path: Path, keys: KeySet) -> None:
+    plant(tmp_path / "src", keys)
+    (tmp_path / "out").mkdir()
+    result = run_keysweep("scan", "--no-history", "--output", tmp_path / "out", tmp_path / "src")
+    assert result.returncode == 2 and "cannot write" in result.stderr
+    assert list((tmp_path).glob(".out.*.tmp")) == []
