@@ -417,3 +417,26 @@ def test_secret_deleted_by_a_merge_is_still_found(repo: GitRepo, keys: KeySet) -
     assert not (repo.path / "creds.env").exists()
     [secret] = by_secret(scan(repo), keys.secret)
     assert secret["commit"]["sha"] == added
+
+
+def test_staged_rename_of_an_old_secret_is_not_a_new_secret(repo: GitRepo, keys: KeySet) -> None:
+    repo.commit("creds", {"old.env": env_file(keys) + "PADDING=1\n" * 5})
+    (repo.path / "moved").mkdir()
+    repo.git("mv", "old.env", "moved/new.env")
+    assert scan(repo, "--staged") == []
+    other = KeySet.generate()
+    with open(repo.path / "moved" / "new.env", "a") as handle:
+        handle.write(f"AWS_ACCESS_KEY_ID={other.key_id}\n")
+    repo.git("add", "moved/new.env")
+    assert [(f["secret"], f["path"]) for f in scan(repo, "--staged")] == [(other.key_id, "moved/new.env")]
+
+
+def test_range_with_a_moved_file_reports_nothing_new(repo: GitRepo, keys: KeySet) -> None:
+    base = repo.commit("creds", {"conf/old.env": env_file(keys) + "PADDING=1\n" * 5})
+    (repo.path / "etc").mkdir()
+    repo.git("mv", "conf/old.env", "etc/app.env")
+    repo.ticks += 1
+    repo.git("commit", "-q", "-m", "move")
+    assert scan(repo, "--range", f"{base}..HEAD") == []
+    # The full history still names both places, each with the commit that put it there.
+    assert {f["path"] for f in by_secret(scan(repo, "--history-only"), keys.secret)} == {"conf/old.env", "etc/app.env"}

@@ -95,7 +95,7 @@ def scan_range(repo: Repository, ruleset: RuleSet, revisions: Sequence[str], *, 
         git.resolve_range(repo, revisions[0])
     records: dict[str, CommitRecord] = {}
     changes: list[Change] = []
-    for item in walk_log(repo, revisions):
+    for item in walk_log(repo, revisions, renames=True):
         if isinstance(item, CommitRecord):
             records[item.info.sha] = item
         else:

@@ -321,21 +321,31 @@ class StagedChange:
 
 
 def staged_changes(repo: Repository) -> list[StagedChange]:
-    """Files the index changes against HEAD (against the empty tree before the first commit)."""
+    """Files the index changes against HEAD (against the empty tree before the first commit).
+
+    Renames are detected (-M), so a file that is only moved or lightly edited is compared
+    with its old content: moving a file is not adding its lines.
+    """
     head = head_commit(repo)
     if head is not None:
-        out = run(repo, ["diff-index", "--cached", "--raw", "-z", "--no-renames", "--no-abbrev", head, "--"])
+        out = run(repo, ["diff-index", "--cached", "--raw", "-z", "-M", "--no-abbrev", head, "--"])
     else:
         # No commit yet: everything staged is new. (diff-index needs a tree to compare.)
         out = run(repo, ["diff", "--cached", "--raw", "-z", "--no-renames", "--no-abbrev", "--"])
     tokens = out.split(b"\x00")
     changes = []
-    for meta, path in zip(tokens[0::2], tokens[1::2], strict=False):  # a trailing NUL leaves one extra
-        parts = meta.lstrip(b":").split(b" ")
+    index = 0
+    while index < len(tokens):
+        parts = tokens[index].lstrip(b":").split(b" ")
+        index += 1
         if len(parts) < 5:
             continue
+        status = parts[4][:1]
+        # A rename or copy names two paths, the old one first.
+        paths = tokens[index : index + (2 if status in (b"R", b"C") else 1)]
+        index += len(paths)
         new_mode, old_sha, new_sha = parts[1].decode(), parts[2].decode(), parts[3].decode()
-        if new_sha == NULL_SHA or new_mode == "160000":
+        if new_sha == NULL_SHA or new_mode == "160000" or not paths:
             continue
-        changes.append(StagedChange(display_path(path), None if old_sha == NULL_SHA else old_sha, new_sha))
+        changes.append(StagedChange(display_path(paths[-1]), None if old_sha == NULL_SHA else old_sha, new_sha))
     return changes

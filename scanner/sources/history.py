@@ -199,21 +199,26 @@ class CommitRecord:
     order: int  # position in the log walk; larger is older for equal timestamps
 
 
-def log_command(revisions: Sequence[str], stdin_revisions: Sequence[str] = ()) -> tuple[list[str], list[bytes] | None]:
+def log_command(revisions: Sequence[str], stdin_revisions: Sequence[str] = (), *,
+                renames: bool = False) -> tuple[list[str], list[bytes] | None]:
     """The git log that lists each commit followed by the paths it changes.
 
     ``-c`` makes a merge list the paths whose result differs from every parent: exactly
     the content a merge introduces itself (an "evil merge"), and nothing it only carries.
+    With ``renames``, a moved file is compared with its old content (range scans: moving
+    a file does not introduce its secrets); without, every path is its own introduction.
     """
-    args = ["log", "--raw", "-c", "--no-renames", "--no-abbrev", "--root", "-z", f"--format={LOG_FORMAT}", *revisions]
+    rename_flag = "-M" if renames else "--no-renames"
+    args = ["log", "--raw", "-c", rename_flag, "--no-abbrev", "--root", "-z", f"--format={LOG_FORMAT}", *revisions]
     if not stdin_revisions:
         return args, None
     return [*args, "--stdin"], [f"{sha}\n".encode() for sha in stdin_revisions]
 
 
-def walk_log(repo: Repository, revisions: Sequence[str], stdin_revisions: Sequence[str] = ()) -> Iterator[CommitRecord | Change]:
+def walk_log(repo: Repository, revisions: Sequence[str], stdin_revisions: Sequence[str] = (), *,
+             renames: bool = False) -> Iterator[CommitRecord | Change]:
     """Each commit (newest first), followed by the paths it changes."""
-    args, stdin = log_command(revisions, stdin_revisions)
+    args, stdin = log_command(revisions, stdin_revisions, renames=renames)
     return parse_log(git.stream(repo, args, stdin_lines=stdin))
 
 
@@ -243,10 +248,12 @@ def _parse_record(record: bytes, order: int) -> Iterator[CommitRecord | Change]:
         index += 1
         if not meta.startswith(b":"):
             continue
-        path = git.display_path(tokens[index]) if index < len(tokens) else ""
-        index += 1
         parts = meta.lstrip(b":").split(b" ")
         parents = len(meta) - len(meta.lstrip(b":"))  # one colon per parent (-c: octopus merges too)
+        if parents == 1 and parts[-1][:1] in (b"R", b"C"):
+            index += 1  # a rename or copy names the old path first, then the new one
+        path = git.display_path(tokens[index]) if index < len(tokens) else ""
+        index += 1
         modes = parts[: parents + 1]
         shas = [p.decode() for p in parts[parents + 1 : 2 * parents + 2]]
         new_mode = modes[-1].decode()
