@@ -333,3 +333,51 @@ def test_fragment_of_url_encoded_secret_is_not_a_secret() -> None:
 
     text = f"url = s3://{keys.key_id}:{quote(secret, safe='')}@bucket/x\n"
     assert {m.secret.reveal() for m in found(text)} == {keys.key_id, secret}
+
+
+MORE_FORMATS = {
+"toml": 'aws_access_key_id = "{key_id}"\naws_secret_access_key = "{secret}"\n',
+"makefile": 'AWS_ACCESS_KEY_ID ?= {key_id}\nAWS_SECRET_ACCESS_KEY ?= {secret}\n',
+"dockerfile": 'FROM python:3.12\nENV AWS_ACCESS_KEY_ID={key_id} AWS_SECRET_ACCESS_KEY={secret}\n',
+"gha": 'jobs:\n  deploy:\n    env:\n      AWS_ACCESS_KEY_ID: {key_id}\n      AWS_SECRET_ACCESS_KEY: {secret}\n',
+"jenkins": 'withEnv(["AWS_ACCESS_KEY_ID={key_id}", "AWS_SECRET_ACCESS_KEY={secret}"]) {\n  sh "make deploy"\n}\n',
+"s3cfg": '[default]\naccess_key = {key_id}\nsecret_key = {secret}\nhost_base = s3.amazonaws.com\n',
+"rclone": '[s3]\ntype = s3\nprovider = AWS\naccess_key_id = {key_id}\nsecret_access_key = {secret}\n',
+"java": 'public class C {\n  private static final String ACCESS = "{key_id}";\n  private static final String SECRET_KEY = "{secret}";\n}\n',
+"csharp": 'var client = new AmazonS3Client("{key_id}", "{secret}", RegionEndpoint.USEast1);\n',
+"node": 'const s3 = new AWS.S3({\n  accessKeyId: "{key_id}",\n  secretAccessKey: "{secret}",\n});\n',
+"python-session": 'session = boto3.Session(\n    aws_access_key_id="{key_id}",\n    aws_secret_access_key="{secret}",\n)\n',
+"appsettings": '{\n  "AWS": {\n    "AccessKey": "{key_id}",\n    "SecretKey": "{secret}",\n    "Region": "us-east-1"\n  }\n}\n',
+"ansible": 'aws_access_key: "{key_id}"\naws_secret_key: "{secret}"\n',
+"log": '2024-01-01 12:00:00 INFO using credentials {key_id} / {secret} for upload\n',
+"url": 'https://{key_id}:{secret}@s3.amazonaws.com/bucket\n',
+"colon": '{key_id}:{secret}\n',
+"yaml-flow": 'creds: {id: {key_id}, secret: {secret}}\n',
+"xml-attr": '<credentials accessKey="{key_id}" secretKey="{secret}"/>\n',
+"php": "<?php\n$s3 = new S3Client(['credentials' => ['key' => '{key_id}', 'secret' => '{secret}']]);\n",
+"ruby": "Aws.config.update(credentials: Aws::Credentials.new('{key_id}', '{secret}'))\n",
+"go-env": 'os.Setenv("AWS_ACCESS_KEY_ID", "{key_id}")\nos.Setenv("AWS_SECRET_ACCESS_KEY", "{secret}")\n',
+"powershell": 'Set-AWSCredential -AccessKey {key_id} -SecretKey {secret} -StoreAs default\n',
+"cli-flags": 'aws configure set aws_access_key_id {key_id}\naws configure set aws_secret_access_key {secret}\n',
+"ipynb": '{"cells":[{"cell_type":"code","source":["import boto3\\n","s3 = boto3.client(\\"s3\\", aws_access_key_id=\\"{key_id}\\", aws_secret_access_key=\\"{secret}\\")\\n"]}]}\n',
+"terraform-tfvars": 'access_key = "{key_id}"\nsecret_key = "{secret}"\n',
+"properties-spaces": 'aws.accessKeyId = {key_id}\naws.secretKey = {secret}\n',
+"sql": "INSERT INTO creds (key_id, secret) VALUES ('{key_id}', '{secret}');\n",
+"markdown": '```\nexport AWS_ACCESS_KEY_ID={key_id}\nexport AWS_SECRET_ACCESS_KEY={secret}\n```\n',
+"secret-far": 'aws_access_key_id = {key_id}\n' + '# filler\n'*12 + 'aws_secret_access_key = {secret}\n',
+"json-escaped": '"{\\"AccessKeyId\\":\\"{key_id}\\",\\"SecretAccessKey\\":\\"{secret}\\"}"\n',
+"hcl-heredoc": 'credentials = <<EOF\n[default]\naws_access_key_id={key_id}\naws_secret_access_key={secret}\nEOF\n',
+"k8s-stringData": 'apiVersion: v1\nkind: Secret\nstringData:\n  AWS_ACCESS_KEY_ID: {key_id}\n  AWS_SECRET_ACCESS_KEY: {secret}\n',
+"tab-separated": '{key_id}\t{secret}\n',
+"secret-before-key": 'SECRET={secret}\nKEY={key_id}\n',
+"nested-yaml-3": 'aws:\n  credentials:\n    secret:\n      value: {secret}\n    id: {key_id}\n',
+"crlf-env": 'AWS_ACCESS_KEY_ID={key_id}\r\nAWS_SECRET_ACCESS_KEY={secret}\r\n',
+}
+
+
+@pytest.mark.parametrize("name", sorted(MORE_FORMATS))
+def test_more_formats_find_key_and_secret(name: str) -> None:
+    for _ in range(5):
+        keys = KeySet.generate()
+        got = {m.secret.reveal() for m in found(keys.fill(MORE_FORMATS[name]))}
+        assert {keys.key_id, keys.secret} <= got, name
