@@ -19,7 +19,7 @@ from scanner.sources.history import (
     CommitRecord,
     HistoryScan,
     Progress,
-    _earliest,
+    earliest_findings,
     redact_summary,
     scan_object,
     scan_objects,
@@ -138,7 +138,7 @@ def scan_range(repo: Repository, ruleset: RuleSet, revisions: Sequence[str], *, 
         if found is not None:
             for finding in findings_from_matches(found.matches, path=None, source="commit-message", commit=record.info):
                 candidates.append((record, finding))
-    return HistoryScan(_earliest(candidates), scanned.blobs, scanned.commits, scanned.bytes, warnings, skipped)
+    return HistoryScan(earliest_findings(candidates), scanned.blobs, scanned.commits, scanned.bytes, warnings, skipped)
 
 
 __all__ = ["scan_staged", "scan_range", "ObjectInfo"]

@@ -278,7 +278,7 @@ def redact_summary(record: CommitRecord, found: ObjectMatches | None) -> CommitR
     return replace(record, info=replace(record.info, summary=summary))
 
 
-def _earliest(candidates: list[tuple[CommitRecord | None, Finding]]) -> list[Finding]:
+def earliest_findings(candidates: list[tuple[CommitRecord | None, Finding]]) -> list[Finding]:
     """One finding per fingerprint: the earliest introduction, with how far the secret spread."""
     spread_commits: dict[tuple[str, str], set[str]] = {}
     spread_paths: dict[tuple[str, str], set[str]] = {}
@@ -446,4 +446,4 @@ def scan_history(repo: Repository, ruleset: RuleSet, *, all_objects: bool, max_s
             for finding in findings_from_matches(found.matches, path=None, source="tag-message", commit=info,
                                                  reachable=name is not None):
                 candidates.append((None, finding))
-    return HistoryScan(_earliest(candidates), scanned.blobs, scanned.commits, scanned.bytes, warnings, skipped)
+    return HistoryScan(earliest_findings(candidates), scanned.blobs, scanned.commits, scanned.bytes, warnings, skipped)
