@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
+from dataclasses import replace
 
 from scanner.engine.detect import Match
 from scanner.engine.rules import RuleSet
 from scanner.findings import Finding, findings_from_matches
 from scanner.sources import git
-from scanner.sources.git import NULL_SHA, ObjectInfo, Repository
+from scanner.sources.git import NULL_SHA, Repository
 from scanner.sources.history import (
     Change,
     CommitRecord,
@@ -68,8 +69,6 @@ def scan_staged(repo: Repository, ruleset: RuleSet, max_size: int) -> HistorySca
 
 def _reindex(original: Sequence[Match], kept: Sequence[Match]) -> tuple[Match, ...]:
     """Keep a subset of matches, with pair links pointing into the subset (or dropped)."""
-    from dataclasses import replace
-
     position = {id(m): i for i, m in enumerate(kept)}
     result = []
     for match in kept:
@@ -140,5 +139,3 @@ def scan_range(repo: Repository, ruleset: RuleSet, revisions: Sequence[str], *, 
                 candidates.append((record, finding))
     return HistoryScan(earliest_findings(candidates), scanned.blobs, scanned.commits, scanned.bytes, warnings, skipped)
 
-
-__all__ = ["scan_staged", "scan_range", "ObjectInfo"]
