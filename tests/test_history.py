@@ -440,3 +440,12 @@ def test_range_with_a_moved_file_reports_nothing_new(repo: GitRepo, keys: KeySet
     assert scan(repo, "--range", f"{base}..HEAD") == []
     # The full history still names both places, each with the commit that put it there.
     assert {f["path"] for f in by_secret(scan(repo, "--history-only"), keys.secret)} == {"conf/old.env", "etc/app.env"}
+
+
+def test_range_reports_a_large_blob_as_skipped(repo: GitRepo, keys: KeySet) -> None:
+    base = repo.git("rev-parse", "HEAD")
+    repo.commit("dump", {"dump.sql": "x" * 9000 + "\n" + env_file(keys)})
+    result = run_keysweep("scan", "--range", f"{base}..HEAD", "--max-file-size", "8k", "--format", "json", repo.path)
+    assert result.returncode == 0, result.stderr
+    [skipped] = result.json()["summary"]["skipped"]
+    assert skipped["path"] == "dump.sql" and "8192-byte limit" in skipped["reason"]

@@ -101,8 +101,9 @@ def scan_range(repo: Repository, ruleset: RuleSet, revisions: Sequence[str], *, 
             changes.append(item)
     wanted = sorted({c.new for c in changes} | set(records))
     infos = list(git.object_infos(repo, wanted))
-    skipped = [(c.path, f"blob {c.new[:12]} larger than the {max_size}-byte limit")
-               for c in changes if any(i.sha == c.new and i.size > max_size for i in infos)]
+    too_large = {i.sha: i.size for i in infos if i.kind == "blob" and i.size > max_size}
+    skipped = [(c.path, f"blob {c.new[:12]} larger than the {max_size}-byte limit ({too_large[c.new]} bytes)")
+               for c in changes if c.new in too_large]
     to_scan = [i for i in infos if i.kind == "commit" or (i.kind == "blob" and i.size <= max_size)]
     scanned = scan_objects(repo, to_scan, ruleset, jobs, progress)
     records = {sha: redact_summary(record, scanned.found.get(sha)) for sha, record in records.items()}
