@@ -449,3 +449,15 @@ def test_range_reports_a_large_blob_as_skipped(repo: GitRepo, keys: KeySet) -> N
     assert result.returncode == 0, result.stderr
     [skipped] = result.json()["summary"]["skipped"]
     assert skipped["path"] == "dump.sql" and "8192-byte limit" in skipped["reason"]
+
+
+def test_remote_tracking_branch_only(repo: GitRepo, keys: KeySet, tmp_path: Path) -> None:
+    repo.git("checkout", "-q", "-b", "feature")
+    pushed = repo.commit("feature", {"f.env": env_file(keys)})
+    repo.git("checkout", "-q", "main")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo.path), str(clone)], check=True)
+    refs = subprocess.run(["git", "-C", str(clone), "for-each-ref", "--format=%(refname)"], capture_output=True, text=True).stdout
+    assert "refs/remotes/origin/feature" in refs and "refs/heads/feature" not in refs
+    [secret] = by_secret(scan(clone, "--history-only"), keys.secret)
+    assert secret["commit"]["sha"] == pushed
