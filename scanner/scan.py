@@ -70,8 +70,9 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
     tally = _Tally()
     revisions = options.push_revisions or ((options.revision_range,) if options.revision_range is not None else ())
     git_mode = options.staged or bool(revisions) or options.history == "only" or options.all_objects
-    if options.all_objects and options.history == "none":
-        raise UsageError("--all-objects scans history; it cannot be combined with --no-history")
+    if options.all_objects and (options.history == "none" or options.staged or revisions):
+        raise UsageError("--all-objects widens a full-history scan; it does not combine with "
+                         "--no-history, --staged, --range, --since or --pre-push")
     repo = None
     if options.history != "none" or options.staged:
         repo = find_repository(target, search_parents=git_mode)

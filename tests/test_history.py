@@ -239,6 +239,12 @@ def test_range_reports_only_secrets_introduced_in_it(repo: GitRepo) -> None:
     assert scan(repo, "--since", "HEAD") == []
 
 
+def test_all_objects_does_not_combine_with_narrow_modes(repo: GitRepo) -> None:
+    for flags in (["--staged"], ["--since", "HEAD"], ["--no-history"]):
+        result = run_keysweep("scan", "--all-objects", *flags, repo.path)
+        assert result.returncode == 2 and "--all-objects" in result.stderr, flags
+
+
 def test_bad_range_exits_2_with_git_message(repo: GitRepo) -> None:
     result = run_keysweep("scan", "--range", "nope..HEAD", repo.path)
     assert result.returncode == 2 and "nope..HEAD" in result.stderr and "Traceback" not in result.stderr
