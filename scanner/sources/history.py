@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue as queue_module
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -31,6 +32,7 @@ PARALLEL_MIN_BYTES = 16 * 1024 * 1024
 REPORT_EVERY_OBJECTS = 512
 REPORT_EVERY_BYTES = 16 * 1024 * 1024
 GITLINK_MODE = "160000"
+WORKER_EXIT_GRACE = 5.0  # seconds
 MAX_NAMED_MISSING = 20  # a partial clone lacks thousands: name a few, count the rest
 
 Progress = Callable[[int, int, int, int], None]
@@ -156,12 +158,19 @@ def scan_objects(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
         worker.start()
     running = len(workers)
     try:
+        exited_at: float | None = None
         while running:
             try:
                 kind, payload = results.get(timeout=1.0)
             except queue_module.Empty:
-                if not any(w.is_alive() for w in workers):
-                    raise GitError("a history worker process died unexpectedly") from None
+                if any(w.is_alive() for w in workers):
+                    continue
+                # Every worker has exited. What they sent last can still be on its way
+                # through the pipe, so give it a grace period before calling it a crash.
+                exited_at = exited_at if exited_at is not None else time.monotonic()
+                if time.monotonic() - exited_at > WORKER_EXIT_GRACE:
+                    codes = ", ".join(str(w.exitcode) for w in workers)
+                    raise GitError(f"a history worker process died unexpectedly (exit codes {codes})") from None
                 continue
             if kind == "batch":
                 report(payload)
