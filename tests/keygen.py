@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import random
 import secrets
 import urllib.parse
@@ -27,7 +28,10 @@ def secret_key(rng: random.Random | None = None) -> str:
     rng = rng or random.Random(secrets.randbits(64))
     while True:
         value = "".join(rng.choice(SECRET_ALPHABET) for _ in range(40))
-        if ("/" in value or "+" in value) and any(c.isdigit() for c in value) and "EXAMPLE" not in value.upper():
+        # Like nearly every real key: a digit and a '/' or '+', no "example", no run of five
+        # equal characters (the rules treat such values as placeholders).
+        if (("/" in value or "+" in value) and any(c.isdigit() for c in value)
+                and "EXAMPLE" not in value.upper() and not re.search(r"(.)\1{4}", value)):
             return value
 
 
