@@ -467,3 +467,19 @@ def test_remote_tracking_branch_only(repo: GitRepo, keys: KeySet, tmp_path: Path
     assert "refs/remotes/origin/feature" in refs and "refs/heads/feature" not in refs
     [secret] = by_secret(scan(clone, "--history-only"), keys.secret)
     assert secret["commit"]["sha"] == pushed
+
+
+def test_hook_sees_the_temporary_index_of_commit_all(repo: GitRepo, keys: KeySet) -> None:
+    # `git commit -a` stages into a temporary index (GIT_INDEX_FILE) that only the hook sees.
+    import sys
+
+    repo.commit("env", {"app.env": "A=1\n"})
+    hook = repo.path / ".git" / "hooks" / "pre-commit"
+    hook.write_text(f"#!/bin/sh\nexec {sys.executable} -m scanner scan --staged --no-progress\n")
+    hook.chmod(0o755)
+    with open(repo.path / "app.env", "a") as handle:
+        handle.write(f"AWS_SECRET_ACCESS_KEY={keys.secret}\n")
+    env = {**repo.env(), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    blocked = subprocess.run(["git", "commit", "-q", "-am", "sneaky"], cwd=repo.path, env=env, capture_output=True, text=True)
+    assert blocked.returncode != 0 and "app.env:2:23" in blocked.stdout + blocked.stderr
+    assert repo.git("log", "--format=%s", "-1") == "env"
