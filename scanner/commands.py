@@ -164,9 +164,8 @@ def baseline_create_command(args: argparse.Namespace) -> int:
     target = Path(args.path)
     config, ruleset = _settings(args, target)
     report = _scan(args, config, ruleset, history="none" if args.no_history else "default")
-    output = args.output or _scan_root(target) / BASELINE_FILE
-    if not _scan_root(target).is_dir() and args.output is None:
-        output = target.parent / BASELINE_FILE
+    root = _scan_root(target)
+    output = args.output or (root if root.is_dir() else root.parent) / BASELINE_FILE
     write_output(render_baseline(report.findings), output)
     print(f"keysweep: wrote {output} with {len({f.fingerprint for f in report.findings})} known finding(s); "
           f"scan with --baseline {output} to report only new ones", file=sys.stderr)

@@ -6,6 +6,7 @@ blobs, walking the log) are git plumbing with NUL-separated output, streamed.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import tempfile
@@ -43,6 +44,12 @@ def find_repository(path: Path, *, search_parents: bool) -> Repository | None:
 
     With ``search_parents``, a folder inside a work tree belongs to that repository too.
     """
+    return _find_repository(path.resolve(), search_parents)
+
+
+@functools.lru_cache(maxsize=16)
+def _find_repository(path: Path, search_parents: bool) -> Repository | None:
+    # Cached: configuration discovery and the scan both ask, and the hook runs on every commit.
     import git
 
     try:
