@@ -8,14 +8,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import regex
 
-from scanner.aws.audit import AuditLog, default_audit_log
-from scanner.aws.clients import KeyPair
-from scanner.aws.remediate import Plan, describe
-from scanner.baseline import BASELINE_FILE, load_baseline, render_baseline
 from scanner.config import Config, find_config, load_config
 from scanner.engine.rules import RuleSet, load_ruleset
 from scanner.errors import UsageError
@@ -26,6 +22,10 @@ from scanner.progress import ProgressLine
 from scanner.reporters import ReportFormat, render
 from scanner.scan import DEFAULT_MAX_FILE_SIZE, HistoryMode, ScanOptions, default_jobs, run_scan
 
+if TYPE_CHECKING:
+    # scanner.aws pulls in boto3 (~0.1 s): imported where a command uses it, never by a plain scan.
+    from scanner.aws.audit import AuditLog
+    from scanner.aws.remediate import Plan
 
 
 def _history_mode(args: argparse.Namespace) -> HistoryMode:
@@ -123,7 +123,11 @@ def scan_command(args: argparse.Namespace) -> int:
     _accounts(args)
     config, ruleset = _settings(args, Path(args.path))
     baseline_path = args.baseline or config.baseline
-    baseline = load_baseline(baseline_path) if baseline_path is not None else None
+    baseline = None
+    if baseline_path is not None:
+        from scanner.baseline import load_baseline
+
+        baseline = load_baseline(baseline_path)
     report = _scan(args, config, ruleset, history=_history_mode(args))
     if baseline is not None:
         report = dataclasses.replace(report, findings=tuple(baseline.new(report.findings)))
@@ -159,6 +163,7 @@ def _print_warnings(report: ScanReport) -> None:
 
 
 def baseline_create_command(args: argparse.Namespace) -> int:
+    from scanner.baseline import BASELINE_FILE, render_baseline
     from scanner.cli import write_output
 
     target = Path(args.path)
@@ -184,10 +189,14 @@ def _accounts(args: argparse.Namespace) -> frozenset[str]:
 
 
 def _audit(args: argparse.Namespace) -> AuditLog:
+    from scanner.aws.audit import AuditLog, default_audit_log
+
     return AuditLog(args.audit_log or default_audit_log())
 
 
 def _print_outcomes(plans: list[Plan], outcomes: list[RemediationOutcome], applied: bool, audit: AuditLog) -> None:
+    from scanner.aws.remediate import describe
+
     heading = "remediation" if applied else "remediation plan (dry run: nothing changed; add --apply to carry it out)"
     print(f"keysweep: {heading} (audit log: {audit.path}):", file=sys.stderr)
     for item in plans:
@@ -202,6 +211,7 @@ def _print_outcomes(plans: list[Plan], outcomes: list[RemediationOutcome], appli
 def remediate_findings(args: argparse.Namespace, findings: Sequence[Finding]) -> list[RemediationOutcome]:
     """Plan (and with --apply, carry out) remediation of every key ID the scan found."""
     from scanner.aws import remediate
+    from scanner.aws.clients import KeyPair
     from scanner.aws.verify import pairs_in
 
     targets: dict[str, remediate.Target] = {}

@@ -4,7 +4,6 @@ for a misspelt key, the closest valid one. Command-line flags win over the file.
 
 from __future__ import annotations
 
-import difflib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +93,8 @@ def _parse(data: dict[str, Any], where: str, base: Path) -> Config:
 
     for key in data:
         if key not in KEYS:
+            import difflib
+
             close = difflib.get_close_matches(str(key), KEYS, n=1)
             raise fail(str(key), "unknown setting" + (f" (did you mean {close[0]!r}?)" if close else "")
                        + f"; known: {', '.join(KEYS)}")

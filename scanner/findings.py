@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -69,6 +68,8 @@ def fingerprint(rule_id: str, secret: Secret, place: str) -> str:
     ``place`` is the path for a file or blob, or the kind of source (commit-message) for text
     that has no path.
     """
+    import hashlib
+
     return hashlib.sha256(f"{rule_id}\0{secret.digest}\0{place}".encode()).hexdigest()[:32]
 
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import regex
 
@@ -15,10 +15,13 @@ from scanner.engine.rules import RuleSet
 from scanner.errors import UsageError
 from scanner.findings import Finding, ScanReport, Skipped, findings_from_matches
 from scanner.pathfilter import PathFilter
-from scanner.sources.changes import scan_range, scan_staged
-from scanner.sources.files import FileEntry, WalkProblem, scan_files, walk
 from scanner.sources.git import find_repository
-from scanner.sources.history import HistoryScan, scan_history
+
+if TYPE_CHECKING:
+    # Each source is imported by the branch that uses it: the pre-commit hook loads
+    # neither the work-tree walker nor the history workers.
+    from scanner.sources.files import FileEntry
+    from scanner.sources.history import HistoryScan
 
 HistoryMode = Literal["default", "none", "only"]
 DEFAULT_MAX_FILE_SIZE = 25 * 1024 * 1024
@@ -81,11 +84,17 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
     if repo is None:
         scan_worktree(target, options, ruleset, tally)
     elif options.staged:
+        from scanner.sources.changes import scan_staged
+
         _merge(tally, scan_staged(repo, ruleset, options.max_file_size))
     elif revisions:
+        from scanner.sources.changes import scan_range
+
         _merge(tally, scan_range(repo, ruleset, revisions, max_size=options.max_file_size,
                                  jobs=options.jobs, progress=options.progress))
     else:
+        from scanner.sources.history import scan_history
+
         history = scan_history(repo, ruleset, all_objects=options.all_objects, max_size=options.max_file_size,
                                jobs=options.jobs, progress=options.progress)
         if options.history != "only" and repo.worktree is not None:
@@ -118,6 +127,8 @@ def _value_allowed(finding: Finding, allow: Iterable[regex.Pattern[str]]) -> boo
 
 
 def scan_worktree(root: Path, options: ScanOptions, ruleset: RuleSet, tally: _Tally) -> None:
+    from scanner.sources.files import FileEntry, WalkProblem, scan_files, walk
+
     entries: list[FileEntry] = []
     for item in walk(root, options.excludes):
         if isinstance(item, WalkProblem):

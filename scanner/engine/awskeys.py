@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import importlib.resources
 
 # Modern key IDs carry the account ID in bits 7..46 of the base32-decoded body; older ones
 # (the fifth character in A-P, such as AKIAI… and AKIAJ…) do not.
@@ -40,6 +39,8 @@ def key_type(key_id: str) -> str:
 @functools.cache
 def canary_accounts() -> frozenset[str]:
     """Account IDs known to host canary tokens: keys from them are tripwires, never sent to AWS."""
+    import importlib.resources
+
     text = (importlib.resources.files("scanner") / "data" / "aws-canary-accounts.txt").read_text(encoding="utf-8")
     return frozenset(
         line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")

@@ -6,8 +6,6 @@ expressions, keywords and value checks, and its own examples.
 
 from __future__ import annotations
 
-import difflib
-import importlib.resources
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +90,9 @@ class RuleSet:
 
 def builtin_rules_dir() -> Path:
     """The rule files shipped with keysweep (inside the wheel, or rules/ in a checkout)."""
-    packaged = Path(str(importlib.resources.files("scanner"))) / "_rules"
+    # The package's own folder (what importlib.resources.files gives for an installed
+    # package), without importing importlib.resources and zipfile on every start-up.
+    packaged = Path(__file__).resolve().parent.parent / "_rules"
     if packaged.is_dir():
         return packaged
     return Path(__file__).resolve().parent.parent.parent / "rules"
@@ -272,5 +272,7 @@ def _check_keys(mapping: Mapping[Any, Any], allowed: Sequence[str], file: str, r
 
 
 def _hint(word: str, choices: Sequence[str]) -> str:
+    import difflib
+
     close = difflib.get_close_matches(word, choices, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""

@@ -6,15 +6,15 @@ change replaces is not reported again because its file was edited.
 
 from __future__ import annotations
 
-import difflib
+import bisect
 from collections.abc import Sequence
 from dataclasses import replace
 
-from scanner.engine.detect import Match
+from scanner.engine.detect import Match, as_scannable, detect
 from scanner.engine.rules import RuleSet
 from scanner.findings import Finding, findings_from_matches
 from scanner.sources import git
-from scanner.sources.git import NULL_SHA, Repository
+from scanner.sources.git import NULL_SHA, AddedLines, Repository, StagedChange
 from scanner.sources.history import (
     Change,
     CommitRecord,
@@ -28,24 +28,26 @@ from scanner.sources.history import (
 )
 
 
-def _added_lines(old: bytes, new: bytes) -> set[int]:
-    old_lines = old.splitlines()
-    new_lines = new.splitlines()
-    added: set[int] = set()
-    matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
-    for tag, _i1, _i2, j1, j2 in matcher.get_opcodes():
-        if tag in ("replace", "insert"):
-            added.update(range(j1 + 1, j2 + 1))
-    return added
+def _on_added_line(line: int, added: AddedLines) -> bool:
+    index = bisect.bisect_right(added, line, key=lambda span: span[0]) - 1
+    return index >= 0 and added[index][0] <= line < added[index][0] + added[index][1]
 
 
 def scan_staged(repo: Repository, ruleset: RuleSet, max_size: int) -> HistoryScan:
+    """Secrets on the lines the staged change adds.
+
+    Each staged blob is scanned whole, so a secret confirmed by the line above it (a YAML
+    key, then its value) is found when only the value line is new; a match is kept when
+    git's diff of the file (-U0, renames followed) adds its line and the old version of the
+    file does not already hold the same value. Every step is linear: git diffs, and the
+    old version is read and scanned only for a file whose new lines hold matches.
+    """
     changes = git.staged_changes(repo)
-    findings: list[Finding] = []
     skipped: list[tuple[str, str]] = []
     blobs = total = 0
     contents = {obj.sha: obj for obj in git.read_objects(repo, sorted({c.new for c in changes}))}
     warnings = [f"staged object {o.sha} could not be read ({o.problem})" for o in contents.values() if o.data is None]
+    found: list[tuple[StagedChange, tuple[Match, ...]]] = []
     for change in changes:
         obj = contents.get(change.new)
         if obj is None or obj.data is None:
@@ -56,15 +58,35 @@ def scan_staged(repo: Repository, ruleset: RuleSet, max_size: int) -> HistorySca
         blobs += 1
         total += len(obj.data)
         matches = scan_object("blob", obj.data, ruleset)
-        if not matches:
-            continue
+        if matches:
+            found.append((change, matches))
+    contents.clear()
+    edited = [(change, matches) for change, matches in found if change.old is not None]
+    # Only when an edited file holds matches: the common commit is two git processes.
+    added = git.staged_added_lines(repo) if edited else {}
+    old_values = _values_in(repo, {change.old for change, _ in edited if change.old is not None}, ruleset, max_size)
+    findings: list[Finding] = []
+    for change, matches in found:
         if change.old is not None:
-            old = next(git.read_objects(repo, [change.old])).data or b""
-            added = _added_lines(old, obj.data)
-            kept = [m for m in matches if m.line in added]
+            lines = added.get((change.old, change.new), added.get((NULL_SHA, change.new)))
+            before = old_values.get(change.old, set())
+            kept = [m for m in matches if (m.rule_id, m.secret.reveal()) not in before
+                    and (lines is None or _on_added_line(m.line, lines))]
             matches = _reindex(matches, kept)
         findings += findings_from_matches(matches, path=change.path, source="staged", blob=change.new)
     return HistoryScan(findings, blobs, 0, total, warnings, skipped)
+
+
+def _values_in(repo: Repository, shas: set[str], ruleset: RuleSet, max_size: int) -> dict[str, set[tuple[str, str]]]:
+    """The (rule, value) pairs each blob holds: what an edit of it does not introduce.
+
+    One ``cat-file`` for all of them; a blob that cannot be read or is too large holds none.
+    """
+    values: dict[str, set[tuple[str, str]]] = {}
+    for obj in git.read_objects(repo, sorted(shas)):
+        text = as_scannable(obj.data) if obj.data is not None and len(obj.data) <= max_size else None
+        values[obj.sha] = {(m.rule_id, m.secret.reveal()) for m in detect(text, ruleset)} if text else set()
+    return values
 
 
 def _reindex(original: Sequence[Match], kept: Sequence[Match]) -> tuple[Match, ...]:
@@ -109,23 +131,22 @@ def scan_range(repo: Repository, ruleset: RuleSet, revisions: Sequence[str], *, 
     records = {sha: redact_summary(record, scanned.found.get(sha)) for sha, record in records.items()}
     warnings = warnings_first + [f"object {sha} could not be read ({problem})" for sha, problem in scanned.problems]
 
-    old_values: dict[str, set[tuple[str, str]]] = {}
-
-    def values_in(sha: str) -> set[tuple[str, str]]:
-        if sha not in old_values:
-            obj = next(git.read_objects(repo, [sha]))
-            matches = scan_object("blob", obj.data, ruleset) if obj.data and len(obj.data) <= max_size else ()
-            old_values[sha] = {(m.rule_id, m.secret.reveal()) for m in matches}
-        return old_values[sha]
+    # What each replaced version already held. A blob the range itself scanned is known
+    # (the old side of most edits is the previous commit's new side); the rest (the range's
+    # base) is read and scanned once, through one cat-file, not a git process per blob.
+    scanned_blobs = {i.sha for i in to_scan if i.kind == "blob"} - {sha for sha, _ in scanned.problems}
+    replaced = {old for change in changes if change.new in scanned.found for old in change.old}
+    before_values = _values_in(repo, replaced - scanned_blobs, ruleset, max_size)
+    for sha in replaced & scanned_blobs:
+        known = scanned.found.get(sha)
+        before_values[sha] = {(m.rule_id, m.secret.reveal()) for m in known.matches} if known else set()
 
     candidates: list[tuple[CommitRecord | None, Finding]] = []
     for change in changes:
         found = scanned.found.get(change.new)
         if found is None:
             continue
-        before: set[tuple[str, str]] = set()
-        for old in change.old:
-            before |= values_in(old)
+        before = set().union(*(before_values.get(old, set()) for old in change.old))
         kept = [m for m in found.matches if (m.rule_id, m.secret.reveal()) not in before]
         if not kept:
             continue

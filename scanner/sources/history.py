@@ -13,11 +13,10 @@ object IDs, never contents.
 
 from __future__ import annotations
 
-import multiprocessing
-import queue as queue_module
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from scanner.engine.detect import Match, as_scannable, detect
 from scanner.engine.rules import RuleSet
@@ -25,6 +24,9 @@ from scanner.errors import GitError
 from scanner.findings import CommitInfo, Finding, Occurrences, findings_from_matches
 from scanner.sources import git
 from scanner.sources.git import NULL_SHA, ObjectInfo, Repository
+
+if TYPE_CHECKING:
+    import multiprocessing
 
 SCANNED_KINDS = ("blob", "commit", "tag")
 # Below this much content, worker processes cost more than they save.
@@ -148,6 +150,10 @@ def scan_objects(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
         for batch in _scan_stream(repo, objects, ruleset):
             report(batch)
         return result
+    # Imported here: the pre-commit hook and small scans never start workers (~8 ms to import).
+    import multiprocessing
+    import queue as queue_module
+
     context = multiprocessing.get_context("spawn")
     results: multiprocessing.Queue = context.Queue()  # type: ignore[type-arg]
     workers = [
