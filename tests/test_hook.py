@@ -1,0 +1,131 @@
+"""The pre-commit hook's path: what `scan --staged` imports, and which staged lines count as
+added (git's own diff; no per-line rescans)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scanner.sources.git import parse_added_lines
+from tests.conftest import REPO_ROOT, run_keysweep
+from tests.gitrepo import GitRepo
+from tests.keygen import KeySet
+
+# Never on the plain scan path: each costs the hook tens of milliseconds, and none is used.
+BANNED = ("boto3", "botocore", "git", "gitdb", "dask", "jinja2", "scanner.aws", "difflib")
+
+
+def imported_modules(*args: str | Path, cwd: Path) -> tuple[int, set[str]]:
+    """Run the real CLI with -X importtime; the names of every module it imported."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "scanner", *map(str, args)],
+                          cwd=cwd, capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT), "NO_COLOR": "1"})
+    names = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "scanner.cli" in names, proc.stderr[-2000:]
+    return proc.returncode, names
+
+
+def banned_in(names: set[str]) -> set[str]:
+    return {n for n in names if any(n == b or n.startswith(b + ".") for b in BANNED)}
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> GitRepo:
+    repo = GitRepo(tmp_path / "repo")
+    repo.commit("initial", {"README.md": "# project\n", "app/settings.env": "DEBUG=1\n"})
+    return repo
+
+
+def test_staged_and_plain_scans_import_only_what_they_use(repo: GitRepo) -> None:
+    keys = KeySet.generate()
+    repo.write("clean.txt", "nothing here\n")
+    repo.git("add", "clean.txt")
+    code, names = imported_modules("scan", "--staged", "--no-progress", cwd=repo.path)
+    assert code == 0 and banned_in(names) == set()
+    # The blocked commit goes further: an edited file with a match reads git's patch and
+    # the old version, and the report is printed.
+    repo.write("app/settings.env", f"DEBUG=1\nAWS_SECRET_ACCESS_KEY={keys.secret}\n")
+    repo.git("add", "app/settings.env")
+    code, names = imported_modules("scan", "--staged", "--no-progress", cwd=repo.path)
+    assert code == 1 and banned_in(names) == set()
+    assert "scanner.sources.files" not in names and "multiprocessing" not in names
+    code, names = imported_modules("scan", "--no-history", "--no-progress", ".", cwd=repo.path)
+    assert code == 1 and banned_in(names) == set()
+
+
+def staged(repo: GitRepo) -> list[dict[str, Any]]:
+    result = run_keysweep("scan", "--staged", "--format", "json", "--show-secrets", repo.path)
+    assert result.returncode in (0, 1), result.stderr
+    findings: list[dict[str, Any]] = result.json()["findings"]
+    return findings
+
+
+def test_value_line_added_under_an_existing_yaml_key_is_found(repo: GitRepo, keys: KeySet) -> None:
+    # The rule confirms the value with the key on the line above: the whole new blob is
+    # scanned, and only the match's own line has to be new.
+    repo.commit("key", {"deploy.yaml": "aws_secret_access_key: |\n"})
+    repo.write("deploy.yaml", f"aws_secret_access_key: |\n  {keys.secret}\n")
+    repo.git("add", "deploy.yaml")
+    assert [(f["secret"], f["line"]) for f in staged(repo)] == [(keys.secret, 2)]
+
+
+def test_an_old_secret_moved_or_its_line_edited_is_not_new(repo: GitRepo, keys: KeySet) -> None:
+    repo.commit("creds", {"creds.env": f"A=1\nAWS_ACCESS_KEY_ID={keys.key_id}\nB=2\n"})
+    # Moved to the top (git's diff shows it as an added line) and its line edited.
+    repo.write("creds.env", f"AWS_ACCESS_KEY_ID={keys.key_id}  # prod\nA=1\nB=2\nC=3\n")
+    repo.git("add", "creds.env")
+    assert staged(repo) == []
+
+
+def test_lines_that_look_like_patch_headers_do_not_confuse_the_diff(repo: GitRepo, keys: KeySet) -> None:
+    old = KeySet.generate()
+    header_like = "diff --git a/x b/x\nindex 0000000..1111111 100644\n@@ -1 +900,3 @@\nBinary files a and b differ\n"
+    repo.commit("doc", {"notes.md": f"{header_like}id {old.key_id}\n"})
+    repo.write("notes.md", f"{header_like}id {old.key_id}\n{header_like}new {keys.key_id}\n")
+    repo.git("add", "notes.md")
+    assert [(f["secret"], f["line"]) for f in staged(repo)] == [(keys.key_id, 10)]
+
+
+def test_blank_lines_and_one_changed_line(repo: GitRepo, keys: KeySet) -> None:
+    # difflib took 100 s on this (20 KB of blank lines); git's diff is immediate.
+    blank = "\n" * 20_000
+    repo.commit("blank", {"blank.txt": blank})
+    repo.write("blank.txt", blank[:10_000] + f"AWS_ACCESS_KEY_ID={keys.key_id}" + blank[10_000:])
+    repo.git("add", "blank.txt")
+    assert [(f["secret"], f["line"]) for f in staged(repo)] == [(keys.key_id, 10_001)]
+
+
+def test_file_git_treats_as_binary_and_utf16_file(repo: GitRepo) -> None:
+    old, new, wide = KeySet.generate(), KeySet.generate(), KeySet.generate()
+    # .gitattributes `binary`: git shows no text diff; the old version's values still decide.
+    repo.commit("binary attribute", {".gitattributes": "*.cfg binary\n", "svc.cfg": f"key={old.key_id}\n",
+                                     "wide.txt": "\ufeffhello\n".encode("utf-16-le")})
+    repo.write("svc.cfg", f"key={old.key_id}\nkey2={new.key_id}\n")
+    repo.write("wide.txt", f"\ufeffhello\nid={wide.key_id}\n".encode("utf-16-le"))
+    repo.git("add", "svc.cfg", "wide.txt")
+    assert sorted((f["path"], f["secret"]) for f in staged(repo)) == [("svc.cfg", new.key_id), ("wide.txt", wide.key_id)]
+
+
+def test_discovery_follows_the_path_not_an_inherited_git_dir(repo: GitRepo, keys: KeySet, tmp_path: Path) -> None:
+    other = GitRepo(tmp_path / "other")
+    other.commit("other", {"x.txt": "x\n"})
+    repo.write("k.env", f"AWS_ACCESS_KEY_ID={keys.key_id}\n")
+    repo.git("add", "k.env")
+    result = run_keysweep("scan", "--staged", "--format", "json", repo.path,
+                          env={"GIT_DIR": str(other.path / ".git"), "GIT_WORK_TREE": str(other.path)})
+    assert result.returncode == 1, result.stderr
+    assert [f["path"] for f in result.json()["findings"]] == ["k.env"]
+
+
+def test_parse_added_lines() -> None:
+    patch = (b"diff --git a/f b/f\nindex " + b"1" * 40 + b".." + b"2" * 40 + b" 100644\n--- a/f\n+++ b/f\n"
+             b"@@ -2 +2 @@ ctx\n-b\n+B\n@@ -3,0 +4,3 @@\n+@@ -1 +7 @@\n+index 3..4\n+diff --git a/y b/y\n"
+             b"@@ -9,2 +11,0 @@\n-gone\n-gone\n"
+             b"diff --git a/bin b/bin\nindex " + b"3" * 40 + b".." + b"4" * 40 + b" 100644\n"
+             b"Binary files a/bin and b/bin differ\n"
+             b"diff --git a/old b/new\nsimilarity index 100%\nrename from old\nrename to new\n")
+    assert parse_added_lines(patch) == {("1" * 40, "2" * 40): ((2, 1), (4, 3)), ("3" * 40, "4" * 40): None}
