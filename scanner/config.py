@@ -10,9 +10,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import regex
-import yaml
-
-from scanner.engine.rules import SAFE_LOADER
 
 from scanner.errors import ConfigError
 
@@ -77,8 +74,12 @@ def load_config(path: Path | None) -> Config:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         where = f"{path} [tool.keysweep]"
     else:
+        import yaml  # here, not at start-up: most scans have no configuration file
+
+        from scanner.engine.rules import safe_loader
+
         try:
-            data = yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 - a safe loader or {}
+            data = yaml.load(text, Loader=safe_loader())  # noqa: S506 - a safe loader or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
         where = str(path)

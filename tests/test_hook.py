@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from scanner.errors import RuleError
 from scanner.sources.git import parse_added_lines
 from tests.conftest import REPO_ROOT, run_keysweep
 from tests.gitrepo import GitRepo
@@ -129,3 +130,29 @@ def test_parse_added_lines() -> None:
              b"Binary files a/bin and b/bin differ\n"
              b"diff --git a/old b/new\nsimilarity index 100%\nrename from old\nrename to new\n")
     assert parse_added_lines(patch) == {("1" * 40, "2" * 40): ((2, 1), (4, 3)), ("3" * 40, "4" * 40): None}
+
+
+def test_built_in_rules_from_their_json_copy_are_the_yaml_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An installed wheel carries aws.yaml.json beside aws.yaml (hatch_build.py): the same
+    # rules, read without importing PyYAML.
+    import dataclasses
+    import json
+
+    import yaml
+
+    from scanner.engine import rules
+
+    for source in sorted(rules.builtin_rules_dir().glob("*.y*ml")):
+        (tmp_path / source.name).write_text("not: [valid yaml")  # proves the copy is what is read
+        (tmp_path / f"{source.name}.json").write_text(json.dumps(yaml.safe_load(source.read_text())))
+    from_yaml = [repr(dataclasses.replace(r, file="")) for r in rules.load_ruleset().rules]
+    monkeypatch.setattr(rules, "builtin_rules_dir", lambda: tmp_path)
+    from_json = rules.load_ruleset()
+    assert [repr(dataclasses.replace(r, file="")) for r in from_json.rules] == from_yaml
+    assert {Path(r.file).name for r in from_json.rules} == {p.name for p in tmp_path.glob("*.y*ml")}
+    # A user's rule file is never read from a JSON file beside it.
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "x.yaml").write_text("not: [valid yaml")
+    (tmp_path / "mine" / "x.yaml.json").write_text("{}")
+    with pytest.raises(RuleError, match="not valid YAML"):
+        rules.load_ruleset([tmp_path / "mine" / "x.yaml"])

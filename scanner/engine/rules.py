@@ -6,16 +6,13 @@ expressions, keywords and value checks, and its own examples.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
 import regex
-import yaml
-
-# libyaml's C loader when PyYAML was built with it: rule files load 3x faster.
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 from scanner.errors import RuleError
 from scanner.secret import SecretKind
@@ -88,6 +85,23 @@ class RuleSet:
         raise KeyError(rule_id)
 
 
+def safe_loader() -> Any:
+    """libyaml's C loader when PyYAML was built with it: rule files load 3x faster.
+
+    PyYAML is imported on first use (~15 ms): an installed keysweep reads its built-in rules
+    from the JSON copies its wheel carries, so the pre-commit hook never imports it.
+    """
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SAFE_LOADER":  # the module constant it used to be, still importable
+        return safe_loader()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def builtin_rules_dir() -> Path:
     """The rule files shipped with keysweep (inside the wheel, or rules/ in a checkout)."""
     # The package's own folder (what importlib.resources.files gives for an installed
@@ -103,6 +117,7 @@ def load_ruleset(extra: Sequence[Path] = (), builtin: bool = True) -> RuleSet:
     files: list[Path] = []
     if builtin:
         files += sorted(builtin_rules_dir().glob("*.y*ml"))
+    builtin_count = len(files)
     for path in extra:
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml"))
@@ -115,12 +130,17 @@ def load_ruleset(extra: Sequence[Path] = (), builtin: bool = True) -> RuleSet:
             raise RuleError(str(path), None, None, "no such rule file or folder")
     rules: list[Rule] = []
     seen: dict[str, str] = {}
-    for file in files:
+    for position, file in enumerate(files):
+        twin = file.with_name(file.name + ".json")
         try:
-            text = file.read_text(encoding="utf-8")
+            if position < builtin_count and twin.is_file():
+                # Written from this YAML file when the wheel was built (hatch_build.py).
+                parsed = parse_rule_document(json.loads(twin.read_text(encoding="utf-8")), str(file))
+            else:
+                parsed = parse_rule_file(file.read_text(encoding="utf-8"), str(file))
         except (OSError, UnicodeDecodeError) as exc:
             raise RuleError(str(file), None, None, f"cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
-        for rule in parse_rule_file(text, str(file)):
+        for rule in parsed:
             if rule.id in seen:
                 raise RuleError(str(file), rule.id, "id", f"duplicate rule id (also in {seen[rule.id]})")
             seen[rule.id] = str(file)
@@ -131,12 +151,19 @@ def load_ruleset(extra: Sequence[Path] = (), builtin: bool = True) -> RuleSet:
 
 
 def parse_rule_file(text: str, file: str) -> list[Rule]:
+    import yaml
+
     try:
-        doc = yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 - a safe loader
+        doc = yaml.load(text, Loader=safe_loader())  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise RuleError(file, None, None, f"not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    return parse_rule_document(doc, file)
+
+
+def parse_rule_document(doc: Any, file: str) -> list[Rule]:
+    """Validate a parsed rule file (YAML, or the JSON copy of a built-in one)."""
     if not isinstance(doc, dict):
         raise RuleError(file, None, None, "expected a mapping with a 'rules' list")
     _check_keys(doc, FILE_FIELDS, file, None, None)
