@@ -37,6 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 SAMPLE_EVERY = 0.05  # seconds between /proc samples of the process tree
+SCRATCH = tempfile.gettempdir()
 
 
 # --- the machine ------------------------------------------------------------------------
@@ -73,7 +74,8 @@ def machine() -> dict[str, str]:
         "hyperscan": _package_version("hyperscan") or "not installed",
         "pyyaml": _package_version("PyYAML") or "not installed",
         "git": git or "not found",
-        "keysweep": _keysweep_version(),
+        "keysweep": keysweep_installation(),
+        "checkout": _keysweep_version(),
     }
     try:
         facts["load"] = " ".join(Path("/proc/loadavg").read_text().split()[:3]) + " (1, 5, 15 min)"
@@ -201,18 +203,18 @@ MIB = 2**20
 
 
 def bench_history(repo: Path, jobs: int | None, runs: int) -> None:
-    git_dir = _git_dir(repo)
+    git_dir = _git_dir(repo.resolve())
     floor_command = ["git", "--git-dir", git_dir, "cat-file", "--batch-all-objects", "--batch", "--unordered"]
     report = Path(tempfile.mkdtemp(prefix="keysweep-bench-")) / "report.json"
     command = [sys.executable, "-m", "scanner", "scan", "--history-only", "--no-progress", "--format", "json",
-               "--show-secrets", "--output", str(report), str(repo)]
+               "--show-secrets", "--output", str(report), str(repo.resolve())]
     if jobs:
         command += ["--jobs", str(jobs)]
     floors: list[Run] = []
     scans: list[Run] = []
     for _ in range(runs):
-        floors.append(measure(floor_command))
-        scan = measure(command, env=hook_environment())
+        floors.append(measure(floor_command, cwd=Path(SCRATCH)))
+        scan = measure(command, cwd=Path(SCRATCH), env=keysweep_environment())
         if scan.code not in (0, 1):
             raise SystemExit(f"keysweep failed with exit code {scan.code}: {' '.join(command)}")
         scans.append(scan)
@@ -262,12 +264,33 @@ def hook_repository(root: Path, files: int = 2000, staged: int = 3) -> Path:
     return root
 
 
-def hook_environment() -> dict[str, str]:
-    # As installed: a pip install writes bytecode, so a run must not compile every module
-    # from source (PYTHONDONTWRITEBYTECODE, set on some machines, would make it).
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), env.get("PYTHONPATH")]))
-    return env
+_KEYSWEEP_ENV: dict[str, str] | None = None
+
+
+def keysweep_environment() -> dict[str, str]:
+    """How keysweep is run here: the installed one (as the pre-commit framework and users run
+    it), else this checkout's. Commands run from a scratch folder, so `python -m scanner`
+    never picks up a `scanner/` folder in the current one by accident."""
+    global _KEYSWEEP_ENV
+    if _KEYSWEEP_ENV is None:
+        # Bytecode as a pip install writes it: PYTHONDONTWRITEBYTECODE, set on some machines,
+        # would compile every module from source on every run.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        probe = subprocess.run([sys.executable, "-c", "import scanner"], cwd=SCRATCH, env=env, capture_output=True)
+        if probe.returncode != 0:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), env.get("PYTHONPATH")]))
+        _KEYSWEEP_ENV = env
+    return _KEYSWEEP_ENV
+
+
+def keysweep_installation() -> str:
+    out = subprocess.run([sys.executable, "-c", "import scanner, sys; print(scanner.__version__, scanner.__file__)"],
+                         cwd=SCRATCH, env=keysweep_environment(), capture_output=True, text=True).stdout.split(" ", 1)
+    if len(out) != 2:
+        return "not importable"
+    version, where = out[0], Path(out[1].strip()).parent
+    rules = "built-in rules from JSON (wheel)" if list((where / "_rules").glob("*.json")) else "built-in rules from YAML"
+    return f"{version} at {where} ({rules})"
 
 
 def bench_hook(files: int = 2000, tries: int = 5) -> float:
@@ -275,7 +298,7 @@ def bench_hook(files: int = 2000, tries: int = 5) -> float:
     the pre-commit framework runs it."""
     root = Path(tempfile.mkdtemp(prefix="keysweep-hook-")) / "hook"
     hook_repository(root, files)
-    env = {**hook_environment(), **{k: v for k, v in _git_identity().items()}}
+    env = {**keysweep_environment(), **{k: v for k, v in _git_identity().items()}}
     command = [sys.executable, "-m", "scanner", "scan", "--staged", "--no-progress"]
     measure(command, cwd=root, env=env)  # warm-up: bytecode written, files in the page cache
     times = []
@@ -306,7 +329,7 @@ def bench_adversarial() -> None:
         print("adversarial: benchmarks/adversarial.py not found")
         return
     print("adversarial inputs (benchmarks/adversarial.py):", flush=True)
-    proc = subprocess.run([sys.executable, str(script)], env=hook_environment())
+    proc = subprocess.run([sys.executable, str(script)], env=keysweep_environment())
     if proc.returncode != 0:
         print(f"adversarial: benchmarks/adversarial.py failed with exit code {proc.returncode}")
 
