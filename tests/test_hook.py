@@ -156,3 +156,18 @@ def test_built_in_rules_from_their_json_copy_are_the_yaml_rules(tmp_path: Path, 
     (tmp_path / "mine" / "x.yaml.json").write_text("{}")
     with pytest.raises(RuleError, match="not valid YAML"):
         rules.load_ruleset([tmp_path / "mine" / "x.yaml"])
+
+
+@pytest.mark.skipif(not (REPO_ROOT / ".git").exists(), reason="needs keysweep's own git checkout")
+def test_readme_set_up_scan_runs_verbatim_on_a_fresh_checkout(tmp_path: Path) -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = readme.split("Set up on a fresh machine", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    install, scan = (part.strip() for part in block.splitlines()[0].split("#")[0].split("&&"))
+    assert install == "pip install ." and scan == "keysweep scan ."
+    checkout = tmp_path / "checkout"
+    subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(checkout)], check=True)
+    # The clone's own package, as the installed command would be (cwd first on sys.path).
+    proc = subprocess.run([sys.executable, "-m", "scanner", *scan.split()[1:]], cwd=checkout,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "no secrets found" in proc.stdout
