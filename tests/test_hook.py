@@ -171,3 +171,11 @@ def test_readme_set_up_scan_runs_verbatim_on_a_fresh_checkout(tmp_path: Path) ->
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "no secrets found" in proc.stdout
+
+
+def test_a_single_file_in_a_repository_uses_the_repository_configuration(repo: GitRepo, keys: KeySet) -> None:
+    repo.commit("config", {".keysweep.yaml": "allow-values: ['^" + keys.key_id + "$']\n"})
+    repo.write("app/k.env", f"AWS_ACCESS_KEY_ID={keys.key_id}\n")
+    result = run_keysweep("scan", "--format", "json", repo.path / "app" / "k.env")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.json()["findings"] == []

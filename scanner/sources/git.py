@@ -57,7 +57,8 @@ _DISCOVERY_OVERRIDES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR")
 def _find_repository(path: Path, search_parents: bool) -> Repository | None:
     # Cached: configuration discovery and the scan both ask, and the hook runs on every commit.
     if not path.is_dir():
-        return None
+        # A file belongs to the repository around it (with search_parents), as GitPython had it.
+        return _find_repository(path.parent, True) if search_parents and path.exists() else None
     env = {k: v for k, v in os.environ.items() if k not in _DISCOVERY_OVERRIDES}
     env.update(LC_ALL="C", LANGUAGE="", GIT_TERMINAL_PROMPT="0")
     # Fixed-format answers first and the git directory last, so a path holding a newline
