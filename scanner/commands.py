@@ -53,9 +53,13 @@ keysweep blocked this commit: the staged change adds the credentials listed abov
 
 
 def _scan_root(target: Path) -> Path:
+    from scanner.errors import GitError
     from scanner.sources.git import find_repository
 
-    repo = find_repository(target, search_parents=True) if target.exists() else None
+    try:
+        repo = find_repository(target, search_parents=True) if target.exists() else None
+    except GitError:
+        return target  # a repository git refuses to open: the scan itself says so, if it needs it
     if repo is not None and repo.worktree is not None:
         return repo.worktree
     return target

@@ -179,3 +179,15 @@ def test_a_single_file_in_a_repository_uses_the_repository_configuration(repo: G
     result = run_keysweep("scan", "--format", "json", repo.path / "app" / "k.env")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.json()["findings"] == []
+
+
+def test_a_repository_git_refuses_is_an_error_but_a_plain_folder_inside_it_is_scanned(repo: GitRepo, keys: KeySet) -> None:
+    repo.write("plain/k.env", f"AWS_ACCESS_KEY_ID={keys.key_id}\n")
+    with open(repo.path / ".git" / "config", "a") as handle:
+        handle.write("[broken\n")
+    refused = run_keysweep("scan", "--staged", repo.path)
+    assert refused.returncode == 3 and "cannot open the git repository" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    folder = run_keysweep("scan", "--format", "json", repo.path / "plain")
+    assert folder.returncode == 1, folder.stderr
+    assert [f["path"] for f in folder.json()["findings"]] == ["k.env"]

@@ -75,10 +75,14 @@ def _find_repository(path: Path, search_parents: bool) -> Repository | None:
         return None  # no git on this machine: a folder without .git is scanned as files
     if proc.returncode != 0:
         message = proc.stderr.decode("utf-8", "replace").strip()
-        if "not a git repository" in message:
+        # A plain folder inside a repository git refuses (another owner's) is still a folder;
+        # a repository git refuses is an error, never a silently clean scan of its files.
+        looks_like_repository = (path / ".git").exists() or ((path / "HEAD").is_file() and (path / "objects").is_dir())
+        if "not a git repository" in message or (not search_parents and not looks_like_repository):
             return None
-        last = message.splitlines()[-1] if message else f"exit {proc.returncode}"
-        raise GitError(f"{path}: cannot open the git repository: {last}")
+        lines = message.splitlines()
+        last = next((line for line in lines if line.startswith("fatal:")), lines[-1] if lines else f"exit {proc.returncode}")
+        raise GitError(f"{path}: cannot open the git repository: {last.removeprefix('fatal: ')}")
     bare, shallow, inside, rest = proc.stdout.split(b"\n", 3)
     worktree: Path | None = None
     if inside == b"true":
