@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import stat
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -104,6 +106,28 @@ def _add_remediation_flags(group: argparse._ActionsContainer) -> None:
     group.add_argument("--verify-canary", action="store_true", help="verify keys of known canary accounts too (trips the canary)")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: unwinds like Ctrl-C (workers stopped, no partial output file)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_termination(signum: int, _frame: object) -> None:
+    # Once: a second signal must not interrupt the clean-up the first one started.
+    for name in ("SIGTERM", "SIGHUP", "SIGINT"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    raise Terminated(signum)
+
+
+def _install_signal_handlers() -> None:
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) != signal.SIG_IGN:
+            signal.signal(getattr(signal, name), _on_termination)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         # A report must never die on a terminal that cannot show a character.
@@ -112,6 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
+    _install_signal_handlers()
     try:
         if args.command == "scan":
             from scanner.commands import scan_command
@@ -125,14 +150,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return revoke_command(args)
     except UsageError as exc:
-        print(f"keysweep: error: {exc}", file=sys.stderr)
+        print(_printable(f"keysweep: error: {exc}"), file=sys.stderr)
         return EXIT_USAGE
     except KeysweepError as exc:
-        print(f"keysweep: error: {exc}", file=sys.stderr)
+        print(_printable(f"keysweep: error: {exc}"), file=sys.stderr)
         return EXIT_FAILURE
-    except KeyboardInterrupt:
-        print("keysweep: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = int(exc.signum if isinstance(exc, Terminated) else signal.SIGINT)
+        name = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+        print(f"keysweep: {name}", file=sys.stderr)
+        return 128 + int(signum)
     except BrokenPipeError:
         # The reader (head, less) went away: nothing left to say to it.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -141,24 +168,67 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the one boundary: a line, not a traceback
         if os.environ.get("KEYSWEEP_DEBUG"):
             raise
-        print(f"keysweep: internal error: {type(exc).__name__}: {exc} (set KEYSWEEP_DEBUG=1 for a traceback)", file=sys.stderr)
+        print(_printable(f"keysweep: internal error: {type(exc).__name__}: {exc} (set KEYSWEEP_DEBUG=1 for a traceback)"),
+              file=sys.stderr)
         return EXIT_FAILURE
 
 
-def write_output(text: str, output: Path | None) -> None:
-    """Write a report to standard output, or to a file atomically (never a half-written file)."""
+def _printable(message: str) -> str:
+    from scanner.reporters.text import escape_control
+
+    return escape_control(message)
+
+
+def write_output(text: str, output: Path | None, *, private: bool = False) -> None:
+    """Write a report to standard output, or to ``output`` as a shell redirection would.
+
+    A regular file (new, or behind a symlink) is replaced atomically: never half-written,
+    even when interrupted. Anything else (a FIFO, a terminal, /dev/stdout, /dev/null) is
+    opened and written into; it is never replaced by a file. A new file gets the user's
+    umask, or 0600 when ``private`` (the report holds secrets in clear).
+    """
     if output is None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    folder = output.parent if str(output.parent) else Path(".")
+    data = text.encode("utf-8", "backslashreplace")
+    try:
+        info: os.stat_result | None = os.stat(output)  # follows symlinks
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        if stat.S_ISDIR(info.st_mode):
+            raise UsageError(f"cannot write {output}: it is a folder")
+        try:
+            with open(output, "wb") as handle:
+                handle.write(data)
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+        return
+    target = Path(os.path.realpath(output))  # through a symlink: replace its target, not the link
+    if info is not None:
+        mode = stat.S_IMODE(info.st_mode)
+    elif private:
+        mode = 0o600
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
     temp: str | None = None
     try:
-        fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{output.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as handle:
-            handle.write(text)
-        os.replace(temp, output)
+        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
+            handle.write(data)
+        os.replace(temp, target)
+        temp = None
     except OSError as exc:
-        if temp is not None and os.path.exists(temp):
-            os.unlink(temp)
         raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+    finally:
+        if temp is not None:
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass

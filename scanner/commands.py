@@ -20,6 +20,7 @@ from scanner.findings import Finding, RemediationOutcome, ScanReport
 from scanner.pathfilter import PathFilter
 from scanner.progress import ProgressLine
 from scanner.reporters import ReportFormat, render
+from scanner.reporters.text import escape_control
 from scanner.scan import DEFAULT_MAX_FILE_SIZE, HistoryMode, ScanOptions, default_jobs, run_scan
 
 if TYPE_CHECKING:
@@ -82,6 +83,9 @@ def _push_revisions() -> tuple[str, ...]:
 
 
 def _settings(args: argparse.Namespace, target: Path) -> tuple[Config, RuleSet]:
+    from scanner.scan import check_target
+
+    check_target(target)
     config = load_config(args.config if args.config is not None else find_config(_scan_root(target)))
     return config, load_ruleset([*config.rules, *args.rules])
 
@@ -90,8 +94,17 @@ def _scan(args: argparse.Namespace, config: Config, ruleset: RuleSet, *, history
     target = Path(args.path)
     if getattr(args, "jobs", None) is not None and args.jobs < 1:
         raise UsageError("--jobs must be 1 or more")
+    jobs = getattr(args, "jobs", None) or default_jobs()
+    most_jobs = 4 * (os.cpu_count() or 1)
+    if jobs > most_jobs:
+        # Each job is a process with its own git: thousands would exhaust the machine.
+        print(f"keysweep: warning: --jobs {jobs} is more than 4x the {os.cpu_count() or 1} core(s); using {most_jobs}",
+              file=sys.stderr)
+        jobs = most_jobs
     revision_range = getattr(args, "revision_range", None)
     if getattr(args, "since", None):
+        if args.since.startswith("-"):
+            raise UsageError(f"--since {args.since!r}: a revision cannot begin with '-'")
         revision_range = f"{args.since}..HEAD"
     push_revisions = _push_revisions() if getattr(args, "pre_push", False) else ()
     show_progress = not getattr(args, "no_progress", False) and sys.stderr.isatty()
@@ -105,7 +118,7 @@ def _scan(args: argparse.Namespace, config: Config, ruleset: RuleSet, *, history
         revision_range=revision_range,
         push_revisions=push_revisions,
         max_file_size=max_size,
-        jobs=getattr(args, "jobs", None) or default_jobs(),
+        jobs=jobs,
         excludes=PathFilter((*config.exclude, *getattr(args, "exclude", []))),
         allow_values=config.allow_values,
         progress=progress,
@@ -151,19 +164,22 @@ def scan_command(args: argparse.Namespace) -> int:
         # The text report lists what was skipped; a machine-readable one keeps it in its
         # summary, so a person watching the terminal is told here.
         for skipped in report.skipped:
-            print(f"keysweep: warning: skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
-    write_output(render(report, fmt, ruleset, show_secrets=args.show_secrets, color=_color(args)), args.output)
+            print(escape_control(f"keysweep: warning: skipped {skipped.path}: {skipped.reason}"), file=sys.stderr)
+    write_output(render(report, fmt, ruleset, show_secrets=args.show_secrets, color=_color(args)), args.output,
+                 private=args.show_secrets)
     if report.findings and (args.staged or args.pre_push):
         print(BLOCKED_COMMIT_HELP.replace("this commit", "this push") if args.pre_push else BLOCKED_COMMIT_HELP,
               file=sys.stderr, end="")
-    if failed:
-        return EXIT_FAILURE
+    for error in report.errors:
+        print(escape_control(f"keysweep: error: {error}"), file=sys.stderr)
+    if failed or report.errors:
+        return EXIT_FAILURE  # an incomplete scan is never reported as clean, nor as only findings
     return EXIT_FINDINGS if report.findings else EXIT_CLEAN
 
 
 def _print_warnings(report: ScanReport) -> None:
     for warning in report.warnings:
-        print(f"keysweep: warning: {warning}", file=sys.stderr)
+        print(escape_control(f"keysweep: warning: {warning}"), file=sys.stderr)
 
 
 def baseline_create_command(args: argparse.Namespace) -> int:

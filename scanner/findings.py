@@ -145,3 +145,6 @@ class ScanReport:
     duration_seconds: float
     target: str
     remediation: tuple[RemediationOutcome, ...] = ()
+    # What could not be read (corrupt objects, a broken history walk, a rule that ran out of
+    # time): the findings are real but the scan is incomplete, so it must not pass as clean.
+    errors: tuple[str, ...] = ()

@@ -14,7 +14,7 @@ from typing import Any, Literal, cast
 
 import regex
 
-from scanner.errors import RuleError
+from scanner.errors import RuleError, bounded
 from scanner.secret import SecretKind
 
 CharClass = Literal["upper", "lower", "digit", "symbol", "digit-or-symbol"]
@@ -96,6 +96,31 @@ def safe_loader() -> Any:
     return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+def load_yaml(text: str) -> Any:
+    """Parse a YAML document from a repository, refusing anchors and aliases.
+
+    Rule and configuration files are input from the repository being scanned: an alias can
+    expand a few kilobytes into gigabytes (a "billion laughs" document), so the events are
+    checked before anything is built. Raises ``yaml.YAMLError`` for bad YAML and
+    ``YamlAliasError`` for an anchor or alias.
+    """
+    import yaml
+
+    loader = safe_loader()
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            line = event.start_mark.line + 1 if event.start_mark is not None else 0
+            raise YamlAliasError(line)
+    return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+
+
+class YamlAliasError(ValueError):
+    def __init__(self, line: int) -> None:
+        self.line = line
+        super().__init__(f"YAML anchors and aliases (& and *) are not accepted (line {line}): "
+                         "write each value out")
+
+
 def __getattr__(name: str) -> Any:
     if name == "SAFE_LOADER":  # the module constant it used to be, still importable
         return safe_loader()
@@ -154,7 +179,9 @@ def parse_rule_file(text: str, file: str) -> list[Rule]:
     import yaml
 
     try:
-        doc = yaml.load(text, Loader=safe_loader())  # noqa: S506 - a safe loader
+        doc = load_yaml(text)
+    except YamlAliasError as exc:
+        raise RuleError(file, None, None, str(exc)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -168,7 +195,7 @@ def parse_rule_document(doc: Any, file: str) -> list[Rule]:
         raise RuleError(file, None, None, "expected a mapping with a 'rules' list")
     _check_keys(doc, FILE_FIELDS, file, None, None)
     if doc.get("version", 1) != 1:
-        raise RuleError(file, None, "version", f"unsupported version {doc.get('version')!r} (expected 1)")
+        raise RuleError(file, None, "version", f"unsupported version {bounded(doc.get('version'))} (expected 1)")
     raw_rules = doc.get("rules")
     if not isinstance(raw_rules, list) or not raw_rules:
         raise RuleError(file, None, "rules", "expected a non-empty list of rules")
@@ -191,7 +218,7 @@ def _parse_rule(raw: Any, file: str, index: int) -> Rule:
         raise fail("description", "required: one line saying what the rule finds")
     kind = raw.get("kind")
     if kind not in KINDS:
-        raise fail("kind", f"must be one of {', '.join(KINDS)}, not {kind!r}")
+        raise fail("kind", f"must be one of {', '.join(KINDS)}, not {bounded(kind)}")
     keywords = _str_list(raw.get("keywords", []), fail, "keywords")
     patterns_raw = _str_list(raw.get("patterns"), fail, "patterns")
     patterns = tuple(_compile(p, fail, "patterns", need_group=True) for p in patterns_raw)
@@ -220,7 +247,7 @@ def _parse_rule(raw: Any, file: str, index: int) -> Rule:
     require = _str_list(raw.get("require", []), fail, "require")
     for item in require:
         if item not in CHAR_CLASSES:
-            raise fail("require", f"unknown class {item!r}; use {', '.join(CHAR_CLASSES)}{_hint(item, CHAR_CLASSES)}")
+            raise fail("require", f"unknown class {bounded(item)}; use {', '.join(CHAR_CLASSES)}{_hint(item, CHAR_CLASSES)}")
     allow = tuple(_compile(p, fail, "allow", need_group=False) for p in _str_list(raw.get("allow", []), fail, "allow"))
     examples = raw.get("examples", {})
     if not isinstance(examples, dict):
@@ -285,9 +312,9 @@ def _compile(pattern: str, fail: Any, field: str, need_group: bool) -> regex.Pat
     try:
         compiled = regex.compile(pattern.encode(), regex.VERSION0)
     except regex.error as exc:
-        raise fail(field, f"invalid regular expression {pattern!r}: {exc}") from None
+        raise fail(field, f"invalid regular expression {bounded(pattern)}: {exc}") from None
     if need_group and "secret" not in compiled.groupindex:
-        raise fail(field, f"pattern {pattern!r} needs a named group (?P<secret>...) around the value")
+        raise fail(field, f"pattern {bounded(pattern)} needs a named group (?P<secret>...) around the value")
     return compiled
 
 
@@ -301,5 +328,7 @@ def _check_keys(mapping: Mapping[Any, Any], allowed: Sequence[str], file: str, r
 def _hint(word: str, choices: Sequence[str]) -> str:
     import difflib
 
+    if len(word) > 64:  # difflib's cost grows with the square of the length
+        return ""
     close = difflib.get_close_matches(word, choices, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""

@@ -64,6 +64,7 @@ def summary_dict(report: ScanReport) -> dict[str, Any]:
         "duration_seconds": round(report.duration_seconds, 3),
         "skipped": [asdict(s) for s in report.skipped],
         "warnings": list(report.warnings),
+        "errors": list(report.errors),
         "remediation": [asdict(o) for o in report.remediation],
     }
 

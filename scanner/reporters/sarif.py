@@ -107,6 +107,16 @@ def render_sarif(report: ScanReport, ruleset: RuleSet) -> str:
                 },
                 "automationDetails": {"id": "keysweep/"},
                 "columnKind": "unicodeCodePoints",
+                "invocations": [
+                    {
+                        # An incomplete scan (unreadable objects, a rule out of time) is
+                        # reported as a failed execution, so code scanning does not take it as clean.
+                        "executionSuccessful": not report.errors,
+                        "toolExecutionNotifications": [
+                            {"level": "error", "message": {"text": error}} for error in report.errors
+                        ],
+                    }
+                ],
                 "results": [
                     _result(f, index.get(f.rule_id, 0), descriptions.get(f.rule_id, f.rule_id)) for f in report.findings
                 ],

@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+import regex
+
 from scanner.findings import Finding, ScanReport
+
+# C0 controls, DEL and C1 controls (ESC and CSI start terminal sequences; a newline forges a
+# line), and the bidirectional overrides that reorder what a reader sees ("Trojan source").
+_UNSAFE = regex.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_one(match: regex.Match[str]) -> str:
+    char = match.group()
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def escape_control(text: str) -> str:
+    """Text from a repository, safe to print on a terminal: control characters shown as
+    escapes (as git quotes unusual paths), so a name cannot forge lines or repaint the screen."""
+    if _UNSAFE.search(text) is None:
+        return text
+    return _UNSAFE.sub(_escape_one, text)
+
 
 _RED, _YELLOW, _DIM, _BOLD, _RESET = "\033[31m", "\033[33m", "\033[2m", "\033[1m", "\033[0m"
 
 
 def _place(finding: Finding) -> str:
-    where = finding.path if finding.path is not None else f"({finding.source})"
+    where = escape_control(finding.path) if finding.path is not None else f"({finding.source})"
     return f"{where}:{finding.line}:{finding.column}"
 
 
@@ -24,7 +48,8 @@ def render_text(report: ScanReport, *, show_secrets: bool, color: bool) -> str:
         details = []
         if finding.commit is not None:
             c = finding.commit
-            details.append(f"commit {c.sha[:12]} by {c.author} <{c.email}> on {c.date[:10]}: {c.summary}")
+            details.append(f"commit {escape_control(c.sha[:12])} by {escape_control(c.author)} <{escape_control(c.email)}> "
+                           f"on {escape_control(c.date[:10])}: {escape_control(c.summary)}")
         if finding.source not in ("file", "git-blob", "staged"):
             details.append(f"found in {finding.source}" + ("" if finding.reachable else " (no ref reaches it)"))
         if finding.decoded:
@@ -40,11 +65,14 @@ def render_text(report: ScanReport, *, show_secrets: bool, color: bool) -> str:
         if finding.verification is not None:
             v = finding.verification
             status = v.status + (f": {v.arn}" if v.arn else "") + (f" ({v.reason})" if v.reason else "")
+            status = escape_control(status)
             details.append("verification: " + (paint(_RED, status) if v.status == "valid" else status))
         lines += [paint(_DIM, "    " + d) for d in details]
     lines.append(_summary_line(report))
     for skipped in report.skipped:
-        lines.append(paint(_YELLOW, f"skipped {skipped.path}: {skipped.reason}"))
+        lines.append(paint(_YELLOW, escape_control(f"skipped {skipped.path}: {skipped.reason}")))
+    for error in report.errors:
+        lines.append(paint(_RED, escape_control(f"incomplete: {error}")))
     return "\n".join(lines) + "\n"
 
 
@@ -60,4 +88,4 @@ def _summary_line(report: ScanReport) -> str:
     what = ", ".join(scanned) or "nothing"
     mib = report.bytes_scanned / (1024 * 1024)
     head = f"{n} finding(s)" if n else "no secrets found"
-    return f"{head} in {report.target}: scanned {what}, {mib:.1f} MiB in {report.duration_seconds:.2f}s"
+    return f"{head} in {escape_control(report.target)}: scanned {what}, {mib:.1f} MiB in {report.duration_seconds:.2f}s"

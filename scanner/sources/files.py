@@ -104,6 +104,9 @@ _worker_ruleset: RuleSet | None = None
 
 
 def _init_worker(ruleset: RuleSet) -> None:
+    from scanner.sources.workers import detach_worker
+
+    detach_worker()
     global _worker_ruleset
     _worker_ruleset = ruleset
 
@@ -120,7 +123,16 @@ def scan_files(entries: Sequence[FileEntry], ruleset: RuleSet, max_size: int, jo
         for entry in entries:
             yield scan_file(entry, ruleset, max_size)
         return
+    from scanner.sources.workers import stop_pool
+
     batches = [entries[i : i + BATCH_FILES] for i in range(0, len(entries), BATCH_FILES)]
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(ruleset,)) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(ruleset,))
+    try:
         for results in pool.map(_scan_batch, batches, [max_size] * len(batches)):
             yield from results
+    except BaseException:
+        # Interrupted (a signal, an error, the consumer stopped early): the executor's own
+        # exit would first run every queued batch, holding a Ctrl-C for the whole scan.
+        stop_pool(pool)
+        raise
+    pool.shutdown()

@@ -160,11 +160,13 @@ class Prefetch:
     def chunks(self) -> Iterator[bytes]:
         self._thread.join()
         try:
-            if self._error is not None:
-                raise self._error
+            # What git wrote before it failed (a corrupt commit stops a log walk midway) is
+            # still good: the caller gets it first, then the error.
             self._file.seek(0)
             while chunk := self._file.read(READ_CHUNK):
                 yield chunk
+            if self._error is not None:
+                raise self._error
         finally:
             self._file.close()
 

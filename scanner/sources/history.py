@@ -109,6 +109,9 @@ def _scan_stream(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
 
 
 def _worker(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleSet, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    from scanner.sources.workers import detach_worker
+
+    detach_worker()
     try:
         for batch in _scan_stream(repo, objects, ruleset):
             results.put(("batch", batch))
@@ -188,7 +191,13 @@ def scan_objects(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
         for worker in workers:
             if worker.is_alive() and running:
                 worker.terminate()
-            worker.join()
+        for worker in workers:
+            worker.join(timeout=10)
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+        results.close()
+        results.join_thread()
     return result
 
 
@@ -351,6 +360,7 @@ class HistoryScan:
     bytes: int
     warnings: list[str]
     skipped: list[tuple[str, str]]  # (path or object, reason)
+    errors: list[str] = field(default_factory=list)  # what could not be read: the scan is incomplete
 
 
 def scan_history(repo: Repository, ruleset: RuleSet, *, all_objects: bool, max_size: int, jobs: int,
@@ -384,32 +394,54 @@ def scan_history(repo: Repository, ruleset: RuleSet, *, all_objects: bool, max_s
     log_args, log_stdin = log_command(["--all"], list(stash) + (commit_objects if all_objects else []))
     log = git.Prefetch(repo, log_args, log_stdin)
     scanned = scan_objects(repo, to_scan, ruleset, jobs, progress)
+    errors: list[str] = []
     for sha in unreadable:
-        warnings.append(f"object {sha} is corrupt and could not be read; the scan went on without it")
+        errors.append(f"object {sha} is corrupt and could not be read; the scan went on without it")
     for sha, problem in scanned.problems:
-        warnings.append(f"object {sha} could not be read ({problem}); the scan went on without it")
+        errors.append(f"object {sha} could not be read ({problem}); the scan went on without it")
 
-    reachable = git.reachable_commits(repo, stash)
-    tags = git.tag_objects(repo)
+    reachable: set[str] | None
+    try:
+        reachable = git.reachable_commits(repo, stash)
+    except GitError as exc:
+        errors.append(f"could not list the commits refs reach ({exc}); findings are marked reachable as the log walk saw them")
+        reachable = None
+    try:
+        tags = git.tag_objects(repo)
+    except GitError as exc:
+        errors.append(f"could not list tags ({exc})")
+        tags = {}
     interesting_blobs = {s for s, m in scanned.found.items() if m.kind == "blob"} | set(too_large)
     interesting_commits = {s for s, m in scanned.found.items() if m.kind == "commit"}
     records: dict[str, CommitRecord] = {}
     introductions: dict[str, list[tuple[str, str]]] = {}
     missing: dict[str, tuple[str, str]] = {}
     current: CommitRecord | None = None
-    for item in parse_log(log.chunks()):
-        if isinstance(item, CommitRecord):
-            item = redact_summary(item, scanned.found.get(item.info.sha))
-            current = item
-            if item.info.sha in interesting_commits:
-                records[item.info.sha] = item
-            continue
-        if item.new in interesting_blobs:
-            introductions.setdefault(item.new, []).append((item.commit, item.path))
-            if current is not None:
-                records[current.info.sha] = current
-        elif item.new not in existing_blobs and item.new not in missing:
-            missing[item.new] = (item.path, item.commit)
+    walked: set[str] = set()
+    walk_failed = False
+    try:
+        for item in parse_log(log.chunks()):
+            if isinstance(item, CommitRecord):
+                item = redact_summary(item, scanned.found.get(item.info.sha))
+                current = item
+                walked.add(item.info.sha)
+                if item.info.sha in interesting_commits:
+                    records[item.info.sha] = item
+                continue
+            if item.new in interesting_blobs:
+                introductions.setdefault(item.new, []).append((item.commit, item.path))
+                if current is not None:
+                    records[current.info.sha] = current
+            elif item.new not in existing_blobs and item.new not in missing:
+                missing[item.new] = (item.path, item.commit)
+    except GitError as exc:
+        walk_failed = True
+        # A corrupt commit or tree stops git's walk: what it walked is attributed, and what
+        # was found in blobs it never reached is still reported, without a commit.
+        errors.append(f"the history walk stopped early ({exc}); findings in blobs it did not reach are "
+                      "reported without their commit")
+    if reachable is None:
+        reachable = walked
     named = sorted(missing.items(), key=lambda kv: kv[1])
     for sha, (path, commit) in named[:MAX_NAMED_MISSING]:
         warnings.append(f"blob {sha} ({path} in commit {commit[:12]}) is missing from the repository; not scanned")
@@ -430,7 +462,11 @@ def scan_history(repo: Repository, ruleset: RuleSet, *, all_objects: bool, max_s
             intros = introductions.get(sha, [])
             if not intros:
                 if behind_refs is None:
-                    behind_refs = git.blobs_behind_refs(repo)
+                    try:
+                        behind_refs = git.blobs_behind_refs(repo)
+                    except GitError as exc:
+                        errors.append(f"could not list blobs that tags reach ({exc})")
+                        behind_refs = {}
                 for place in behind_refs.get(sha, []):
                     for finding in findings_from_matches(found.matches, path=place, source="git-blob", blob=sha):
                         candidates.append((None, finding))
@@ -438,6 +474,10 @@ def scan_history(repo: Repository, ruleset: RuleSet, *, all_objects: bool, max_s
                     continue
                 if all_objects:
                     for finding in findings_from_matches(found.matches, path=None, source="unreachable-blob", blob=sha, reachable=False):
+                        candidates.append((None, finding))
+                elif walk_failed:
+                    # The walk that would name its commit and path broke: reported by blob.
+                    for finding in findings_from_matches(found.matches, path=None, source="git-blob", blob=sha):
                         candidates.append((None, finding))
                 continue
             for commit, path in intros:
@@ -461,4 +501,5 @@ def scan_history(repo: Repository, ruleset: RuleSet, *, all_objects: bool, max_s
             for finding in findings_from_matches(found.matches, path=None, source="tag-message", commit=info,
                                                  reachable=name is not None):
                 candidates.append((None, finding))
-    return HistoryScan(earliest_findings(candidates), scanned.blobs, scanned.commits, scanned.bytes, warnings, skipped)
+    return HistoryScan(earliest_findings(candidates), scanned.blobs, scanned.commits, scanned.bytes, warnings, skipped,
+                       errors)
