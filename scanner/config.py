@@ -129,8 +129,8 @@ def _parse(data: dict[str, Any], where: str, base: Path) -> Config:
     for pattern in strings("allow-values"):
         try:
             allow.append(regex.compile(pattern))
-        except regex.error as exc:
-            raise fail("allow-values", f"invalid regular expression {bounded(pattern)}: {exc}") from None
+        except (regex.error, RecursionError, OverflowError):
+            raise fail("allow-values", f"invalid regular expression {bounded(pattern)}") from None
     size = None
     if "max-file-size" in data:
         try:

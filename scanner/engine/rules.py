@@ -313,6 +313,8 @@ def _compile(pattern: str, fail: Any, field: str, need_group: bool) -> regex.Pat
         compiled = regex.compile(pattern.encode(), regex.VERSION0)
     except regex.error as exc:
         raise fail(field, f"invalid regular expression {bounded(pattern)}: {exc}") from None
+    except (RecursionError, OverflowError, MemoryError):
+        raise fail(field, f"regular expression {bounded(pattern)} is nested too deeply or too large") from None
     if need_group and "secret" not in compiled.groupindex:
         raise fail(field, f"pattern {bounded(pattern)} needs a named group (?P<secret>...) around the value")
     return compiled

@@ -104,7 +104,7 @@ _worker_ruleset: RuleSet | None = None
 
 
 def _init_worker(ruleset: RuleSet) -> None:
-    from scanner.sources.workers import detach_worker
+    from scanner.sources.workers import detach_worker  # noqa: PLC0415 - already imported by the parent (fork)
 
     detach_worker()
     global _worker_ruleset

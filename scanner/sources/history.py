@@ -163,8 +163,13 @@ def scan_objects(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
         context.Process(target=_worker, args=(repo, part, ruleset, results), daemon=True)
         for part in _slices(objects, jobs)
     ]
-    for worker in workers:
-        worker.start()
+    from scanner.sources.workers import signals_deferred
+
+    # A signal while a worker is being handed its work would leave it half-started (and
+    # printing a traceback): delivered once every worker has started.
+    with signals_deferred():
+        for worker in workers:
+            worker.start()
     running = len(workers)
     try:
         exited_at: float | None = None
@@ -190,7 +195,8 @@ def scan_objects(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
     finally:
         for worker in workers:
             if worker.is_alive() and running:
-                worker.terminate()
+                # SIGKILL: a worker still starting up has not installed its own handlers.
+                worker.kill()
         for worker in workers:
             worker.join(timeout=10)
             if worker.is_alive():
