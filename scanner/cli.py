@@ -75,7 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--no-progress", action="store_true", help="no progress display on standard error")
     aws = scan.add_argument_group("AWS (network; nothing is sent without --verify or --remediate)")
     aws.add_argument("--verify", action="store_true", help="check each key pair with STS GetCallerIdentity")
-    aws.add_argument("--remediate", choices=("deactivate", "delete"), help="plan (or with --apply, perform) remediation of live keys")
+    aws.add_argument("--remediate", choices=("deactivate", "delete"),
+                     help="plan (or with --apply, perform) remediation of keys proven live (verifies each pair itself)")
+    aws.add_argument("--include-unconfirmed", action="store_true",
+                     help="with --remediate: also act on key IDs found without a secret or whose check failed "
+                          "(never on a key whose found secret does not sign)")
     _add_remediation_flags(aws)
 
     baseline = commands.add_parser("baseline", help="manage baselines of known findings")

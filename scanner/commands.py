@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Literal, cast
 
 import regex
 
@@ -148,7 +148,8 @@ def scan_command(args: argparse.Namespace) -> int:
     report = _scan(args, config, ruleset, history=_history_mode(args))
     if baseline is not None:
         report = dataclasses.replace(report, findings=tuple(baseline.new(report.findings)))
-    if args.verify:
+    if args.verify or args.remediate:
+        # Remediation acts only on keys proven live: it verifies every pair itself.
         from scanner.aws.verify import verify_findings
 
         verified = verify_findings(report.findings, allow_accounts=_accounts(args), include_canary=args.verify_canary,
@@ -214,58 +215,131 @@ def _audit(args: argparse.Namespace) -> AuditLog:
     return AuditLog(args.audit_log or default_audit_log())
 
 
-def _print_outcomes(plans: list[Plan], outcomes: list[RemediationOutcome], applied: bool, audit: AuditLog) -> None:
+def _shown_key(key_id: str, show_secrets: bool) -> str:
+    from scanner.secret import Secret
+
+    return key_id if show_secrets else Secret("key-id", key_id).redacted
+
+
+def _print_outcomes(plans: list[Plan], outcomes: list[RemediationOutcome], applied: bool, audit: AuditLog,
+                    held: Sequence[RemediationOutcome] = (), show_secrets: bool = True) -> None:
     from scanner.aws.remediate import describe
+
+    def shown(text: str, key_id: str) -> str:
+        return text.replace(key_id, _shown_key(key_id, show_secrets))
 
     heading = "remediation" if applied else "remediation plan (dry run: nothing changed; add --apply to carry it out)"
     print(f"keysweep: {heading} (audit log: {audit.path}):", file=sys.stderr)
     for item in plans:
-        print(f"  {describe(item)}", file=sys.stderr)
+        print(f"  {shown(describe(item), item.key_id)}", file=sys.stderr)
+    for outcome in held:
+        print(f"  {shown(outcome.key_id, outcome.key_id)}: left alone ({outcome.result}): "
+              f"{shown(outcome.detail, outcome.key_id)}", file=sys.stderr)
     if applied:
         for outcome in outcomes:
             if outcome.action != "none":
                 detail = f": {outcome.detail}" if outcome.detail else ""
-                print(f"  {outcome.key_id}: {outcome.action}: {outcome.result}{detail}", file=sys.stderr)
+                print(f"  {shown(outcome.key_id, outcome.key_id)}: {outcome.action}: {outcome.result}"
+                      f"{shown(detail, outcome.key_id)}", file=sys.stderr)
+
+
+REVOKE_ADVICE = ("to rotate it anyway: `keysweep revoke KEY_ID --delete --apply` with the full key ID "
+                 "(--show-secrets prints it)")
+
+
+def _held(key_id: str, account: str | None, result: Literal["unconfirmed", "not-compromised", "skipped"], detail: str,
+          dry_run: bool) -> RemediationOutcome:
+    return RemediationOutcome(key_id, account, None, "none", result, detail, dry_run)
 
 
 def remediate_findings(args: argparse.Namespace, findings: Sequence[Finding]) -> list[RemediationOutcome]:
-    """Plan (and with --apply, carry out) remediation of every key ID the scan found."""
+    """Plan (and with --apply, carry out) remediation of the keys the scan proved live.
+
+    Only a key whose found secret signs (verification ``valid``) is acted on: a key whose
+    secret does not sign is not compromised by this leak, and a key ID found alone (or whose
+    check failed) is acted on only with --include-unconfirmed. Everything left alone is
+    listed with the reason.
+    """
     from scanner.aws import remediate
     from scanner.aws.clients import KeyPair
     from scanner.aws.verify import pairs_in
 
-    targets: dict[str, remediate.Target] = {}
+    dry_run = not args.apply
+    allow = _accounts(args)
+    include_unconfirmed = getattr(args, "include_unconfirmed", False)
+    # Every place a key ID was found: one valid pair anywhere proves the key live.
+    seen: dict[str, list[tuple[Finding, Finding | None, Finding | None]]] = {}
     for key, secret, token in pairs_in(findings).values():
-        key_id = key.secret.reveal()
-        if key.canary or key_id in targets:
+        seen.setdefault(key.secret.reveal(), []).append((key, secret, token))
+    targets: list[remediate.Target] = []
+    held: list[RemediationOutcome] = []
+    for key_id, places in seen.items():
+        account = next((k.account_id for k, _, _ in places if k.account_id), None)
+        statuses = [k.verification for k, _, _ in places if k.verification is not None]
+        if any(k.canary for k, _, _ in places) or any(v.status == "canary" for v in statuses):
+            held.append(_held(key_id, account, "skipped", "a canary-token key: never sent to AWS", dry_run))
             continue
-        verification = key.verification
-        if verification is not None and verification.status in ("canary", "skipped"):
+        if allow and account not in allow:
+            # Decided offline, before any call: a key of another account signs nothing.
+            held.append(_held(key_id, account, "skipped", f"account {account or 'unknown'} is not in --allow-account",
+                              dry_run))
             continue
-        pair = KeyPair(key_id, secret.secret.reveal(), token.secret.reveal() if token else None) if secret else None
-        targets[key_id] = remediate.Target(
-            key_id, account_hint=key.account_id or (verification.account if verification else None),
-            live=verification is not None and verification.status == "valid",
-            arn=verification.arn if verification else None, pair=pair,
-        )
+        valid = next(((k, s, t) for k, s, t in places
+                      if k.verification is not None and k.verification.status == "valid" and s is not None), None)
+        if valid is not None:
+            k, s, t = valid
+            verification = k.verification
+            assert verification is not None and s is not None
+            targets.append(remediate.Target(
+                key_id, account_hint=account or verification.account, live=True, arn=verification.arn,
+                pair=KeyPair(key_id, s.secret.reveal(), t.secret.reveal() if t else None),
+            ))
+            continue
+        invalid = next((v for v in statuses if v.status == "invalid"), None)
+        if invalid is not None:
+            held.append(_held(key_id, account, "not-compromised",
+                              f"the secret found with it does not sign for it ({invalid.reason}): this leak does not "
+                              f"compromise the key; {REVOKE_ADVICE}", dry_run))
+            continue
+        reasons = sorted({v.reason for v in statuses if v.reason} or {"no secret access key was found with it"})
+        if include_unconfirmed:
+            targets.append(remediate.Target(key_id, account_hint=account))
+            continue
+        held.append(_held(key_id, account, "unconfirmed",
+                          f"not proven live ({'; '.join(reasons)}); --include-unconfirmed acts on it, or "
+                          f"{REVOKE_ADVICE}", dry_run))
+    audit = _audit(args)
     if not targets:
-        print("keysweep: remediation: no access key IDs to remediate", file=sys.stderr)
-        return []
+        if not held:
+            print("keysweep: remediation: no access key IDs to remediate", file=sys.stderr)
+        else:
+            _print_outcomes([], [], args.apply, audit, held, args.show_secrets)
+            for outcome in held:
+                audit.append(phase="result", key_id=outcome.key_id, account=outcome.account, user=None, action="none",
+                             result=outcome.result, detail=outcome.detail, dry_run=dry_run)
+        return held
+    if not dry_run:
+        audit.check_writable()  # before any change: an unwritable log changes nothing
     mode: remediate.RemediationMode = args.remediate
     groups: list[tuple[KeyPair | None, list[remediate.Target]]]
     if args.use_leaked_key:
-        groups = [(t.pair, [t]) for t in targets.values() if t.pair is not None]
+        groups = [(t.pair, [t]) for t in targets if t.pair is not None]
+        held += [_held(t.key_id, t.account_hint, "unconfirmed", "--use-leaked-key needs the key's secret", dry_run)
+                 for t in targets if t.pair is None]
     else:
-        groups = [(None, list(targets.values()))]
+        groups = [(None, targets)]
     plans: list[Plan] = []
     outcomes: list[RemediationOutcome] = []
     for leaked, group in groups:
         operator = remediate.connect(args.profile, args.region, leaked)
-        group_plans = remediate.plan(group, mode, operator, quarantine=args.quarantine, allow_accounts=_accounts(args))
+        group_plans = remediate.plan(group, mode, operator, quarantine=args.quarantine, allow_accounts=allow)
         plans += group_plans
-        outcomes += remediate.apply(group_plans, operator, _audit(args), dry_run=not args.apply)
-    _print_outcomes(plans, outcomes, args.apply, _audit(args))
-    return outcomes
+        outcomes += remediate.apply(group_plans, operator, audit, dry_run=dry_run)
+    for outcome in held:
+        audit.append(phase="result", key_id=outcome.key_id, account=outcome.account, user=None, action="none",
+                     result=outcome.result, detail=outcome.detail, dry_run=dry_run)
+    _print_outcomes(plans, outcomes, args.apply, audit, held, args.show_secrets)
+    return outcomes + held
 
 
 def revoke_command(args: argparse.Namespace) -> int:

@@ -128,7 +128,8 @@ class RemediationOutcome:
     account: str | None
     user: str | None
     action: str  # deactivate, delete, quarantine, or none
-    result: Literal["ok", "already-inactive", "already-deleted", "not-found", "refused", "failed", "planned"]
+    result: Literal["ok", "already-inactive", "already-deleted", "not-found", "refused", "failed", "planned",
+                    "unconfirmed", "not-compromised", "skipped", "interrupted"]
     detail: str = ""
     dry_run: bool = True
 

@@ -128,11 +128,13 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
         _merge(tally, history)
     tally.findings = [f for f in tally.findings if f.path is None or not options.excludes.excluded(f.path)]
     findings = [f for f in tally.findings if not _value_allowed(f, options.allow_values)]
-    return ScanReport(
+    from scanner.redact import redact_report
+
+    return redact_report(ScanReport(
         findings=tuple(findings), skipped=tuple(tally.skipped), warnings=tuple(tally.warnings), errors=tuple(tally.errors),
         files_scanned=tally.files, blobs_scanned=tally.blobs, commits_scanned=tally.commits,
         bytes_scanned=tally.bytes, duration_seconds=time.monotonic() - started, target=str(target),
-    )
+    ))
 
 
 def _merge(tally: _Tally, scan: HistoryScan) -> None:

@@ -8,7 +8,8 @@ from typing import Any
 
 from scanner import __version__
 from scanner.engine.rules import RuleSet
-from scanner.findings import Finding, ScanReport
+from scanner.findings import Finding, RemediationOutcome, ScanReport
+from scanner.secret import Secret
 
 SCHEMA_VERSION = 1
 
@@ -49,7 +50,7 @@ def _verification(finding: Finding) -> dict[str, Any] | None:
     return data
 
 
-def summary_dict(report: ScanReport) -> dict[str, Any]:
+def summary_dict(report: ScanReport, *, show_secrets: bool = False) -> dict[str, Any]:
     by_rule: dict[str, int] = {}
     for finding in report.findings:
         by_rule[finding.rule_id] = by_rule.get(finding.rule_id, 0) + 1
@@ -65,7 +66,7 @@ def summary_dict(report: ScanReport) -> dict[str, Any]:
         "skipped": [asdict(s) for s in report.skipped],
         "warnings": list(report.warnings),
         "errors": list(report.errors),
-        "remediation": [asdict(o) for o in report.remediation],
+        "remediation": [_remediation(o, show_secrets) for o in report.remediation],
     }
 
 
@@ -74,7 +75,7 @@ def render_json(report: ScanReport, ruleset: RuleSet, *, show_secrets: bool) -> 
         "version": SCHEMA_VERSION,
         "tool": {"name": "keysweep", "version": __version__},
         "findings": [finding_dict(f, ruleset, show_secrets=show_secrets) for f in report.findings],
-        "summary": summary_dict(report),
+        "summary": summary_dict(report, show_secrets=show_secrets),
     }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
@@ -84,3 +85,12 @@ def render_jsonl(report: ScanReport, ruleset: RuleSet, *, show_secrets: bool) ->
         json.dumps(finding_dict(f, ruleset, show_secrets=show_secrets), ensure_ascii=False) + "\n"
         for f in report.findings
     )
+
+
+def _remediation(outcome: RemediationOutcome, show_secrets: bool) -> dict[str, Any]:
+    entry = asdict(outcome)
+    if not show_secrets:
+        shown = Secret("key-id", outcome.key_id).redacted
+        entry["key_id"] = shown
+        entry["detail"] = outcome.detail.replace(outcome.key_id, shown)
+    return entry
