@@ -128,7 +128,11 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
         _merge(tally, history)
     tally.findings = [f for f in tally.findings if f.path is None or not options.excludes.excluded(f.path)]
     findings = [f for f in tally.findings if not _value_allowed(f, options.allow_values)]
+    from scanner.engine.rules import timeout_message
     from scanner.redact import redact_report
+
+    # Rules that ran out of time in this process on a text no source named (staged files).
+    tally.errors += [timeout_message(ruleset, rule_id, "a scanned text") for rule_id in ruleset.health.take()]
 
     return redact_report(ScanReport(
         findings=tuple(findings), skipped=tuple(tally.skipped), warnings=tuple(tally.warnings), errors=tuple(tally.errors),
@@ -160,7 +164,10 @@ def scan_worktree(root: Path, options: ScanOptions, ruleset: RuleSet, tally: _Ta
             tally.skipped.append(Skipped(item.relative, f"cannot be read: {item.reason}"))
         else:
             entries.append(item)
+    from scanner.engine.rules import timeout_message
+
     for result in scan_files(entries, ruleset, options.max_file_size, options.jobs):
+        tally.errors += [timeout_message(ruleset, rule_id, result.relative) for rule_id in result.timed_out]
         if result.skipped is not None:
             if result.skipped != "binary":
                 tally.skipped.append(Skipped(result.relative, result.skipped))

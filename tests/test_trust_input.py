@@ -393,3 +393,37 @@ def test_sigterm_during_history_scan_leaves_no_git_or_workers(tmp_path: Path, ke
 def test_readme_documents_signal_exit_codes() -> None:
     readme = (REPO_ROOT / "README.md").read_text()
     assert "143" in readme and "129" in readme and "## Security promises" in readme
+
+
+# --- 4. a rule that backtracks forever -------------------------------------------------------
+
+CATASTROPHIC_RULE = """\
+version: 1
+rules:
+  - id: backtracker
+    description: a pattern that backtracks exponentially
+    help: none
+    kind: secret
+    patterns: ['(?P<secret>(a|aa)+b)']
+    examples: {positive: ['aab'], negative: ['xyz']}
+"""
+
+
+@pytest.mark.parametrize("mode", ["--no-history", "--history-only"])
+def test_catastrophic_rule_pattern_is_disabled_and_scan_is_incomplete(tmp_path: Path, keys: KeySet, mode: str) -> None:
+    repo = GitRepo(tmp_path / "repo")
+    repo.write("rules/slow.yaml", CATASTROPHIC_RULE)
+    repo.write(".keysweep.yaml", "rules: [rules/slow.yaml]\n")
+    repo.write("trap.txt", "a" * 40 + "\n")
+    repo.write("creds.env", env_file(keys))
+    repo.git("add", "-A")
+    repo.commit("trap")
+    started = time.monotonic()
+    result = run_keysweep("scan", mode, "--format", "json", "--show-secrets", repo.path, timeout=120)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 3, result.stderr
+    assert "backtracker" in result.stderr and "slow.yaml" in result.stderr and "time budget" in result.stderr
+    assert elapsed < 30, f"took {elapsed:.1f}s"
+    report = result.json()
+    assert {keys.key_id, keys.secret} <= {f["secret"] for f in report["findings"]}
+    assert any("backtracker" in error for error in report["summary"]["errors"])

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 import regex
 
 from scanner.engine.decode import BASE64_TABLE, MIN_BASE64_RUN, DecodingKind, decoded_views, value_runs
-from scanner.engine.rules import CharClass, Rule, RuleSet
+from scanner.engine.rules import CharClass, Rule, RuleHealth, RuleSet
 from scanner.secret import Secret
 
 # Comments that mark a line as a known false positive. keysweep's own, and those of
@@ -34,6 +34,9 @@ BINARY_SNIFF_BYTES = 8192
 LONG_BASE64_RUN = 40
 MANIFEST_HEAD = 4096
 MANIFEST_MARKERS = (b"kind: Secret", b'"kind": "Secret"', b'"kind":"Secret"')
+# A rule's pattern may take this long on one call; past it the rule is disabled for the rest
+# of the scan (a rule file from a repository can hold a pattern that backtracks for hours).
+PATTERN_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +92,15 @@ def _has_class(value: bytes, cls: CharClass) -> bool:
     return len(value.translate(None, _LETTERS)) > 0  # digit-or-symbol
 
 
-def value_passes(rule: Rule, value: bytes) -> bool:
+def value_passes(rule: Rule, value: bytes, health: RuleHealth | None = None) -> bool:
     if not all(_has_class(value, cls) for cls in rule.require):
         return False
-    if any(pattern.search(value) for pattern in rule.allow):
+    try:
+        if any(pattern.search(value, timeout=PATTERN_TIMEOUT) for pattern in rule.allow):
+            return False
+    except TimeoutError:
+        if health is not None:
+            health.timed_out(rule.id)
         return False
     return shannon_entropy(value.decode("ascii", "replace")) >= rule.min_entropy
 
@@ -145,27 +153,41 @@ class _RunCache:
 def _find(data: bytes, ruleset: RuleSet, runs: _RunCache) -> list[_Candidate]:
     found: list[_Candidate] = []
     lowered: bytes | None = None
+    health = ruleset.health
     for rule in ruleset.rules:
-        if not rule.patterns:
+        if not rule.patterns or rule.id in health.disabled:
             continue
         if rule.value is not None:
-            found += _run_by_value(rule, data, runs)
+            found += _run_by_value(rule, data, runs, health)
             continue
         if rule.keywords:
             lowered = data.lower() if lowered is None else lowered
             if not any(keyword in lowered for keyword in rule.keywords):
                 continue
-        found += _run(rule, rule.patterns, data, 0, len(data))
+        found += _run(rule, rule.patterns, data, 0, len(data), health)
     for rule in ruleset.rules:
-        if rule.near is None:
+        if rule.near is None or rule.id in health.disabled:
             continue
         anchors = [c.start for c in found if c.rule.kind == rule.near.kind]
         for start, end in _windows(data, anchors, rule.near.lines):
-            found += _run(rule, rule.near.patterns, data, start, end)
+            found += _run(rule, rule.near.patterns, data, start, end, health)
+            if rule.id in health.disabled:
+                break
     return [c for c in found if not _allowed_by_comment(data, c.start)]
 
 
-def _run_by_value(rule: Rule, data: bytes, runs: _RunCache) -> list[_Candidate]:
+def _matches(rule: Rule, pattern: regex.Pattern[bytes], data: bytes, start: int, end: int,
+             health: RuleHealth) -> Iterator[regex.Match[bytes]]:
+    """A rule pattern's matches, under the time budget; past it the rule is disabled."""
+    try:
+        # overlapped: a name may be followed by several values (a list on one line), and
+        # one value may be claimed by two names; dedupe keeps one per place.
+        yield from pattern.finditer(data, start, end, overlapped=True, timeout=PATTERN_TIMEOUT)
+    except TimeoutError:
+        health.timed_out(rule.id)
+
+
+def _run_by_value(rule: Rule, data: bytes, runs: _RunCache, health: RuleHealth) -> list[_Candidate]:
     """Values of the rule's shape, confirmed by its keywords and patterns close above them."""
     shape = rule.value
     assert shape is not None
@@ -174,7 +196,9 @@ def _run_by_value(rule: Rule, data: bytes, runs: _RunCache) -> list[_Candidate]:
         length = end - start
         if length < shape.min_length or (shape.max_length is not None and length > shape.max_length):
             continue
-        if not value_passes(rule, data[start:end]):
+        if rule.id in health.disabled:
+            break
+        if not value_passes(rule, data[start:end], health):
             continue
         window_start = start
         for _ in range(shape.context_lines + 1):
@@ -188,29 +212,28 @@ def _run_by_value(rule: Rule, data: bytes, runs: _RunCache) -> list[_Candidate]:
             window = data[window_start:window_end].lower()
             if not any(keyword in window for keyword in rule.keywords):
                 continue
-        confirmed_end = _confirmed(rule.patterns, data, window_start, window_end, start)
+        confirmed_end = _confirmed(rule, data, window_start, window_end, start, health)
         if confirmed_end is not None:
             found.append(_Candidate(rule, data[start:confirmed_end], start, confirmed_end))
     return found
 
 
-def _confirmed(patterns: Iterable[regex.Pattern[bytes]], data: bytes, start: int, end: int, value_start: int) -> int | None:
+def _confirmed(rule: Rule, data: bytes, start: int, end: int, value_start: int, health: RuleHealth) -> int | None:
     """Where the value a pattern confirms ends (padding included), or None if none does."""
-    for pattern in patterns:
-        for match in pattern.finditer(data, start, end, overlapped=True):
+    for pattern in rule.patterns:
+        for match in _matches(rule, pattern, data, start, end, health):
             if match.start("secret") == value_start:
                 return match.end("secret")
     return None
 
 
-def _run(rule: Rule, patterns: Iterable[regex.Pattern[bytes]], data: bytes, start: int, end: int) -> list[_Candidate]:
+def _run(rule: Rule, patterns: Iterable[regex.Pattern[bytes]], data: bytes, start: int, end: int,
+         health: RuleHealth) -> list[_Candidate]:
     found = []
     for pattern in patterns:
-        # overlapped: a name may be followed by several values (a list on one line), and
-        # one value may be claimed by two names; dedupe keeps one per place.
-        for match in pattern.finditer(data, start, end, overlapped=True):
+        for match in _matches(rule, pattern, data, start, end, health):
             value = match.group("secret")
-            if value and value_passes(rule, value):
+            if value and value_passes(rule, value, health):
                 found.append(_Candidate(rule, value, match.start("secret"), match.end("secret")))
     return found
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -74,9 +74,29 @@ class Rule:
     file: str
 
 
+@dataclass(slots=True)
+class RuleHealth:
+    """Rules whose patterns ran out of time in this process: disabled for the rest of the
+    scan. ``events`` holds those not yet reported (the source that ran the text takes them,
+    to report where it happened; a worker process sends them back with its results)."""
+
+    disabled: set[str] = field(default_factory=set)
+    events: list[str] = field(default_factory=list)
+
+    def timed_out(self, rule_id: str) -> None:
+        if rule_id not in self.disabled:
+            self.disabled.add(rule_id)
+            self.events.append(rule_id)
+
+    def take(self) -> list[str]:
+        events, self.events = self.events, []
+        return events
+
+
 @dataclass(frozen=True, slots=True)
 class RuleSet:
     rules: tuple[Rule, ...]
+    health: RuleHealth = field(default_factory=RuleHealth, compare=False, repr=False)
 
     def by_id(self, rule_id: str) -> Rule:
         for rule in self.rules:
@@ -334,3 +354,13 @@ def _hint(word: str, choices: Sequence[str]) -> str:
         return ""
     close = difflib.get_close_matches(word, choices, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def timeout_message(ruleset: RuleSet, rule_id: str, where: str) -> str:
+    """Why a scan is incomplete: a rule's pattern ran past its time budget."""
+    try:
+        file = ruleset.by_id(rule_id).file
+    except KeyError:
+        file = "?"
+    return (f"rule {rule_id!r} ({file}) ran past its time budget on {where} and was disabled for the rest of "
+            "the scan: its pattern backtracks catastrophically; fix it, or remove the rule")

@@ -32,6 +32,7 @@ class FileResult:
     matches: tuple[Match, ...]
     skipped: str | None  # why the file was not scanned, if it was not
     size: int
+    timed_out: tuple[str, ...] = ()  # rules disabled while scanning it (out of time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,8 @@ def scan_file(entry: FileEntry, ruleset: RuleSet, max_size: int) -> FileResult:
     text = as_scannable(data)
     if text is None:
         return FileResult(entry.relative, (), "binary", len(data))
-    return FileResult(entry.relative, tuple(detect(text, ruleset)), None, len(data))
+    matches = tuple(detect(text, ruleset))
+    return FileResult(entry.relative, matches, None, len(data), tuple(ruleset.health.take()))
 
 
 _worker_ruleset: RuleSet | None = None

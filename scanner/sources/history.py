@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from scanner.engine.detect import Match, as_scannable, detect
-from scanner.engine.rules import RuleSet
+from scanner.engine.rules import RuleSet, timeout_message
 from scanner.errors import GitError
 from scanner.findings import CommitInfo, Finding, Occurrences, findings_from_matches
 from scanner.sources import git
@@ -54,6 +54,7 @@ class ObjectScan:
     commits: int = 0
     bytes: int = 0
     problems: list[tuple[str, str]] = field(default_factory=list)  # (object, what went wrong)
+    timeouts: list[tuple[str, str]] = field(default_factory=list)  # (rule, object): rule disabled there
 
     def add(self, other: _Batch) -> None:
         for item in other.found:
@@ -62,6 +63,7 @@ class ObjectScan:
         self.commits += other.commits
         self.bytes += other.bytes
         self.problems += other.problems
+        self.timeouts += other.timeouts
 
 
 @dataclass
@@ -72,6 +74,7 @@ class _Batch:
     commits: int = 0
     bytes: int = 0
     problems: list[tuple[str, str]] = field(default_factory=list)
+    timeouts: list[tuple[str, str]] = field(default_factory=list)
 
 
 def message_of(data: bytes) -> bytes:
@@ -100,6 +103,7 @@ def _scan_stream(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
             elif obj.kind == "commit":
                 batch.commits += 1
             matches = scan_object(obj.kind, obj.data, ruleset)
+            batch.timeouts += [(rule_id, obj.sha) for rule_id in ruleset.health.take()]
             if matches:
                 batch.found.append(ObjectMatches(obj.sha, obj.kind, matches))
         if batch.objects >= REPORT_EVERY_OBJECTS or batch.bytes >= REPORT_EVERY_BYTES:
@@ -405,6 +409,7 @@ def scan_history(repo: Repository, ruleset: RuleSet, *, all_objects: bool, max_s
         errors.append(f"object {sha} is corrupt and could not be read; the scan went on without it")
     for sha, problem in scanned.problems:
         errors.append(f"object {sha} could not be read ({problem}); the scan went on without it")
+    errors += [timeout_message(ruleset, rule_id, f"object {sha}") for rule_id, sha in scanned.timeouts]
 
     reachable: set[str] | None
     try:
