@@ -14,6 +14,7 @@ Order of work for one text, cheapest first:
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -68,10 +69,19 @@ def as_scannable(data: bytes) -> bytes | None:
     return None if is_binary(data) else data
 
 
-def shannon_entropy(value: str) -> float:
-    counts = Counter(value)
+# c * log2(c) for counts up to 4096: entropy in one table look-up per distinct character.
+_C_LOG_C = [0.0] + [c * math.log2(c) for c in range(1, 4097)]
+
+
+def shannon_entropy(value: str | bytes) -> float:
+    """Bits per character: log2(n) - sum(c * log2(c)) / n over the character counts c."""
     total = len(value)
-    return -sum(n / total * math.log2(n / total) for n in counts.values())
+    if total == 0:
+        return 0.0
+    counts = Counter(value).values()
+    if total < len(_C_LOG_C):
+        return math.log2(total) - sum(map(_C_LOG_C.__getitem__, counts)) / total
+    return -sum(n / total * math.log2(n / total) for n in counts)
 
 
 _DIGITS = b"0123456789"
@@ -102,7 +112,7 @@ def value_passes(rule: Rule, value: bytes, health: RuleHealth | None = None) -> 
         if health is not None:
             health.timed_out(rule.id)
         return False
-    return shannon_entropy(value.decode("ascii", "replace")) >= rule.min_entropy
+    return shannon_entropy(value) >= rule.min_entropy
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +126,7 @@ class _Candidate:
 def detect(data: bytes, ruleset: RuleSet) -> list[Match]:
     """Every secret in ``data`` (already known to be text), paired where possible."""
     runs = _RunCache(data)
-    candidates = _find(data, ruleset, runs)
-    located = _locate(data, candidates, decoded=None)
+    candidates: list[tuple[_Candidate, DecodingKind | None]] = [(c, None) for c in _find(data, ruleset, runs)]
     # One layer down: decoded views are scanned, never decoded again.
     # Long encoded values (a secret is 56 characters in base64, a credentials file far
     # more) are looked at everywhere; short ones (a key ID is 28) only in manifests that
@@ -127,10 +136,9 @@ def detect(data: bytes, ruleset: RuleSet) -> list[Match]:
     for view in decoded_views(data, runs.get(BASE64_TABLE, MIN_BASE64_RUN if short else LONG_BASE64_RUN)):
         for candidate in _find(view.data, ruleset, _RunCache(view.data)):
             origin = view.original_offset(candidate.start, candidate.end)
-            if origin is None:
-                continue
-            located += _locate(data, [replace(candidate, start=origin, end=origin)], decoded=view.kind)
-    return _pair(_dedupe(located))
+            if origin is not None:
+                candidates.append((replace(candidate, start=origin, end=origin), view.kind))
+    return _pair(_dedupe(_locate(data, candidates)))
 
 
 class _RunCache:
@@ -173,7 +181,7 @@ def _find(data: bytes, ruleset: RuleSet, runs: _RunCache) -> list[_Candidate]:
             found += _run(rule, rule.near.patterns, data, start, end, health)
             if rule.id in health.disabled:
                 break
-    return [c for c in found if not _allowed_by_comment(data, c.start)]
+    return found
 
 
 def _matches(rule: Rule, pattern: regex.Pattern[bytes], data: bytes, start: int, end: int,
@@ -188,43 +196,72 @@ def _matches(rule: Rule, pattern: regex.Pattern[bytes], data: bytes, start: int,
 
 
 def _run_by_value(rule: Rule, data: bytes, runs: _RunCache, health: RuleHealth) -> list[_Candidate]:
-    """Values of the rule's shape, confirmed by its keywords and patterns close above them."""
+    """Values of the rule's shape, confirmed by its keywords and patterns close above them.
+
+    Linear whatever the text: each value's window is at most CONTEXT_BYTES either side (a
+    minified file is one long line), overlapping windows are merged, and each pattern runs
+    once over each merged window, collecting where the values it confirms start.
+    """
     shape = rule.value
     assert shape is not None
-    found = []
+    values: list[tuple[int, int]] = []
+    windows: list[tuple[int, int]] = []
     for start, end in runs.get(shape.table, shape.min_length):
         length = end - start
         if length < shape.min_length or (shape.max_length is not None and length > shape.max_length):
             continue
-        if rule.id in health.disabled:
-            break
         if not value_passes(rule, data[start:end], health):
             continue
-        window_start = start
-        for _ in range(shape.context_lines + 1):
-            window_start = data.rfind(b"\n", 0, window_start)
-            if window_start < 0:
-                break
-        window_start = max(window_start + 1, 0) if window_start >= 0 else 0
-        window_end = data.find(b"\n", end)
-        window_end = len(data) if window_end < 0 else window_end
+        window_start = _lines_before(data, start, shape.context_lines + 1)
+        window_end = _line_end(data, end)
+        values.append((start, end))
+        if windows and window_start <= windows[-1][1]:
+            windows[-1] = (min(window_start, windows[-1][0]), max(window_end, windows[-1][1]))
+        else:
+            windows.append((window_start, window_end))
+    if not values or rule.id in health.disabled:
+        return []
+    confirmed: dict[int, int] = {}  # value start -> value end (padding included)
+    for window_start, window_end in windows:
         if rule.keywords:
             window = data[window_start:window_end].lower()
             if not any(keyword in window for keyword in rule.keywords):
                 continue
-        confirmed_end = _confirmed(rule, data, window_start, window_end, start, health)
-        if confirmed_end is not None:
-            found.append(_Candidate(rule, data[start:confirmed_end], start, confirmed_end))
-    return found
+        for pattern in rule.patterns:
+            for match in _matches(rule, pattern, data, window_start, window_end, health):
+                confirmed.setdefault(match.start("secret"), match.end("secret"))
+    return [_Candidate(rule, data[start:confirmed[start]], start, confirmed[start])
+            for start, _ in values if start in confirmed]
 
 
-def _confirmed(rule: Rule, data: bytes, start: int, end: int, value_start: int, health: RuleHealth) -> int | None:
-    """Where the value a pattern confirms ends (padding included), or None if none does."""
-    for pattern in rule.patterns:
-        for match in _matches(rule, pattern, data, start, end, health):
-            if match.start("secret") == value_start:
-                return match.end("secret")
-    return None
+# How far around a value or an anchor the engine looks for its context, at most: a line
+# can be megabytes long (minified code, a CSV on one line), and looking back to its start
+# for every value would make the scan quadratic.
+CONTEXT_BYTES = 1024
+
+
+def _lines_before(data: bytes, offset: int, lines: int) -> int:
+    """Start of the line ``lines - 1`` lines above ``offset``'s, no more than CONTEXT_BYTES back."""
+    floor = max(0, offset - CONTEXT_BYTES)
+    start = offset
+    for _ in range(lines):
+        newline = data.rfind(b"\n", floor, start)
+        if newline < 0:
+            return floor
+        start = newline
+    return start + 1
+
+
+def _line_end(data: bytes, offset: int, lines: int = 1) -> int:
+    """End of the line ``lines - 1`` lines below ``offset``'s, no more than CONTEXT_BYTES on."""
+    ceiling = min(len(data), offset + CONTEXT_BYTES)
+    end = offset - 1
+    for _ in range(lines):
+        newline = data.find(b"\n", end + 1, ceiling)
+        if newline < 0:
+            return ceiling
+        end = newline
+    return end
 
 
 def _run(rule: Rule, patterns: Iterable[regex.Pattern[bytes]], data: bytes, start: int, end: int,
@@ -239,43 +276,58 @@ def _run(rule: Rule, patterns: Iterable[regex.Pattern[bytes]], data: bytes, star
 
 
 def _windows(data: bytes, anchors: list[int], lines: int) -> list[tuple[int, int]]:
-    """Byte ranges covering ``lines`` whole lines either side of each anchor, merged."""
+    """Byte ranges covering ``lines`` whole lines either side of each anchor (at most
+    CONTEXT_BYTES each way), merged."""
     ranges: list[tuple[int, int]] = []
     for anchor in sorted(set(anchors)):
-        start = anchor
-        for _ in range(lines + 1):
-            start = data.rfind(b"\n", 0, start)
-            if start < 0:
-                break
-        start = start + 1 if start >= 0 else 0
-        end = anchor
-        for _ in range(lines + 1):
-            end = data.find(b"\n", end + 1)
-            if end < 0:
-                end = len(data)
-                break
+        start = _lines_before(data, anchor, lines + 1)
+        end = _line_end(data, anchor, lines + 1)
         if ranges and start <= ranges[-1][1]:
-            ranges[-1] = (ranges[-1][0], max(end, ranges[-1][1]))
+            ranges[-1] = (min(start, ranges[-1][0]), max(end, ranges[-1][1]))
         else:
             ranges.append((start, end))
     return ranges
 
 
-def _allowed_by_comment(data: bytes, offset: int) -> bool:
-    line_start = data.rfind(b"\n", 0, offset) + 1
-    line_end = data.find(b"\n", offset)
-    line = data[line_start : line_end if line_end >= 0 else len(data)]
-    return any(marker in line for marker in ALLOW_MARKERS)
+def _marker_lines(data: bytes) -> set[int]:
+    """Line numbers (1-based) holding an inline-allow comment: found once per text."""
+    offsets = []
+    for marker in ALLOW_MARKERS:
+        position = data.find(marker)
+        while position >= 0:
+            offsets.append(position)
+            position = data.find(marker, position + 1)
+    lines: set[int] = set()
+    line, previous = 1, 0
+    for offset in sorted(offsets):
+        line += data.count(b"\n", previous, offset)
+        previous = offset
+        lines.add(line)
+    return lines
 
 
-def _locate(data: bytes, candidates: list[_Candidate], decoded: DecodingKind | None) -> list[tuple[Match, Rule]]:
+def _locate(data: bytes, candidates: list[tuple[_Candidate, DecodingKind | None]]) -> list[tuple[Match, Rule]]:
+    """Line and column of each candidate, in one sweep over the text (candidates in order of
+    place), dropping those on a line with an inline-allow comment."""
+    allowed_lines = _marker_lines(data)
     located = []
-    for candidate in candidates:
-        line = data.count(b"\n", 0, candidate.start) + 1
-        line_start = data.rfind(b"\n", 0, candidate.start) + 1
-        column = len(data[line_start : candidate.start].decode("utf-8", "replace")) + 1
+    line, line_start, position, chars = 1, 0, 0, 0  # chars: characters from line_start to position
+    for candidate, decoded in sorted(candidates, key=lambda item: item[0].start):
+        start = candidate.start
+        newlines = data.count(b"\n", position, start)
+        if newlines:
+            line += newlines
+            line_start = data.rfind(b"\n", position, start) + 1
+            position, chars = line_start, 0
+        # Characters, not bytes. Decoding piece by piece counts as decoding the whole line
+        # would: every piece ends where a value starts, on an ASCII byte, which no UTF-8
+        # sequence (valid or not) runs across.
+        chars += len(data[position:start].decode("utf-8", "replace"))
+        position = start
+        if line in allowed_lines:
+            continue
         secret = Secret(candidate.rule.kind, candidate.value.decode("ascii", "replace"))
-        located.append((Match(candidate.rule.id, secret, candidate.start, line, column, decoded), candidate.rule))
+        located.append((Match(candidate.rule.id, secret, start, line, chars + 1, decoded), candidate.rule))
     return located
 
 
@@ -302,6 +354,7 @@ def _pair(matches: list[Match]) -> list[Match]:
     if not key_ids:
         return matches
     distinct = {matches[i].secret.reveal() for i in key_ids}
+    key_lines = [matches[i].line for i in key_ids]  # ascending: matches are in line order
     result = list(matches)
     best_secret: dict[int, tuple[tuple[int, int], int]] = {}
     for index, match in enumerate(matches):
@@ -312,7 +365,16 @@ def _pair(matches: list[Match]) -> list[Match]:
             delta = line - matches[k].line
             return (abs(delta), 0 if delta >= 0 else 1)
 
-        nearest = min(key_ids, key=distance)
+        # The nearest key ID by bisection (not by comparing with every one: a CSV of
+        # thousands of rows would be quadratic): the first one on the closest line above
+        # (or on the same line), or the first one below, the one above winning a tie.
+        options = []
+        below = bisect.bisect_right(key_lines, match.line)
+        if below > 0:
+            options.append(key_ids[bisect.bisect_left(key_lines, key_lines[below - 1])])
+        if below < len(key_ids):
+            options.append(key_ids[below])
+        nearest = min(options, key=distance)
         if distance(nearest)[0] > PAIR_LINES and len(distinct) > 1:
             continue
         result[index] = replace(match, pair=nearest)
