@@ -52,6 +52,9 @@ SHAPES: dict[str, Callable[[int], bytes]] = {
     "minified JavaScript (one line)": lambda n: _repeat(_minified_js, n, ""),
     "base64 blob (one line)": lambda n: _repeat(lambda r: __import__("base64").b64encode(
         f"aws_secret_access_key={secret_key(r)}\n".encode()).decode(), n, ""),
+    "JSON with escaped slashes (one line)": lambda n: _repeat(
+        lambda r: '{"SecretAccessKey":"%s"},' % secret_key(r).replace("/", "\\/"), n, ""),
+    "\\u escapes (one line)": lambda n: _repeat(lambda r: "\\u0041" + key_id(rng=r)[1:], n, " "),
     "blank lines": lambda n: b"\n" * n,
 }
 

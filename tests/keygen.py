@@ -50,6 +50,17 @@ class KeySet:
     def generate(cls, prefix: str = "AKIA", account: str | None = None) -> KeySet:
         return cls(key_id(prefix, account), secret_key(), session_token())
 
+    def credentials_file(self) -> str:
+        return f"[default]\naws_access_key_id = {self.key_id}\naws_secret_access_key = {self.secret}\n"
+
+    def jwt(self) -> str:
+        def part(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+        payload = '{"sub":"ci-deployer","creds":"%s"}' % base64.b64encode(self.credentials_file().encode()).decode()
+        header = part(b'{"alg":"HS256","typ":"JWT"}')
+        return f"{header}.{part(payload.encode())}.c2lnbmF0dXJl"
+
     def fill(self, template: str) -> str:
         values = {
             "{key_id}": self.key_id,
@@ -58,6 +69,16 @@ class KeySet:
             "{key_id_b64}": base64.b64encode(self.key_id.encode()).decode(),
             "{secret_b64}": base64.b64encode(self.secret.encode()).decode(),
             "{secret_url}": urllib.parse.quote(self.secret, safe=""),
+            # Written as escapes: JSON's \/ (PHP), \u, \u{}, \x, and HTML character references.
+            "{secret_json}": self.secret.replace("/", "\\/"),
+            "{key_id_u}": "\\u0041" + self.key_id[1:],
+            "{key_id_ub}": "\\u{41}" + self.key_id[1:],
+            "{key_id_x}": "\\x41" + self.key_id[1:],
+            "{key_id_hex_entity}": "&#x41;" + self.key_id[1:],
+            "{key_id_dec_entity}": "&#65;" + self.key_id[1:],
+            # Two layers down: base64 of a base64 credentials file, and one inside a JWT payload.
+            "{creds_b64_b64}": base64.b64encode(base64.b64encode(self.credentials_file().encode())).decode(),
+            "{jwt_creds}": self.jwt(),
         }
         for placeholder, value in values.items():
             template = template.replace(placeholder, value)

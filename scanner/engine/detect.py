@@ -62,10 +62,9 @@ def is_binary(data: bytes) -> bool:
 def as_scannable(data: bytes) -> bytes | None:
     """The bytes to scan, or None for binary content. UTF-16 text (with a BOM) becomes UTF-8."""
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        try:
-            return data.decode("utf-16").encode("utf-8")
-        except UnicodeDecodeError:
-            return None
+        # An odd byte count (a truncated last character) or a lone surrogate does not make
+        # UTF-16 text binary: what cannot be decoded is replaced.
+        return data[: len(data) - len(data) % 2].decode("utf-16", "replace").encode("utf-8")
     return None if is_binary(data) else data
 
 
@@ -134,10 +133,21 @@ def detect(data: bytes, ruleset: RuleSet) -> list[Match]:
     head = data[:MANIFEST_HEAD]
     short = b"apiVersion" in head and any(marker in head for marker in MANIFEST_MARKERS)
     for view in decoded_views(data, runs.get(BASE64_TABLE, MIN_BASE64_RUN if short else LONG_BASE64_RUN)):
-        for candidate in _find(view.data, ruleset, _RunCache(view.data)):
+        view_runs = _RunCache(view.data)
+        for candidate in _find(view.data, ruleset, view_runs):
             origin = view.original_offset(candidate.start, candidate.end)
             if origin is not None:
                 candidates.append((replace(candidate, start=origin, end=origin), view.kind))
+        if view.kind != "base64":
+            continue
+        # A second layer, and no more: base64 of base64, a credentials file in a JWT's
+        # payload. Each layer is one linear pass over a text no longer than the one before.
+        for inner in decoded_views(view.data, view_runs.get(BASE64_TABLE, LONG_BASE64_RUN)):
+            for candidate in _find(inner.data, ruleset, _RunCache(inner.data)):
+                middle = inner.original_offset(candidate.start, candidate.end)
+                origin = view.original_offset(middle, middle) if middle is not None else None
+                if origin is not None:
+                    candidates.append((replace(candidate, start=origin, end=origin), view.kind))
     return _pair(_dedupe(_locate(data, candidates)))
 
 
