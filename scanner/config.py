@@ -29,6 +29,7 @@ class Config:
     baseline: Path | None = None
 
 
+MAX_SIZE = 1 << 40
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 # Digits, an optional fraction only with a unit (1.5m, not 1.5 bytes), and an optional unit.
 _SIZE = regex.compile(r"(?i)(\d{1,15})(?:(\.\d{1,6})?\s*([kmg])(?:i?b)?|\s*b?)")
@@ -40,12 +41,17 @@ def parse_size(text: str | int) -> int:
     if isinstance(text, bool) or not isinstance(text, (str, int)):
         raise ValueError("not a size")
     if isinstance(text, int):
-        return text
-    match = _SIZE.fullmatch(text.strip())
-    if match is None:
-        raise ValueError("not a size")
-    whole, fraction, unit = match.group(1), match.group(2) or "", (match.group(3) or "").lower()
-    return int(float(whole + fraction) * _SIZE_UNITS[unit]) if fraction else int(whole) * _SIZE_UNITS[unit]
+        size = text
+    else:
+        match = _SIZE.fullmatch(text.strip())
+        if match is None:
+            raise ValueError("not a size")
+        whole, fraction, unit = match.group(1), match.group(2) or "", (match.group(3) or "").lower()
+        size = int(float(whole + fraction) * _SIZE_UNITS[unit]) if fraction else int(whole) * _SIZE_UNITS[unit]
+    if size > MAX_SIZE:
+        # A YAML integer has no bound: 10**20 would reach file.read() and overflow there.
+        raise ValueError("larger than 1 TiB")
+    return size
 
 
 def find_config(root: Path) -> Path | None:

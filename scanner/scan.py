@@ -75,6 +75,10 @@ def check_target(target: Path) -> None:
     if git_dir is not None and git_dir.exists() and not os.access(git_dir, os.R_OK | (os.X_OK if git_dir.is_dir() else 0)):
         # Scanning it as a plain folder would report "no secrets found" without reading history.
         raise UsageError(f"{git_dir}: permission denied: the repository's history cannot be read")
+    objects = git_dir / "objects" if git_dir is not None and git_dir.is_dir() else None
+    if objects is not None and objects.exists() and not os.access(objects, os.R_OK | os.X_OK):
+        # git then says "not a git repository", and the folder would be scanned as plain files.
+        raise UsageError(f"{objects}: permission denied: the repository's history cannot be read")
 
 
 def check_revisions(revisions: Iterable[str]) -> None:

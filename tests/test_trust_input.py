@@ -114,7 +114,8 @@ def _without_dac_override(args: list[str]) -> list[str] | None:
     return [setpriv, "--bounding-set", "-dac_override,-dac_read_search", *args]
 
 
-def test_unreadable_git_folder_exits_2_naming_it(tmp_path: Path, keys: KeySet) -> None:
+@pytest.mark.parametrize("unreadable", [".git", ".git/objects"])
+def test_unreadable_git_folder_exits_2_naming_it(tmp_path: Path, keys: KeySet, unreadable: str) -> None:
     repo = GitRepo(tmp_path / "repo")
     repo.commit("creds", {"creds.env": env_file(keys)})
     repo.git("rm", "-q", "creds.env")
@@ -123,12 +124,13 @@ def test_unreadable_git_folder_exits_2_naming_it(tmp_path: Path, keys: KeySet) -
     if command is None:
         pytest.skip("running as root without setpriv: root reads any folder")
     git_dir = repo.path / ".git"
-    git_dir.chmod(0)
+    # An unreadable objects folder makes git say "not a git repository": a plain-folder scan.
+    (repo.path / unreadable).chmod(0)
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=60,
                               env={**os.environ, "NO_COLOR": "1"})
     finally:
-        git_dir.chmod(0o755)
+        (repo.path / unreadable).chmod(0o755)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert str(git_dir) in proc.stderr and "permission denied" in proc.stderr
     assert "no secrets found" not in proc.stdout
@@ -224,12 +226,19 @@ def test_output_into_fifo_symlink_and_device(tmp_path: Path, keys: KeySet) -> No
     received = reader.communicate(timeout=60)[0]
     assert result.returncode == 1 and b'"findings"' in received
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
-    # A device: written into; /dev/null stays a device.
-    result = run_keysweep("scan", "--no-history", "-o", "/dev/null", tmp_path / "src")
-    assert result.returncode == 1 and stat.S_ISCHR(os.stat("/dev/null").st_mode)
-    result = run_keysweep("scan", "--no-history", "-o", "/dev/full", tmp_path / "src")
-    assert result.returncode == 2 and "/dev/full" in result.stderr
-    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+    # A device: written into, never replaced. As root the test makes its own device nodes
+    # (the same devices as /dev/null and /dev/full), so a regression cannot replace the
+    # machine's; otherwise the real ones, which a non-root user cannot replace anyway.
+    null, full = Path("/dev/null"), Path("/dev/full")
+    if os.geteuid() == 0:
+        null, full = tmp_path / "null", tmp_path / "full"
+        os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        os.mknod(full, 0o666 | stat.S_IFCHR, os.makedev(1, 7))
+    result = run_keysweep("scan", "--no-history", "-o", null, tmp_path / "src")
+    assert result.returncode == 1 and stat.S_ISCHR(os.stat(null).st_mode)
+    result = run_keysweep("scan", "--no-history", "-o", full, tmp_path / "src")
+    assert result.returncode == 2 and str(full) in result.stderr
+    assert stat.S_ISCHR(os.stat(full).st_mode)
 
 
 def test_new_output_file_modes(tmp_path: Path, keys: KeySet) -> None:
@@ -245,7 +254,7 @@ def test_new_output_file_modes(tmp_path: Path, keys: KeySet) -> None:
     assert stat.S_IMODE((tmp_path / "secret.txt").stat().st_mode) == 0o600
 
 
-@pytest.mark.parametrize("setting", ["1.5", "infk", "true", "'infm'", "-5"])
+@pytest.mark.parametrize("setting", ["1.5", "infk", "true", "'infm'", "-5", "99999999999999999999"])
 def test_bad_max_file_size_in_config_exits_2(tmp_path: Path, setting: str) -> None:
     (tmp_path / ".keysweep.yaml").write_text(f"max-file-size: {setting}\n")
     result = run_keysweep("scan", "--no-history", tmp_path)
