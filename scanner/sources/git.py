@@ -378,7 +378,9 @@ def _run_remote(args: Sequence[str], what: str, timeout: float) -> None:
         raise GitError(f"{what}: {exc}") from None
     if proc.returncode != 0:
         lines = [line for line in proc.stderr.decode("utf-8", "replace").strip().splitlines() if line.strip()]
-        raise GitError(f"{what}: {lines[-1] if lines else f'git exit {proc.returncode}'}")
+        # git's reason is its "fatal:" line; what follows is advice ("Please make sure ...").
+        reasons = [line for line in lines if line.startswith(("fatal:", "error:"))] or lines
+        raise GitError(f"{what}: {reasons[0] if reasons else f'git exit {proc.returncode}'}")
 
 
 def clone_mirror(url: str, dest: Path, *, timeout: float) -> None:
