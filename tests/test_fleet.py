@@ -339,3 +339,34 @@ def test_audit_without_dask_says_how_to_install_it(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code, str(repo.path), str(tmp_path / "s.sqlite")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "pip install 'keysweep[fleet]'" in proc.stderr, proc.stderr
+
+
+def test_audit_verify_against_a_moto_server(dask_cluster: DaskProcesses, tmp_path: Path) -> None:
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from tests.test_aws_e2e import ACCOUNT, aws_env
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        url = f"http://{host}:{port}"
+        iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        iam.create_user(UserName="security")
+        operator = iam.create_access_key(UserName="security")["AccessKey"]
+        iam.create_user(UserName="deploy")
+        leaked = iam.create_access_key(UserName="deploy")["AccessKey"]
+        repo = GitRepo(tmp_path / "org" / "app")
+        repo.commit("creds", {"deploy.env": f"AWS_ACCESS_KEY_ID={leaked['AccessKeyId']}\n"
+                                            f"AWS_SECRET_ACCESS_KEY={leaked['SecretAccessKey']}\n"})
+        result = run_keysweep("audit", "--no-progress", "--verify", "--format", "json", "--scheduler",
+                              dask_cluster.address, "--state", tmp_path / "state.sqlite", repo.path,
+                              env=aws_env(url, operator, tmp_path))
+    finally:
+        server.stop()
+    assert result.returncode == 1, result.stderr
+    findings = result.json()["findings"]
+    assert {f["verification"]["arn"] for f in findings} == {f"arn:aws:iam::{ACCOUNT}:user/deploy"}
+    assert leaked["SecretAccessKey"] not in result.stdout + result.stderr

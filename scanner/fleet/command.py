@@ -69,6 +69,8 @@ def run_fleet(client: Any, targets: Sequence[Target], knowns: dict[str, Known], 
         owner[future.key] = target
         pending.add(future)
     done = read = 0
+    if progress is not None:
+        progress(0, len(targets), 0)
     for future in pending:
         target = owner[future.key]
         try:
@@ -154,6 +156,19 @@ class FleetProgress:
             sys.stderr.flush()
 
 
+def audit_targets(client: Any, targets: Sequence[Target], state: AuditState, ruleset: RuleSet, *, full: bool,
+                  cache: Path | None, progress: Progress | None = None) -> list[RepoResult]:
+    """One audit: what the state knows, the cluster's work, and the state brought up to date."""
+    rules = rules_digest(ruleset)
+    knowns = {t.name: Known() if full else state.known(t.name, rules) for t in targets}
+    settings = AuditSettings(cache=cache, max_size=DEFAULT_MAX_FILE_SIZE, split_slices=worker_count(client))
+    results = run_fleet(client, targets, knowns, settings, ruleset, progress)
+    when = state_module.now_iso()
+    for result in results.values():
+        _finalise(result, state, rules, when)
+    return [results[t.name] for t in targets]
+
+
 def _targets(args: argparse.Namespace) -> list[Target]:
     texts = list(args.targets)
     if args.targets_file is not None:
@@ -224,12 +239,12 @@ def _summary_text(summaries: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _with_history(rendered: str, report: ScanReport, results: dict[str, RepoResult],
+def _with_history(rendered: str, report: ScanReport, results: Sequence[RepoResult],
                   summaries: list[dict[str, Any]]) -> str:
     """The JSON report, each finding with its first/last seen and status, and the
     per-repository summaries."""
     document = json.loads(rendered)
-    seen = {(r.target.name, s.fingerprint): s for r in results.values() for s in r.stored}
+    seen = {(r.target.name, s.fingerprint): s for r in results for s in r.stored}
     for item, finding in zip(document["findings"], report.findings, strict=True):
         stored = seen.get((finding.repository or "", finding.fingerprint))
         if stored is not None:
@@ -245,26 +260,20 @@ def audit_command(args: argparse.Namespace) -> int:
         raise UsageError("--workers must be 1 or more")
     targets = _targets(args)
     ruleset = load_ruleset()
-    rules = rules_digest(ruleset)
     state = AuditState(args.state or state_module.default_state_path())
     started = time.monotonic()
     try:
-        knowns = {t.name: Known() if args.full else state.known(t.name, rules) for t in targets}
         show_progress = not args.no_progress and sys.stderr.isatty()
         progress = FleetProgress() if show_progress else None
         with dask_client(args.scheduler, args.workers) as client:
-            settings = AuditSettings(cache=args.cache, max_size=DEFAULT_MAX_FILE_SIZE, split_slices=worker_count(client))
             try:
-                results = run_fleet(client, targets, knowns, settings, ruleset, progress)
+                ordered = audit_targets(client, targets, state, ruleset, full=args.full, cache=args.cache,
+                                        progress=progress)
             finally:
                 if progress is not None:
                     progress.close()
-        when = state_module.now_iso()
-        for result in results.values():
-            _finalise(result, state, rules, when)
     finally:
         state.close()
-    ordered = [results[t.name] for t in targets]
     findings = [f for r in ordered for f in r.findings]
     if args.verify:
         from scanner.aws.verify import verify_findings
@@ -289,7 +298,7 @@ def audit_command(args: argparse.Namespace) -> int:
     fmt = cast(ReportFormat, args.format or "text")
     rendered = render(report, fmt, ruleset, show_secrets=args.show_secrets, color=False)
     if fmt == "json":
-        rendered = _with_history(rendered, report, results, summaries)
+        rendered = _with_history(rendered, report, ordered, summaries)
     elif fmt == "text":
         rendered += _summary_text(summaries)
     else:

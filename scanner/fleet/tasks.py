@@ -91,15 +91,18 @@ def audit_repository(target: Target, known: Known, settings: AuditSettings, rule
     started = time.monotonic()
     repo = open_repository(target, settings.cache, refresh=True)
     refs = git.refs_digest(repo)
+    if known.refs is not None and refs == known.refs:
+        # Every ref where it was (and the same rules): the reachable history is the same,
+        # so are the findings and their attribution, kept in the state. Objects no ref
+        # reaches do not count (an audit reads history, not --all-objects), so the object
+        # database is not even listed. Only the objects holding findings are read again,
+        # for the secrets the state never stores; one that vanished makes its finding gone.
+        holders = [ObjectInfo(sha, "blob", 0) for sha in sorted(known.finding_objects)]
+        scan = history.scan_slice(repo, holders, ruleset)
+        return RepoDone(target.name, None, scan.found, [], 0, len(holders), scan.bytes, refs,
+                        time.monotonic() - started)
     listing = history.list_history(repo, settings.max_size)
     to_read, new, rechecked = _to_read(listing, known)
-    if not new and refs == known.refs and not listing.unreadable:
-        # Nothing new and every ref where it was: the reachable history is the same, so
-        # are the findings and their attribution (kept in the state). Only the objects
-        # that hold them are read again, for the secrets the state never stores.
-        scan = history.scan_slice(repo, to_read, ruleset)
-        return RepoDone(target.name, None, scan.found, [], 0, rechecked, scan.bytes, refs,
-                        time.monotonic() - started)
     total = sum(o.size for o in to_read)
     if settings.split_slices > 1 and total >= settings.split_bytes:
         count = min(settings.split_slices, max(2, total // settings.split_bytes))
@@ -108,15 +111,17 @@ def audit_repository(target: Target, known: Known, settings: AuditSettings, rule
     log = history.start_log(repo, listing, all_objects=False)
     scanned = history.scan_slice(repo, to_read, ruleset)
     result = history.attribute(repo, listing, scanned, log.chunks(), all_objects=False, max_size=settings.max_size)
-    return _done(target.name, result, scanned, new, rechecked, refs, time.monotonic() - started)
+    return _done(target.name, result, scanned, listing, new, rechecked, refs, time.monotonic() - started)
 
 
-def _done(name: str, result: HistoryScan, scanned: ObjectScan, new: list[str], rechecked: int, refs: str,
-          seconds: float) -> RepoDone:
-    # An object that could not be read is not remembered as read: the next audit tries again.
+def _done(name: str, result: HistoryScan, scanned: ObjectScan, listing: ObjectListing, new: list[str],
+          rechecked: int, refs: str, seconds: float) -> RepoDone:
+    # An object that could not be read is not remembered as read, and neither are the refs:
+    # the next audit lists the repository again and retries it.
     failed = {sha for sha, _ in scanned.problems}
     remembered = [sha for sha in new if sha not in failed]
-    return RepoDone(name, result, {}, remembered, len(new), rechecked, scanned.bytes, refs, seconds)
+    damaged = bool(failed) or bool(listing.unreadable) or any("missing from the repository" in w for w in result.warnings)
+    return RepoDone(name, result, {}, remembered, len(new), rechecked, scanned.bytes, "" if damaged else refs, seconds)
 
 
 def scan_slice_task(target: Target, settings: AuditSettings, objects: Sequence[ObjectInfo],
@@ -141,4 +146,4 @@ def attribute_task(target: Target, settings: AuditSettings, split: RepoSplit, *p
     result = history.attribute(repo, split.listing, scanned, log.chunks(), all_objects=False,
                                max_size=settings.max_size)
     seconds = split.seconds + sum(p.seconds for p in parts) + time.monotonic() - started
-    return _done(target.name, result, scanned, split.new_objects, split.rechecked, split.refs, seconds)
+    return _done(target.name, result, scanned, split.listing, split.new_objects, split.rechecked, split.refs, seconds)

@@ -412,5 +412,5 @@ def refs_digest(repo: Repository) -> str:
     import hashlib
 
     out = run(repo, ["for-each-ref", "--format=%(objectname) %(refname)"])
-    stash = "\n".join(stash_commits(repo))
+    stash = "\n".join(stash_commits(repo)) if b" refs/stash\n" in out else ""
     return hashlib.sha256(out + b"\0" + stash.encode()).hexdigest()
