@@ -115,6 +115,10 @@ class AuditState:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, timeout=30)
+            # WAL, synchronous=NORMAL: a commit per repository without an fsync each. A crash
+            # can lose the last commits, which only makes the next audit read those objects again.
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise UsageError(f"--state {path}: cannot open the audit state: {exc}") from None
