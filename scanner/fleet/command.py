@@ -22,7 +22,7 @@ from scanner.exitcodes import EXIT_CLEAN, EXIT_FAILURE, EXIT_FINDINGS
 from scanner.findings import Finding, ScanReport, Skipped
 from scanner.fleet import state as state_module
 from scanner.fleet.state import AuditState, StoredFinding, rebuild, rules_digest
-from scanner.fleet.targets import Target, expand_targets, read_targets_file
+from scanner.fleet.targets import Target, estimated_size, expand_targets, read_targets_file
 from scanner.fleet.tasks import AuditSettings, Known, RepoDone, RepoSplit, attribute_task, audit_repository, scan_slice_task
 from scanner.reporters import ReportFormat, render
 from scanner.scan import DEFAULT_MAX_FILE_SIZE
@@ -63,7 +63,8 @@ def run_fleet(client: Any, targets: Sequence[Target], knowns: dict[str, Known], 
     run = uuid.uuid4().hex[:8]
     owner: dict[str, Target] = {}
     pending = as_completed()
-    for index, target in enumerate(targets):
+    # Largest first (Dask runs tasks of equal priority in submission order).
+    for index, target in sorted(enumerate(targets), key=lambda item: -estimated_size(item[1])):
         future = client.submit(audit_repository, target, knowns.get(target.name, Known()), settings, rules,
                                key=f"keysweep-audit-{run}-{index}", retries=TASK_RETRIES, pure=False)
         owner[future.key] = target
@@ -80,10 +81,13 @@ def run_fleet(client: Any, targets: Sequence[Target], knowns: dict[str, Known], 
             value = None
         if isinstance(value, RepoSplit):
             # A large repository: its slices go to every worker, then one task attributes.
+            # Ahead of the small repositories still queued: the large one is the long pole.
             parts = [client.submit(scan_slice_task, target, settings, part, rules, retries=TASK_RETRIES, pure=False,
+                                   priority=1,
                                    key=f"keysweep-slice-{run}-{future.key.rsplit('-', 1)[1]}-{n}")
                      for n, part in enumerate(value.slices)]
             final = client.submit(attribute_task, target, settings, future, *parts, retries=TASK_RETRIES, pure=False,
+                                  priority=1,
                                   key=f"keysweep-attribute-{run}-{future.key.rsplit('-', 1)[1]}")
             owner[final.key] = target
             pending.add(final)

@@ -102,6 +102,20 @@ def expand_targets(texts: Iterable[str]) -> list[Target]:
     return result
 
 
+def estimated_size(target: Target) -> int:
+    """Bytes of packs on disk (0 for a URL or an odd layout): enough to start the largest
+    repositories first, so that one large repository does not finish alone at the end."""
+    if target.url is not None:
+        return 0
+    root = Path(target.name)
+    git_dir = root / ".git" if (root / ".git").is_dir() else root
+    try:
+        return sum(entry.stat().st_size for entry in os.scandir(git_dir / "objects" / "pack")
+                   if entry.name.endswith(".pack"))
+    except OSError:
+        return 0
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "keysweep" / "mirrors"

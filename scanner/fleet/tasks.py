@@ -23,6 +23,7 @@ from scanner.sources.history import HistoryScan, ObjectListing, ObjectMatches, O
 # A repository with more than this to read is split over the workers (the history scan's
 # own threshold for going parallel).
 SPLIT_BYTES = history.PARALLEL_MIN_BYTES
+SLICES_PER_WORKER = 4
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,9 @@ def audit_repository(target: Target, known: Known, settings: AuditSettings, rule
     to_read, new, rechecked = _to_read(listing, known)
     total = sum(o.size for o in to_read)
     if settings.split_slices > 1 and total >= settings.split_bytes:
-        count = min(settings.split_slices, max(2, total // settings.split_bytes))
+        # More slices than workers: the other repositories' tasks fill the gaps, and no
+        # worker is left with the one long slice at the end.
+        count = min(SLICES_PER_WORKER * settings.split_slices, max(2, total // settings.split_bytes))
         slices = history.byte_slices(to_read, count)
         return RepoSplit(target.name, listing, slices, new, rechecked, refs, time.monotonic() - started)
     log = history.start_log(repo, listing, all_objects=False)
@@ -117,10 +120,12 @@ def audit_repository(target: Target, known: Known, settings: AuditSettings, rule
 def _done(name: str, result: HistoryScan, scanned: ObjectScan, listing: ObjectListing, new: list[str],
           rechecked: int, refs: str, seconds: float) -> RepoDone:
     # An object that could not be read is not remembered as read, and neither are the refs:
-    # the next audit lists the repository again and retries it.
+    # the next audit lists the repository again and retries it. (Blobs missing altogether,
+    # as in a partial clone, do not count: no retry brings them without a fetch, and a
+    # fetch that changes nothing else is read by --full.)
     failed = {sha for sha, _ in scanned.problems}
     remembered = [sha for sha in new if sha not in failed]
-    damaged = bool(failed) or bool(listing.unreadable) or any("missing from the repository" in w for w in result.warnings)
+    damaged = bool(failed) or bool(listing.unreadable)
     return RepoDone(name, result, {}, remembered, len(new), rechecked, scanned.bytes, "" if damaged else refs, seconds)
 
 
