@@ -71,7 +71,8 @@ def on_cluster(targets: list[Target], workers: int, state_file: Path | None, rou
     from distributed import Client, LocalCluster
 
     started, cpu = time.perf_counter(), cpu_seconds()
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address="127.0.0.1:0",
                            silence_logs=logging.CRITICAL)
     client = Client(cluster)
     print(f"  LocalCluster({workers}) start-up      {time.perf_counter() - started:8.2f} s", flush=True)

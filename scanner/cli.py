@@ -110,6 +110,7 @@ def _add_audit_parser(commands: argparse._SubParsersAction) -> None:  # type: ig
     audit.add_argument("--cache", type=Path, metavar="DIR", help="where URL targets are mirrored (default: ~/.cache/keysweep/mirrors)")
     audit.add_argument("--state", type=Path, metavar="FILE", help="audit state (default: ~/.local/state/keysweep/audit.sqlite)")
     audit.add_argument("--full", action="store_true", help="read every object again, ignoring what the state says was read")
+    audit.add_argument("--baseline", type=Path, metavar="FILE", help="known findings: recorded as baselined, not reported")
     where = audit.add_mutually_exclusive_group()
     where.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on this Dask scheduler's workers")
     where.add_argument("--workers", type=int, metavar="N", help="workers of the embedded local cluster (default: number of cores)")

@@ -174,7 +174,8 @@ def test_local_cluster_in_process_splits_a_repository_and_attributes_after(tmp_p
     repos = [make_repo(tmp_path / f"r{i}", i, filler=50) for i in range(2)]
     targets = [Target(str(r.path)) for r in repos]
     ruleset = load_ruleset()
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0") as cluster, \
             Client(cluster) as client:
         # split_bytes=1: every repository is cut into slices scanned by both workers.
         settings = AuditSettings(cache=None, max_size=DEFAULT_MAX_FILE_SIZE, split_slices=2, split_bytes=1)
@@ -288,6 +289,14 @@ def test_reaudit_reads_only_new_objects_and_remembers_findings(dask_cluster: Das
     assert all(g["path"] == "extra.env" and ("*" in g["secret"] or "…" in g["secret"]) for g in r1["gone"])
     assert {f["fingerprint"] for f in fourth.json()["findings"]}.isdisjoint(g["fingerprint"] for g in r1["gone"])
 
+    # --fail-on: findings carry no severity yet, so every finding still fails.
+    assert run_audit(tmp_path / "org", "--scheduler", dask_cluster.address, "--state", state,
+                     "--fail-on", "critical").returncode == 1
+    sarif = run_audit(tmp_path / "org", "--scheduler", dask_cluster.address, "--state", state, "--format", "sarif")
+    results = json.loads(sarif.stdout)["runs"][0]["results"]
+    assert len(results) == 12 and {r["properties"]["repository"] for r in results} == {str(r.path) for r in repos}
+    assert "repositories: 3 audited, 3 read, 0 failed" in sarif.stderr
+
     # --full reads everything again (in r1 also the two objects no ref reaches) and finds the same.
     full = audit("--full")
     assert [s["objects"] for s in summaries(full).values()] == [7, 7 + 2 + 2, 7]
@@ -302,9 +311,41 @@ def test_embedded_cluster_and_state_holds_no_secret(tmp_path: Path) -> None:
     state = tmp_path / "state.sqlite"
     result = run_audit(repo.path, "--workers", "1", "--state", state)  # the embedded LocalCluster
     assert result.returncode == 1 and "aws-secret-access-key" in result.stdout, result.stderr
+    assert f"repository {repo.path}" in result.stdout and "repositories: 1 audited, 1 read, 0 failed" in result.stdout
+    assert keys.secret not in result.stdout and result.stderr == ""  # no Dask log noise
     raw = state.read_bytes()
     for value in (keys.key_id, keys.secret, keys.token[:40]):
         assert value.encode() not in raw
+
+
+def test_baselined_findings_are_remembered_not_reported(dask_cluster: DaskProcesses, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "org" / "app", 0)
+    baseline = tmp_path / "baseline.json"
+    created = run_keysweep("baseline", "create", repo.path, "--output", baseline)
+    assert created.returncode == 0, created.stderr
+    added = KeySet.generate()
+    repo.commit("one more", {"late.env": env_file(added)})
+    state = tmp_path / "state.sqlite"
+    for _ in range(2):  # the first audit reads everything; the second rebuilds from the state
+        result = run_audit(repo.path, "--scheduler", dask_cluster.address, "--state", state, "--baseline", baseline,
+                           "--format", "json", "--show-secrets")
+        assert result.returncode == 1, result.stderr
+        assert {f["secret"] for f in result.json()["findings"]} == {added.key_id, added.secret}
+        assert summaries(result)[str(repo.path)]["baselined"] == 4
+    everything = run_audit(repo.path, "--scheduler", dask_cluster.address, "--state", state, "--format", "json")
+    assert len(everything.json()["findings"]) == 6  # without the baseline, all are open again
+
+
+def test_progress_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from scanner.fleet.command import FleetProgress
+
+    progress = FleetProgress(interval=0.0)
+    progress(0, 4, 0)
+    progress(2, 4, 3 * 2**20)
+    progress.close()
+    err = capsys.readouterr().err
+    assert "\rauditing: 0/4 repositories" in err and "2/4 repositories, 3.0 MiB" in err and "ETA" in err
+    assert err.endswith("\r\033[K")
 
 
 def test_audit_usage_errors(tmp_path: Path) -> None:

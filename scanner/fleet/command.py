@@ -11,11 +11,13 @@ import os
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
+from scanner.baseline import Baseline, load_baseline
 from scanner.engine.rules import RuleSet, load_ruleset
 from scanner.errors import KeysweepError, UsageError
 from scanner.exitcodes import EXIT_CLEAN, EXIT_FAILURE, EXIT_FINDINGS
@@ -119,8 +121,12 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
             client.close()
         return
     count = workers or os.cpu_count() or 1
-    cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=logging.CRITICAL)
+    with warnings.catch_warnings():
+        # Loopback only, and any free port for the scheduler's HTTP server (Dask's default
+        # port, taken by another cluster, would cost a warning).
+        warnings.simplefilter("ignore")
+        cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
     client = Client(cluster)
     try:
         yield client
@@ -161,7 +167,8 @@ class FleetProgress:
 
 
 def audit_targets(client: Any, targets: Sequence[Target], state: AuditState, ruleset: RuleSet, *, full: bool,
-                  cache: Path | None, progress: Progress | None = None) -> list[RepoResult]:
+                  cache: Path | None, progress: Progress | None = None,
+                  baseline: Baseline | None = None) -> list[RepoResult]:
     """One audit: what the state knows, the cluster's work, and the state brought up to date."""
     rules = rules_digest(ruleset)
     knowns = {t.name: Known() if full else state.known(t.name, rules) for t in targets}
@@ -169,7 +176,7 @@ def audit_targets(client: Any, targets: Sequence[Target], state: AuditState, rul
     results = run_fleet(client, targets, knowns, settings, ruleset, progress)
     when = state_module.now_iso()
     for result in results.values():
-        _finalise(result, state, rules, when)
+        _finalise(result, state, rules, when, baseline)
     return [results[t.name] for t in targets]
 
 
@@ -183,8 +190,9 @@ def _targets(args: argparse.Namespace) -> list[Target]:
     return expand_targets(texts)
 
 
-def _finalise(result: RepoResult, state: AuditState, rules: str, when: str) -> None:
-    """The repository's findings (from its scan, or rebuilt from the state), then remembered."""
+def _finalise(result: RepoResult, state: AuditState, rules: str, when: str, baseline: Baseline | None) -> None:
+    """The repository's findings (from its scan, or rebuilt from the state), then remembered.
+    Findings in the baseline are remembered as baselined and not reported."""
     done = result.done
     if done is None:
         return
@@ -192,11 +200,13 @@ def _finalise(result: RepoResult, state: AuditState, rules: str, when: str) -> N
     if done.history is not None:
         findings = list(done.history.findings)
     else:
-        rebuilt = (rebuild(stored, done.recheck.get(stored.object)) for stored in state.open_findings(name))
+        rebuilt = (rebuild(stored, done.recheck.get(stored.object)) for stored in state.live_findings(name))
         findings = [f for f in rebuilt if f is not None]
-    result.findings = [replace(f, repository=name) for f in findings]
+    findings = [replace(f, repository=name) for f in findings]
+    known = baseline.fingerprints if baseline is not None else frozenset()
     result.stored = state.record(name, rules=rules, refs=done.refs, new_objects=done.new_objects,
-                                 findings=result.findings, when=when)
+                                 findings=findings, when=when, baselined=known)
+    result.findings = [f for f in findings if f.fingerprint not in known]
 
 
 def _failing(findings: Sequence[Finding], fail_on: str | None) -> list[Finding]:
@@ -222,6 +232,7 @@ def repository_summary(result: RepoResult) -> dict[str, Any]:
         "rechecked": done.rechecked if done else 0,
         "bytes": done.bytes if done else 0,
         "findings": len(result.findings),
+        "baselined": sum(1 for s in result.stored if s.status == "baselined"),
         "gone": [{"fingerprint": s.fingerprint, "rule": s.data["rule_id"], "path": s.data["path"],
                   "secret": s.data["redacted"], "first_seen": s.first_seen, "last_seen": s.last_seen} for s in gone],
         "errors": [result.error] if result.error else [],
@@ -239,7 +250,8 @@ def _summary_text(summaries: list[dict[str, Any]]) -> str:
             lines.append(f"  {s['repository']}: error: {s['errors'][0]}")
             continue
         lines.append(f"  {s['repository']}: {s['objects']} new object(s), {s['rechecked']} re-read, "
-                     f"{s['bytes'] / 2**20:.1f} MiB, {s['findings']} finding(s), {len(s['gone'])} gone, {s['seconds']:.2f}s")
+                     f"{s['bytes'] / 2**20:.1f} MiB, {s['findings']} finding(s), {s['baselined']} baselined, "
+                     f"{len(s['gone'])} gone, {s['seconds']:.2f}s")
     return "\n".join(lines) + "\n"
 
 
@@ -264,6 +276,7 @@ def audit_command(args: argparse.Namespace) -> int:
         raise UsageError("--workers must be 1 or more")
     targets = _targets(args)
     ruleset = load_ruleset()
+    baseline = load_baseline(args.baseline) if args.baseline is not None else None
     state = AuditState(args.state or state_module.default_state_path())
     started = time.monotonic()
     try:
@@ -272,7 +285,7 @@ def audit_command(args: argparse.Namespace) -> int:
         with dask_client(args.scheduler, args.workers) as client:
             try:
                 ordered = audit_targets(client, targets, state, ruleset, full=args.full, cache=args.cache,
-                                        progress=progress)
+                                        progress=progress, baseline=baseline)
             finally:
                 if progress is not None:
                     progress.close()

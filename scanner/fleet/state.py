@@ -135,14 +135,15 @@ class AuditState:
         if row is None:
             return Known()
         repo_id, stored_rules, refs = row
-        objects = frozenset(o for s in self.open_findings(name) if (o := s.object))
+        objects = frozenset(o for s in self.live_findings(name) if (o := s.object))
         if stored_rules != rules:
             return Known(finding_objects=objects)
         scanned = frozenset(bytes(sha).hex() for (sha,) in self.db.execute("SELECT sha FROM scanned WHERE repo = ?", (repo_id,)))
         return Known(scanned=scanned, finding_objects=objects, refs=refs)
 
-    def open_findings(self, name: str) -> list[StoredFinding]:
-        return self._findings(name, "open")
+    def live_findings(self, name: str) -> list[StoredFinding]:
+        """Findings still in the repository at the last audit: open or baselined, not gone."""
+        return [s for s in self._findings(name, None) if s.status != "gone"]
 
     def _findings(self, name: str, status: str | None) -> list[StoredFinding]:
         query = ("SELECT f.fingerprint, f.object, f.data, f.first_seen, f.last_seen, f.status FROM findings f "
@@ -155,8 +156,9 @@ class AuditState:
                 for fp, obj, data, first, last, st in self.db.execute(query + " ORDER BY f.rowid", params)]
 
     def record(self, name: str, *, rules: str, refs: str, new_objects: Iterable[str], findings: Sequence[Finding],
-               when: str) -> list[StoredFinding]:
-        """Remember one repository's audit; returns its findings as now stored (open and gone)."""
+               when: str, baselined: frozenset[str] = frozenset()) -> list[StoredFinding]:
+        """Remember one repository's audit (``findings``: every finding, baselined ones
+        included); returns its findings as now stored (open, baselined and gone)."""
         with self.db:
             repo_id = self._repo_id(name)
             if repo_id is None:
@@ -173,13 +175,15 @@ class AuditState:
             for finding in findings:
                 self.db.execute(
                     "INSERT INTO findings (repo, fingerprint, object, data, first_seen, last_seen, status) "
-                    "VALUES (?, ?, ?, ?, ?, ?, 'open') ON CONFLICT (repo, fingerprint) DO UPDATE SET "
-                    "object = excluded.object, data = excluded.data, last_seen = excluded.last_seen, status = 'open'",
-                    (repo_id, finding.fingerprint, _object_of(finding), json.dumps(finding_data(finding)), when, when),
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo, fingerprint) DO UPDATE SET "
+                    "object = excluded.object, data = excluded.data, last_seen = excluded.last_seen, "
+                    "status = excluded.status",
+                    (repo_id, finding.fingerprint, _object_of(finding), json.dumps(finding_data(finding)), when, when,
+                     "baselined" if finding.fingerprint in baselined else "open"),
                 )
             # A finding no longer produced is gone from every ref (history rewritten, branch
             # deleted): kept, with the last time it was seen, so a report can say so.
-            for stored in self.open_findings(name):
+            for stored in self.live_findings(name):
                 if stored.fingerprint not in current:
                     self.db.execute("UPDATE findings SET status = 'gone' WHERE repo = ? AND fingerprint = ?",
                                     (repo_id, stored.fingerprint))
