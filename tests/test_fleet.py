@@ -357,6 +357,12 @@ def test_audit_usage_errors(tmp_path: Path) -> None:
     assert empty.returncode == 2 and "no git repository" in empty.stderr
     bad_targets = run_audit("--targets", tmp_path / "missing.txt")
     assert bad_targets.returncode == 2 and "--targets" in bad_targets.stderr
+    repo = GitRepo(tmp_path / "r")
+    repo.commit("initial", {"README.md": "hi\n"})
+    bad_address = run_audit(repo.path, "--scheduler", "nowhere", "--state", tmp_path / "s.sqlite")
+    assert bad_address.returncode == 2 and "not a scheduler address" in bad_address.stderr
+    bad_workers = run_audit(repo.path, "--workers", "0", "--state", tmp_path / "s.sqlite")
+    assert bad_workers.returncode == 2 and "--workers" in bad_workers.stderr
 
 
 def test_scan_never_imports_dask(tmp_path: Path) -> None:

@@ -113,6 +113,8 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
     if scheduler is not None:
         try:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"--scheduler {scheduler!r}: not a scheduler address (tcp://HOST:PORT): {exc}") from None
         except (OSError, TimeoutError) as exc:
             raise KeysweepError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         try:
