@@ -399,6 +399,10 @@ def test_audit_verify_against_a_moto_server(dask_cluster: DaskProcesses, tmp_pat
     try:
         host, port = server.get_host_and_port()
         url = f"http://{host}:{port}"
+        import urllib.request
+
+        # moto's backends are shared by every server in this process: start from nothing.
+        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST")).read()
         iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1",
                            aws_access_key_id="testing", aws_secret_access_key="testing")
         iam.create_user(UserName="security")
