@@ -164,6 +164,9 @@ def test_targets_are_found_in_folders_and_files(fleet: tuple[Path, Path], tmp_pa
     assert read_targets_file(listing) == [str(root / "repo-00"), "git@example.invalid:org/x.git",
                                           "https://example.invalid/org/y.git#main"]
     assert is_url("ssh://host/x") and is_url("file:///x") and not is_url("/some/path") and not is_url("a:b")
+    # A token in a URL never reaches a report or the state.
+    [with_token] = expand_targets(["https://ci:glpat-abc123@git.example.invalid/org/x.git"])
+    assert with_token.name == "https://ci:***@git.example.invalid/org/x.git" and "glpat-abc123" in str(with_token.url)
 
 
 def test_local_cluster_in_process_splits_a_repository_and_attributes_after(tmp_path: Path) -> None:
@@ -334,6 +337,21 @@ def test_baselined_findings_are_remembered_not_reported(dask_cluster: DaskProces
         assert summaries(result)[str(repo.path)]["baselined"] == 4
     everything = run_audit(repo.path, "--scheduler", dask_cluster.address, "--state", state, "--format", "json")
     assert len(everything.json()["findings"]) == 6  # without the baseline, all are open again
+
+
+def test_a_token_in_a_url_stays_out_of_reports(dask_cluster: DaskProcesses, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on: bound, then closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"https://ci:tok3n-not-shown@127.0.0.1:{port}/org/x.git"
+    result = run_audit(url, "--scheduler", dask_cluster.address, "--state", tmp_path / "s.sqlite",
+                       "--cache", tmp_path / "cache", "--format", "json")
+    assert result.returncode == 3
+    [summary] = result.json()["summary"]["repositories"]
+    assert summary["repository"] == f"https://ci:***@127.0.0.1:{port}/org/x.git" and "cannot clone" in summary["errors"][0]
+    assert "tok3n-not-shown" not in result.stdout + result.stderr
 
 
 def test_progress_line(capsys: pytest.CaptureFixture[str]) -> None:

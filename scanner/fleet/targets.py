@@ -7,7 +7,7 @@ import hashlib
 import os
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from scanner.errors import GitError, UsageError
@@ -25,7 +25,23 @@ class Target:
     """One repository to audit. ``name`` is what reports call it: the URL, or the absolute path."""
 
     name: str
-    url: str | None = None  # set for a remote repository, mirrored into the cache
+    url: str | None = field(default=None, repr=False)  # a remote repository's URL (may hold a token)
+
+
+def display_url(url: str) -> str:
+    """A URL as reports and the state name it: a password or token in it replaced by ***."""
+    import urllib.parse
+
+    if not url.startswith(URL_SCHEMES):
+        return url
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def is_url(text: str) -> bool:
@@ -87,7 +103,7 @@ def expand_targets(texts: Iterable[str]) -> list[Target]:
 
     for text in texts:
         if is_url(text):
-            add(Target(text, url=text))
+            add(Target(display_url(text), url=text))
             continue
         path = Path(text).expanduser()
         if not path.exists():
@@ -122,7 +138,8 @@ def default_cache_dir() -> Path:
 
 
 def mirror_path(cache: Path, url: str) -> Path:
-    """A folder name per URL: readable, and unique (the hash) even for URLs that read alike."""
+    """A folder name per URL (as displayed, without its password): readable, and unique (the
+    hash) even for URLs that read alike."""
     readable = re.sub(r"[^A-Za-z0-9._-]+", "-", url.split("://", 1)[-1])[-60:].strip("-.")
     return cache / f"{readable}-{hashlib.sha256(url.encode()).hexdigest()[:16]}.git"
 
@@ -132,11 +149,11 @@ def local_repository(target: Target, cache: Path | None, *, refresh: bool) -> Pa
     the first time, and fetched again when ``refresh`` is set (the first task of a run)."""
     if target.url is None:
         return Path(target.name)
-    mirror = mirror_path(cache or default_cache_dir(), target.url)
+    mirror = mirror_path(cache or default_cache_dir(), target.name)  # the name: no password in it
     if not (mirror / "HEAD").is_file():
-        git.clone_mirror(target.url, mirror, timeout=CLONE_TIMEOUT)
+        git.clone_mirror(target.url, mirror, timeout=CLONE_TIMEOUT, shown=target.name)
     elif refresh:
-        git.fetch_mirror(target.url, mirror, timeout=CLONE_TIMEOUT)
+        git.fetch_mirror(target.url, mirror, timeout=CLONE_TIMEOUT, shown=target.name)
     return mirror
 
 

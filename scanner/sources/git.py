@@ -367,7 +367,7 @@ def _remote_env() -> dict[str, str]:
     return env
 
 
-def _run_remote(args: Sequence[str], what: str, timeout: float) -> None:
+def _run_remote(args: Sequence[str], what: str, timeout: float, hide: tuple[str, str] | None = None) -> None:
     # protocol.ext.allow=never: a URL must not run a command (ext::), whatever the config says.
     command = [_git_executable(), "-c", "protocol.ext.allow=never", *args]
     try:
@@ -380,16 +380,20 @@ def _run_remote(args: Sequence[str], what: str, timeout: float) -> None:
         lines = [line for line in proc.stderr.decode("utf-8", "replace").strip().splitlines() if line.strip()]
         # git's reason is its "fatal:" line; what follows is advice ("Please make sure ...").
         reasons = [line for line in lines if line.startswith(("fatal:", "error:"))] or lines
-        raise GitError(f"{what}: {reasons[0] if reasons else f'git exit {proc.returncode}'}")
+        reason = reasons[0] if reasons else f"git exit {proc.returncode}"
+        if hide is not None:  # (URL with a password, the same URL as shown)
+            reason = reason.replace(*hide)
+        raise GitError(f"{what}: {reason}")
 
 
-def clone_mirror(url: str, dest: Path, *, timeout: float) -> None:
+def clone_mirror(url: str, dest: Path, *, timeout: float, shown: str | None = None) -> None:
     """A bare mirror of ``url`` at ``dest``, made in a temporary folder first (a failed
     clone leaves nothing behind that a later run could mistake for a mirror)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
     try:
-        _run_remote(["clone", "--mirror", "--quiet", "--", url, str(temp / "repo")], f"cannot clone {url}", timeout)
+        _run_remote(["clone", "--mirror", "--quiet", "--", url, str(temp / "repo")], f"cannot clone {shown or url}",
+                    timeout, (url, shown or url))
         try:
             os.rename(temp / "repo", dest)
         except OSError:
@@ -401,10 +405,10 @@ def clone_mirror(url: str, dest: Path, *, timeout: float) -> None:
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def fetch_mirror(url: str, git_dir: Path, *, timeout: float) -> None:
+def fetch_mirror(url: str, git_dir: Path, *, timeout: float, shown: str | None = None) -> None:
     """Bring a mirror up to date (refs removed upstream are removed here too)."""
     _run_remote(["--git-dir", str(git_dir), "fetch", "--prune", "--quiet", "--", url,
-                 "+refs/*:refs/*"], f"cannot fetch {url}", timeout)
+                 "+refs/*:refs/*"], f"cannot fetch {shown or url}", timeout, (url, shown or url))
 
 
 def refs_digest(repo: Repository) -> str:
