@@ -61,7 +61,9 @@ def run_fleet(client: Any, targets: Sequence[Target], knowns: dict[str, Known], 
     from distributed import as_completed
 
     results = {t.name: RepoResult(t) for t in targets}
-    rules = client.scatter(ruleset, broadcast=True, hash=False)
+    # Passed with each task (8 KB), not scattered: scattered data lives only on workers and
+    # cannot be recomputed, so a worker lost at the wrong moment would fail every repository.
+    rules = ruleset
     run = uuid.uuid4().hex[:8]
     owner: dict[str, Target] = {}
     pending = as_completed()
