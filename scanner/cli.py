@@ -96,7 +96,38 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("key_id", metavar="KEY_ID")
     revoke.add_argument("--delete", action="store_true", help="delete the key after deactivating it")
     _add_remediation_flags(revoke)
+    _add_audit_parser(commands)
     return parser
+
+
+def _add_audit_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """keysweep audit (issue 11): the parser only; the command imports Dask when it runs."""
+    from scanner.reporters import FORMATS
+
+    audit = commands.add_parser(
+        "audit", help="audit many repositories (folders, git URLs) incrementally, on Dask", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Scan the history of every repository named (a repository, a folder of repositories, "
+                    "or a git URL mirrored into the cache), reading only objects earlier audits have not "
+                    "read. Needs the fleet extra: pip install 'keysweep[fleet]'.",
+    )
+    audit.add_argument("targets", nargs="*", metavar="TARGET", help="repository, folder of repositories, or git URL")
+    audit.add_argument("--targets", dest="targets_file", type=Path, metavar="FILE", help="read targets from FILE (one a line, # comments)")
+    audit.add_argument("--cache", type=Path, metavar="DIR", help="where URL targets are mirrored (default: ~/.cache/keysweep/mirrors)")
+    audit.add_argument("--state", type=Path, metavar="FILE", help="audit state (default: ~/.local/state/keysweep/audit.sqlite)")
+    audit.add_argument("--full", action="store_true", help="read every object again, ignoring what the state says was read")
+    audit.add_argument("--baseline", type=Path, metavar="FILE", help="known findings: recorded as baselined, not reported")
+    where = audit.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on this Dask scheduler's workers")
+    where.add_argument("--workers", type=int, metavar="N", help="workers of the embedded local cluster (default: number of cores)")
+    audit.add_argument("-f", "--format", choices=FORMATS, default=None, help="report format (default text)")
+    audit.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the report to FILE instead of standard output")
+    audit.add_argument("--show-secrets", action="store_true", help="print secrets in clear (default: redacted)")
+    audit.add_argument("--verify", action="store_true", help="check each key pair with STS GetCallerIdentity")
+    audit.add_argument("--region", metavar="NAME", help="AWS region for --verify")
+    audit.add_argument("--fail-on", choices=("critical", "high", "medium", "low"), default=None,
+                       help="exit 1 only for findings of this severity or higher (default: any finding)")
+    audit.add_argument("--no-progress", action="store_true", help="no progress display on standard error")
 
 
 def _add_remediation_flags(group: argparse._ActionsContainer) -> None:
@@ -150,6 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from scanner.commands import baseline_create_command
 
             return baseline_create_command(args)
+        if args.command == "audit":
+            from scanner.fleet.command import audit_command
+
+            return audit_command(args)
         from scanner.commands import revoke_command
 
         return revoke_command(args)

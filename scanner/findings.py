@@ -60,6 +60,7 @@ class Finding:
     occurrences: Occurrences | None = None
     reachable: bool = True
     verification: Verification | None = None
+    repository: str | None = None  # keysweep audit: the repository (URL or path) it was found in
 
 
 def fingerprint(rule_id: str, secret: Secret, place: str) -> str:

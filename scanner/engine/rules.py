@@ -356,10 +356,10 @@ def _hint(word: str, choices: Sequence[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def timeout_message(ruleset: RuleSet, rule_id: str, where: str) -> str:
+def timeout_message(ruleset: RuleSet | None, rule_id: str, where: str) -> str:
     """Why a scan is incomplete: a rule's pattern ran past its time budget."""
     try:
-        file = ruleset.by_id(rule_id).file
+        file = ruleset.by_id(rule_id).file if ruleset is not None else "?"
     except KeyError:
         file = "?"
     return (f"rule {rule_id!r} ({file}) ran past its time budget on {where} and was disabled for the rest of "

@@ -19,7 +19,7 @@ def finding_dict(finding: Finding, ruleset: RuleSet, *, show_secrets: bool) -> d
         description = ruleset.by_id(finding.rule_id).description
     except KeyError:
         description = finding.rule_id
-    return {
+    data: dict[str, Any] = {
         "rule": finding.rule_id,
         "description": description,
         "kind": finding.secret.kind,
@@ -41,6 +41,9 @@ def finding_dict(finding: Finding, ruleset: RuleSet, *, show_secrets: bool) -> d
         "occurrences": asdict(finding.occurrences) if finding.occurrences else None,
         "verification": _verification(finding),
     }
+    if finding.repository is not None:
+        data["repository"] = finding.repository
+    return data
 
 
 def _verification(finding: Finding) -> dict[str, Any] | None:

@@ -67,6 +67,8 @@ def _result(finding: Finding, index: int, description: str) -> dict[str, Any]:
             properties[name] = value
     if finding.canary:
         properties["canary"] = True
+    if finding.repository is not None:
+        properties["repository"] = finding.repository
     if finding.verification is not None:
         properties["verification"] = finding.verification.status
     result: dict[str, Any] = {

@@ -46,6 +46,8 @@ def render_text(report: ScanReport, *, show_secrets: bool, color: bool) -> str:
         value = finding.secret.reveal() if show_secrets else finding.secret.redacted
         lines.append(f"{paint(_BOLD, _place(finding))}  {paint(_RED, finding.rule_id)}  {value}")
         details = []
+        if finding.repository is not None:
+            details.append(f"repository {finding.repository}")
         if finding.commit is not None:
             c = finding.commit
             details.append(f"commit {escape_control(c.sha[:12])} by {escape_control(c.author)} <{escape_control(c.email)}> "

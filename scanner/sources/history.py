@@ -373,39 +373,79 @@ class HistoryScan:
     errors: list[str] = field(default_factory=list)  # what could not be read: the scan is incomplete
 
 
+@dataclass
+class ObjectListing:
+    """What ``cat-file --batch-all-objects`` says is in a repository, sorted for the scan."""
+
+    existing_blobs: set[str] = field(default_factory=set)
+    commit_objects: list[str] = field(default_factory=list)
+    to_scan: list[ObjectInfo] = field(default_factory=list)
+    too_large: dict[str, int] = field(default_factory=dict)
+    unreadable: list[str] = field(default_factory=list)
+
+
+def list_history(repo: Repository, max_size: int) -> ObjectListing:
+    """Step 1: every object, and which of them are to be read (no contents yet)."""
+    listing = ObjectListing()
+    for obj in git.list_objects(repo):
+        if obj.kind == "unreadable":
+            listing.unreadable.append(obj.sha)
+            listing.existing_blobs.add(obj.sha)  # named once below, not again as missing
+            continue
+        if obj.kind == "blob":
+            listing.existing_blobs.add(obj.sha)
+            if obj.size > max_size:
+                listing.too_large[obj.sha] = obj.size
+                continue
+        elif obj.kind == "commit":
+            listing.commit_objects.append(obj.sha)
+        if obj.kind in SCANNED_KINDS:
+            listing.to_scan.append(obj)
+    return listing
+
+
+def byte_slices(objects: Sequence[ObjectInfo], count: int) -> list[Sequence[ObjectInfo]]:
+    """Step 2's split, public for callers that spread slices over their own workers."""
+    return _slices(objects, count)
+
+
+def scan_slice(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleSet) -> ObjectScan:
+    """Step 2 for one slice, in this process (what each history worker process does)."""
+    result = ObjectScan()
+    for batch in _scan_stream(repo, objects, ruleset):
+        result.add(batch)
+    return result
+
+
+def start_log(repo: Repository, listing: ObjectListing, *, all_objects: bool) -> git.Prefetch:
+    """Step 3's log walk, started in the background while the objects are read."""
+    stash = git.stash_commits(repo)
+    log_args, log_stdin = log_command(["--all"], list(stash) + (listing.commit_objects if all_objects else []))
+    return git.Prefetch(repo, log_args, log_stdin)
+
+
 def scan_history(repo: Repository, ruleset: RuleSet, *, all_objects: bool, max_size: int, jobs: int,
                  progress: Progress | None = None) -> HistoryScan:
+    listing = list_history(repo, max_size)
+    # The log is walked while the workers read blobs; it is parsed once they are done,
+    # when it is known which blobs need attributing.
+    log = start_log(repo, listing, all_objects=all_objects)
+    scanned = scan_objects(repo, listing.to_scan, ruleset, jobs, progress)
+    return attribute(repo, listing, scanned, log.chunks(), all_objects=all_objects, max_size=max_size,
+                     ruleset=ruleset)
+
+
+def attribute(repo: Repository, listing: ObjectListing, scanned: ObjectScan, log_chunks: Iterable[bytes], *,
+              all_objects: bool, max_size: int, ruleset: RuleSet | None = None) -> HistoryScan:
+    """Step 3: the commit (and path) that first introduced each object with matches."""
     warnings: list[str] = []
     if repo.shallow:
         warnings.append("shallow clone: history before the shallow boundary is not scanned "
                         "(run `git fetch --unshallow` for a complete audit)")
-    existing_blobs: set[str] = set()
-    commit_objects: list[str] = []
-    to_scan: list[ObjectInfo] = []
-    too_large: dict[str, int] = {}
-    unreadable: list[str] = []
-    for obj in git.list_objects(repo):
-        if obj.kind == "unreadable":
-            unreadable.append(obj.sha)
-            existing_blobs.add(obj.sha)  # named once below, not again as missing
-            continue
-        if obj.kind == "blob":
-            existing_blobs.add(obj.sha)
-            if obj.size > max_size:
-                too_large[obj.sha] = obj.size
-                continue
-        elif obj.kind == "commit":
-            commit_objects.append(obj.sha)
-        if obj.kind in SCANNED_KINDS:
-            to_scan.append(obj)
+    existing_blobs, too_large = listing.existing_blobs, listing.too_large
     stash = git.stash_commits(repo)
-    # The log is walked while the workers read blobs; it is parsed once they are done,
-    # when it is known which blobs need attributing.
-    log_args, log_stdin = log_command(["--all"], list(stash) + (commit_objects if all_objects else []))
-    log = git.Prefetch(repo, log_args, log_stdin)
-    scanned = scan_objects(repo, to_scan, ruleset, jobs, progress)
     errors: list[str] = []
-    for sha in unreadable:
+    for sha in listing.unreadable:
         errors.append(f"object {sha} is corrupt and could not be read; the scan went on without it")
     for sha, problem in scanned.problems:
         errors.append(f"object {sha} could not be read ({problem}); the scan went on without it")
@@ -431,7 +471,7 @@ def scan_history(repo: Repository, ruleset: RuleSet, *, all_objects: bool, max_s
     walked: set[str] = set()
     walk_failed = False
     try:
-        for item in parse_log(log.chunks()):
+        for item in parse_log(log_chunks):
             if isinstance(item, CommitRecord):
                 item = redact_summary(item, scanned.found.get(item.info.sha))
                 current = item
