@@ -338,8 +338,10 @@ def _children(pid: int) -> list[int]:
 
 def _big_tree(root: Path, keys: KeySet) -> None:
     filler = ("x = 'some text of no interest' # " * 30 + "\n") * 20
-    for index in range(3000):
-        folder = root / f"d{index % 30}"
+    # Enough work (about 5,000 distinct files) that the scan is still running when the
+    # signal lands, even on a busy machine.
+    for index in range(5000):
+        folder = root / f"d{index % 50}"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"f{index}.py").write_text(f"# file {index}\n{filler}")  # distinct blobs
     (root / "d0" / "creds.env").write_text(env_file(keys))
