@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--show-secrets", action="store_true", help="print secrets in clear (default: redacted)")
     out.add_argument("--no-color", action="store_true", help="no colour even on a terminal")
     out.add_argument("--no-progress", action="store_true", help="no progress display on standard error")
+    out.add_argument("--fail-on", choices=("critical", "high", "medium", "low"), default=None, metavar="SEVERITY",
+                     help="exit 1 only for findings of this severity or worse: critical, high, medium, low (default: any finding)")
     aws = scan.add_argument_group("AWS (network; nothing is sent without --verify or --remediate)")
     aws.add_argument("--verify", action="store_true", help="check each key pair with STS GetCallerIdentity")
     aws.add_argument("--remediate", choices=("deactivate", "delete"), help="plan (or with --apply, perform) remediation of live keys")

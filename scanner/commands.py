@@ -25,7 +25,9 @@ from scanner.scan import DEFAULT_MAX_FILE_SIZE, HistoryMode, ScanOptions, defaul
 if TYPE_CHECKING:
     # scanner.aws pulls in boto3 (~0.1 s): imported where a command uses it, never by a plain scan.
     from scanner.aws.audit import AuditLog
+    from scanner.aws.exposure import KeyActivity
     from scanner.aws.remediate import Plan
+    from scanner.findings import Severity
 
 
 def _history_mode(args: argparse.Namespace) -> HistoryMode:
@@ -135,12 +137,15 @@ def scan_command(args: argparse.Namespace) -> int:
     report = _scan(args, config, ruleset, history=_history_mode(args))
     if baseline is not None:
         report = dataclasses.replace(report, findings=tuple(baseline.new(report.findings)))
+    report = _add_exposure(report, Path(args.path))
     if args.verify:
         from scanner.aws.verify import verify_findings
 
+        activity = _last_use_before_verifying(args, report.findings)
         verified = verify_findings(report.findings, allow_accounts=_accounts(args), include_canary=args.verify_canary,
                                    region=args.region)
-        report = dataclasses.replace(report, findings=tuple(verified))
+        report = dataclasses.replace(report, findings=tuple(_add_incident(args, verified, activity)))
+    report = _add_severity(report, args)
     failed = False
     if args.remediate:
         outcomes = remediate_findings(args, report.findings)
@@ -158,7 +163,55 @@ def scan_command(args: argparse.Namespace) -> int:
               file=sys.stderr, end="")
     if failed:
         return EXIT_FAILURE
-    return EXIT_FINDINGS if report.findings else EXIT_CLEAN
+    return EXIT_FINDINGS if _failing(report.findings, getattr(args, "fail_on", None)) else EXIT_CLEAN
+
+
+def _add_exposure(report: ScanReport, target: Path) -> ScanReport:
+    """Leak date, author and whether the leaking commit was pushed (git only, no network)."""
+    if not report.findings:
+        return report
+    from scanner.exposure import add_exposure
+
+    findings, warnings = add_exposure(report.findings, target)
+    for warning in warnings:
+        print(f"keysweep: warning: {warning}", file=sys.stderr)
+    return dataclasses.replace(report, findings=tuple(findings), warnings=(*report.warnings, *warnings))
+
+
+def _last_use_before_verifying(args: argparse.Namespace, findings: Sequence[Finding]) -> dict[str, KeyActivity]:
+    """IAM's record of each key's last use, read before verification signs a call with it."""
+    from scanner.aws.exposure import snapshot
+    from scanner.aws.verify import pairs_in
+
+    accounts = _accounts(args)
+    key_ids = [key.secret.reveal() for key, secret, _ in pairs_in(findings).values()
+               if secret is not None and (not key.canary or args.verify_canary)
+               and (not accounts or key.account_id in accounts)]
+    return snapshot(key_ids, args.profile, args.region)
+
+
+def _add_incident(args: argparse.Namespace, findings: list[Finding], activity: dict[str, KeyActivity]) -> list[Finding]:
+    """For each valid key: its IAM record (created, status, last use) and what it can do."""
+    from scanner.aws.access import add_access
+    from scanner.aws.exposure import add_key_activity
+
+    findings = add_key_activity(findings, activity, args.profile, args.region)
+    return add_access(findings, args.profile, args.region)
+
+
+def _add_severity(report: ScanReport, args: argparse.Namespace) -> ScanReport:
+    from scanner.severity import assign_severity
+
+    return dataclasses.replace(report, findings=tuple(assign_severity(report.findings)))
+
+
+def _failing(findings: Sequence[Finding], fail_on: str | None) -> bool:
+    """Does any finding reach the --fail-on severity (default: any finding at all)?"""
+    if fail_on is None:
+        return bool(findings)
+    from scanner.severity import at_least
+
+    return any(at_least(f.severity, cast("Severity", fail_on)) for f in findings)
 
 
 def _print_warnings(report: ScanReport) -> None:

@@ -13,6 +13,8 @@ from scanner.secret import Secret
 
 SourceKind = Literal["file", "git-blob", "commit-message", "tag-message", "staged", "unreachable-blob"]
 VerificationStatus = Literal["valid", "invalid", "unknown", "canary", "skipped"]
+Severity = Literal["critical", "high", "medium", "low"]
+AccessFlag = Literal["admin", "iam-write", "data-read"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,49 @@ class Verification:
 
 
 @dataclass(frozen=True, slots=True)
+class LastUsed:
+    """GetAccessKeyLastUsed: when and where the key last signed a request (None: never)."""
+
+    date: str | None
+    service: str | None
+    region: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """How far a leak went: when, whether it left the machine, whether the key was used since."""
+
+    leaked_at: str | None  # the introducing commit's author date (ISO 8601)
+    leaked_by: str | None  # its author
+    pushed: bool | None  # None: unknown (no repository, or no commit to look for)
+    key_created: str | None = None
+    key_status: str | None = None  # Active / Inactive, as IAM reports it
+    last_used: LastUsed | None = None
+    used_after_leak: bool | None = None  # None: unknown
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRef:
+    name: str
+    kind: Literal["managed", "inline"]
+    attached_to: str  # "user", "role" or "group:<name>"
+    arn: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What a live key's principal may do, read from IAM with the operator's credentials."""
+
+    principal: str | None  # the caller ARN
+    root: bool
+    groups: tuple[str, ...] = ()
+    policies: tuple[PolicyRef, ...] = ()
+    flags: tuple[AccessFlag, ...] = ()
+    errors: tuple[str, ...] = ()  # permission errors while reading: the picture may be incomplete
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     rule_id: str
     secret: Secret
@@ -60,6 +105,9 @@ class Finding:
     occurrences: Occurrences | None = None
     reachable: bool = True
     verification: Verification | None = None
+    severity: Severity | None = None
+    exposure: Exposure | None = None
+    access: Access | None = None
 
 
 def fingerprint(rule_id: str, secret: Secret, place: str) -> str:

@@ -16,11 +16,14 @@ def render_text(report: ScanReport, *, show_secrets: bool, color: bool) -> str:
     def paint(code: str, text: str) -> str:
         return f"{code}{text}{_RESET}" if color else text
 
+    from scanner.severity import by_severity
+
     by_print = {f.fingerprint: f for f in report.findings}
     lines: list[str] = []
-    for finding in report.findings:
+    for finding in by_severity(report.findings):
         value = finding.secret.reveal() if show_secrets else finding.secret.redacted
-        lines.append(f"{paint(_BOLD, _place(finding))}  {paint(_RED, finding.rule_id)}  {value}")
+        severity = f"[{finding.severity}]  " if finding.severity else ""
+        lines.append(f"{paint(_BOLD, _place(finding))}  {severity}{paint(_RED, finding.rule_id)}  {value}")
         details = []
         if finding.commit is not None:
             c = finding.commit
@@ -41,11 +44,44 @@ def render_text(report: ScanReport, *, show_secrets: bool, color: bool) -> str:
             v = finding.verification
             status = v.status + (f": {v.arn}" if v.arn else "") + (f" ({v.reason})" if v.reason else "")
             details.append("verification: " + (paint(_RED, status) if v.status == "valid" else status))
+        details += _incident_lines(finding)
         lines += [paint(_DIM, "    " + d) for d in details]
     lines.append(_summary_line(report))
     for skipped in report.skipped:
         lines.append(paint(_YELLOW, f"skipped {skipped.path}: {skipped.reason}"))
     return "\n".join(lines) + "\n"
+
+
+def _yes_no(value: bool | None, yes: str, no: str) -> str:
+    return "unknown" if value is None else yes if value else no
+
+
+def _incident_lines(finding: Finding) -> list[str]:
+    """Exposure and access, for a finding that has them (access only for a verified live key)."""
+    lines = []
+    exposure = finding.exposure
+    if exposure is not None and (exposure.pushed is not None or exposure.last_used is not None or exposure.errors):
+        parts = [f"pushed: {_yes_no(exposure.pushed, 'yes (a remote branch or tag has the commit)', 'no (local refs only)')}"]
+        if exposure.key_status or exposure.key_created:
+            parts.append(f"key {exposure.key_status or 'status unknown'}, created {(exposure.key_created or 'unknown')[:10]}")
+        if exposure.last_used is not None:
+            used = exposure.last_used
+            where = ", ".join(x for x in (used.service, used.region) if x)
+            parts.append(f"last used {used.date} ({where})" if used.date else "never used")
+            parts.append(f"used after the leak: {_yes_no(exposure.used_after_leak, 'YES', 'no')}")
+        lines.append("exposure: " + "; ".join(parts))
+        lines += [f"exposure: could not read: {e}" for e in exposure.errors]
+    access = finding.access
+    if access is not None:
+        who = "ROOT USER (the account itself)" if access.root else access.principal or "unknown"
+        lines.append(f"access: {who}" + (f"; groups: {', '.join(access.groups)}" if access.groups else ""))
+        if access.policies:
+            names = [p.name + ("" if p.attached_to in ("user", "role") else f" (via {p.attached_to})")
+                     + (" [inline]" if p.kind == "inline" else "") for p in access.policies]
+            lines.append("policies: " + ", ".join(names))
+        lines.append("can: " + (", ".join(access.flags) if access.flags else "no admin, IAM-write or broad data-read found"))
+        lines += [f"access: could not read: {e}" for e in access.errors]
+    return lines
 
 
 def _summary_line(report: ScanReport) -> str:
