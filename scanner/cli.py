@@ -88,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--rules", action="append", type=Path, default=[], metavar="PATH")
     create.add_argument("--config", type=Path, metavar="FILE")
 
-    revoke = commands.add_parser("revoke", help="deactivate (and with --delete, delete) an access key in IAM")
-    revoke.add_argument("key_id", metavar="KEY_ID")
+    revoke = commands.add_parser("revoke", help="deactivate (and with --delete, delete) an access key or a Bedrock API key in IAM")
+    revoke.add_argument("key_id", metavar="KEY_ID", help="an access key ID, or a Bedrock API key's service-specific credential ID")
     revoke.add_argument("--delete", action="store_true", help="delete the key after deactivating it")
     _add_remediation_flags(revoke)
     return parser

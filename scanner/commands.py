@@ -148,7 +148,7 @@ def scan_command(args: argparse.Namespace) -> int:
     report = _add_severity(report, args)
     failed = False
     if args.remediate:
-        outcomes = remediate_findings(args, report.findings)
+        outcomes = remediate_findings(args, report.findings) + remediate_bedrock_findings(args, report.findings)
         report = dataclasses.replace(report, remediation=tuple(outcomes))
         failed = any(o.result == "failed" for o in outcomes)
     fmt = cast(ReportFormat, args.format or config.format or "text")
@@ -305,12 +305,65 @@ def remediate_findings(args: argparse.Namespace, findings: Sequence[Finding]) ->
     return outcomes
 
 
+def remediate_bedrock_findings(args: argparse.Namespace, findings: Sequence[Finding]) -> list[RemediationOutcome]:
+    """Plan (and with --apply, carry out) remediation of every Bedrock API key the scan found."""
+    keys = {f.bedrock.name or f.fingerprint: f for f in findings if f.bedrock is not None and not f.canary}
+    if not keys:
+        return []
+    from scanner.aws import bedrock, remediate
+
+    targets = []
+    for label, finding in keys.items():
+        verification = finding.verification
+        if verification is not None and verification.status in ("canary", "skipped"):
+            continue
+        facts = finding.bedrock
+        assert facts is not None
+        if facts.term == "short-term":
+            label = f"short-term Bedrock API key at {finding.path or finding.source}:{finding.line}"
+        targets.append(bedrock.Credential(label, facts=facts))
+    if not targets:
+        return []
+    operator = remediate.connect(args.profile, args.region)
+    mode: remediate.RemediationMode = args.remediate
+    plans = bedrock.plan(targets, mode, operator, allow_accounts=_accounts(args))
+    outcomes = bedrock.apply(plans, operator, _audit(args), dry_run=not args.apply)
+    _print_outcomes(plans, outcomes, args.apply, _audit(args))
+    return outcomes
+
+
+SERVICE_CREDENTIAL_ID = regex.compile(r"[A-Za-z0-9_]{20,128}")
+
+
+def _revoke_bedrock(args: argparse.Namespace, credential_id: str) -> int:
+    from scanner.aws import bedrock, remediate
+
+    operator = remediate.connect(args.profile, args.region)
+    mode: remediate.RemediationMode = "delete" if args.delete else "deactivate"
+    plans = bedrock.plan([bedrock.Credential(credential_id, credential_id=credential_id)], mode, operator,
+                         allow_accounts=_accounts(args))
+    outcomes = bedrock.apply(plans, operator, _audit(args), dry_run=not args.apply)
+    _print_outcomes(plans, outcomes, args.apply, _audit(args))
+    if any(o.result == "failed" for o in outcomes):
+        return EXIT_FAILURE
+    if any(o.result == "refused" for o in outcomes):
+        return EXIT_USAGE
+    return EXIT_CLEAN
+
+
 def revoke_command(args: argparse.Namespace) -> int:
     from scanner.aws import remediate
 
     key_id = args.key_id.strip()
-    if not KEY_ID.fullmatch(key_id):
-        raise UsageError(f"{key_id!r} is not an AWS access key ID (AKIA… or ASIA… followed by 16 characters)")
+    # An access key ID (AKIA…, ASIA…) or else a Bedrock API key's service-specific credential ID
+    # (ListServiceSpecificCredentials shows it; such IDs start ACCA).
+    if not (KEY_ID.fullmatch(key_id) and not key_id.startswith("ACCA")):
+        if SERVICE_CREDENTIAL_ID.fullmatch(key_id):
+            if args.use_leaked_key:
+                raise UsageError("--use-leaked-key is for access keys; a Bedrock API key cannot sign IAM calls")
+            return _revoke_bedrock(args, key_id)
+        raise UsageError(f"{key_id!r} is not an AWS access key ID (AKIA… or ASIA… followed by 16 characters), "
+                         "nor a Bedrock API key's service-specific credential ID (20 to 128 letters and digits)")
     if args.use_leaked_key:
         raise UsageError("revoke knows only the key ID; --use-leaked-key needs the secret, so use it with scan --remediate")
     operator = remediate.connect(args.profile, args.region)

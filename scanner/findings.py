@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from scanner.engine.awskeys import account_id_from_key_id, is_canary
+from scanner.engine.awskeys import BedrockKey, account_id_from_key_id, bedrock_key_facts, is_canary
 from scanner.engine.decode import DecodingKind
 from scanner.engine.detect import Match
 from scanner.secret import Secret
@@ -108,6 +108,7 @@ class Finding:
     severity: Severity | None = None
     exposure: Exposure | None = None
     access: Access | None = None
+    bedrock: BedrockKey | None = None  # what a Bedrock API key carries, decoded offline
 
 
 def fingerprint(rule_id: str, secret: Secret, place: str) -> str:
@@ -135,6 +136,9 @@ def findings_from_matches(
     findings = []
     for match, print_ in zip(matches, prints, strict=True):
         account = account_id_from_key_id(match.secret.reveal()) if match.secret.kind == "key-id" else None
+        bedrock = bedrock_key_facts(match.secret.reveal()) if match.secret.kind == "bearer-token" else None
+        if bedrock is not None:
+            account = bedrock.account
         findings.append(
             Finding(
                 rule_id=match.rule_id, secret=match.secret, path=path, line=match.line, column=match.column,
@@ -142,7 +146,7 @@ def findings_from_matches(
                 canary=is_canary(account), decoded=match.decoded,
                 pair=prints[match.pair] if match.pair is not None else None,
                 session_token=prints[match.session_token] if match.session_token is not None else None,
-                reachable=reachable,
+                reachable=reachable, bedrock=bedrock,
             )
         )
     return _inherit_account(findings)

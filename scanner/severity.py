@@ -43,14 +43,38 @@ def _of_key(key: Finding, has_secret: bool) -> Severity:
     return "high"
 
 
+def _of_bearer(finding: Finding) -> Severity:
+    """A Bedrock API key is a whole credential on its own: high unless shown dead or expired."""
+    import datetime
+
+    if finding.canary:
+        return "low"
+    verification = finding.verification
+    if verification is not None:
+        if verification.status in ("invalid", "canary"):
+            return "low"
+        if verification.status != "valid":
+            return "medium"
+    bedrock = finding.bedrock
+    if bedrock is not None and bedrock.expires_at is not None:
+        expires = datetime.datetime.fromisoformat(bedrock.expires_at)
+        if expires < datetime.datetime.now(datetime.timezone.utc):
+            return "low"
+    if finding.exposure is not None and finding.exposure.key_status == "Inactive":
+        return "low"
+    return "high"
+
+
 def assign_severity(findings: Sequence[Finding]) -> list[Finding]:
     """Each finding with its severity; a secret or token takes its key ID's."""
     by_print = {f.fingerprint: f for f in findings}
+    # An SES SMTP password proves the secret existed as much as the secret itself does.
+    smtp_of = {f.pair for f in findings if f.secret.kind == "smtp-password" and f.pair}
     of_key: dict[str, Severity] = {}
     for finding in findings:
         if finding.secret.kind == "key-id":
             partner = by_print.get(finding.pair) if finding.pair else None
-            of_key[finding.fingerprint] = _of_key(finding, partner is not None)
+            of_key[finding.fingerprint] = _of_key(finding, partner is not None or finding.fingerprint in smtp_of)
     result = []
     for finding in findings:
         if finding.severity is not None:  # set by a more specific analysis (a Bedrock key's own)
@@ -58,6 +82,8 @@ def assign_severity(findings: Sequence[Finding]) -> list[Finding]:
             continue
         if finding.secret.kind == "key-id":
             severity = of_key[finding.fingerprint]
+        elif finding.secret.kind == "bearer-token":
+            severity = _of_bearer(finding)
         elif finding.pair and finding.pair in of_key:
             severity = of_key[finding.pair]
         else:

@@ -9,6 +9,7 @@ from typing import Any
 from scanner import __version__
 from scanner.engine.rules import RuleSet
 from scanner.findings import Finding, ScanReport
+from scanner.secret import Secret
 
 SCHEMA_VERSION = 1
 
@@ -42,7 +43,18 @@ def finding_dict(finding: Finding, ruleset: RuleSet, *, show_secrets: bool) -> d
         "severity": finding.severity,
         "exposure": exposure_dict(finding),
         "access": access_dict(finding),
+        "bedrock": _bedrock(finding, show_secrets),
     }
+
+
+def _bedrock(finding: Finding, show_secrets: bool) -> dict[str, Any] | None:
+    if finding.bedrock is None:
+        return None
+    data = asdict(finding.bedrock)
+    signer = data.get("signer_key_id")
+    if signer and not show_secrets:
+        data["signer_key_id"] = Secret("key-id", signer).redacted  # as every key ID in a report
+    return data
 
 
 def _tristate(value: bool | None) -> bool | str:

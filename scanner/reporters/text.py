@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from scanner.findings import Finding, ScanReport
+from scanner.secret import Secret
 
 _RED, _YELLOW, _DIM, _BOLD, _RESET = "\033[31m", "\033[33m", "\033[2m", "\033[1m", "\033[0m"
 
@@ -44,7 +45,7 @@ def render_text(report: ScanReport, *, show_secrets: bool, color: bool) -> str:
             v = finding.verification
             status = v.status + (f": {v.arn}" if v.arn else "") + (f" ({v.reason})" if v.reason else "")
             details.append("verification: " + (paint(_RED, status) if v.status == "valid" else status))
-        details += _incident_lines(finding)
+        details += _incident_lines(finding, show_secrets)
         lines += [paint(_DIM, "    " + d) for d in details]
     lines.append(_summary_line(report))
     for skipped in report.skipped:
@@ -56,9 +57,19 @@ def _yes_no(value: bool | None, yes: str, no: str) -> str:
     return "unknown" if value is None else yes if value else no
 
 
-def _incident_lines(finding: Finding) -> list[str]:
+def _incident_lines(finding: Finding, show_secrets: bool) -> list[str]:
     """Exposure and access, for a finding that has them (access only for a verified live key)."""
     lines = []
+    bedrock = finding.bedrock
+    if bedrock is not None:
+        if bedrock.term == "long-term":
+            lines.append(f"Bedrock API key (long-term, IAM service-specific credential) {bedrock.name}")
+        else:
+            signer = bedrock.signer_key_id
+            if signer and not show_secrets:
+                signer = Secret("key-id", signer).redacted
+            lines.append(f"Bedrock API key (short-term) signed by {signer or 'an unknown key'}"
+                         f" in {bedrock.region or 'unknown region'}, expires {bedrock.expires_at or 'unknown'}")
     exposure = finding.exposure
     if exposure is not None and (exposure.pushed is not None or exposure.last_used is not None or exposure.errors):
         parts = [f"pushed: {_yes_no(exposure.pushed, 'yes (a remote branch or tag has the commit)', 'no (local refs only)')}"]
