@@ -144,6 +144,11 @@ def scan_command(args: argparse.Namespace) -> int:
         activity = _last_use_before_verifying(args, report.findings)
         verified = verify_findings(report.findings, allow_accounts=_accounts(args), include_canary=args.verify_canary,
                                    region=args.region)
+        if any(f.bedrock is not None for f in verified):
+            from scanner.aws import bedrock
+
+            verified = bedrock.verify_findings(verified, allow_accounts=_accounts(args),
+                                               include_canary=args.verify_canary, region=args.region)
         report = dataclasses.replace(report, findings=tuple(_add_incident(args, verified, activity)))
     report = _add_severity(report, args)
     failed = False
@@ -196,7 +201,12 @@ def _add_incident(args: argparse.Namespace, findings: list[Finding], activity: d
     from scanner.aws.exposure import add_key_activity
 
     findings = add_key_activity(findings, activity, args.profile, args.region)
-    return add_access(findings, args.profile, args.region)
+    findings = add_access(findings, args.profile, args.region)
+    if any(f.bedrock is not None for f in findings):
+        from scanner.aws.bedrock import add_owner
+
+        findings = add_owner(findings, args.profile, args.region)
+    return findings
 
 
 def _add_severity(report: ScanReport, args: argparse.Namespace) -> ScanReport:

@@ -206,3 +206,90 @@ def test_scan_remediate_acts_on_a_bedrock_key(iam: tuple[Any, Stubber], monkeypa
     assert code == 1, err  # findings remain in the files: exit 1, not a failure
     assert "ACCAZ2QSECRETLEAKED0002: delete: ok" in err
     assert key not in err
+
+
+class _Bedrock:
+    """A stand-in Bedrock endpoint on 127.0.0.1: accepts one bearer token, answers as AWS does."""
+
+    def __init__(self, accepted: str, denied: str = "") -> None:
+        import http.server
+        import threading
+
+        outer = self
+        self.requests: list[tuple[str, str]] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+                token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                outer.requests.append((self.path, token))
+                if token == accepted:
+                    code, body, kind = 200, {"modelSummaries": []}, ""
+                elif token == denied:
+                    code, body, kind = 403, {"message": "not authorized to perform bedrock:ListFoundationModels"}, "AccessDeniedException"
+                else:
+                    code, body, kind = 403, {"message": "Invalid API Key format: Must start with pre-defined prefix"}, "UnrecognizedClientException"
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                if kind:
+                    self.send_header("x-amzn-ErrorType", f"{kind}:http://internal.amazon.com/coral/")
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_verify_key_with_a_read_only_bearer_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    live, denied, dead = (bedrock_long_term_key(ACCOUNT) for _ in range(3))
+    endpoint = _Bedrock(live, denied)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK", endpoint.url)
+    try:
+        results = {name: bedrock.verify_key(key, bedrock_key_facts(key))  # type: ignore[arg-type]
+                   for name, key in (("live", live), ("denied", denied), ("dead", dead))}
+    finally:
+        endpoint.close()
+    assert results["live"].status == "valid" and results["live"].account == ACCOUNT
+    assert results["denied"].status == "valid" and "AccessDenied" in results["denied"].reason
+    assert results["dead"].status == "invalid" and "UnrecognizedClient" in results["dead"].reason
+    assert {path for path, _ in endpoint.requests} == {"/foundation-models"}
+    expired = bedrock_short_term_key(key_id("ASIA", ACCOUNT), "tok", when=NOW, expires=60)
+    outcome = bedrock.verify_key(expired, bedrock_key_facts(expired))  # type: ignore[arg-type]
+    assert outcome.status == "invalid" and "not sent" in outcome.reason
+
+
+def test_scan_verify_reports_a_live_bedrock_key(tmp_path: Path) -> None:
+    from tests.conftest import run_keysweep
+
+    live, dead = bedrock_long_term_key(ACCOUNT), bedrock_long_term_key(ACCOUNT)
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "live.env").write_text(f"AWS_BEARER_TOKEN_BEDROCK={live}\n")
+    (tmp_path / "app" / "old.env").write_text(f"AWS_BEARER_TOKEN_BEDROCK={dead}\n")
+    endpoint = _Bedrock(live)
+    env = {"AWS_ENDPOINT_URL_BEDROCK": endpoint.url, "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+           "AWS_EC2_METADATA_DISABLED": "true", "AWS_MAX_ATTEMPTS": "1"}
+    try:
+        result = run_keysweep("scan", "--verify", "--no-progress", "-f", "json", tmp_path / "app", env=env)
+    finally:
+        endpoint.close()
+    assert result.returncode == 1, result.stderr
+    by_path = {f["path"]: f for f in result.json()["findings"]}
+    assert by_path["live.env"]["verification"]["status"] == "valid"
+    assert by_path["live.env"]["severity"] == "high"
+    # The owner lookup could not reach IAM: said in the finding, not fatal.
+    assert by_path["live.env"]["access"]["errors"]
+    assert by_path["old.env"]["verification"]["status"] == "invalid"
+    assert by_path["old.env"]["severity"] == "low"
+    assert live not in result.stdout + result.stderr

@@ -14,6 +14,7 @@ says what to do instead (revoke the signing principal's sessions, or its access 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -167,3 +168,128 @@ def apply(plans: Sequence[Plan], operator: Operator, audit: AuditLog, *, dry_run
                 break
             record(Outcome(*base, action, "ok", "", dry_run))
     return outcomes
+
+
+def _endpoint(region: str) -> str:
+    import os
+
+    # The variables botocore honours, so a test endpoint (or a VPC endpoint) applies here too.
+    base = os.environ.get("AWS_ENDPOINT_URL_BEDROCK") or os.environ.get("AWS_ENDPOINT_URL")
+    return (base.rstrip("/") if base else f"https://bedrock.{region}.amazonaws.com") + "/foundation-models"
+
+
+def verify_key(value: str, facts: BedrockKey, region: str | None = None) -> Any:
+    """Is a Bedrock API key live? A read-only GET ListFoundationModels with the key as bearer token.
+
+    200: valid. 401, or 403 naming a bad or expired token: invalid. A 403 AccessDenied means
+    the token was accepted but may not list models: live, so valid (with that reason).
+    """
+    import datetime
+    import urllib.error
+    import urllib.request
+
+    from scanner.findings import Verification
+
+    if facts.expires_at is not None:
+        expires = datetime.datetime.fromisoformat(facts.expires_at)
+        if expires < datetime.datetime.now(datetime.timezone.utc):
+            return Verification("invalid", reason=f"expired at {facts.expires_at} (not sent to AWS)",
+                                account=facts.account)
+    request = urllib.request.Request(_endpoint(region or facts.region or "us-east-1"),
+                                     headers={"Authorization": f"Bearer {value}", "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310 - https or a configured endpoint
+            response.read(1 << 16)
+        return Verification("valid", reason="ListFoundationModels accepted the key", account=facts.account)
+    except urllib.error.HTTPError as exc:
+        body = exc.read(1 << 16).decode("utf-8", "replace")
+        try:
+            error = json.loads(body)
+        except ValueError:
+            error = {}
+        kind = str(exc.headers.get("x-amzn-ErrorType", "") or (error.get("__type", "") if isinstance(error, dict) else ""))
+        message = str(error.get("message") or error.get("Message") or body[:200]) if isinstance(error, dict) else body[:200]
+        reason = f"HTTP {exc.code} {kind.split(':')[0]}: {message}".strip()
+        if exc.code == 401 or any(w in (kind + message).lower() for w in ("invalid", "expired", "unrecognized")):
+            return Verification("invalid", reason=reason, account=facts.account)
+        if exc.code == 403 and "accessdenied" in kind.lower():
+            return Verification("valid", reason=f"authenticated, but {reason}", account=facts.account)
+        return Verification("unknown", reason=reason, account=facts.account)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return Verification("unknown", reason=f"{type(exc).__name__}: {exc}", account=facts.account)
+
+
+def verify_findings(findings: Sequence[Any], *, allow_accounts: frozenset[str] = frozenset(),
+                    include_canary: bool = False, region: str | None = None) -> list[Any]:
+    """Each Bedrock API key finding with a verification (canary and --allow-account as for key pairs)."""
+    from dataclasses import replace
+
+    from scanner.findings import Verification
+
+    result = []
+    for finding in findings:
+        facts = finding.bedrock
+        if facts is None or finding.verification is not None:
+            result.append(finding)
+            continue
+        if finding.canary and not include_canary:
+            outcome = Verification("canary", reason=f"account {facts.account} hosts canary tokens: not sent to AWS")
+        elif allow_accounts and facts.account not in allow_accounts:
+            outcome = Verification("skipped", reason=f"account {facts.account or 'unknown'} is not in --allow-account")
+        else:
+            outcome = verify_key(finding.secret.reveal(), facts, region)
+        result.append(replace(finding, verification=outcome))
+    return result
+
+
+def add_owner(findings: Sequence[Any], profile: str | None, region: str | None) -> list[Any]:
+    """Valid long-term Bedrock keys: owner, status and creation date from ListServiceSpecificCredentials,
+    and the owner's groups and policies. No flags: the key can call Bedrock only, whatever else the
+    user may do (that is what a service-specific credential is)."""
+    from dataclasses import replace
+
+    import botocore.exceptions
+
+    from scanner.aws.access import analyse
+    from scanner.aws.clients import operator_session
+    from scanner.errors import UsageError
+    from scanner.findings import Access, Exposure
+
+    live = [f for f in findings if f.bedrock is not None and f.bedrock.term == "long-term"
+            and f.verification is not None and f.verification.status == "valid"]
+    if not live:
+        return list(findings)
+    errors: list[str] = []
+    listed: list[dict[str, Any]] = []
+    iam: Any = None
+    try:
+        iam = client(operator_session(profile, region), "iam")
+        listed = list(_credentials(iam))
+    except UsageError as exc:
+        errors.append(str(exc))
+    except botocore.exceptions.ClientError as exc:
+        errors.append(f"ListServiceSpecificCredentials: {error_code(exc)}: {error_message(exc)}")
+    except (botocore.exceptions.BotoCoreError, OSError) as exc:
+        errors.append(f"ListServiceSpecificCredentials: {type(exc).__name__}: {exc}")
+    updates: dict[str, Any] = {}
+    for finding in live:
+        facts = finding.bedrock
+        found = [item for item in listed if _matches(item, Credential("", facts=facts))]
+        base = finding.exposure or Exposure(finding.commit.date if finding.commit else None,
+                                            finding.commit.author if finding.commit else None, None)
+        if len(found) != 1:
+            why = errors or [f"{len(found)} Bedrock API keys in IAM match this key's name"]
+            updates[finding.fingerprint] = replace(finding, exposure=replace(base, errors=(*base.errors, *why)),
+                                                   access=Access(None, False, errors=tuple(why)))
+            continue
+        item = found[0]
+        user = str(item.get("UserName"))
+        arn = f"arn:aws:iam::{facts.account}:user/{user}"
+        owner = analyse(iam, arn)
+        created: Any = item.get("CreateDate")
+        exposure = replace(base, key_status=str(item.get("Status")),
+                           key_created=created.isoformat() if created is not None and hasattr(created, "isoformat")
+                           else None)
+        access = replace(owner, flags=())
+        updates[finding.fingerprint] = replace(finding, exposure=exposure, access=access)
+    return [updates.get(f.fingerprint, f) for f in findings]
