@@ -52,6 +52,11 @@ def _credentials(key: dict[str, str]) -> str:
 def incident(moto_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The account, the repository and one scan of it (shared: the scan is the expensive part)."""
     tmp = tmp_path_factory.mktemp("incident")
+    import urllib.request
+
+    # moto's state is per process, shared with other tests' servers: start clean (and with
+    # the managed policies loaded, as the variable now asks).
+    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")).read()
     iam = boto3.client("iam", endpoint_url=moto_url, region_name="us-east-1",
                        aws_access_key_id="testing", aws_secret_access_key="testing")
     iam.create_user(UserName="security")
