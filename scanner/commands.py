@@ -163,12 +163,13 @@ def scan_command(args: argparse.Namespace) -> int:
         for skipped in report.skipped:
             print(f"keysweep: warning: skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
     write_output(render(report, fmt, ruleset, show_secrets=args.show_secrets, color=_color(args)), args.output)
-    if report.findings and (args.staged or args.pre_push):
+    failing = _failing(report.findings, getattr(args, "fail_on", None))
+    if failing and (args.staged or args.pre_push):
         print(BLOCKED_COMMIT_HELP.replace("this commit", "this push") if args.pre_push else BLOCKED_COMMIT_HELP,
               file=sys.stderr, end="")
     if failed:
         return EXIT_FAILURE
-    return EXIT_FINDINGS if _failing(report.findings, getattr(args, "fail_on", None)) else EXIT_CLEAN
+    return EXIT_FINDINGS if failing else EXIT_CLEAN
 
 
 def _add_exposure(report: ScanReport, target: Path) -> ScanReport:

@@ -194,3 +194,19 @@ def test_offline_severity_and_fail_on(tmp_path: Path, keys: KeySet) -> None:
     assert run_keysweep("scan", "--no-progress", "--fail-on", "medium", only_id.path).returncode == 1
     bad = run_keysweep("scan", "--fail-on", "severe", only_id.path)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_pushed_follows_remote_branches_and_tags_only(tmp_path: Path) -> None:
+    from scanner.sources.git import find_repository, published_commits
+
+    remote = GitRepo(tmp_path / "remote.git", bare=True)
+    repo = GitRepo(tmp_path / "repo")
+    first = repo.commit("one")
+    repo.git("remote", "add", "origin", str(remote.path))
+    assert published_commits(find_repository(repo.path, search_parents=False), [first]) == {first: False}  # type: ignore[arg-type]
+    repo.git("push", "-q", "-u", "origin", "main")
+    second = repo.commit("two")
+    third = repo.commit("three")
+    repo.git("tag", "v1", second)
+    found = published_commits(find_repository(repo.path, search_parents=False), [first, second, third, "not-a-sha"])  # type: ignore[arg-type]
+    assert found == {first: True, second: True, third: False}
