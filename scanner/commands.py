@@ -317,13 +317,24 @@ def remediate_findings(args: argparse.Namespace, findings: Sequence[Finding]) ->
 
 
 def remediate_bedrock_findings(args: argparse.Namespace, findings: Sequence[Finding]) -> list[RemediationOutcome]:
-    """Plan (and with --apply, carry out) remediation of every Bedrock API key the scan found."""
+    """Plan (and with --apply, carry out) remediation of every Bedrock API key the scan found.
+
+    Only keys proven live are acted on (verified here if the scan did not verify them), unless
+    --include-unconfirmed (the "Trust" rule for access keys, applied to Bedrock keys too).
+    """
     keys = {f.bedrock.name or f.fingerprint: f for f in findings if f.bedrock is not None and not f.canary}
     if not keys:
         return []
     from scanner.aws import bedrock, remediate
 
+    include_unconfirmed = bool(getattr(args, "include_unconfirmed", False))
+    long_term = [f for f in keys.values() if f.bedrock is not None and f.bedrock.term == "long-term"]
+    if not include_unconfirmed and any(f.verification is None for f in long_term):
+        checked = {f.fingerprint: f for f in bedrock.verify_findings(
+            long_term, allow_accounts=_accounts(args), include_canary=args.verify_canary, region=args.region)}
+        keys = {label: checked.get(f.fingerprint, f) for label, f in keys.items()}
     targets = []
+    unproven: list[remediate.Plan] = []
     for label, finding in keys.items():
         verification = finding.verification
         if verification is not None and verification.status in ("canary", "skipped"):
@@ -331,13 +342,21 @@ def remediate_bedrock_findings(args: argparse.Namespace, findings: Sequence[Find
         facts = finding.bedrock
         assert facts is not None
         if facts.term == "short-term":
+            if verification is not None and verification.status == "invalid":
+                continue  # expired or refused by Bedrock: nothing left to revoke
             label = f"short-term Bedrock API key at {finding.path or finding.source}:{finding.line}"
+        elif not include_unconfirmed and (verification is None or verification.status != "valid"):
+            status = f"{verification.status}: {verification.reason}" if verification else "not verified"
+            unproven.append(remediate.Plan(label, facts.account, None, None, (), refusal=(
+                f"not proven live ({status}); keysweep acts only on keys Bedrock accepts "
+                "(--include-unconfirmed to act anyway)")))
+            continue
         targets.append(bedrock.Credential(label, facts=facts))
-    if not targets:
+    if not targets and not unproven:
         return []
     operator = remediate.connect(args.profile, args.region)
     mode: remediate.RemediationMode = args.remediate
-    plans = bedrock.plan(targets, mode, operator, allow_accounts=_accounts(args))
+    plans = unproven + (bedrock.plan(targets, mode, operator, allow_accounts=_accounts(args)) if targets else [])
     outcomes = bedrock.apply(plans, operator, _audit(args), dry_run=not args.apply)
     _print_outcomes(plans, outcomes, args.apply, _audit(args))
     return outcomes

@@ -200,12 +200,20 @@ def test_scan_remediate_acts_on_a_bedrock_key(iam: tuple[Any, Stubber], monkeypa
                          {"UserName": "alice", "ServiceSpecificCredentialId": "ACCAZ2QSECRETLEAKED0002", "Status": "Inactive"})
     stubber.add_response("delete_service_specific_credential", {},
                          {"UserName": "alice", "ServiceSpecificCredentialId": "ACCAZ2QSECRETLEAKED0002"})
-    code = _run_cli(monkeypatch, client, ["scan", "--no-progress", str(tmp_path / "app"), "--remediate", "delete",
-                                          "--apply", "--audit-log", str(tmp_path / "audit.jsonl")])
+    dead = bedrock_long_term_key(ACCOUNT)
+    (tmp_path / "app" / "old.env").write_text(f"AWS_BEARER_TOKEN_BEDROCK={dead}\n")
+    endpoint = _Bedrock(key)  # the live key is proven live first; the dead one is left alone
+    monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK", endpoint.url)
+    try:
+        code = _run_cli(monkeypatch, client, ["scan", "--no-progress", str(tmp_path / "app"), "--remediate", "delete",
+                                              "--apply", "--audit-log", str(tmp_path / "audit.jsonl")])
+    finally:
+        endpoint.close()
     err = capsys.readouterr().err
     assert code == 1, err  # findings remain in the files: exit 1, not a failure
     assert "ACCAZ2QSECRETLEAKED0002: delete: ok" in err
-    assert key not in err
+    assert "not proven live (invalid" in err
+    assert key not in err and dead not in err
 
 
 class _Bedrock:
