@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--show-secrets", action="store_true", help="print secrets in clear (default: redacted)")
     out.add_argument("--no-color", action="store_true", help="no colour even on a terminal")
     out.add_argument("--no-progress", action="store_true", help="no progress display on standard error")
+    out.add_argument("--fail-on", choices=("critical", "high", "medium", "low"), default=None, metavar="SEVERITY",
+                     help="exit 1 only for findings of this severity or worse: critical, high, medium, low (default: any finding)")
     aws = scan.add_argument_group("AWS (network; nothing is sent without --verify or --remediate)")
     aws.add_argument("--verify", action="store_true", help="check each key pair with STS GetCallerIdentity")
     aws.add_argument("--remediate", choices=("deactivate", "delete"),
@@ -92,8 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--rules", action="append", type=Path, default=[], metavar="PATH")
     create.add_argument("--config", type=Path, metavar="FILE")
 
-    revoke = commands.add_parser("revoke", help="deactivate (and with --delete, delete) an access key in IAM")
-    revoke.add_argument("key_id", metavar="KEY_ID")
+    revoke = commands.add_parser("revoke", help="deactivate (and with --delete, delete) an access key or a Bedrock API key in IAM")
+    revoke.add_argument("key_id", metavar="KEY_ID", help="an access key ID, or a Bedrock API key's service-specific credential ID")
     revoke.add_argument("--delete", action="store_true", help="delete the key after deactivating it")
     _add_remediation_flags(revoke)
     _add_audit_parser(commands)

@@ -26,7 +26,9 @@ from scanner.scan import DEFAULT_MAX_FILE_SIZE, HistoryMode, ScanOptions, defaul
 if TYPE_CHECKING:
     # scanner.aws pulls in boto3 (~0.1 s): imported where a command uses it, never by a plain scan.
     from scanner.aws.audit import AuditLog
+    from scanner.aws.exposure import KeyActivity
     from scanner.aws.remediate import Plan
+    from scanner.findings import Severity
 
 
 def _history_mode(args: argparse.Namespace) -> HistoryMode:
@@ -148,16 +150,24 @@ def scan_command(args: argparse.Namespace) -> int:
     report = _scan(args, config, ruleset, history=_history_mode(args))
     if baseline is not None:
         report = dataclasses.replace(report, findings=tuple(baseline.new(report.findings)))
+    report = _add_exposure(report, Path(args.path))
     if args.verify or args.remediate:
         # Remediation acts only on keys proven live: it verifies every pair itself.
         from scanner.aws.verify import verify_findings
 
+        activity = _last_use_before_verifying(args, report.findings)
         verified = verify_findings(report.findings, allow_accounts=_accounts(args), include_canary=args.verify_canary,
                                    region=args.region)
-        report = dataclasses.replace(report, findings=tuple(verified))
+        if any(f.bedrock is not None for f in verified):
+            from scanner.aws import bedrock
+
+            verified = bedrock.verify_findings(verified, allow_accounts=_accounts(args),
+                                               include_canary=args.verify_canary, region=args.region)
+        report = dataclasses.replace(report, findings=tuple(_add_incident(args, verified, activity)))
+    report = _add_severity(report, args)
     failed = False
     if args.remediate:
-        outcomes = remediate_findings(args, report.findings)
+        outcomes = remediate_findings(args, report.findings) + remediate_bedrock_findings(args, report.findings)
         report = dataclasses.replace(report, remediation=tuple(outcomes))
         failed = any(o.result == "failed" for o in outcomes)
     fmt = cast(ReportFormat, args.format or config.format or "text")
@@ -168,14 +178,68 @@ def scan_command(args: argparse.Namespace) -> int:
             print(escape_control(f"keysweep: warning: skipped {skipped.path}: {skipped.reason}"), file=sys.stderr)
     write_output(render(report, fmt, ruleset, show_secrets=args.show_secrets, color=_color(args)), args.output,
                  private=args.show_secrets)
-    if report.findings and (args.staged or args.pre_push):
+    failing = _failing(report.findings, getattr(args, "fail_on", None))
+    if failing and (args.staged or args.pre_push):
         print(BLOCKED_COMMIT_HELP.replace("this commit", "this push") if args.pre_push else BLOCKED_COMMIT_HELP,
               file=sys.stderr, end="")
     for error in report.errors:
         print(escape_control(f"keysweep: error: {error}"), file=sys.stderr)
     if failed or report.errors:
         return EXIT_FAILURE  # an incomplete scan is never reported as clean, nor as only findings
-    return EXIT_FINDINGS if report.findings else EXIT_CLEAN
+    return EXIT_FINDINGS if failing else EXIT_CLEAN
+
+
+def _add_exposure(report: ScanReport, target: Path) -> ScanReport:
+    """Leak date, author and whether the leaking commit was pushed (git only, no network)."""
+    if not report.findings:
+        return report
+    from scanner.exposure import add_exposure
+
+    findings, warnings = add_exposure(report.findings, target)
+    for warning in warnings:
+        print(escape_control(f"keysweep: warning: {warning}"), file=sys.stderr)
+    return dataclasses.replace(report, findings=tuple(findings), warnings=(*report.warnings, *warnings))
+
+
+def _last_use_before_verifying(args: argparse.Namespace, findings: Sequence[Finding]) -> dict[str, KeyActivity]:
+    """IAM's record of each key's last use, read before verification signs a call with it."""
+    from scanner.aws.exposure import snapshot
+    from scanner.aws.verify import pairs_in
+
+    accounts = _accounts(args)
+    key_ids = [key.secret.reveal() for key, secret, _ in pairs_in(findings).values()
+               if secret is not None and (not key.canary or args.verify_canary)
+               and (not accounts or key.account_id in accounts)]
+    return snapshot(key_ids, args.profile, args.region)
+
+
+def _add_incident(args: argparse.Namespace, findings: list[Finding], activity: dict[str, KeyActivity]) -> list[Finding]:
+    """For each valid key: its IAM record (created, status, last use) and what it can do."""
+    from scanner.aws.access import add_access
+    from scanner.aws.exposure import add_key_activity
+
+    findings = add_key_activity(findings, activity, args.profile, args.region)
+    findings = add_access(findings, args.profile, args.region)
+    if any(f.bedrock is not None for f in findings):
+        from scanner.aws.bedrock import add_owner
+
+        findings = add_owner(findings, args.profile, args.region)
+    return findings
+
+
+def _add_severity(report: ScanReport, args: argparse.Namespace) -> ScanReport:
+    from scanner.severity import assign_severity
+
+    return dataclasses.replace(report, findings=tuple(assign_severity(report.findings)))
+
+
+def _failing(findings: Sequence[Finding], fail_on: str | None) -> bool:
+    """Does any finding reach the --fail-on severity (default: any finding at all)?"""
+    if fail_on is None:
+        return bool(findings)
+    from scanner.severity import at_least
+
+    return any(at_least(f.severity, cast("Severity", fail_on)) for f in findings)
 
 
 def _print_warnings(report: ScanReport) -> None:
@@ -342,12 +406,84 @@ def remediate_findings(args: argparse.Namespace, findings: Sequence[Finding]) ->
     return outcomes + held
 
 
+def remediate_bedrock_findings(args: argparse.Namespace, findings: Sequence[Finding]) -> list[RemediationOutcome]:
+    """Plan (and with --apply, carry out) remediation of every Bedrock API key the scan found.
+
+    Only keys proven live are acted on (verified here if the scan did not verify them), unless
+    --include-unconfirmed (the "Trust" rule for access keys, applied to Bedrock keys too).
+    """
+    keys = {f.bedrock.name or f.fingerprint: f for f in findings if f.bedrock is not None and not f.canary}
+    if not keys:
+        return []
+    from scanner.aws import bedrock, remediate
+
+    include_unconfirmed = bool(getattr(args, "include_unconfirmed", False))
+    long_term = [f for f in keys.values() if f.bedrock is not None and f.bedrock.term == "long-term"]
+    if not include_unconfirmed and any(f.verification is None for f in long_term):
+        checked = {f.fingerprint: f for f in bedrock.verify_findings(
+            long_term, allow_accounts=_accounts(args), include_canary=args.verify_canary, region=args.region)}
+        keys = {label: checked.get(f.fingerprint, f) for label, f in keys.items()}
+    targets = []
+    unproven: list[remediate.Plan] = []
+    for label, finding in keys.items():
+        verification = finding.verification
+        if verification is not None and verification.status in ("canary", "skipped"):
+            continue
+        facts = finding.bedrock
+        assert facts is not None
+        if facts.term == "short-term":
+            if verification is not None and verification.status == "invalid":
+                continue  # expired or refused by Bedrock: nothing left to revoke
+            label = f"short-term Bedrock API key at {finding.path or finding.source}:{finding.line}"
+        elif not include_unconfirmed and (verification is None or verification.status != "valid"):
+            status = f"{verification.status}: {verification.reason}" if verification else "not verified"
+            unproven.append(remediate.Plan(label, facts.account, None, None, (), refusal=(
+                f"not proven live ({status}); keysweep acts only on keys Bedrock accepts "
+                "(--include-unconfirmed to act anyway)")))
+            continue
+        targets.append(bedrock.Credential(label, facts=facts))
+    if not targets and not unproven:
+        return []
+    operator = remediate.connect(args.profile, args.region)
+    mode: remediate.RemediationMode = args.remediate
+    plans = unproven + (bedrock.plan(targets, mode, operator, allow_accounts=_accounts(args)) if targets else [])
+    outcomes = bedrock.apply(plans, operator, _audit(args), dry_run=not args.apply)
+    _print_outcomes(plans, outcomes, args.apply, _audit(args))
+    return outcomes
+
+
+SERVICE_CREDENTIAL_ID = regex.compile(r"[A-Za-z0-9_]{20,128}")
+
+
+def _revoke_bedrock(args: argparse.Namespace, credential_id: str) -> int:
+    from scanner.aws import bedrock, remediate
+
+    operator = remediate.connect(args.profile, args.region)
+    mode: remediate.RemediationMode = "delete" if args.delete else "deactivate"
+    plans = bedrock.plan([bedrock.Credential(credential_id, credential_id=credential_id)], mode, operator,
+                         allow_accounts=_accounts(args))
+    outcomes = bedrock.apply(plans, operator, _audit(args), dry_run=not args.apply)
+    _print_outcomes(plans, outcomes, args.apply, _audit(args))
+    if any(o.result == "failed" for o in outcomes):
+        return EXIT_FAILURE
+    if any(o.result == "refused" for o in outcomes):
+        return EXIT_USAGE
+    return EXIT_CLEAN
+
+
 def revoke_command(args: argparse.Namespace) -> int:
     from scanner.aws import remediate
 
     key_id = args.key_id.strip()
-    if not KEY_ID.fullmatch(key_id):
-        raise UsageError(f"{key_id!r} is not an AWS access key ID (AKIA… or ASIA… followed by 16 characters)")
+    # An access key ID (AKIA…, ASIA…) or else a Bedrock API key's service-specific credential ID
+    # (ListServiceSpecificCredentials shows it; such IDs start ACCA).
+    if not (KEY_ID.fullmatch(key_id) and not key_id.startswith("ACCA")):
+        if SERVICE_CREDENTIAL_ID.fullmatch(key_id):
+            if args.use_leaked_key:
+                raise UsageError("--use-leaked-key is for access keys; a Bedrock API key cannot sign IAM calls")
+            return _revoke_bedrock(args, key_id)
+        raise UsageError(f"{key_id!r} is not an AWS access key ID (AKIA… or ASIA… followed by 16 characters), "
+                         "nor a Bedrock API key's service-specific credential ID (20 to 128 letters and digits)")
     if args.use_leaked_key:
         raise UsageError("revoke knows only the key ID; --use-leaked-key needs the secret, so use it with scan --remediate")
     operator = remediate.connect(args.profile, args.region)

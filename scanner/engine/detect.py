@@ -24,7 +24,7 @@ import regex
 
 from scanner.engine.decode import BASE64_TABLE, MIN_BASE64_RUN, DecodingKind, decoded_views, value_runs
 from scanner.engine.rules import CharClass, Rule, RuleHealth, RuleSet
-from scanner.secret import Secret
+from scanner.secret import PAIRS_WITH_KEY_ID, Secret
 
 # Comments that mark a line as a known false positive. keysweep's own, and those of
 # gitleaks and detect-secrets so a team can switch tools without editing every file.
@@ -368,7 +368,7 @@ def _pair(matches: list[Match]) -> list[Match]:
     result = list(matches)
     best_secret: dict[int, tuple[tuple[int, int], int]] = {}
     for index, match in enumerate(matches):
-        if match.secret.kind == "key-id":
+        if match.secret.kind not in PAIRS_WITH_KEY_ID:
             continue
 
         def distance(k: int, line: int = match.line) -> tuple[int, int]:
@@ -391,7 +391,7 @@ def _pair(matches: list[Match]) -> list[Match]:
         if match.secret.kind == "secret":
             if nearest not in best_secret or distance(nearest) < best_secret[nearest][0]:
                 best_secret[nearest] = (distance(nearest), index)
-        elif result[nearest].session_token is None:
+        elif match.secret.kind == "session-token" and result[nearest].session_token is None:
             result[nearest] = replace(result[nearest], session_token=index)
     for key_index, (_, secret_index) in best_secret.items():
         result[key_index] = replace(result[key_index], pair=secret_index)

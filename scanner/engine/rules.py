@@ -18,7 +18,7 @@ from scanner.errors import RuleError, bounded
 from scanner.secret import SecretKind
 
 CharClass = Literal["upper", "lower", "digit", "symbol", "digit-or-symbol"]
-KINDS: tuple[SecretKind, ...] = ("key-id", "secret", "session-token")
+KINDS: tuple[SecretKind, ...] = ("key-id", "secret", "session-token", "smtp-password", "bearer-token")
 CHAR_CLASSES: tuple[CharClass, ...] = ("upper", "lower", "digit", "symbol", "digit-or-symbol")
 
 RULE_FIELDS = (

@@ -21,7 +21,7 @@ from scanner.baseline import Baseline, load_baseline
 from scanner.engine.rules import RuleSet, load_ruleset
 from scanner.errors import KeysweepError, UsageError
 from scanner.exitcodes import EXIT_CLEAN, EXIT_FAILURE, EXIT_FINDINGS
-from scanner.findings import Finding, ScanReport, Skipped
+from scanner.findings import Finding, ScanReport, Severity, Skipped
 from scanner.fleet import state as state_module
 from scanner.fleet.state import AuditState, StoredFinding, rebuild, rules_digest
 from scanner.fleet.targets import Target, estimated_size, expand_targets, read_targets_file
@@ -216,15 +216,9 @@ def _finalise(result: RepoResult, state: AuditState, rules: str, when: str, base
 def _failing(findings: Sequence[Finding], fail_on: str | None) -> list[Finding]:
     if fail_on is None:
         return list(findings)
-    threshold = SEVERITIES.index(fail_on)
-    failing = []
-    for finding in findings:
-        severity = getattr(finding, "severity", None)
-        # TODO-LEAD: findings carry no severity on this branch (the incident branch adds it);
-        # until then every finding fails, whatever the threshold.
-        if severity is None or (severity in SEVERITIES and SEVERITIES.index(severity) >= threshold):
-            failing.append(finding)
-    return failing
+    from scanner.severity import at_least
+
+    return [f for f in findings if at_least(f.severity, cast(Severity, fail_on))]
 
 
 def repository_summary(result: RepoResult) -> dict[str, Any]:
@@ -300,16 +294,23 @@ def audit_command(args: argparse.Namespace) -> int:
         from scanner.aws.verify import verify_findings
 
         findings = verify_findings(findings, region=args.region)
+    from scanner.severity import assign_severity
+
+    findings = assign_severity(findings)
     skipped = [Skipped(f"{r.target.name}: {where}", why) for r in ordered if r.done and r.done.history
                for where, why in r.done.history.skipped]
     warnings = [f"{r.target.name}: {w}" for r in ordered if r.done and r.done.history for w in r.done.history.warnings]
+    errors = [f"{r.target.name}: {e}" for r in ordered if r.done and r.done.history for e in r.done.history.errors]
     report = ScanReport(
         findings=tuple(findings), skipped=tuple(skipped), warnings=tuple(warnings), files_scanned=0,
         blobs_scanned=sum(r.done.history.blobs for r in ordered if r.done and r.done.history),
         commits_scanned=sum(r.done.history.commits for r in ordered if r.done and r.done.history),
         bytes_scanned=sum(r.done.bytes for r in ordered if r.done), duration_seconds=time.monotonic() - started,
-        target=f"{len(ordered)} repositories",
+        target=f"{len(ordered)} repositories", errors=tuple(errors),
     )
+    from scanner.redact import redact_report
+
+    report = redact_report(report)
     for warning in warnings:
         print(f"keysweep: warning: {warning}", file=sys.stderr)
     for result in ordered:
@@ -324,8 +325,10 @@ def audit_command(args: argparse.Namespace) -> int:
         rendered += _summary_text(summaries)
     else:
         sys.stderr.write(_summary_text(summaries))
-    write_output(rendered, args.output)
-    if any(r.error for r in ordered):
+    write_output(rendered, args.output, private=args.show_secrets)
+    for error in report.errors:
+        print(f"keysweep: error: {error}", file=sys.stderr)
+    if any(r.error for r in ordered) or report.errors:
         return EXIT_FAILURE
     return EXIT_FINDINGS if _failing(report.findings, args.fail_on) else EXIT_CLEAN
 

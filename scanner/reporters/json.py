@@ -40,10 +40,58 @@ def finding_dict(finding: Finding, ruleset: RuleSet, *, show_secrets: bool) -> d
         "session_token": finding.session_token,
         "occurrences": asdict(finding.occurrences) if finding.occurrences else None,
         "verification": _verification(finding),
+        "severity": finding.severity,
+        "exposure": exposure_dict(finding),
+        "access": access_dict(finding),
+        "bedrock": _bedrock(finding, show_secrets),
     }
     if finding.repository is not None:
         data["repository"] = finding.repository
     return data
+
+
+def _bedrock(finding: Finding, show_secrets: bool) -> dict[str, Any] | None:
+    if finding.bedrock is None:
+        return None
+    data = asdict(finding.bedrock)
+    signer = data.get("signer_key_id")
+    if signer and not show_secrets:
+        data["signer_key_id"] = Secret("key-id", signer).redacted  # as every key ID in a report
+    return data
+
+
+def _tristate(value: bool | None) -> bool | str:
+    return "unknown" if value is None else value
+
+
+def exposure_dict(finding: Finding) -> dict[str, Any] | None:
+    exposure = finding.exposure
+    if exposure is None:
+        return None
+    return {
+        "leaked_at": exposure.leaked_at,
+        "leaked_by": exposure.leaked_by,
+        "pushed": _tristate(exposure.pushed),
+        "key_created": exposure.key_created,
+        "key_status": exposure.key_status,
+        "last_used": asdict(exposure.last_used) if exposure.last_used else None,
+        "used_after_leak": _tristate(exposure.used_after_leak),
+        "errors": list(exposure.errors),
+    }
+
+
+def access_dict(finding: Finding) -> dict[str, Any] | None:
+    access = finding.access
+    if access is None:
+        return None
+    return {
+        "principal": access.principal,
+        "root": access.root,
+        "groups": list(access.groups),
+        "policies": [asdict(p) for p in access.policies],
+        "flags": list(access.flags),
+        "errors": list(access.errors),
+    }
 
 
 def _verification(finding: Finding) -> dict[str, Any] | None:
@@ -55,11 +103,15 @@ def _verification(finding: Finding) -> dict[str, Any] | None:
 
 def summary_dict(report: ScanReport, *, show_secrets: bool = False) -> dict[str, Any]:
     by_rule: dict[str, int] = {}
+    by_severity: dict[str, int] = {}
     for finding in report.findings:
         by_rule[finding.rule_id] = by_rule.get(finding.rule_id, 0) + 1
+        if finding.severity is not None:
+            by_severity[finding.severity] = by_severity.get(finding.severity, 0) + 1
     return {
         "findings": len(report.findings),
         "by_rule": by_rule,
+        "by_severity": by_severity,
         "target": report.target,
         "files_scanned": report.files_scanned,
         "blobs_scanned": report.blobs_scanned,

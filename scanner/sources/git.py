@@ -250,6 +250,28 @@ def reachable_commits(repo: Repository, extra: Sequence[str]) -> set[str]:
 
 
 
+def published_commits(repo: Repository, wanted: Iterable[str]) -> dict[str, bool]:
+    """For each commit in ``wanted``: is it reachable from a remote-tracking branch or a tag?
+
+    One walk of what those refs reach (linear in that history), streamed and matched against
+    the wanted set, never held whole. No such ref at all: nothing has left the machine (as far
+    as this clone knows: remote-tracking branches are as fresh as the last fetch or push).
+    """
+    wanted_set = {sha for sha in wanted if re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha)}
+    found: set[str] = set()
+    if wanted_set:
+        refs = run(repo, ["for-each-ref", "--format=%(objectname)", "refs/remotes", "refs/tags"])
+        if refs.strip():
+            tail = b""
+            for chunk in stream(repo, ["rev-list", "--remotes", "--tags"]):
+                lines = (tail + chunk).split(b"\n")
+                tail = lines.pop()
+                found.update(sha for line in lines if (sha := line.decode()) in wanted_set)
+            if tail and tail.decode() in wanted_set:
+                found.add(tail.decode())
+    return {sha: sha in found for sha in wanted_set}
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
     sha: str
