@@ -296,9 +296,11 @@ def test_reaudit_reads_only_new_objects_and_remembers_findings(dask_cluster: Das
     assert all(g["path"] == "extra.env" and ("*" in g["secret"] or "…" in g["secret"]) for g in r1["gone"])
     assert {f["fingerprint"] for f in fourth.json()["findings"]}.isdisjoint(g["fingerprint"] for g in r1["gone"])
 
-    # --fail-on: findings carry no severity yet, so every finding still fails.
+    # --fail-on: unverified key pairs are high, so they fail at high and pass at critical.
     assert run_audit(tmp_path / "org", "--scheduler", dask_cluster.address, "--state", state,
-                     "--fail-on", "critical").returncode == 1
+                     "--fail-on", "critical").returncode == 0
+    assert run_audit(tmp_path / "org", "--scheduler", dask_cluster.address, "--state", state,
+                     "--fail-on", "high").returncode == 1
     sarif = run_audit(tmp_path / "org", "--scheduler", dask_cluster.address, "--state", state, "--format", "sarif")
     results = json.loads(sarif.stdout)["runs"][0]["results"]
     assert len(results) == 12 and {r["properties"]["repository"] for r in results} == {str(r.path) for r in repos}
