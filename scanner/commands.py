@@ -350,10 +350,19 @@ def revoke_command(args: argparse.Namespace) -> int:
         raise UsageError(f"{key_id!r} is not an AWS access key ID (AKIA… or ASIA… followed by 16 characters)")
     if args.use_leaked_key:
         raise UsageError("revoke knows only the key ID; --use-leaked-key needs the secret, so use it with scan --remediate")
+    allow = _accounts(args)
+    if allow:
+        # Decided offline, before any call (the operator's identity included), as scan does.
+        from scanner.engine.awskeys import account_id_from_key_id
+
+        account = account_id_from_key_id(key_id)
+        if account not in allow:
+            why = f"account {account}" if account else "its account (unknown offline: an old-style key ID)"
+            raise UsageError(f"{key_id}: {why} is not in --allow-account; nothing was sent to AWS")
     operator = remediate.connect(args.profile, args.region)
     mode: remediate.RemediationMode = "delete" if args.delete else "deactivate"
     plans = remediate.plan([remediate.Target(key_id)], mode, operator, quarantine=args.quarantine,
-                           allow_accounts=_accounts(args))
+                           allow_accounts=allow)
     outcomes = remediate.apply(plans, operator, _audit(args), dry_run=not args.apply)
     _print_outcomes(plans, outcomes, args.apply, _audit(args))
     if any(o.result == "failed" for o in outcomes):

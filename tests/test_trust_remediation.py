@@ -285,3 +285,24 @@ def test_secret_in_commit_subject_is_redacted_in_every_format(tmp_path: Path) ->
     created = run_keysweep("baseline", "create", repo.path, "--output", baseline)
     assert created.returncode == 0, created.stderr
     assert keys.secret not in baseline.read_text() and keys.key_id not in baseline.read_text()
+
+
+def test_revoke_decides_allow_account_before_any_call(iam: Any, recorder: Recorder, tmp_path: Path) -> None:
+    operator = make_operator(iam)
+    iam.create_user(UserName="deploy")
+    mine = iam.create_access_key(UserName="deploy")["AccessKey"]["AccessKeyId"]
+    foreign = KeySet.generate(account="210987654321").key_id
+    env = env_for(recorder, operator, tmp_path)
+    before = len(recorder.calls)
+    refused = run_keysweep("revoke", foreign, "--delete", "--apply", "--allow-account", ACCOUNT,
+                           "--audit-log", tmp_path / "audit.jsonl", env=env)
+    assert refused.returncode == 2, refused.stderr
+    assert "not in --allow-account" in refused.stderr and "Traceback" not in refused.stderr
+    # Not even the operator's own GetCallerIdentity went out.
+    assert recorder.calls[before:] == []
+    # A key of an allowed account is still revoked (the check does not refuse everything).
+    allowed = run_keysweep("revoke", mine, "--apply", "--allow-account", ACCOUNT,
+                           "--audit-log", tmp_path / "audit.jsonl", env=env)
+    assert allowed.returncode == 0, allowed.stderr
+    assert status_of(iam, "deploy", mine) == "Inactive"
+    assert ("UpdateAccessKey", mine) in mutations(recorder)
