@@ -33,14 +33,31 @@ class Redactor:
         return self.pattern.sub(lambda m: self.replacements[m.group()], text)
 
 
+# Base64 characters that depend only on the value, when it starts 0, 1 or 2 bytes into a
+# 3-byte group of a longer encoded text: the first characters also carry bits of what precedes.
+_B64_LEAD = (0, 2, 3)
+
+
+def _base64_cores(value: bytes) -> Iterable[str]:
+    """The part of the value's base64 encoding that is the same wherever it stands in a longer
+    encoded text (any alignment, anything before or after it), standard and URL-safe alphabets."""
+    for offset, lead in enumerate(_B64_LEAD):
+        data = bytes(offset) + value
+        whole = len(data) // 3 * 3  # the last partial group also depends on what follows
+        core = base64.b64encode(data[:whole]).decode()[lead:]
+        yield core
+        yield core.replace("+", "-").replace("/", "_")
+
+
 def _forms(secret: Secret) -> Iterable[str]:
     value = secret.reveal()
     yield value
-    quoted = urllib.parse.quote(value, safe="")
-    if quoted != value:
-        yield quoted
-        yield quoted.lower()  # %2f as well as %2F
-    yield base64.b64encode(value.encode()).decode().rstrip("=")
+    for safe in ("", "/"):  # fully encoded, and as quote() leaves it by default
+        quoted = urllib.parse.quote(value, safe=safe)
+        if quoted != value:
+            yield quoted
+            yield quoted.lower()  # %2f as well as %2F
+    yield from _base64_cores(value.encode())
 
 
 def redactor_for(secrets: Iterable[Secret]) -> Redactor:

@@ -306,3 +306,29 @@ def test_revoke_decides_allow_account_before_any_call(iam: Any, recorder: Record
     assert allowed.returncode == 0, allowed.stderr
     assert status_of(iam, "deploy", mine) == "Inactive"
     assert ("UpdateAccessKey", mine) in mutations(recorder)
+
+
+def test_encoded_secret_in_commit_subject_is_redacted_at_any_alignment(tmp_path: Path) -> None:
+    import base64
+
+    keys = KeySet.generate()
+    repo = GitRepo(tmp_path / "repo")
+    creds = f"AWS_ACCESS_KEY_ID={keys.key_id}\nAWS_SECRET_ACCESS_KEY={keys.secret}\n"
+    # Each commit adds the key in a new file, so each is reported with its subject. The secret
+    # encoded with something before and after it: 0, 1 and 2 bytes into a base64 group, both
+    # alphabets, and percent-encoding that leaves '/' alone (urllib's default).
+    leaks = []
+    for before, encode in (("x", base64.b64encode), ("xy", base64.urlsafe_b64encode), ("", base64.b64encode)):
+        encoded = encode(f"{before}{keys.secret}!".encode()).decode()
+        leaks.append(encoded[4:48])  # characters that come from the secret alone
+        repo.commit(f"backup {encoded}", {f"n{len(leaks)}.env": creds})
+    quoted = urllib.parse.quote(keys.secret)
+    leaks.append(quoted)
+    repo.commit(f"see https://example.com/?k={quoted}&x=1", {"q.env": creds})
+    for fmt in ("text", "json", "sarif"):
+        result = run_keysweep("scan", "--history-only", "--format", fmt, repo.path)
+        assert result.returncode == 1, result.stderr
+        everything = result.stdout + result.stderr
+        assert everything.count("backup ") >= 3 and "example.com" in everything  # the subjects are reported
+        for leak in leaks:
+            assert leak not in everything, (fmt, leak)
