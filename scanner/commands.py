@@ -159,7 +159,7 @@ def scan_command(args: argparse.Namespace) -> int:
     if args.remediate:
         outcomes = remediate_findings(args, report.findings)
         report = dataclasses.replace(report, remediation=tuple(outcomes))
-        failed = any(o.result == "failed" for o in outcomes)
+        failed = any(o.result in ("failed", "uncertain", "interrupted") for o in outcomes)
     fmt = cast(ReportFormat, args.format or config.format or "text")
     if fmt != "text" or args.output is not None:
         # The text report lists what was skipped; a machine-readable one keeps it in its
@@ -365,7 +365,7 @@ def revoke_command(args: argparse.Namespace) -> int:
                            allow_accounts=allow)
     outcomes = remediate.apply(plans, operator, _audit(args), dry_run=not args.apply)
     _print_outcomes(plans, outcomes, args.apply, _audit(args))
-    if any(o.result == "failed" for o in outcomes):
+    if any(o.result in ("failed", "uncertain", "interrupted") for o in outcomes):
         return EXIT_FAILURE
     if any(o.result == "refused" for o in outcomes):
         return EXIT_USAGE

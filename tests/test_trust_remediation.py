@@ -50,6 +50,7 @@ class Recorder:
     upstream: str
     calls: list[Call] = field(default_factory=list)
     delay: dict[str, float] = field(default_factory=dict)  # action -> seconds to hold it
+    drop: set[str] = field(default_factory=set)  # actions forwarded (they land) whose answer is lost
     arrived: threading.Event = field(default_factory=threading.Event)
     url: str = ""
 
@@ -75,6 +76,9 @@ def _handler(recorder: Recorder) -> type[BaseHTTPRequestHandler]:
                     status, payload, reply_headers = response.status, response.read(), response.headers
             except urllib.error.HTTPError as exc:
                 status, payload, reply_headers = exc.code, exc.read(), exc.headers
+            if call.action in recorder.drop:
+                self.close_connection = True  # the change is made; the client never hears of it
+                return
             self.send_response(status)
             for key, value in reply_headers.items():
                 if key.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
@@ -332,3 +336,27 @@ def test_encoded_secret_in_commit_subject_is_redacted_at_any_alignment(tmp_path:
         assert everything.count("backup ") >= 3 and "example.com" in everything  # the subjects are reported
         for leak in leaks:
             assert leak not in everything, (fmt, leak)
+
+
+def test_a_call_whose_answer_is_lost_is_not_reported_as_failed(iam: Any, recorder: Recorder, tmp_path: Path) -> None:
+    # The request reaches IAM and the connection drops before the answer: the key IS off.
+    # "failed" would tell the operator it is still on.
+    operator = make_operator(iam)
+    iam.create_user(UserName="deploy")
+    live = iam.create_access_key(UserName="deploy")["AccessKey"]
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "x.env").write_text(
+        f"AWS_ACCESS_KEY_ID={live['AccessKeyId']}\nAWS_SECRET_ACCESS_KEY={live['SecretAccessKey']}\n")
+    recorder.drop.add("UpdateAccessKey")
+    audit = tmp_path / "audit.jsonl"
+    result = run_keysweep("scan", "--no-history", tmp_path / "src", "--remediate", "delete", "--apply",
+                          "--audit-log", audit, env=env_for(recorder, operator, tmp_path))
+    assert result.returncode == 3, result.stderr
+    assert status_of(iam, "deploy", live["AccessKeyId"]) == "Inactive"  # it landed
+    entries = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [e["phase"] for e in entries if e["action"] == "deactivate"] == ["intent", "result"]
+    outcome = next(e for e in entries if e["phase"] == "result" and e["action"] == "deactivate")
+    assert outcome["result"] == "uncertain" and "may have landed" in outcome["detail"], outcome
+    assert "may have landed" in result.stderr and "Traceback" not in result.stderr
+    # Not sure the key is off: the delete that should follow a deactivation is not attempted.
+    assert ("DeleteAccessKey", live["AccessKeyId"]) not in mutations(recorder)
