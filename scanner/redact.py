@@ -87,12 +87,13 @@ def _finding(finding: Finding, redact: Redactor) -> Finding:
     )
 
 
-def redact_report(report: ScanReport) -> ScanReport:
-    """The report with every repository-supplied text redacted of every found value.
+def redact_report(report: ScanReport, also: Iterable[Secret] = ()) -> ScanReport:
+    """The report with every repository-supplied text redacted of every found value, and of
+    ``also`` (values found but not reported, such as those in excluded paths).
 
     Fingerprints are computed before this (from the real path), so baselines still match.
     """
-    redact = redactor_for(f.secret for f in report.findings)
+    redact = redactor_for([*(f.secret for f in report.findings), *also])
     if redact.pattern is None:
         return report
     return dataclasses.replace(

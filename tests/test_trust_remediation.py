@@ -360,3 +360,19 @@ def test_a_call_whose_answer_is_lost_is_not_reported_as_failed(iam: Any, recorde
     assert "may have landed" in result.stderr and "Traceback" not in result.stderr
     # Not sure the key is off: the delete that should follow a deactivation is not attempted.
     assert ("DeleteAccessKey", live["AccessKeyId"]) not in mutations(recorder)
+
+
+def test_secret_of_an_excluded_file_is_redacted_from_reported_subjects(tmp_path: Path) -> None:
+    # --exclude hides the finding, not the secret: a reported commit whose subject is that
+    # secret must not print it.
+    hidden, shown = KeySet.generate(), KeySet.generate()
+    repo = GitRepo(tmp_path / "repo")
+    repo.commit("fixtures", {"fixtures/creds.env": f"AWS_ACCESS_KEY_ID={hidden.key_id}\nAWS_SECRET_ACCESS_KEY={hidden.secret}\n"})
+    repo.commit(hidden.secret,
+                {"app.env": f"AWS_ACCESS_KEY_ID={shown.key_id}\nAWS_SECRET_ACCESS_KEY={shown.secret}\n"})
+    for fmt in ("text", "json", "sarif"):
+        result = run_keysweep("scan", "--history-only", "--exclude", "fixtures/", "--format", fmt, repo.path)
+        assert result.returncode == 1, result.stderr
+        everything = result.stdout + result.stderr
+        assert "app.env" in everything and "fixtures/creds.env" not in everything  # the exclusion holds
+        assert hidden.secret not in everything, fmt
