@@ -138,6 +138,8 @@ def scan_command(args: argparse.Namespace) -> int:
     if args.apply and not args.remediate:
         raise UsageError("--apply carries out a remediation: give --remediate deactivate|delete with it")
     _accounts(args)
+    if args.remediate:
+        _audit_outside_repository(args, Path(args.path))
     config, ruleset = _settings(args, Path(args.path))
     baseline_path = args.baseline or config.baseline
     baseline = None
@@ -213,6 +215,21 @@ def _audit(args: argparse.Namespace) -> AuditLog:
     from scanner.aws.audit import AuditLog, default_audit_log
 
     return AuditLog(args.audit_log or default_audit_log())
+
+
+def _audit_outside_repository(args: argparse.Namespace, target: Path) -> None:
+    """The audit log names whole key IDs: inside the scanned repository's work tree it would
+    be committed with the next `git add -A`, and found again by the next scan."""
+    from scanner.aws.audit import default_audit_log
+
+    audit = Path(args.audit_log or default_audit_log()).resolve()
+    root = _scan_root(target)
+    if not (root / ".git").exists():
+        return  # not a repository work tree: nothing commits the log
+    root = root.resolve()
+    if root == audit or root in audit.parents:
+        raise UsageError(f"the audit log {audit} is inside the repository {root}: it holds whole key IDs, which "
+                         "must never be committed; give --audit-log a path outside it")
 
 
 def _shown_key(key_id: str, show_secrets: bool) -> str:

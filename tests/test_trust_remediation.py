@@ -376,3 +376,21 @@ def test_secret_of_an_excluded_file_is_redacted_from_reported_subjects(tmp_path:
         everything = result.stdout + result.stderr
         assert "app.env" in everything and "fixtures/creds.env" not in everything  # the exclusion holds
         assert hidden.secret not in everything, fmt
+
+
+def test_audit_log_inside_the_scanned_repository_is_refused(iam: Any, recorder: Recorder, tmp_path: Path) -> None:
+    # The audit log keeps whole key IDs: written into the work tree, `git add -A` commits them.
+    operator = make_operator(iam)
+    iam.create_user(UserName="deploy")
+    live = iam.create_access_key(UserName="deploy")["AccessKey"]
+    repo = GitRepo(tmp_path / "repo")
+    repo.commit("config", {"x.env": f"AWS_ACCESS_KEY_ID={live['AccessKeyId']}\nAWS_SECRET_ACCESS_KEY={live['SecretAccessKey']}\n"})
+    audit = repo.path / "logs" / "audit.jsonl"
+    for extra in ([], ["--apply"]):
+        result = run_keysweep("scan", repo.path, "--remediate", "delete", *extra, "--audit-log", audit,
+                              env=env_for(recorder, operator, tmp_path))
+        assert result.returncode == 2, result.stderr
+        assert "inside the repository" in result.stderr and "Traceback" not in result.stderr
+    assert not audit.exists()
+    assert recorder.calls == []  # refused before any call
+    assert status_of(iam, "deploy", live["AccessKeyId"]) == "Active"
