@@ -22,15 +22,46 @@ from scanner.secret import Secret
 
 @dataclasses.dataclass(frozen=True)
 class Redactor:
-    """One alternation of every found value (and its common encodings), built once."""
+    """Every found value (and its common encodings), looked up in linear time.
+
+    A found value can only stand inside a run of the characters values are made of, so one C
+    scan (``pattern``) finds the runs at least as long as the shortest value; inside a run each
+    position costs one dict probe of its first ``shortest`` characters, and only a position
+    that begins a value's prefix is compared further, once per distinct length (longest first).
+    The cost is linear in the text and independent of the number of values (an alternation or
+    named list of thousands of values is tried value by value: 31 s for 54 KB and 1,000 keys).
+    """
 
     pattern: regex.Pattern[str] | None
     replacements: dict[str, str]
+    shortest: int = 0
+    # first `shortest` characters -> ((length, {form of that length: replacement}), ...), longest first
+    prefixes: dict[str, tuple[tuple[int, dict[str, str]], ...]] = dataclasses.field(default_factory=dict)
 
     def __call__(self, text: str) -> str:
         if self.pattern is None or not text:
             return text
-        return self.pattern.sub(lambda m: self.replacements[m.group()], text)
+        pieces: list[str] = []
+        done = 0
+        width = self.shortest
+        for run in self.pattern.finditer(text):
+            i, end = run.span()
+            while i + width <= end:
+                replacement = None
+                for length, forms in self.prefixes.get(text[i:i + width], ()):
+                    if i + length <= end:
+                        replacement = forms.get(text[i:i + length])
+                        if replacement is not None:
+                            break
+                if replacement is None:
+                    i += 1
+                    continue
+                pieces += (text[done:i], replacement)
+                i = done = i + length
+        if not pieces:
+            return text
+        pieces.append(text[done:])
+        return "".join(pieces)
 
 
 # Base64 characters that depend only on the value, when it starts 0, 1 or 2 bytes into a
@@ -68,9 +99,13 @@ def redactor_for(secrets: Iterable[Secret]) -> Redactor:
                 replacements.setdefault(form, secret.redacted)
     if not replacements:
         return Redactor(None, {})
-    # A named list: at each position `regex` looks the text up in a set, one probe per
-    # distinct length (longest first), so the cost does not grow with the number of values.
-    return Redactor(regex.compile(r"\L<values>", values=list(replacements)), replacements)
+    shortest = min(map(len, replacements))
+    by_prefix: dict[str, dict[int, dict[str, str]]] = {}
+    for form, shown in replacements.items():
+        by_prefix.setdefault(form[:shortest], {}).setdefault(len(form), {})[form] = shown
+    prefixes = {prefix: tuple(sorted(lengths.items(), reverse=True)) for prefix, lengths in by_prefix.items()}
+    alphabet = "".join(regex.escape(c) for c in sorted(set("".join(replacements))))
+    return Redactor(regex.compile(f"[{alphabet}]{{{shortest},}}"), replacements, shortest, prefixes)
 
 
 def _commit(info: CommitInfo | None, redact: Redactor) -> CommitInfo | None:
