@@ -312,8 +312,12 @@ def remediate_findings(args: argparse.Namespace, findings: Sequence[Finding]) ->
                 pair=KeyPair(key_id, s.secret.reveal(), t.secret.reveal() if t else None),
             ))
             continue
+        # A pair whose check failed (throttled, network) may be the one that signs: the key
+        # is unconfirmed, not cleared, even if another place's secret was wrong.
+        checked_unknown = any(s is not None and k.verification is not None and k.verification.status == "unknown"
+                              for k, s, _ in places)
         invalid = next((v for v in statuses if v.status == "invalid"), None)
-        if invalid is not None:
+        if invalid is not None and not checked_unknown:
             held.append(_held(key_id, account, "not-compromised",
                               f"the secret found with it does not sign for it ({invalid.reason}): this leak does not "
                               f"compromise the key; {REVOKE_ADVICE}", dry_run))
