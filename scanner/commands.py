@@ -140,6 +140,8 @@ def scan_command(args: argparse.Namespace) -> int:
     if args.apply and not args.remediate:
         raise UsageError("--apply carries out a remediation: give --remediate deactivate|delete with it")
     _accounts(args)
+    if args.remediate:
+        _audit_outside_repository(args, Path(args.path))
     config, ruleset = _settings(args, Path(args.path))
     baseline_path = args.baseline or config.baseline
     baseline = None
@@ -169,7 +171,7 @@ def scan_command(args: argparse.Namespace) -> int:
     if args.remediate:
         outcomes = remediate_findings(args, report.findings) + remediate_bedrock_findings(args, report.findings)
         report = dataclasses.replace(report, remediation=tuple(outcomes))
-        failed = any(o.result == "failed" for o in outcomes)
+        failed = any(o.result in ("failed", "uncertain", "interrupted") for o in outcomes)
     fmt = cast(ReportFormat, args.format or config.format or "text")
     if fmt != "text" or args.output is not None:
         # The text report lists what was skipped; a machine-readable one keeps it in its
@@ -279,6 +281,21 @@ def _audit(args: argparse.Namespace) -> AuditLog:
     return AuditLog(args.audit_log or default_audit_log())
 
 
+def _audit_outside_repository(args: argparse.Namespace, target: Path) -> None:
+    """The audit log names whole key IDs: inside the scanned repository's work tree it would
+    be committed with the next `git add -A`, and found again by the next scan."""
+    from scanner.aws.audit import default_audit_log
+
+    audit = Path(args.audit_log or default_audit_log()).resolve()
+    root = _scan_root(target)
+    if not (root / ".git").exists():
+        return  # not a repository work tree: nothing commits the log
+    root = root.resolve()
+    if root == audit or root in audit.parents:
+        raise UsageError(f"the audit log {audit} is inside the repository {root}: it holds whole key IDs, which "
+                         "must never be committed; give --audit-log a path outside it")
+
+
 def _shown_key(key_id: str, show_secrets: bool) -> str:
     from scanner.secret import Secret
 
@@ -359,8 +376,12 @@ def remediate_findings(args: argparse.Namespace, findings: Sequence[Finding]) ->
                 pair=KeyPair(key_id, s.secret.reveal(), t.secret.reveal() if t else None),
             ))
             continue
+        # A pair whose check failed (throttled, network) may be the one that signs: the key
+        # is unconfirmed, not cleared, even if another place's secret was wrong.
+        checked_unknown = any(s is not None and k.verification is not None and k.verification.status == "unknown"
+                              for k, s, _ in places)
         invalid = next((v for v in statuses if v.status == "invalid"), None)
-        if invalid is not None:
+        if invalid is not None and not checked_unknown:
             held.append(_held(key_id, account, "not-compromised",
                               f"the secret found with it does not sign for it ({invalid.reason}): this leak does not "
                               f"compromise the key; {REVOKE_ADVICE}", dry_run))
@@ -486,13 +507,22 @@ def revoke_command(args: argparse.Namespace) -> int:
                          "nor a Bedrock API key's service-specific credential ID (20 to 128 letters and digits)")
     if args.use_leaked_key:
         raise UsageError("revoke knows only the key ID; --use-leaked-key needs the secret, so use it with scan --remediate")
+    allow = _accounts(args)
+    if allow:
+        # Decided offline, before any call (the operator's identity included), as scan does.
+        from scanner.engine.awskeys import account_id_from_key_id
+
+        account = account_id_from_key_id(key_id)
+        if account not in allow:
+            why = f"account {account}" if account else "its account (unknown offline: an old-style key ID)"
+            raise UsageError(f"{key_id}: {why} is not in --allow-account; nothing was sent to AWS")
     operator = remediate.connect(args.profile, args.region)
     mode: remediate.RemediationMode = "delete" if args.delete else "deactivate"
     plans = remediate.plan([remediate.Target(key_id)], mode, operator, quarantine=args.quarantine,
-                           allow_accounts=_accounts(args))
+                           allow_accounts=allow)
     outcomes = remediate.apply(plans, operator, _audit(args), dry_run=not args.apply)
     _print_outcomes(plans, outcomes, args.apply, _audit(args))
-    if any(o.result == "failed" for o in outcomes):
+    if any(o.result in ("failed", "uncertain", "interrupted") for o in outcomes):
         return EXIT_FAILURE
     if any(o.result == "refused" for o in outcomes):
         return EXIT_USAGE

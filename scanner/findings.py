@@ -182,7 +182,7 @@ class RemediationOutcome:
     user: str | None
     action: str  # deactivate, delete, quarantine, or none
     result: Literal["ok", "already-inactive", "already-deleted", "not-found", "refused", "failed", "planned",
-                    "unconfirmed", "not-compromised", "skipped", "interrupted"]
+                    "unconfirmed", "not-compromised", "skipped", "interrupted", "uncertain"]
     detail: str = ""
     dry_run: bool = True
 

@@ -130,6 +130,8 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
             known = {f.fingerprint for f in history.findings}
             tally.findings = [f for f in tally.findings if f.fingerprint not in known]
         _merge(tally, history)
+    # An excluded path hides a finding, not its secret: its value is still redacted elsewhere.
+    excluded = [f.secret for f in tally.findings if f.path is not None and options.excludes.excluded(f.path)]
     tally.findings = [f for f in tally.findings if f.path is None or not options.excludes.excluded(f.path)]
     findings = [f for f in tally.findings if not _value_allowed(f, options.allow_values)]
     from scanner.engine.rules import timeout_message
@@ -142,7 +144,7 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
         findings=tuple(findings), skipped=tuple(tally.skipped), warnings=tuple(tally.warnings), errors=tuple(tally.errors),
         files_scanned=tally.files, blobs_scanned=tally.blobs, commits_scanned=tally.commits,
         bytes_scanned=tally.bytes, duration_seconds=time.monotonic() - started, target=str(target),
-    ))
+    ), also=excluded)
 
 
 def _merge(tally: _Tally, scan: HistoryScan) -> None:

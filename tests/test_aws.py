@@ -299,3 +299,16 @@ def test_use_leaked_key_signs_with_the_key_itself(aws: Any, tmp_path: Path) -> N
     outcomes = remediate.apply([deactivate], operator, AuditLog(tmp_path / "a.jsonl"), dry_run=False)
     assert [o.result for o in outcomes] == ["ok"]
     assert key_status(aws, "deploy", leaked.key_id) == "Inactive"
+
+
+def test_an_aws_error_that_quotes_the_request_carries_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A SigV4 mismatch can answer with the canonical request it expected, and that names the
+    # x-amz-security-token header: the reason is printed and written into every report.
+    keys = KeySet.generate()
+    token = "FwoGZXIvYXdzE" + "Q" * 40 + keys.secret.replace("/", "Z")
+    _stubbed_sts(monkeypatch, "SignatureDoesNotMatch",
+                 f"The Canonical String for this request should have been 'POST\n/\n\nx-amz-security-token:{token}\n'"
+                 f" (secret {keys.secret})")
+    outcome = verify_pair(KeyPair("ASIA" + keys.key_id[4:], keys.secret, token))
+    assert outcome.status == "invalid" and "SignatureDoesNotMatch" in outcome.reason
+    assert token not in outcome.reason and keys.secret not in outcome.reason

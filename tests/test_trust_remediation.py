@@ -49,6 +49,7 @@ class Recorder:
     upstream: str
     calls: list[Call] = field(default_factory=list)
     delay: dict[str, float] = field(default_factory=dict)  # action -> seconds to hold it
+    drop: set[str] = field(default_factory=set)  # actions forwarded (they land) whose answer is lost
     arrived: threading.Event = field(default_factory=threading.Event)
     url: str = ""
 
@@ -74,6 +75,9 @@ def _handler(recorder: Recorder) -> type[BaseHTTPRequestHandler]:
                     status, payload, reply_headers = response.status, response.read(), response.headers
             except urllib.error.HTTPError as exc:
                 status, payload, reply_headers = exc.code, exc.read(), exc.headers
+            if call.action in recorder.drop:
+                self.close_connection = True  # the change is made; the client never hears of it
+                return
             self.send_response(status)
             for key, value in reply_headers.items():
                 if key.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
@@ -273,3 +277,108 @@ def test_secret_in_commit_subject_is_redacted_in_every_format(tmp_path: Path) ->
     created = run_keysweep("baseline", "create", repo.path, "--output", baseline)
     assert created.returncode == 0, created.stderr
     assert keys.secret not in baseline.read_text() and keys.key_id not in baseline.read_text()
+
+
+def test_revoke_decides_allow_account_before_any_call(iam: Any, recorder: Recorder, tmp_path: Path) -> None:
+    operator = make_operator(iam)
+    iam.create_user(UserName="deploy")
+    mine = iam.create_access_key(UserName="deploy")["AccessKey"]["AccessKeyId"]
+    foreign = KeySet.generate(account="210987654321").key_id
+    env = env_for(recorder, operator, tmp_path)
+    before = len(recorder.calls)
+    refused = run_keysweep("revoke", foreign, "--delete", "--apply", "--allow-account", ACCOUNT,
+                           "--audit-log", tmp_path / "audit.jsonl", env=env)
+    assert refused.returncode == 2, refused.stderr
+    assert "not in --allow-account" in refused.stderr and "Traceback" not in refused.stderr
+    # Not even the operator's own GetCallerIdentity went out.
+    assert recorder.calls[before:] == []
+    # A key of an allowed account is still revoked (the check does not refuse everything).
+    allowed = run_keysweep("revoke", mine, "--apply", "--allow-account", ACCOUNT,
+                           "--audit-log", tmp_path / "audit.jsonl", env=env)
+    assert allowed.returncode == 0, allowed.stderr
+    assert status_of(iam, "deploy", mine) == "Inactive"
+    assert ("UpdateAccessKey", mine) in mutations(recorder)
+
+
+def test_encoded_secret_in_commit_subject_is_redacted_at_any_alignment(tmp_path: Path) -> None:
+    import base64
+
+    keys = KeySet.generate()
+    repo = GitRepo(tmp_path / "repo")
+    creds = f"AWS_ACCESS_KEY_ID={keys.key_id}\nAWS_SECRET_ACCESS_KEY={keys.secret}\n"
+    # Each commit adds the key in a new file, so each is reported with its subject. The secret
+    # encoded with something before and after it: 0, 1 and 2 bytes into a base64 group, both
+    # alphabets, and percent-encoding that leaves '/' alone (urllib's default).
+    leaks = []
+    for before, encode in (("x", base64.b64encode), ("xy", base64.urlsafe_b64encode), ("", base64.b64encode)):
+        encoded = encode(f"{before}{keys.secret}!".encode()).decode()
+        leaks.append(encoded[4:48])  # characters that come from the secret alone
+        repo.commit(f"backup {encoded}", {f"n{len(leaks)}.env": creds})
+    quoted = urllib.parse.quote(keys.secret)
+    leaks.append(quoted)
+    repo.commit(f"see https://example.com/?k={quoted}&x=1", {"q.env": creds})
+    for fmt in ("text", "json", "sarif"):
+        result = run_keysweep("scan", "--history-only", "--format", fmt, repo.path)
+        assert result.returncode == 1, result.stderr
+        everything = result.stdout + result.stderr
+        assert everything.count("backup ") >= 3 and "example.com" in everything  # the subjects are reported
+        for leak in leaks:
+            assert leak not in everything, (fmt, leak)
+
+
+def test_a_call_whose_answer_is_lost_is_not_reported_as_failed(iam: Any, recorder: Recorder, tmp_path: Path) -> None:
+    # The request reaches IAM and the connection drops before the answer: the key IS off.
+    # "failed" would tell the operator it is still on.
+    operator = make_operator(iam)
+    iam.create_user(UserName="deploy")
+    live = iam.create_access_key(UserName="deploy")["AccessKey"]
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "x.env").write_text(
+        f"AWS_ACCESS_KEY_ID={live['AccessKeyId']}\nAWS_SECRET_ACCESS_KEY={live['SecretAccessKey']}\n")
+    recorder.drop.add("UpdateAccessKey")
+    audit = tmp_path / "audit.jsonl"
+    result = run_keysweep("scan", "--no-history", tmp_path / "src", "--remediate", "delete", "--apply",
+                          "--audit-log", audit, env=env_for(recorder, operator, tmp_path))
+    assert result.returncode == 3, result.stderr
+    assert status_of(iam, "deploy", live["AccessKeyId"]) == "Inactive"  # it landed
+    entries = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [e["phase"] for e in entries if e["action"] == "deactivate"] == ["intent", "result"]
+    outcome = next(e for e in entries if e["phase"] == "result" and e["action"] == "deactivate")
+    assert outcome["result"] == "uncertain" and "may have landed" in outcome["detail"], outcome
+    assert "may have landed" in result.stderr and "Traceback" not in result.stderr
+    # Not sure the key is off: the delete that should follow a deactivation is not attempted.
+    assert ("DeleteAccessKey", live["AccessKeyId"]) not in mutations(recorder)
+
+
+def test_secret_of_an_excluded_file_is_redacted_from_reported_subjects(tmp_path: Path) -> None:
+    # --exclude hides the finding, not the secret: a reported commit whose subject is that
+    # secret must not print it.
+    hidden, shown = KeySet.generate(), KeySet.generate()
+    repo = GitRepo(tmp_path / "repo")
+    repo.commit("fixtures", {"fixtures/creds.env": f"AWS_ACCESS_KEY_ID={hidden.key_id}\nAWS_SECRET_ACCESS_KEY={hidden.secret}\n"})
+    repo.commit(hidden.secret,
+                {"app.env": f"AWS_ACCESS_KEY_ID={shown.key_id}\nAWS_SECRET_ACCESS_KEY={shown.secret}\n"})
+    for fmt in ("text", "json", "sarif"):
+        result = run_keysweep("scan", "--history-only", "--exclude", "fixtures/", "--format", fmt, repo.path)
+        assert result.returncode == 1, result.stderr
+        everything = result.stdout + result.stderr
+        assert "app.env" in everything and "fixtures/creds.env" not in everything  # the exclusion holds
+        assert hidden.secret not in everything, fmt
+
+
+def test_audit_log_inside_the_scanned_repository_is_refused(iam: Any, recorder: Recorder, tmp_path: Path) -> None:
+    # The audit log keeps whole key IDs: written into the work tree, `git add -A` commits them.
+    operator = make_operator(iam)
+    iam.create_user(UserName="deploy")
+    live = iam.create_access_key(UserName="deploy")["AccessKey"]
+    repo = GitRepo(tmp_path / "repo")
+    repo.commit("config", {"x.env": f"AWS_ACCESS_KEY_ID={live['AccessKeyId']}\nAWS_SECRET_ACCESS_KEY={live['SecretAccessKey']}\n"})
+    audit = repo.path / "logs" / "audit.jsonl"
+    for extra in ([], ["--apply"]):
+        result = run_keysweep("scan", repo.path, "--remediate", "delete", *extra, "--audit-log", audit,
+                              env=env_for(recorder, operator, tmp_path))
+        assert result.returncode == 2, result.stderr
+        assert "inside the repository" in result.stderr and "Traceback" not in result.stderr
+    assert not audit.exists()
+    assert recorder.calls == []  # refused before any call
+    assert status_of(iam, "deploy", live["AccessKeyId"]) == "Active"

@@ -203,19 +203,51 @@ def apply(plans: Sequence[Plan], operator: Operator, audit: AuditLog, *, dry_run
                 if code in ("ExpiredToken", "ExpiredTokenException"):
                     record(Outcome(*base, action, "failed", EXPIRED_OPERATOR, dry_run))
                     break
+                if _server_side(exc):
+                    # AWS failed while handling it: the change may or may not have been made.
+                    record(Outcome(*base, action, "uncertain", f"{code}: {error_message(exc)}; {MAY_HAVE_LANDED}",
+                                   dry_run))
+                    break
                 hint = " (the operator lacks the IAM permission for this)" if code in ("AccessDenied", "AccessDeniedException") else ""
                 record(Outcome(*base, action, "failed", f"{code}: {error_message(exc)}{hint}", dry_run))
                 break
             except (botocore.exceptions.BotoCoreError, OSError) as exc:
-                record(Outcome(*base, action, "failed", f"{type(exc).__name__}: {exc}", dry_run))
+                if _never_sent(exc):
+                    record(Outcome(*base, action, "failed", f"{type(exc).__name__}: {exc}", dry_run))
+                else:
+                    # The request went out and its answer was lost (a read timeout, a dropped
+                    # connection): "failed" would tell the operator the key is untouched.
+                    record(Outcome(*base, action, "uncertain", f"{type(exc).__name__}: {exc}; {MAY_HAVE_LANDED}",
+                                   dry_run))
                 break
             except KeyboardInterrupt:
                 # Ctrl-C, SIGTERM or SIGHUP while the call was in flight: AWS may have done it.
-                record(Outcome(*base, action, "interrupted", "the call was in flight: it may have landed; "
-                               "check the key's status in IAM", dry_run))
+                record(Outcome(*base, action, "interrupted", f"the call was in flight: {MAY_HAVE_LANDED}", dry_run))
                 raise
             record(Outcome(*base, action, "ok", "", dry_run))
     return outcomes
+
+
+MAY_HAVE_LANDED = "it may have landed; check the key's status in IAM"
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """The request certainly did not reach AWS: no connection was made, or it was refused
+    before it was sent. Anything else (read timeout, connection closed mid-answer) may have
+    landed."""
+    import botocore.exceptions
+
+    if isinstance(exc, botocore.exceptions.HTTPClientError):
+        return False
+    if isinstance(exc, botocore.exceptions.BotoCoreError):
+        return True  # could not connect, no credentials, bad parameters: all before sending
+    return isinstance(exc, ConnectionRefusedError)
+
+
+def _server_side(exc: BaseException) -> bool:
+    response = getattr(exc, "response", None)
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") if isinstance(response, dict) else None
+    return isinstance(status, int) and status >= 500
 
 
 def describe(item: Plan) -> str:

@@ -28,6 +28,15 @@ def principal_from_arn(arn: str) -> str | None:
     return parts[-1] if len(parts) > 1 else None
 
 
+def _scrubbed(text: str, pair: KeyPair) -> str:
+    """An error can quote the request it refused (a SigV4 mismatch names the canonical request,
+    session token header included); the reason is printed everywhere, so it names neither."""
+    for value in (pair.secret, pair.token):
+        if value:
+            text = text.replace(value, "********")
+    return text
+
+
 def verify_pair(pair: KeyPair, region: str | None = None) -> Verification:
     import botocore.exceptions
 
@@ -35,11 +44,10 @@ def verify_pair(pair: KeyPair, region: str | None = None) -> Verification:
         identity = leaked_key_client("sts", pair, region).get_caller_identity()
     except botocore.exceptions.ClientError as exc:
         code = error_code(exc)
-        if code in NOT_LIVE:
-            return Verification("invalid", reason=f"{code}: {error_message(exc)}")
-        return Verification("unknown", reason=f"{code}: {error_message(exc)}")
+        reason = _scrubbed(f"{code}: {error_message(exc)}", pair)
+        return Verification("invalid" if code in NOT_LIVE else "unknown", reason=reason)
     except (botocore.exceptions.BotoCoreError, OSError) as exc:
-        return Verification("unknown", reason=f"{type(exc).__name__}: {exc}")
+        return Verification("unknown", reason=_scrubbed(f"{type(exc).__name__}: {exc}", pair))
     arn = str(identity.get("Arn", ""))
     return Verification("valid", arn=arn, account=str(identity.get("Account", "")) or None, user=principal_from_arn(arn))
 
