@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import os
 import sys
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     # scanner.aws pulls in boto3 (~0.1 s): imported where a command uses it, never by a plain scan.
     from scanner.aws.audit import AuditLog
     from scanner.aws.remediate import Plan
+    from scanner.reporters.html import HtmlContext
 
 
 def _history_mode(args: argparse.Namespace) -> HistoryMode:
@@ -125,6 +127,7 @@ def scan_command(args: argparse.Namespace) -> int:
     if args.apply and not args.remediate:
         raise UsageError("--apply carries out a remediation: give --remediate deactivate|delete with it")
     _accounts(args)
+    started = datetime.datetime.now(datetime.timezone.utc)
     config, ruleset = _settings(args, Path(args.path))
     baseline_path = args.baseline or config.baseline
     baseline = None
@@ -152,13 +155,47 @@ def scan_command(args: argparse.Namespace) -> int:
         # summary, so a person watching the terminal is told here.
         for skipped in report.skipped:
             print(f"keysweep: warning: skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
-    write_output(render(report, fmt, ruleset, show_secrets=args.show_secrets, color=_color(args)), args.output)
+    html = _html_context(args, started) if fmt == "html" else None
+    write_output(render(report, fmt, ruleset, show_secrets=args.show_secrets, color=_color(args), html=html),
+                 args.output)
     if report.findings and (args.staged or args.pre_push):
         print(BLOCKED_COMMIT_HELP.replace("this commit", "this push") if args.pre_push else BLOCKED_COMMIT_HELP,
               file=sys.stderr, end="")
     if failed:
         return EXIT_FAILURE
     return EXIT_FINDINGS if report.findings else EXIT_CLEAN
+
+
+def _scope(args: argparse.Namespace) -> str:
+    if args.staged:
+        return "staged change"
+    if args.pre_push:
+        return "commits being pushed"
+    if args.revision_range or args.since:
+        return f"commits in {args.revision_range or args.since + '..HEAD'}"
+    scope = {"none": "work tree", "only": "history"}.get(_history_mode(args), "work tree and history")
+    return scope + (" and all objects" if args.all_objects else "")
+
+
+def _html_context(args: argparse.Namespace, started: datetime.datetime) -> HtmlContext:
+    """What the HTML report shows beyond the scan: scope, start time, the web remote for
+    commit links, and remediation already recorded in an --audit-log given to the report."""
+    from scanner.errors import GitError
+    from scanner.reporters.html import HtmlContext, read_audit_log, web_base
+    from scanner.sources.git import find_repository, remote_url
+
+    target = Path(args.path)
+    remotes: dict[str, str] = {}
+    try:
+        repo = find_repository(target, search_parents=True) if target.exists() else None
+        base = web_base(remote_url(repo)) if repo is not None else None
+    except GitError:
+        base = None  # no link is no loss: the report shows the commit id
+    if base is not None:
+        remotes[str(target)] = base
+    records = read_audit_log(args.audit_log) if args.audit_log is not None and args.audit_log.exists() else ()
+    return HtmlContext(scope=_scope(args), targets=(str(target.resolve()),), started=started, web_remotes=remotes,
+                       audit_records=records)
 
 
 def _print_warnings(report: ScanReport) -> None:

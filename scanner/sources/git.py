@@ -442,3 +442,9 @@ def parse_added_lines(patch: bytes) -> dict[tuple[str, str], AddedLines | None]:
             binary = True
     close()
     return result
+
+
+def remote_url(repo: Repository, name: str = "origin") -> str | None:
+    """The URL of a remote as configured (may hold credentials: callers strip them), or None."""
+    url = run(repo, ["remote", "get-url", name], check=False).decode("utf-8", "replace").strip()
+    return url or None
