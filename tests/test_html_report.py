@@ -205,7 +205,13 @@ def test_file_names_no_external_resource(rendered: Rendered) -> None:
     assert csp is not None
     policy = html_module.unescape(csp.group(1))
     assert "default-src 'none'" in policy and "unsafe-inline" not in policy and "script-src 'sha256-" in policy
-    assert not re.search(r"<(link|img|iframe|object|embed|base)\b|@import|url\(|\bsrc=", html, flags=re.I)
+    tags = re.findall(r"<([a-zA-Z][a-zA-Z0-9]*)\b([^>]*)>", html)
+    assert {name.lower() for name, _ in tags}.isdisjoint({"link", "img", "iframe", "object", "embed", "base", "audio",
+                                                         "video", "source", "frame", "form"})
+    for name, attributes in tags:
+        assert not re.search(r"\s(src|srcset|poster|data|action|background|ping)=", attributes, flags=re.I), name
+        assert name == "a" or not re.search(r"\shref=", attributes), name
+    assert not re.search(r"@import|url\(", html)
     urls = re.findall(r"[a-z][a-z0-9+.-]*://[^\s\"'<>]*", html, flags=re.I)
     allowed = re.compile(r"https://github\.com/acme/payments/commit/[0-9a-f]{40}|http://www\.w3\.org/2000/svg")
     assert urls and all(allowed.fullmatch(u) for u in urls), [u for u in urls if not allowed.fullmatch(u)]
@@ -221,7 +227,7 @@ def test_no_secret_in_the_file(rendered: Rendered) -> None:
         assert secret.replace("/", "&#x2f;") not in html
     for key_id in [k.key_id for k in rendered.keys] + [rendered.live_key_id]:
         assert key_id[:9] not in html  # nothing of a key ID beyond its first 8 characters
-        assert key_id[:8] in html or key_id.startswith(tuple(k.key_id[:8] for k in rendered.keys[4:]))
+        assert key_id[:8] in html  # the redacted form is there: the check above looks at the right text
     assert "always" in html and "--show-secrets" in html  # the page says so
 
 
