@@ -203,7 +203,7 @@ def timeline(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         return {"bars": [], "undated": undated, "width": 0, "height": 0, "ticks": [], "max": 0}
     months = _months_between(min(per_month), max(per_month))
     # Label space left and below; each month a slot at least 8 px wide, the chart at most 1100.
-    left, bottom, top, plot_height = 40, 28, 10, 160
+    left, bottom, top, plot_height = 40, 28, 10, 120
     slot = max(8.0, min(64.0, 1060 / len(months)))
     peak = max(sum(c.values()) for c in per_month.values())
     scale = plot_height / peak

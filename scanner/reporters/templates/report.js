@@ -27,10 +27,10 @@
   }
   [text, severity, verification].forEach(function (el) { el.addEventListener("input", filter); });
 
+  var rank = {critical: "0", high: "1", medium: "2", low: "3", info: "4"};
   function key(row, index) {
-    var cell = row.cells[index];
-    var value = cell.getAttribute("data-k");
-    return value === null ? cell.textContent.trim().toLowerCase() : value;
+    if (index === 0) { return rank[row.getAttribute("data-s")] || "9"; }
+    return row.cells[index].textContent.trim().toLowerCase();
   }
   Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, index) {
     var button = document.createElement("button");
@@ -52,5 +52,5 @@
       body.appendChild(fragment);
     });
   });
-  filter();
+  count.textContent = rows.length + " shown";
 }());
