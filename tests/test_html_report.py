@@ -67,7 +67,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rendered]:
         iam.create_user(UserName="deploy")
         live = iam.create_access_key(UserName="deploy")["AccessKey"]
 
-        repo = GitRepo(tmp / "repo")
+        repo = GitRepo(tmp / "payments")
         repo.git("remote", "add", "origin", REMOTE)
         keys = [KeySet.generate() for _ in range(4)] + [KeySet.generate(account=CANARY_ACCOUNT)]
         commits = []

@@ -283,6 +283,11 @@ def finding_rows(report: ScanReport, context: HtmlContext, ruleset: RuleSet) -> 
             "remediation": remediation.get(key_id, "") if key_id else "",
             "reachable": finding.reachable,
         })
+    # Worst first: severity, then live keys, then the newest leak.
+    state_rank = {state: index for index, state in enumerate(VERIFICATION_STATES)}
+    severity_rank = {severity: index for index, severity in enumerate(SEVERITIES)}
+    rows.sort(key=lambda r: r["date"], reverse=True)
+    rows.sort(key=lambda r: (severity_rank.get(r["severity"], len(SEVERITIES)), state_rank[r["verification"]]))
     return rows
 
 
