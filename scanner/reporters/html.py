@@ -18,13 +18,16 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from scanner import __version__
 from scanner.engine.rules import RuleSet
 from scanner.errors import UsageError
 from scanner.findings import Finding, RemediationOutcome, ScanReport
+
+if TYPE_CHECKING:
+    import jinja2
 
 VERIFICATION_STATES = ("valid", "invalid", "unknown", "canary", "not verified")
 SEVERITIES = ("critical", "high", "medium", "low", "info")
@@ -182,7 +185,7 @@ def _month(date: str) -> str | None:
 def _months_between(first: str, last: str) -> list[str]:
     year, month = int(first[:4]), int(first[5:7])
     end = (int(last[:4]), int(last[5:7]))
-    months = []
+    months: list[str] = []
     while (year, month) <= end and len(months) < 1200:
         months.append(f"{year:04d}-{month:02d}")
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
@@ -210,7 +213,7 @@ def timeline(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     bars = []
     for index, month in enumerate(months):
         counts = per_month.get(month, Counter())
-        y = top + plot_height
+        y: float = top + plot_height
         segments = []
         for state in VERIFICATION_STATES:
             count = counts.get(state, 0)
@@ -248,7 +251,7 @@ def _pushed(finding: Finding) -> str:
 def finding_rows(report: ScanReport, context: HtmlContext, ruleset: RuleSet) -> list[dict[str, Any]]:
     key_ids = _key_ids(report.findings)
     remediation = _remediation_by_key(report.remediation, context.audit_records)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for number, finding in enumerate(report.findings):
         repository = getattr(finding, "repository", None) or report.target
         commit = finding.commit
@@ -328,7 +331,7 @@ def _csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
-def _environment() -> Any:
+def _environment() -> jinja2.Environment:
     import jinja2  # here: only an HTML report pays for it
 
     return jinja2.Environment(
@@ -360,8 +363,10 @@ def render_html(report: ScanReport, ruleset: RuleSet, context: HtmlContext | Non
     context = context or HtmlContext()
     rows = finding_rows(report, context, ruleset)
     environment = _environment()
-    style = environment.loader.get_source(environment, "report.css")[0]  # type: ignore[union-attr]
-    script = environment.loader.get_source(environment, "report.js")[0]  # type: ignore[union-attr]
+    assert environment.loader is not None
+    # The style and script go into the page verbatim, so the CSP can name them by hash.
+    style = environment.loader.get_source(environment, "report.css")[0]
+    script = environment.loader.get_source(environment, "report.js")[0]
     started = context.started or datetime.datetime.now(datetime.timezone.utc)
     by_severity = Counter(row["severity"] for row in rows)
     by_verification = Counter(row["verification"] for row in rows)
@@ -371,7 +376,7 @@ def render_html(report: ScanReport, ruleset: RuleSet, context: HtmlContext | Non
     csp = ("default-src 'none'; img-src data:; form-action 'none'; base-uri 'none'; "
            f"style-src {_csp_hash(style)}; script-src {_csp_hash(script)}")
     template = environment.get_template("report.html.j2")
-    return template.render(
+    page: str = template.render(
         csp=csp, style=style, script=script, version=__version__, report=report, context=context,
         targets=context.targets or (report.target,), repositories=repositories, scope=context.scope,
         started=started.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -381,5 +386,5 @@ def render_html(report: ScanReport, ruleset: RuleSet, context: HtmlContext | Non
         timeline=timeline(rows), by_author=_group(rows, "author"), by_path=_by_path(rows),
         live_keys=len({f.secret.digest for f in report.findings
                        if f.secret.kind == "key-id" and verification_of(f) == "valid"}),
-        severity_rank={s: i for i, s in enumerate(SEVERITIES)},
     )
+    return page
