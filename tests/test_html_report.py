@@ -59,6 +59,14 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rendered]:
     server.start()
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"
+
+    def moto_api(path: str, data: bytes | None = None) -> None:
+        request = urllib.request.Request(f"{url}/moto-api/{path}", data=data, method="POST",
+                                         headers={"Content-Type": "text/plain"})
+        urllib.request.urlopen(request).read()
+
+    # moto's backends are process-wide: start clean, and leave authentication as found.
+    moto_api("reset")
     try:
         iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1",
                            aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -98,9 +106,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rendered]:
             "AWS_CONFIG_FILE": str(tmp / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "none"),
             "AWS_EC2_METADATA_DISABLED": "true",
         }
-        reset = urllib.request.Request(f"{url}/moto-api/reset-auth", data=b"0", method="POST",
-                                       headers={"Content-Type": "text/plain"})
-        urllib.request.urlopen(reset).read()  # IAM authentication on: unknown keys are invalid
+        moto_api("reset-auth", b"0")  # IAM authentication on: unknown keys are invalid
 
         html_path = tmp / "report.html"
         # --show-secrets on purpose: the HTML report redacts anyway.
@@ -112,6 +118,8 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rendered]:
         yield Rendered(html_path, html_path.read_text(encoding="utf-8"), json_run.json(), keys,
                        [k.secret for k in keys] + [live["SecretAccessKey"]], live["AccessKeyId"], commits)
     finally:
+        moto_api("reset-auth", b"inf")
+        moto_api("reset")
         server.stop()
 
 
