@@ -178,24 +178,30 @@ def _scope(args: argparse.Namespace) -> str:
 
 
 def _html_context(args: argparse.Namespace, started: datetime.datetime) -> HtmlContext:
-    """What the HTML report shows beyond the scan: scope, start time, the web remote for
-    commit links, and remediation already recorded in an --audit-log given to the report."""
+    return html_context([Path(args.path)], scope=_scope(args), started=started, audit_log=args.audit_log)
+
+
+def html_context(targets: Sequence[Path], *, scope: str, started: datetime.datetime, audit_log: Path | None,
+                 repository_errors: Sequence[str] = ()) -> HtmlContext:
+    """What the HTML report shows beyond the scan: scope, start time, each target's web remote
+    for commit links (keyed as the report names the repository: str(target)), and remediation
+    already recorded in an --audit-log given to the report."""
     from scanner.errors import GitError
     from scanner.reporters.html import HtmlContext, read_audit_log, web_base
     from scanner.sources.git import find_repository, remote_url
 
-    target = Path(args.path)
     remotes: dict[str, str] = {}
-    try:
-        repo = find_repository(target, search_parents=True) if target.exists() else None
-        base = web_base(remote_url(repo)) if repo is not None else None
-    except GitError:
-        base = None  # no link is no loss: the report shows the commit id
-    if base is not None:
-        remotes[str(target)] = base
-    records = read_audit_log(args.audit_log) if args.audit_log is not None and args.audit_log.exists() else ()
-    return HtmlContext(scope=_scope(args), targets=(str(target.resolve()),), started=started, web_remotes=remotes,
-                       audit_records=records)
+    for target in targets:
+        try:
+            repo = find_repository(target, search_parents=True) if target.exists() else None
+            base = web_base(remote_url(repo)) if repo is not None else None
+        except GitError:
+            base = None  # no link is no loss: the report shows the commit id
+        if base is not None:
+            remotes[str(target)] = base
+    records = read_audit_log(audit_log) if audit_log is not None and audit_log.exists() else ()
+    return HtmlContext(scope=scope, targets=tuple(str(t.resolve()) for t in targets), started=started,
+                       web_remotes=remotes, audit_records=records, repository_errors=tuple(repository_errors))
 
 
 def _print_warnings(report: ScanReport) -> None:

@@ -273,3 +273,14 @@ def test_scan_never_imports_jinja2(tmp_path: Path) -> None:
             f"{str(tmp_path)!r}]); print('jinja2' in sys.modules, rc)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip().splitlines()[-1] == "False 0", proc.stderr
+
+
+def test_folder_report_without_git_or_remote(tmp_path: Path, keys: KeySet) -> None:
+    (tmp_path / "app.env").write_text(keys.fill("AWS_ACCESS_KEY_ID={key_id}\nAWS_SECRET_ACCESS_KEY={secret}\n"))
+    result = run_keysweep("scan", "--no-progress", "--format", "html", tmp_path)
+    assert result.returncode == 1, result.stderr
+    page = result.stdout
+    assert page.startswith("<!DOCTYPE html>") and len(_rows(page)) == 2
+    assert "app.env:1" in page and "app.env:2" in page and "<a href" not in page
+    assert "in files on disk only" in page  # no timeline without commits, and it says why
+    assert keys.secret not in page and keys.key_id[:9] not in page
