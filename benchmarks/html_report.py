@@ -74,6 +74,64 @@ def page_time(page: Path) -> float:
     return int(match.group(1)) / 1000
 
 
+def _descendants_cpu(root: int) -> float:
+    """CPU seconds (user + system) used so far by every process under ``root``."""
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry)] = fields
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            total += (int(stats[pid][11]) + int(stats[pid][12])) / os.sysconf("SC_CLK_TCK")
+        todo += children.get(pid, [])
+    return total
+
+
+def cpu_to_open(page: Path) -> float:
+    """CPU seconds of all browser processes from start to the page's load event, JavaScript on.
+    Unlike wall time, this hardly depends on what else the machine is doing."""
+    from tests.browser import _Pipe, chromium
+
+    to_child_r, to_child_w = os.pipe()
+    from_child_r, from_child_w = os.pipe()
+
+    def wire() -> None:
+        read_end, write_end = os.dup(to_child_r), os.dup(from_child_w)
+        os.dup2(read_end, 3)
+        os.dup2(write_end, 4)
+
+    with tempfile.TemporaryDirectory() as profile:
+        proc = subprocess.Popen([chromium(), *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe",
+                                 "about:blank"], preexec_fn=wire, pass_fds=(3, 4),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_child_r)
+        os.close(from_child_w)
+        pipe = _Pipe(to_child_w, from_child_r)
+        try:
+            target = pipe.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+            session = pipe.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+            pipe.call("Page.enable", {}, session)
+            pipe.call("Page.navigate", {"url": page.as_uri()}, session, wait_event="Page.loadEventFired")
+            # Force style and layout, as showing the page would.
+            pipe.call("Runtime.evaluate", {"expression": "document.body.offsetHeight"}, session)
+            used = _descendants_cpu(proc.pid)
+            pipe.call("Browser.close")
+            return used
+        finally:
+            pipe.close()
+            proc.wait(timeout=30)
+
+
 def browser_time(page: Path) -> float:
     with tempfile.TemporaryDirectory() as profile:
         started = time.perf_counter()
@@ -104,16 +162,23 @@ def main() -> None:
         print(f"render: {render_seconds:.2f} s")
         print(f"size: {size / 1e6:.2f} MB ({size} bytes)")
         report_times, empty_times, page_times = [], [], []
+        cpu_empty: list[float] = []
+        cpu_report: list[float] = []
         for _ in range(args.runs):
             empty_times.append(browser_time(empty))
             report_times.append(browser_time(page))
             page_times.append(page_time(page))
+            cpu_empty.append(cpu_to_open(empty))
+            cpu_report.append(cpu_to_open(page))
         report_median, empty_median = statistics.median(report_times), statistics.median(empty_times)
         print(f"chromium --dump-dom, median of {args.runs}: report {report_median:.2f} s, empty page "
               f"{empty_median:.2f} s, report's own cost {report_median - empty_median:.2f} s "
               f"(report runs: {', '.join(f'{t:.2f}' for t in report_times)})")
         print(f"page's own clock, navigation start to loaded and laid out, median of {args.runs}: "
               f"{statistics.median(page_times):.2f} s (runs: {', '.join(f'{t:.2f}' for t in page_times)})")
+        print(f"browser CPU seconds to loaded and laid out (all processes), median of {args.runs}: report "
+              f"{statistics.median(cpu_report):.2f}, empty page {statistics.median(cpu_empty):.2f}, report's own "
+              f"{statistics.median(cpu_report) - statistics.median(cpu_empty):.2f}")
         with open("/proc/loadavg") as handle:
             print(f"load average during the run: {handle.read().split()[0]} on {os.cpu_count()} cores")
 
