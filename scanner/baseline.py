@@ -48,13 +48,29 @@ def render_baseline(findings: Iterable[Finding]) -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
+# A baseline of a million findings is about 200 MB; anything larger is not one of ours.
+MAX_BASELINE_BYTES = 256 * 1024 * 1024
+
+
 def load_baseline(path: Path) -> Baseline:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        # Only a regular file: opening a FIFO would block until a writer comes along.
+        if not path.is_file():
+            if not path.exists():
+                raise FileNotFoundError(path)
+            raise ConfigError(f"{path}: a baseline must be a regular file")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_BASELINE_BYTES + 1)
+        if len(raw) > MAX_BASELINE_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_BASELINE_BYTES} bytes; not a keysweep baseline")
+        document = json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such baseline file (create one with `keysweep baseline create`)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: not a keysweep baseline: {exc}") from None
+    except (RecursionError, ValueError):
+        # Nesting deeper than Python's stack, or a number of thousands of digits.
+        raise ConfigError(f"{path}: not a keysweep baseline (nested too deeply, or an over-long number)") from None
     if not isinstance(document, dict) or document.get("version") != BASELINE_VERSION:
         raise ConfigError(f"{path}: not a keysweep baseline (expected version {BASELINE_VERSION})")
     entries = document.get("findings")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import stat
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -71,9 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--show-secrets", action="store_true", help="print secrets in clear (default: redacted)")
     out.add_argument("--no-color", action="store_true", help="no colour even on a terminal")
     out.add_argument("--no-progress", action="store_true", help="no progress display on standard error")
+    out.add_argument("--fail-on", choices=("critical", "high", "medium", "low"), default=None, metavar="SEVERITY",
+                     help="exit 1 only for findings of this severity or worse: critical, high, medium, low (default: any finding)")
     aws = scan.add_argument_group("AWS (network; nothing is sent without --verify or --remediate)")
     aws.add_argument("--verify", action="store_true", help="check each key pair with STS GetCallerIdentity")
-    aws.add_argument("--remediate", choices=("deactivate", "delete"), help="plan (or with --apply, perform) remediation of live keys")
+    aws.add_argument("--remediate", choices=("deactivate", "delete"),
+                     help="plan (or with --apply, perform) remediation of keys proven live (verifies each pair itself)")
+    aws.add_argument("--include-unconfirmed", action="store_true",
+                     help="with --remediate: also act on key IDs found without a secret or whose check failed "
+                          "(never on a key whose found secret does not sign)")
     _add_remediation_flags(aws)
 
     baseline = commands.add_parser("baseline", help="manage baselines of known findings")
@@ -86,11 +94,42 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--rules", action="append", type=Path, default=[], metavar="PATH")
     create.add_argument("--config", type=Path, metavar="FILE")
 
-    revoke = commands.add_parser("revoke", help="deactivate (and with --delete, delete) an access key in IAM")
-    revoke.add_argument("key_id", metavar="KEY_ID")
+    revoke = commands.add_parser("revoke", help="deactivate (and with --delete, delete) an access key or a Bedrock API key in IAM")
+    revoke.add_argument("key_id", metavar="KEY_ID", help="an access key ID, or a Bedrock API key's service-specific credential ID")
     revoke.add_argument("--delete", action="store_true", help="delete the key after deactivating it")
     _add_remediation_flags(revoke)
+    _add_audit_parser(commands)
     return parser
+
+
+def _add_audit_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """keysweep audit (issue 11): the parser only; the command imports Dask when it runs."""
+    from scanner.reporters import FORMATS
+
+    audit = commands.add_parser(
+        "audit", help="audit many repositories (folders, git URLs) incrementally, on Dask", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Scan the history of every repository named (a repository, a folder of repositories, "
+                    "or a git URL mirrored into the cache), reading only objects earlier audits have not "
+                    "read. Needs the fleet extra: pip install 'keysweep[fleet]'.",
+    )
+    audit.add_argument("targets", nargs="*", metavar="TARGET", help="repository, folder of repositories, or git URL")
+    audit.add_argument("--targets", dest="targets_file", type=Path, metavar="FILE", help="read targets from FILE (one a line, # comments)")
+    audit.add_argument("--cache", type=Path, metavar="DIR", help="where URL targets are mirrored (default: ~/.cache/keysweep/mirrors)")
+    audit.add_argument("--state", type=Path, metavar="FILE", help="audit state (default: ~/.local/state/keysweep/audit.sqlite)")
+    audit.add_argument("--full", action="store_true", help="read every object again, ignoring what the state says was read")
+    audit.add_argument("--baseline", type=Path, metavar="FILE", help="known findings: recorded as baselined, not reported")
+    where = audit.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on this Dask scheduler's workers")
+    where.add_argument("--workers", type=int, metavar="N", help="workers of the embedded local cluster (default: number of cores)")
+    audit.add_argument("-f", "--format", choices=FORMATS, default=None, help="report format (default text)")
+    audit.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the report to FILE instead of standard output")
+    audit.add_argument("--show-secrets", action="store_true", help="print secrets in clear (default: redacted)")
+    audit.add_argument("--verify", action="store_true", help="check each key pair with STS GetCallerIdentity")
+    audit.add_argument("--region", metavar="NAME", help="AWS region for --verify")
+    audit.add_argument("--fail-on", choices=("critical", "high", "medium", "low"), default=None,
+                       help="exit 1 only for findings of this severity or higher (default: any finding)")
+    audit.add_argument("--no-progress", action="store_true", help="no progress display on standard error")
 
 
 def _add_remediation_flags(group: argparse._ActionsContainer) -> None:
@@ -104,6 +143,28 @@ def _add_remediation_flags(group: argparse._ActionsContainer) -> None:
     group.add_argument("--verify-canary", action="store_true", help="verify keys of known canary accounts too (trips the canary)")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: unwinds like Ctrl-C (workers stopped, no partial output file)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_termination(signum: int, _frame: object) -> None:
+    # Once: a second signal must not interrupt the clean-up the first one started.
+    for name in ("SIGTERM", "SIGHUP", "SIGINT"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    raise Terminated(signum)
+
+
+def _install_signal_handlers() -> None:
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) != signal.SIG_IGN:
+            signal.signal(getattr(signal, name), _on_termination)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         # A report must never die on a terminal that cannot show a character.
@@ -112,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
+    _install_signal_handlers()
     try:
         if args.command == "scan":
             from scanner.commands import scan_command
@@ -121,18 +183,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             from scanner.commands import baseline_create_command
 
             return baseline_create_command(args)
+        if args.command == "audit":
+            from scanner.fleet.command import audit_command
+
+            return audit_command(args)
         from scanner.commands import revoke_command
 
         return revoke_command(args)
     except UsageError as exc:
-        print(f"keysweep: error: {exc}", file=sys.stderr)
+        print(_printable(f"keysweep: error: {exc}"), file=sys.stderr)
         return EXIT_USAGE
     except KeysweepError as exc:
-        print(f"keysweep: error: {exc}", file=sys.stderr)
+        print(_printable(f"keysweep: error: {exc}"), file=sys.stderr)
         return EXIT_FAILURE
-    except KeyboardInterrupt:
-        print("keysweep: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = int(exc.signum if isinstance(exc, Terminated) else signal.SIGINT)
+        name = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+        print(f"keysweep: {name}", file=sys.stderr)
+        return 128 + int(signum)
     except BrokenPipeError:
         # The reader (head, less) went away: nothing left to say to it.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -141,24 +209,67 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the one boundary: a line, not a traceback
         if os.environ.get("KEYSWEEP_DEBUG"):
             raise
-        print(f"keysweep: internal error: {type(exc).__name__}: {exc} (set KEYSWEEP_DEBUG=1 for a traceback)", file=sys.stderr)
+        print(_printable(f"keysweep: internal error: {type(exc).__name__}: {exc} (set KEYSWEEP_DEBUG=1 for a traceback)"),
+              file=sys.stderr)
         return EXIT_FAILURE
 
 
-def write_output(text: str, output: Path | None) -> None:
-    """Write a report to standard output, or to a file atomically (never a half-written file)."""
+def _printable(message: str) -> str:
+    from scanner.reporters.text import escape_control
+
+    return escape_control(message)
+
+
+def write_output(text: str, output: Path | None, *, private: bool = False) -> None:
+    """Write a report to standard output, or to ``output`` as a shell redirection would.
+
+    A regular file (new, or behind a symlink) is replaced atomically: never half-written,
+    even when interrupted. Anything else (a FIFO, a terminal, /dev/stdout, /dev/null) is
+    opened and written into; it is never replaced by a file. A new file gets the user's
+    umask, or 0600 when ``private`` (the report holds secrets in clear).
+    """
     if output is None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    folder = output.parent if str(output.parent) else Path(".")
+    data = text.encode("utf-8", "backslashreplace")
+    try:
+        info: os.stat_result | None = os.stat(output)  # follows symlinks
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        if stat.S_ISDIR(info.st_mode):
+            raise UsageError(f"cannot write {output}: it is a folder")
+        try:
+            with open(output, "wb") as handle:
+                handle.write(data)
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+        return
+    target = Path(os.path.realpath(output))  # through a symlink: replace its target, not the link
+    if info is not None:
+        mode = stat.S_IMODE(info.st_mode)
+    elif private:
+        mode = 0o600
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
     temp: str | None = None
     try:
-        fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{output.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as handle:
-            handle.write(text)
-        os.replace(temp, output)
+        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
+            handle.write(data)
+        os.replace(temp, target)
+        temp = None
     except OSError as exc:
-        if temp is not None and os.path.exists(temp):
-            os.unlink(temp)
         raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+    finally:
+        if temp is not None:
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass

@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Literal, cast
 
 import regex
 
@@ -21,12 +21,15 @@ from scanner.findings import Finding, RemediationOutcome, ScanReport
 from scanner.pathfilter import PathFilter
 from scanner.progress import ProgressLine
 from scanner.reporters import ReportFormat, render
+from scanner.reporters.text import escape_control
 from scanner.scan import DEFAULT_MAX_FILE_SIZE, HistoryMode, ScanOptions, default_jobs, run_scan
 
 if TYPE_CHECKING:
     # scanner.aws pulls in boto3 (~0.1 s): imported where a command uses it, never by a plain scan.
     from scanner.aws.audit import AuditLog
+    from scanner.aws.exposure import KeyActivity
     from scanner.aws.remediate import Plan
+    from scanner.findings import Severity
     from scanner.reporters.html import HtmlContext
 
 
@@ -84,6 +87,9 @@ def _push_revisions() -> tuple[str, ...]:
 
 
 def _settings(args: argparse.Namespace, target: Path) -> tuple[Config, RuleSet]:
+    from scanner.scan import check_target
+
+    check_target(target)
     config = load_config(args.config if args.config is not None else find_config(_scan_root(target)))
     return config, load_ruleset([*config.rules, *args.rules])
 
@@ -92,8 +98,17 @@ def _scan(args: argparse.Namespace, config: Config, ruleset: RuleSet, *, history
     target = Path(args.path)
     if getattr(args, "jobs", None) is not None and args.jobs < 1:
         raise UsageError("--jobs must be 1 or more")
+    jobs = getattr(args, "jobs", None) or default_jobs()
+    most_jobs = 4 * (os.cpu_count() or 1)
+    if jobs > most_jobs:
+        # Each job is a process with its own git: thousands would exhaust the machine.
+        print(f"keysweep: warning: --jobs {jobs} is more than 4x the {os.cpu_count() or 1} core(s); using {most_jobs}",
+              file=sys.stderr)
+        jobs = most_jobs
     revision_range = getattr(args, "revision_range", None)
     if getattr(args, "since", None):
+        if args.since.startswith("-"):
+            raise UsageError(f"--since {args.since!r}: a revision cannot begin with '-'")
         revision_range = f"{args.since}..HEAD"
     push_revisions = _push_revisions() if getattr(args, "pre_push", False) else ()
     show_progress = not getattr(args, "no_progress", False) and sys.stderr.isatty()
@@ -107,7 +122,7 @@ def _scan(args: argparse.Namespace, config: Config, ruleset: RuleSet, *, history
         revision_range=revision_range,
         push_revisions=push_revisions,
         max_file_size=max_size,
-        jobs=getattr(args, "jobs", None) or default_jobs(),
+        jobs=jobs,
         excludes=PathFilter((*config.exclude, *getattr(args, "exclude", []))),
         allow_values=config.allow_values,
         progress=progress,
@@ -138,15 +153,24 @@ def scan_command(args: argparse.Namespace) -> int:
     report = _scan(args, config, ruleset, history=_history_mode(args))
     if baseline is not None:
         report = dataclasses.replace(report, findings=tuple(baseline.new(report.findings)))
-    if args.verify:
+    report = _add_exposure(report, Path(args.path))
+    if args.verify or args.remediate:
+        # Remediation acts only on keys proven live: it verifies every pair itself.
         from scanner.aws.verify import verify_findings
 
+        activity = _last_use_before_verifying(args, report.findings)
         verified = verify_findings(report.findings, allow_accounts=_accounts(args), include_canary=args.verify_canary,
                                    region=args.region)
-        report = dataclasses.replace(report, findings=tuple(verified))
+        if any(f.bedrock is not None for f in verified):
+            from scanner.aws import bedrock
+
+            verified = bedrock.verify_findings(verified, allow_accounts=_accounts(args),
+                                               include_canary=args.verify_canary, region=args.region)
+        report = dataclasses.replace(report, findings=tuple(_add_incident(args, verified, activity)))
+    report = _add_severity(report, args)
     failed = False
     if args.remediate:
-        outcomes = remediate_findings(args, report.findings)
+        outcomes = remediate_findings(args, report.findings) + remediate_bedrock_findings(args, report.findings)
         report = dataclasses.replace(report, remediation=tuple(outcomes))
         failed = any(o.result == "failed" for o in outcomes)
     fmt = cast(ReportFormat, args.format or config.format or "text")
@@ -154,16 +178,73 @@ def scan_command(args: argparse.Namespace) -> int:
         # The text report lists what was skipped; a machine-readable one keeps it in its
         # summary, so a person watching the terminal is told here.
         for skipped in report.skipped:
-            print(f"keysweep: warning: skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+            print(escape_control(f"keysweep: warning: skipped {skipped.path}: {skipped.reason}"), file=sys.stderr)
     html = _html_context(args, started) if fmt == "html" else None
+    # The HTML report is always redacted, so it is never a private file on that account.
     write_output(render(report, fmt, ruleset, show_secrets=args.show_secrets, color=_color(args), html=html),
-                 args.output)
-    if report.findings and (args.staged or args.pre_push):
+                 args.output, private=args.show_secrets and fmt != "html")
+    failing = _failing(report.findings, getattr(args, "fail_on", None))
+    if failing and (args.staged or args.pre_push):
         print(BLOCKED_COMMIT_HELP.replace("this commit", "this push") if args.pre_push else BLOCKED_COMMIT_HELP,
               file=sys.stderr, end="")
-    if failed:
-        return EXIT_FAILURE
-    return EXIT_FINDINGS if report.findings else EXIT_CLEAN
+    for error in report.errors:
+        print(escape_control(f"keysweep: error: {error}"), file=sys.stderr)
+    if failed or report.errors:
+        return EXIT_FAILURE  # an incomplete scan is never reported as clean, nor as only findings
+    return EXIT_FINDINGS if failing else EXIT_CLEAN
+
+
+def _add_exposure(report: ScanReport, target: Path) -> ScanReport:
+    """Leak date, author and whether the leaking commit was pushed (git only, no network)."""
+    if not report.findings:
+        return report
+    from scanner.exposure import add_exposure
+
+    findings, warnings = add_exposure(report.findings, target)
+    for warning in warnings:
+        print(escape_control(f"keysweep: warning: {warning}"), file=sys.stderr)
+    return dataclasses.replace(report, findings=tuple(findings), warnings=(*report.warnings, *warnings))
+
+
+def _last_use_before_verifying(args: argparse.Namespace, findings: Sequence[Finding]) -> dict[str, KeyActivity]:
+    """IAM's record of each key's last use, read before verification signs a call with it."""
+    from scanner.aws.exposure import snapshot
+    from scanner.aws.verify import pairs_in
+
+    accounts = _accounts(args)
+    key_ids = [key.secret.reveal() for key, secret, _ in pairs_in(findings).values()
+               if secret is not None and (not key.canary or args.verify_canary)
+               and (not accounts or key.account_id in accounts)]
+    return snapshot(key_ids, args.profile, args.region)
+
+
+def _add_incident(args: argparse.Namespace, findings: list[Finding], activity: dict[str, KeyActivity]) -> list[Finding]:
+    """For each valid key: its IAM record (created, status, last use) and what it can do."""
+    from scanner.aws.access import add_access
+    from scanner.aws.exposure import add_key_activity
+
+    findings = add_key_activity(findings, activity, args.profile, args.region)
+    findings = add_access(findings, args.profile, args.region)
+    if any(f.bedrock is not None for f in findings):
+        from scanner.aws.bedrock import add_owner
+
+        findings = add_owner(findings, args.profile, args.region)
+    return findings
+
+
+def _add_severity(report: ScanReport, args: argparse.Namespace) -> ScanReport:
+    from scanner.severity import assign_severity
+
+    return dataclasses.replace(report, findings=tuple(assign_severity(report.findings)))
+
+
+def _failing(findings: Sequence[Finding], fail_on: str | None) -> bool:
+    """Does any finding reach the --fail-on severity (default: any finding at all)?"""
+    if fail_on is None:
+        return bool(findings)
+    from scanner.severity import at_least
+
+    return any(at_least(f.severity, cast("Severity", fail_on)) for f in findings)
 
 
 def _scope(args: argparse.Namespace) -> str:
@@ -206,7 +287,7 @@ def html_context(targets: Sequence[Path], *, scope: str, started: datetime.datet
 
 def _print_warnings(report: ScanReport) -> None:
     for warning in report.warnings:
-        print(f"keysweep: warning: {warning}", file=sys.stderr)
+        print(escape_control(f"keysweep: warning: {warning}"), file=sys.stderr)
 
 
 def baseline_create_command(args: argparse.Namespace) -> int:
@@ -241,66 +322,211 @@ def _audit(args: argparse.Namespace) -> AuditLog:
     return AuditLog(args.audit_log or default_audit_log())
 
 
-def _print_outcomes(plans: list[Plan], outcomes: list[RemediationOutcome], applied: bool, audit: AuditLog) -> None:
+def _shown_key(key_id: str, show_secrets: bool) -> str:
+    from scanner.secret import Secret
+
+    return key_id if show_secrets else Secret("key-id", key_id).redacted
+
+
+def _print_outcomes(plans: list[Plan], outcomes: list[RemediationOutcome], applied: bool, audit: AuditLog,
+                    held: Sequence[RemediationOutcome] = (), show_secrets: bool = True) -> None:
     from scanner.aws.remediate import describe
+
+    def shown(text: str, key_id: str) -> str:
+        return text.replace(key_id, _shown_key(key_id, show_secrets))
 
     heading = "remediation" if applied else "remediation plan (dry run: nothing changed; add --apply to carry it out)"
     print(f"keysweep: {heading} (audit log: {audit.path}):", file=sys.stderr)
     for item in plans:
-        print(f"  {describe(item)}", file=sys.stderr)
+        print(f"  {shown(describe(item), item.key_id)}", file=sys.stderr)
+    for outcome in held:
+        print(f"  {shown(outcome.key_id, outcome.key_id)}: left alone ({outcome.result}): "
+              f"{shown(outcome.detail, outcome.key_id)}", file=sys.stderr)
     if applied:
         for outcome in outcomes:
             if outcome.action != "none":
                 detail = f": {outcome.detail}" if outcome.detail else ""
-                print(f"  {outcome.key_id}: {outcome.action}: {outcome.result}{detail}", file=sys.stderr)
+                print(f"  {shown(outcome.key_id, outcome.key_id)}: {outcome.action}: {outcome.result}"
+                      f"{shown(detail, outcome.key_id)}", file=sys.stderr)
+
+
+REVOKE_ADVICE = ("to rotate it anyway: `keysweep revoke KEY_ID --delete --apply` with the full key ID "
+                 "(--show-secrets prints it)")
+
+
+def _held(key_id: str, account: str | None, result: Literal["unconfirmed", "not-compromised", "skipped"], detail: str,
+          dry_run: bool) -> RemediationOutcome:
+    return RemediationOutcome(key_id, account, None, "none", result, detail, dry_run)
 
 
 def remediate_findings(args: argparse.Namespace, findings: Sequence[Finding]) -> list[RemediationOutcome]:
-    """Plan (and with --apply, carry out) remediation of every key ID the scan found."""
+    """Plan (and with --apply, carry out) remediation of the keys the scan proved live.
+
+    Only a key whose found secret signs (verification ``valid``) is acted on: a key whose
+    secret does not sign is not compromised by this leak, and a key ID found alone (or whose
+    check failed) is acted on only with --include-unconfirmed. Everything left alone is
+    listed with the reason.
+    """
     from scanner.aws import remediate
     from scanner.aws.clients import KeyPair
     from scanner.aws.verify import pairs_in
 
-    targets: dict[str, remediate.Target] = {}
+    dry_run = not args.apply
+    allow = _accounts(args)
+    include_unconfirmed = getattr(args, "include_unconfirmed", False)
+    # Every place a key ID was found: one valid pair anywhere proves the key live.
+    seen: dict[str, list[tuple[Finding, Finding | None, Finding | None]]] = {}
     for key, secret, token in pairs_in(findings).values():
-        key_id = key.secret.reveal()
-        if key.canary or key_id in targets:
+        seen.setdefault(key.secret.reveal(), []).append((key, secret, token))
+    targets: list[remediate.Target] = []
+    held: list[RemediationOutcome] = []
+    for key_id, places in seen.items():
+        account = next((k.account_id for k, _, _ in places if k.account_id), None)
+        statuses = [k.verification for k, _, _ in places if k.verification is not None]
+        if any(k.canary for k, _, _ in places) or any(v.status == "canary" for v in statuses):
+            held.append(_held(key_id, account, "skipped", "a canary-token key: never sent to AWS", dry_run))
             continue
-        verification = key.verification
-        if verification is not None and verification.status in ("canary", "skipped"):
+        if allow and account not in allow:
+            # Decided offline, before any call: a key of another account signs nothing.
+            held.append(_held(key_id, account, "skipped", f"account {account or 'unknown'} is not in --allow-account",
+                              dry_run))
             continue
-        pair = KeyPair(key_id, secret.secret.reveal(), token.secret.reveal() if token else None) if secret else None
-        targets[key_id] = remediate.Target(
-            key_id, account_hint=key.account_id or (verification.account if verification else None),
-            live=verification is not None and verification.status == "valid",
-            arn=verification.arn if verification else None, pair=pair,
-        )
+        valid = next(((k, s, t) for k, s, t in places
+                      if k.verification is not None and k.verification.status == "valid" and s is not None), None)
+        if valid is not None:
+            k, s, t = valid
+            verification = k.verification
+            assert verification is not None and s is not None
+            targets.append(remediate.Target(
+                key_id, account_hint=account or verification.account, live=True, arn=verification.arn,
+                pair=KeyPair(key_id, s.secret.reveal(), t.secret.reveal() if t else None),
+            ))
+            continue
+        invalid = next((v for v in statuses if v.status == "invalid"), None)
+        if invalid is not None:
+            held.append(_held(key_id, account, "not-compromised",
+                              f"the secret found with it does not sign for it ({invalid.reason}): this leak does not "
+                              f"compromise the key; {REVOKE_ADVICE}", dry_run))
+            continue
+        reasons = sorted({v.reason for v in statuses if v.reason} or {"no secret access key was found with it"})
+        if include_unconfirmed:
+            targets.append(remediate.Target(key_id, account_hint=account))
+            continue
+        held.append(_held(key_id, account, "unconfirmed",
+                          f"not proven live ({'; '.join(reasons)}); --include-unconfirmed acts on it, or "
+                          f"{REVOKE_ADVICE}", dry_run))
+    audit = _audit(args)
     if not targets:
-        print("keysweep: remediation: no access key IDs to remediate", file=sys.stderr)
-        return []
+        if not held:
+            print("keysweep: remediation: no access key IDs to remediate", file=sys.stderr)
+        else:
+            _print_outcomes([], [], args.apply, audit, held, args.show_secrets)
+            for outcome in held:
+                audit.append(phase="result", key_id=outcome.key_id, account=outcome.account, user=None, action="none",
+                             result=outcome.result, detail=outcome.detail, dry_run=dry_run)
+        return held
+    if not dry_run:
+        audit.check_writable()  # before any change: an unwritable log changes nothing
     mode: remediate.RemediationMode = args.remediate
     groups: list[tuple[KeyPair | None, list[remediate.Target]]]
     if args.use_leaked_key:
-        groups = [(t.pair, [t]) for t in targets.values() if t.pair is not None]
+        groups = [(t.pair, [t]) for t in targets if t.pair is not None]
+        held += [_held(t.key_id, t.account_hint, "unconfirmed", "--use-leaked-key needs the key's secret", dry_run)
+                 for t in targets if t.pair is None]
     else:
-        groups = [(None, list(targets.values()))]
+        groups = [(None, targets)]
     plans: list[Plan] = []
     outcomes: list[RemediationOutcome] = []
     for leaked, group in groups:
         operator = remediate.connect(args.profile, args.region, leaked)
-        group_plans = remediate.plan(group, mode, operator, quarantine=args.quarantine, allow_accounts=_accounts(args))
+        group_plans = remediate.plan(group, mode, operator, quarantine=args.quarantine, allow_accounts=allow)
         plans += group_plans
-        outcomes += remediate.apply(group_plans, operator, _audit(args), dry_run=not args.apply)
+        outcomes += remediate.apply(group_plans, operator, audit, dry_run=dry_run)
+    for outcome in held:
+        audit.append(phase="result", key_id=outcome.key_id, account=outcome.account, user=None, action="none",
+                     result=outcome.result, detail=outcome.detail, dry_run=dry_run)
+    _print_outcomes(plans, outcomes, args.apply, audit, held, args.show_secrets)
+    return outcomes + held
+
+
+def remediate_bedrock_findings(args: argparse.Namespace, findings: Sequence[Finding]) -> list[RemediationOutcome]:
+    """Plan (and with --apply, carry out) remediation of every Bedrock API key the scan found.
+
+    Only keys proven live are acted on (verified here if the scan did not verify them), unless
+    --include-unconfirmed (the "Trust" rule for access keys, applied to Bedrock keys too).
+    """
+    keys = {f.bedrock.name or f.fingerprint: f for f in findings if f.bedrock is not None and not f.canary}
+    if not keys:
+        return []
+    from scanner.aws import bedrock, remediate
+
+    include_unconfirmed = bool(getattr(args, "include_unconfirmed", False))
+    long_term = [f for f in keys.values() if f.bedrock is not None and f.bedrock.term == "long-term"]
+    if not include_unconfirmed and any(f.verification is None for f in long_term):
+        checked = {f.fingerprint: f for f in bedrock.verify_findings(
+            long_term, allow_accounts=_accounts(args), include_canary=args.verify_canary, region=args.region)}
+        keys = {label: checked.get(f.fingerprint, f) for label, f in keys.items()}
+    targets = []
+    unproven: list[remediate.Plan] = []
+    for label, finding in keys.items():
+        verification = finding.verification
+        if verification is not None and verification.status in ("canary", "skipped"):
+            continue
+        facts = finding.bedrock
+        assert facts is not None
+        if facts.term == "short-term":
+            if verification is not None and verification.status == "invalid":
+                continue  # expired or refused by Bedrock: nothing left to revoke
+            label = f"short-term Bedrock API key at {finding.path or finding.source}:{finding.line}"
+        elif not include_unconfirmed and (verification is None or verification.status != "valid"):
+            status = f"{verification.status}: {verification.reason}" if verification else "not verified"
+            unproven.append(remediate.Plan(label, facts.account, None, None, (), refusal=(
+                f"not proven live ({status}); keysweep acts only on keys Bedrock accepts "
+                "(--include-unconfirmed to act anyway)")))
+            continue
+        targets.append(bedrock.Credential(label, facts=facts))
+    if not targets and not unproven:
+        return []
+    operator = remediate.connect(args.profile, args.region)
+    mode: remediate.RemediationMode = args.remediate
+    plans = unproven + (bedrock.plan(targets, mode, operator, allow_accounts=_accounts(args)) if targets else [])
+    outcomes = bedrock.apply(plans, operator, _audit(args), dry_run=not args.apply)
     _print_outcomes(plans, outcomes, args.apply, _audit(args))
     return outcomes
+
+
+SERVICE_CREDENTIAL_ID = regex.compile(r"[A-Za-z0-9_]{20,128}")
+
+
+def _revoke_bedrock(args: argparse.Namespace, credential_id: str) -> int:
+    from scanner.aws import bedrock, remediate
+
+    operator = remediate.connect(args.profile, args.region)
+    mode: remediate.RemediationMode = "delete" if args.delete else "deactivate"
+    plans = bedrock.plan([bedrock.Credential(credential_id, credential_id=credential_id)], mode, operator,
+                         allow_accounts=_accounts(args))
+    outcomes = bedrock.apply(plans, operator, _audit(args), dry_run=not args.apply)
+    _print_outcomes(plans, outcomes, args.apply, _audit(args))
+    if any(o.result == "failed" for o in outcomes):
+        return EXIT_FAILURE
+    if any(o.result == "refused" for o in outcomes):
+        return EXIT_USAGE
+    return EXIT_CLEAN
 
 
 def revoke_command(args: argparse.Namespace) -> int:
     from scanner.aws import remediate
 
     key_id = args.key_id.strip()
-    if not KEY_ID.fullmatch(key_id):
-        raise UsageError(f"{key_id!r} is not an AWS access key ID (AKIA… or ASIA… followed by 16 characters)")
+    # An access key ID (AKIA…, ASIA…) or else a Bedrock API key's service-specific credential ID
+    # (ListServiceSpecificCredentials shows it; such IDs start ACCA).
+    if not (KEY_ID.fullmatch(key_id) and not key_id.startswith("ACCA")):
+        if SERVICE_CREDENTIAL_ID.fullmatch(key_id):
+            if args.use_leaked_key:
+                raise UsageError("--use-leaked-key is for access keys; a Bedrock API key cannot sign IAM calls")
+            return _revoke_bedrock(args, key_id)
+        raise UsageError(f"{key_id!r} is not an AWS access key ID (AKIA… or ASIA… followed by 16 characters), "
+                         "nor a Bedrock API key's service-specific credential ID (20 to 128 letters and digits)")
     if args.use_leaked_key:
         raise UsageError("revoke knows only the key ID; --use-leaked-key needs the secret, so use it with scan --remediate")
     operator = remediate.connect(args.profile, args.region)

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import regex
 
-from scanner.errors import ConfigError
+from scanner.errors import ConfigError, bounded
 
 CONFIG_FILE = ".keysweep.yaml"
 KEYS = ("rules", "exclude", "allow-values", "max-file-size", "format", "baseline")
@@ -29,14 +29,29 @@ class Config:
     baseline: Path | None = None
 
 
+MAX_SIZE = 1 << 40
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+# Digits, an optional fraction only with a unit (1.5m, not 1.5 bytes), and an optional unit.
+_SIZE = regex.compile(r"(?i)(\d{1,15})(?:(\.\d{1,6})?\s*([kmg])(?:i?b)?|\s*b?)")
+
+
 def parse_size(text: str | int) -> int:
+    """A size such as 1000000, 512k, 25m or 1.5g, in bytes. ValueError for anything else
+    (booleans, fractions of a byte, inf, nan, negative numbers)."""
+    if isinstance(text, bool) or not isinstance(text, (str, int)):
+        raise ValueError("not a size")
     if isinstance(text, int):
-        return text
-    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
-    cleaned = text.strip().lower().removesuffix("b").removesuffix("i")
-    if cleaned and cleaned[-1] in units:
-        return int(float(cleaned[:-1]) * units[cleaned[-1]])
-    return int(cleaned)
+        size = text
+    else:
+        match = _SIZE.fullmatch(text.strip())
+        if match is None:
+            raise ValueError("not a size")
+        whole, fraction, unit = match.group(1), match.group(2) or "", (match.group(3) or "").lower()
+        size = int(float(whole + fraction) * _SIZE_UNITS[unit]) if fraction else int(whole) * _SIZE_UNITS[unit]
+    if size > MAX_SIZE:
+        # A YAML integer has no bound: 10**20 would reach file.read() and overflow there.
+        raise ValueError("larger than 1 TiB")
+    return size
 
 
 def find_config(root: Path) -> Path | None:
@@ -69,20 +84,28 @@ def load_config(path: Path | None) -> Config:
         else:  # pragma: no cover - Python 3.10
             import tomli as tomllib
         try:
-            data = tomllib.loads(text).get("tool", {}).get("keysweep", {})
+            document = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        tool = document.get("tool", {})
+        if not isinstance(tool, dict):
+            raise ConfigError(f"{path}: key 'tool': must be a table ([tool.keysweep] is read from it)")
+        data = tool.get("keysweep", {})
         where = f"{path} [tool.keysweep]"
     else:
         import yaml  # here, not at start-up: most scans have no configuration file
 
-        from scanner.engine.rules import safe_loader
+        from scanner.engine.rules import YamlAliasError, load_yaml
 
         try:
-            data = yaml.load(text, Loader=safe_loader())  # noqa: S506 - a safe loader or {}
+            data = load_yaml(text)
+        except YamlAliasError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
         where = str(path)
+        if data is None:
+            data = {}  # an empty file (or only comments) is an empty configuration
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of settings")
     return _parse(cast(dict[str, Any], data), where, path.parent)
@@ -90,13 +113,13 @@ def load_config(path: Path | None) -> Config:
 
 def _parse(data: dict[str, Any], where: str, base: Path) -> Config:
     def fail(key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{where}: key {key!r}: {problem}")
+        return ConfigError(f"{where}: key {bounded(key)}: {problem}")
 
     for key in data:
         if key not in KEYS:
             import difflib
 
-            close = difflib.get_close_matches(str(key), KEYS, n=1)
+            close = difflib.get_close_matches(str(key), KEYS, n=1) if len(str(key)) <= 64 else []
             raise fail(str(key), "unknown setting" + (f" (did you mean {close[0]!r}?)" if close else "")
                        + f"; known: {', '.join(KEYS)}")
 
@@ -112,14 +135,15 @@ def _parse(data: dict[str, Any], where: str, base: Path) -> Config:
     for pattern in strings("allow-values"):
         try:
             allow.append(regex.compile(pattern))
-        except regex.error as exc:
-            raise fail("allow-values", f"invalid regular expression {pattern!r}: {exc}") from None
+        except (regex.error, RecursionError, OverflowError):
+            raise fail("allow-values", f"invalid regular expression {bounded(pattern)}") from None
     size = None
     if "max-file-size" in data:
         try:
             size = parse_size(data["max-file-size"])
-        except (ValueError, TypeError):
-            raise fail("max-file-size", "must be a size such as 25m, 512k or 1000000") from None
+        except (ValueError, TypeError, OverflowError):
+            raise fail("max-file-size", f"must be a whole size such as 25m, 512k or 1000000, not "
+                                        f"{bounded(data['max-file-size'])}") from None
         if size <= 0:
             raise fail("max-file-size", "must be more than 0")
     fmt = data.get("format")

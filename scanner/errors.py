@@ -3,6 +3,18 @@
 from __future__ import annotations
 
 
+def bounded(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: input from a repository can be any size,
+    and an error message must never copy (or first build) an unbounded text."""
+    if isinstance(value, (str, bytes)) and len(value) > limit:
+        value = value[:limit]
+        return repr(value) + f"… ({len(value)}+ characters)"
+    if not isinstance(value, (str, bytes, int, float, bool, type(None))):
+        return f"a {type(value).__name__}"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 class KeysweepError(Exception):
     """Any failure keysweep reports as one line (exit code 3 unless a subclass says otherwise)."""
 
@@ -22,9 +34,9 @@ class RuleError(ConfigError):
         self.file, self.rule, self.field, self.problem = file, rule, field, problem
         where = file
         if rule is not None:
-            where += f": rule {rule!r}"
+            where += f": rule {bounded(rule)}"
         if field is not None:
-            where += f": field {field!r}"
+            where += f": field {bounded(field)}"
         super().__init__(f"{where}: {problem}")
 
 

@@ -6,13 +6,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from scanner.engine.awskeys import account_id_from_key_id, is_canary
+from scanner.engine.awskeys import BedrockKey, account_id_from_key_id, bedrock_key_facts, is_canary
 from scanner.engine.decode import DecodingKind
 from scanner.engine.detect import Match
 from scanner.secret import Secret
 
 SourceKind = Literal["file", "git-blob", "commit-message", "tag-message", "staged", "unreachable-blob"]
 VerificationStatus = Literal["valid", "invalid", "unknown", "canary", "skipped"]
+Severity = Literal["critical", "high", "medium", "low"]
+AccessFlag = Literal["admin", "iam-write", "data-read"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,49 @@ class Verification:
 
 
 @dataclass(frozen=True, slots=True)
+class LastUsed:
+    """GetAccessKeyLastUsed: when and where the key last signed a request (None: never)."""
+
+    date: str | None
+    service: str | None
+    region: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """How far a leak went: when, whether it left the machine, whether the key was used since."""
+
+    leaked_at: str | None  # the introducing commit's author date (ISO 8601)
+    leaked_by: str | None  # its author
+    pushed: bool | None  # None: unknown (no repository, or no commit to look for)
+    key_created: str | None = None
+    key_status: str | None = None  # Active / Inactive, as IAM reports it
+    last_used: LastUsed | None = None
+    used_after_leak: bool | None = None  # None: unknown
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRef:
+    name: str
+    kind: Literal["managed", "inline"]
+    attached_to: str  # "user", "role" or "group:<name>"
+    arn: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What a live key's principal may do, read from IAM with the operator's credentials."""
+
+    principal: str | None  # the caller ARN
+    root: bool
+    groups: tuple[str, ...] = ()
+    policies: tuple[PolicyRef, ...] = ()
+    flags: tuple[AccessFlag, ...] = ()
+    errors: tuple[str, ...] = ()  # permission errors while reading: the picture may be incomplete
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     rule_id: str
     secret: Secret
@@ -60,6 +105,11 @@ class Finding:
     occurrences: Occurrences | None = None
     reachable: bool = True
     verification: Verification | None = None
+    repository: str | None = None  # keysweep audit: the repository (URL or path) it was found in
+    severity: Severity | None = None
+    exposure: Exposure | None = None
+    access: Access | None = None
+    bedrock: BedrockKey | None = None  # what a Bedrock API key carries, decoded offline
 
 
 def fingerprint(rule_id: str, secret: Secret, place: str) -> str:
@@ -87,6 +137,9 @@ def findings_from_matches(
     findings = []
     for match, print_ in zip(matches, prints, strict=True):
         account = account_id_from_key_id(match.secret.reveal()) if match.secret.kind == "key-id" else None
+        bedrock = bedrock_key_facts(match.secret.reveal()) if match.secret.kind == "bearer-token" else None
+        if bedrock is not None:
+            account = bedrock.account
         findings.append(
             Finding(
                 rule_id=match.rule_id, secret=match.secret, path=path, line=match.line, column=match.column,
@@ -94,7 +147,7 @@ def findings_from_matches(
                 canary=is_canary(account), decoded=match.decoded,
                 pair=prints[match.pair] if match.pair is not None else None,
                 session_token=prints[match.session_token] if match.session_token is not None else None,
-                reachable=reachable,
+                reachable=reachable, bedrock=bedrock,
             )
         )
     return _inherit_account(findings)
@@ -128,7 +181,8 @@ class RemediationOutcome:
     account: str | None
     user: str | None
     action: str  # deactivate, delete, quarantine, or none
-    result: Literal["ok", "already-inactive", "already-deleted", "not-found", "refused", "failed", "planned"]
+    result: Literal["ok", "already-inactive", "already-deleted", "not-found", "refused", "failed", "planned",
+                    "unconfirmed", "not-compromised", "skipped", "interrupted"]
     detail: str = ""
     dry_run: bool = True
 
@@ -145,3 +199,6 @@ class ScanReport:
     duration_seconds: float
     target: str
     remediation: tuple[RemediationOutcome, ...] = ()
+    # What could not be read (corrupt objects, a broken history walk, a rule that ran out of
+    # time): the findings are real but the scan is incomplete, so it must not pass as clean.
+    errors: tuple[str, ...] = ()

@@ -57,30 +57,56 @@ class _Tally:
     findings: list[Finding] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
     files: int = 0
     blobs: int = 0
     commits: int = 0
     bytes: int = 0
 
 
+def check_target(target: Path) -> None:
+    """A target that cannot be read is the user's error (exit 2), found before any git runs."""
+    if not target.exists():
+        raise UsageError(f"{target}: no such file or folder")
+    needed = os.R_OK | os.X_OK if target.is_dir() else os.R_OK
+    if not os.access(target, needed):
+        raise UsageError(f"{target}: permission denied")
+    git_dir = target / ".git" if target.is_dir() else None
+    if git_dir is not None and git_dir.exists() and not os.access(git_dir, os.R_OK | (os.X_OK if git_dir.is_dir() else 0)):
+        # Scanning it as a plain folder would report "no secrets found" without reading history.
+        raise UsageError(f"{git_dir}: permission denied: the repository's history cannot be read")
+    objects = git_dir / "objects" if git_dir is not None and git_dir.is_dir() else None
+    if objects is not None and objects.exists() and not os.access(objects, os.R_OK | os.X_OK):
+        # git then says "not a git repository", and the folder would be scanned as plain files.
+        raise UsageError(f"{objects}: permission denied: the repository's history cannot be read")
+
+
+def check_revisions(revisions: Iterable[str]) -> None:
+    """A revision beginning with '-' would reach git as an option (--output=FILE writes files)."""
+    for revision in revisions:
+        if revision.startswith("-"):
+            raise UsageError(f"revision {revision!r} begins with '-': not a revision")
+
+
 def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
     started = time.monotonic()
     target = options.target
-    if not target.exists():
-        raise UsageError(f"{target}: no such file or folder")
-    if not os.access(target, os.R_OK):
-        raise UsageError(f"{target}: permission denied")
+    check_target(target)
     tally = _Tally()
     revisions = options.push_revisions or ((options.revision_range,) if options.revision_range is not None else ())
     git_mode = options.staged or bool(revisions) or options.history == "only" or options.all_objects
     if options.all_objects and (options.history == "none" or options.staged or revisions):
         raise UsageError("--all-objects widens a full-history scan; it does not combine with "
                          "--no-history, --staged, --range, --since or --pre-push")
+    if options.revision_range is not None:
+        check_revisions(options.revision_range.split(".."))
     repo = None
     if options.history != "none" or options.staged:
         repo = find_repository(target, search_parents=git_mode)
         if repo is None and git_mode:
             raise UsageError(f"{target}: not a git repository (history, --staged and --range need one)")
+        if repo is not None and options.staged and repo.worktree is None:
+            raise UsageError(f"{target}: a bare repository has no index: --staged needs a work tree")
     if repo is None:
         scan_worktree(target, options, ruleset, tally)
     elif options.staged:
@@ -106,16 +132,23 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
         _merge(tally, history)
     tally.findings = [f for f in tally.findings if f.path is None or not options.excludes.excluded(f.path)]
     findings = [f for f in tally.findings if not _value_allowed(f, options.allow_values)]
-    return ScanReport(
-        findings=tuple(findings), skipped=tuple(tally.skipped), warnings=tuple(tally.warnings),
+    from scanner.engine.rules import timeout_message
+    from scanner.redact import redact_report
+
+    # Rules that ran out of time in this process on a text no source named (staged files).
+    tally.errors += [timeout_message(ruleset, rule_id, "a scanned text") for rule_id in ruleset.health.take()]
+
+    return redact_report(ScanReport(
+        findings=tuple(findings), skipped=tuple(tally.skipped), warnings=tuple(tally.warnings), errors=tuple(tally.errors),
         files_scanned=tally.files, blobs_scanned=tally.blobs, commits_scanned=tally.commits,
         bytes_scanned=tally.bytes, duration_seconds=time.monotonic() - started, target=str(target),
-    )
+    ))
 
 
 def _merge(tally: _Tally, scan: HistoryScan) -> None:
     tally.findings += scan.findings
     tally.warnings += scan.warnings
+    tally.errors += scan.errors
     tally.skipped += [Skipped(where, reason) for where, reason in scan.skipped]
     tally.blobs += scan.blobs
     tally.commits += scan.commits
@@ -135,7 +168,10 @@ def scan_worktree(root: Path, options: ScanOptions, ruleset: RuleSet, tally: _Ta
             tally.skipped.append(Skipped(item.relative, f"cannot be read: {item.reason}"))
         else:
             entries.append(item)
+    from scanner.engine.rules import timeout_message
+
     for result in scan_files(entries, ruleset, options.max_file_size, options.jobs):
+        tally.errors += [timeout_message(ruleset, rule_id, result.relative) for rule_id in result.timed_out]
         if result.skipped is not None:
             if result.skipped != "binary":
                 tally.skipped.append(Skipped(result.relative, result.skipped))

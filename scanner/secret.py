@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-SecretKind = Literal["key-id", "secret", "session-token"]
+SecretKind = Literal["key-id", "secret", "session-token", "smtp-password", "bearer-token"]
+# Kinds that belong with an access key ID found close by (an SES SMTP password is derived from
+# the key's secret; its user name is the key ID). A bearer token (a Bedrock API key) stands alone.
+PAIRS_WITH_KEY_ID: frozenset[SecretKind] = frozenset({"secret", "session-token", "smtp-password"})
 
 # Enough of a key ID to tell keys apart in a report; nothing of a secret key or a token.
 KEY_ID_VISIBLE_CHARS = 8

@@ -206,12 +206,17 @@ def test_plan_changes_nothing_then_apply_deactivates_then_deletes(aws: Any, monk
     rerun = remediate.apply(remediate.plan(target, "delete", operator), operator, audit, dry_run=False)
     assert [o.result for o in rerun] == ["not-found"]
 
-    lines = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    every = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    # Written ahead: an intent line before each mutating call, its result after it.
+    assert [(e["phase"], e["action"]) for e in every if e["action"] != "none" and not e["dry_run"]] == [
+        ("intent", "deactivate"), ("result", "deactivate"), ("intent", "delete"), ("result", "delete"),
+    ]
+    lines = [e for e in every if e["phase"] == "result"]
     assert [(e["action"], e["result"], e["dry_run"]) for e in lines] == [
         ("deactivate", "planned", True), ("deactivate", "ok", False), ("none", "already-inactive", False),
         ("delete", "ok", False), ("none", "not-found", False),
     ]
-    assert all(e["key_id"] == leaked.key_id and e["time"] and e["operator"].endswith("user/security") for e in lines)
+    assert all(e["key_id"] == leaked.key_id and e["time"] and e["operator"].endswith("user/security") for e in every)
     assert leaked.secret not in (tmp_path / "audit.jsonl").read_text()
 
 

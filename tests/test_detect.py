@@ -381,3 +381,17 @@ def test_more_formats_find_key_and_secret(name: str) -> None:
         keys = KeySet.generate()
         got = {m.secret.reveal() for m in found(keys.fill(MORE_FORMATS[name]))}
         assert {keys.key_id, keys.secret} <= got, name
+
+
+def test_utf16_with_bom_and_odd_byte_count_is_text() -> None:
+    from scanner.engine.detect import as_scannable
+
+    keys = KeySet.generate()
+    text = f"aws_access_key_id = {keys.key_id}\naws_secret_access_key = {keys.secret}\n"
+    for encoded in (text.encode("utf-16"), text.encode("utf-16-be")):
+        if not encoded.startswith((b"\xff\xfe", b"\xfe\xff")):
+            encoded = b"\xfe\xff" + encoded
+        scannable = as_scannable(encoded + b"\x00")  # one stray byte: an odd count
+        assert scannable is not None
+        found = {m.secret.reveal() for m in detect(scannable, load_ruleset())}
+        assert {keys.key_id, keys.secret} <= found

@@ -300,7 +300,7 @@ def test_corrupt_object_is_named_and_scan_goes_on(repo: GitRepo, keys: KeySet) -
     loose.chmod(0o644)
     loose.write_bytes(b"\x78\x9c garbage that does not inflate")
     result = run_keysweep("scan", "--history-only", "--format", "json", "--show-secrets", repo.path)
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 3, result.stderr  # incomplete: never passes as clean or as findings only
     assert blob in result.stderr and "Traceback" not in result.stderr
     assert {f["secret"] for f in result.json()["findings"]} == {keys.key_id, keys.secret}
 

@@ -23,7 +23,10 @@ def _cases(kind: str) -> list[tuple[Rule, int, str]]:
 
 
 def _expected(rule: Rule, keys: KeySet) -> str:
-    return {"key-id": keys.key_id, "secret": keys.secret, "session-token": keys.token}[rule.kind]
+    if rule.kind == "bearer-token":
+        return keys.bedrock_short_key if "short-term" in rule.id else keys.bedrock_key
+    return {"key-id": keys.key_id, "secret": keys.secret, "session-token": keys.token,
+            "smtp-password": keys.smtp_password}[rule.kind]
 
 
 @pytest.mark.parametrize(("rule", "index", "template"), _cases("positive"), ids=lambda v: v.id if isinstance(v, Rule) else str(v) if isinstance(v, int) else "")

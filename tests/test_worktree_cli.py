@@ -46,7 +46,7 @@ def test_default_path_is_current_folder_and_python_m_works(tmp_path: Path, keys:
 JSON_FIELDS = {
     "rule", "description", "kind", "secret", "redacted", "fingerprint", "path", "line", "column", "source",
     "commit", "blob", "reachable", "decoded", "account_id", "canary", "pair", "session_token", "occurrences",
-    "verification",
+    "verification", "severity", "exposure", "access", "bedrock",
 }
 
 
@@ -63,6 +63,9 @@ def test_json_contract(tmp_path: Path) -> None:
         assert set(finding) == JSON_FIELDS
         assert finding["path"] == "config/prod.env" and finding["commit"] is None and finding["source"] == "file"
         assert finding["account_id"] == "123456789012" and finding["canary"] is False
+        assert finding["severity"] == "high"  # a pair, offline
+        assert finding["exposure"]["pushed"] == "unknown"  # a folder, not a repository
+        assert finding["access"] is None and finding["bedrock"] is None
     key, secret = sorted(findings, key=lambda f: f["line"])
     assert (key["rule"], key["line"], key["column"]) == ("aws-access-key-id", 2, 19)
     assert (secret["rule"], secret["line"], secret["column"]) == ("aws-secret-access-key", 3, 23)

@@ -23,18 +23,36 @@ def default_audit_log() -> Path:
 class AuditLog:
     path: Path
 
-    def append(self, **entry: Any) -> None:
+    def check_writable(self) -> None:
+        """Fail now, before any change, if the log cannot be written."""
+        self._write(b"", sync=False)
+
+    def append(self, *, sync: bool = False, **entry: Any) -> None:
+        """One JSON line. ``sync``: on disk before returning (an intent line must survive
+        the process being killed during the call it announces)."""
         record = {
             "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "tool": f"keysweep {__version__}",
             **entry,
         }
-        line = json.dumps(record, ensure_ascii=False) + "\n"
+        self._write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"), sync=sync)
+
+    def _write(self, line: bytes, *, sync: bool) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # O_APPEND: concurrent runs never interleave within a line.
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            with os.fdopen(fd, "a", encoding="utf-8") as handle:
-                handle.write(line)
+            try:
+                if line:
+                    os.write(fd, line)
+                if sync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
-            raise UsageError(f"cannot write the audit log {self.path}: {exc.strerror or exc}") from None
+            raise AuditLogError(f"cannot write the audit log {self.path}: {exc.strerror or exc}; nothing was changed "
+                                "after the last line it holds") from None
+
+
+class AuditLogError(UsageError):
+    """The audit log cannot be written: no IAM change is made without its record."""

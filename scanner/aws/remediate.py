@@ -159,10 +159,20 @@ def apply(plans: Sequence[Plan], operator: Operator, audit: AuditLog, *, dry_run
     iam = client(operator.session, "iam")
     outcomes: list[Outcome] = []
 
+    if not dry_run:
+        audit.check_writable()  # nothing is changed without its record
+
     def record(outcome: Outcome) -> None:
         outcomes.append(outcome)
-        audit.append(key_id=outcome.key_id, account=outcome.account, user=outcome.user, action=outcome.action,
-                     result=outcome.result, detail=outcome.detail, operator=operator.arn, dry_run=outcome.dry_run)
+        audit.append(phase="result", key_id=outcome.key_id, account=outcome.account, user=outcome.user,
+                     action=outcome.action, result=outcome.result, detail=outcome.detail, operator=operator.arn,
+                     dry_run=outcome.dry_run)
+
+    def intend(item: Plan, action: str) -> None:
+        # Written (and synced) before the call: if the run is killed while the call is in
+        # flight, this line says which change may have landed.
+        audit.append(phase="intent", sync=True, key_id=item.key_id, account=item.account, user=item.user,
+                     action=action, operator=operator.arn, dry_run=False)
 
     for item in plans:
         base = (item.key_id, item.account, item.user)
@@ -177,6 +187,7 @@ def apply(plans: Sequence[Plan], operator: Operator, audit: AuditLog, *, dry_run
             if dry_run:
                 record(Outcome(*base, action, "planned", "", dry_run))
                 continue
+            intend(item, action)
             try:
                 if action == "deactivate":
                     iam.update_access_key(UserName=item.user, AccessKeyId=item.key_id, Status="Inactive")
@@ -198,6 +209,11 @@ def apply(plans: Sequence[Plan], operator: Operator, audit: AuditLog, *, dry_run
             except (botocore.exceptions.BotoCoreError, OSError) as exc:
                 record(Outcome(*base, action, "failed", f"{type(exc).__name__}: {exc}", dry_run))
                 break
+            except KeyboardInterrupt:
+                # Ctrl-C, SIGTERM or SIGHUP while the call was in flight: AWS may have done it.
+                record(Outcome(*base, action, "interrupted", "the call was in flight: it may have landed; "
+                               "check the key's status in IAM", dry_run))
+                raise
             record(Outcome(*base, action, "ok", "", dry_run))
     return outcomes
 

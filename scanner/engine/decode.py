@@ -17,7 +17,7 @@ from typing import Literal
 
 import regex
 
-DecodingKind = Literal["base64", "url"]
+DecodingKind = Literal["base64", "url", "escape"]
 
 MAX_TOKEN = 64 * 1024
 MIN_BASE64_RUN = 20
@@ -29,6 +29,16 @@ _URL_TOKEN_TABLE = bytes(
     1 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "%/+._~-") else 0 for i in range(256)
 )
 _CONTROL = regex.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Escapes a value can be written with: JSON's \/ (PHP's json_encode escapes every slash),
+# \uXXXX, \u{X}, \xXX, and HTML's &#xX; and &#N;.
+_ESCAPE = regex.compile(
+    rb"\\/|\\u[0-9A-Fa-f]{4}|\\u\{[0-9A-Fa-f]{1,6}\}|\\x[0-9A-Fa-f]{2}|&#[xX][0-9A-Fa-f]{1,6};|&#[0-9]{1,7};"
+)
+_ESCAPE_TOKEN_TABLE = bytes(
+    1 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "\\/+=&#;{}") else 0 for i in range(256)
+)
+# A JSON Web Token: base64url header and payload, no padding. The payload is decoded.
+_JWT = regex.compile(rb"eyJ[A-Za-z0-9_-]{8,}\.(eyJ[A-Za-z0-9_-]{8,})\.[A-Za-z0-9_-]*")
 _ASCII_GROUP_LEAD = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef"
 _KEY_PREFIXES = (b"AKIA", b"ASIA", b"ABIA", b"ACCA", b"A3T")
 _CONTEXT_WORDS = (b"secret", b"token", b"aws")
@@ -114,6 +124,63 @@ def decoded_views(data: bytes, base64_runs: list[tuple[int, int]]) -> Iterator[D
                 substitutions.append((start, end, decoded))
         if substitutions:
             yield _view(data, "url", substitutions)
+    view = _escape_view(data)
+    if view is not None:
+        yield view
+    view = _jwt_view(data)
+    if view is not None:
+        yield view
+
+
+def _escape_view(data: bytes) -> DecodedView | None:
+    """Tokens holding escapes (``abc\\/def``, ``\\u0041KIA…``), unescaped whole."""
+    if data.find(b"\\") < 0 and data.find(b"&#") < 0:
+        return None
+    translated = data.translate(_ESCAPE_TOKEN_TABLE)
+    substitutions = []
+    last_end = -1
+    for mark in _ESCAPE.finditer(data):
+        if mark.start() < last_end:
+            continue
+        start = translated.rfind(b"\x00", max(0, mark.start() - MAX_TOKEN), mark.start()) + 1
+        end = translated.find(b"\x00", mark.end())
+        end = len(data) if end < 0 else end
+        last_end = end
+        if end - start > MAX_TOKEN:
+            continue
+        token = data[start:end]
+        decoded = _ESCAPE.sub(_unescape, token)
+        if decoded != token:
+            substitutions.append((start, end, decoded))
+    return _view(data, "escape", substitutions) if substitutions else None
+
+
+def _unescape(match: regex.Match[bytes]) -> bytes:
+    text = match.group()
+    if text == b"\\/":
+        return b"/"
+    digits = text.strip(b"\\ux{}&#;Xx")
+    code = int(digits, 10 if text.startswith(b"&#") and not text[2:3] in (b"x", b"X") else 16)
+    if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+        return text
+    return chr(code).encode("utf-8")
+
+
+def _jwt_view(data: bytes) -> DecodedView | None:
+    if data.find(b"eyJ") < 0:
+        return None
+    substitutions = []
+    for match in _JWT.finditer(data):
+        payload = match.group(1)
+        if len(payload) > MAX_TOKEN:
+            continue
+        try:
+            raw = base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4))
+        except (binascii.Error, ValueError):
+            continue
+        if _is_text(raw):
+            substitutions.append((match.start(1), match.end(1), raw))
+    return _view(data, "base64", substitutions) if substitutions else None
 
 
 def _interesting(decoded: bytes) -> bool:
@@ -122,6 +189,8 @@ def _interesting(decoded: bytes) -> bool:
     stripped = decoded.strip()
     if len(stripped) == 40 and not stripped.translate(BASE64_TABLE).count(0):
         return True
+    if len(stripped) >= 40 and not stripped.rstrip(b"=").translate(BASE64_TABLE).count(0):
+        return True  # base64 inside base64: the detector looks one layer further down
     lowered = decoded.lower()
     return any(word in lowered for word in _CONTEXT_WORDS)
 

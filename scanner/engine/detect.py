@@ -14,16 +14,17 @@ Order of work for one text, cheapest first:
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 import regex
 
 from scanner.engine.decode import BASE64_TABLE, MIN_BASE64_RUN, DecodingKind, decoded_views, value_runs
-from scanner.engine.rules import CharClass, Rule, RuleSet
-from scanner.secret import Secret
+from scanner.engine.rules import CharClass, Rule, RuleHealth, RuleSet
+from scanner.secret import PAIRS_WITH_KEY_ID, Secret
 
 # Comments that mark a line as a known false positive. keysweep's own, and those of
 # gitleaks and detect-secrets so a team can switch tools without editing every file.
@@ -34,6 +35,9 @@ BINARY_SNIFF_BYTES = 8192
 LONG_BASE64_RUN = 40
 MANIFEST_HEAD = 4096
 MANIFEST_MARKERS = (b"kind: Secret", b'"kind": "Secret"', b'"kind":"Secret"')
+# A rule's pattern may take this long on one call; past it the rule is disabled for the rest
+# of the scan (a rule file from a repository can hold a pattern that backtracks for hours).
+PATTERN_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,17 +62,25 @@ def is_binary(data: bytes) -> bool:
 def as_scannable(data: bytes) -> bytes | None:
     """The bytes to scan, or None for binary content. UTF-16 text (with a BOM) becomes UTF-8."""
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        try:
-            return data.decode("utf-16").encode("utf-8")
-        except UnicodeDecodeError:
-            return None
+        # An odd byte count (a truncated last character) or a lone surrogate does not make
+        # UTF-16 text binary: what cannot be decoded is replaced.
+        return data[: len(data) - len(data) % 2].decode("utf-16", "replace").encode("utf-8")
     return None if is_binary(data) else data
 
 
-def shannon_entropy(value: str) -> float:
-    counts = Counter(value)
+# c * log2(c) for counts up to 4096: entropy in one table look-up per distinct character.
+_C_LOG_C = [0.0] + [c * math.log2(c) for c in range(1, 4097)]
+
+
+def shannon_entropy(value: str | bytes) -> float:
+    """Bits per character: log2(n) - sum(c * log2(c)) / n over the character counts c."""
     total = len(value)
-    return -sum(n / total * math.log2(n / total) for n in counts.values())
+    if total == 0:
+        return 0.0
+    counts = Counter(value).values()
+    if total < len(_C_LOG_C):
+        return math.log2(total) - sum(map(_C_LOG_C.__getitem__, counts)) / total
+    return -sum(n / total * math.log2(n / total) for n in counts)
 
 
 _DIGITS = b"0123456789"
@@ -89,12 +101,17 @@ def _has_class(value: bytes, cls: CharClass) -> bool:
     return len(value.translate(None, _LETTERS)) > 0  # digit-or-symbol
 
 
-def value_passes(rule: Rule, value: bytes) -> bool:
+def value_passes(rule: Rule, value: bytes, health: RuleHealth | None = None) -> bool:
     if not all(_has_class(value, cls) for cls in rule.require):
         return False
-    if any(pattern.search(value) for pattern in rule.allow):
+    try:
+        if any(pattern.search(value, timeout=PATTERN_TIMEOUT) for pattern in rule.allow):
+            return False
+    except TimeoutError:
+        if health is not None:
+            health.timed_out(rule.id)
         return False
-    return shannon_entropy(value.decode("ascii", "replace")) >= rule.min_entropy
+    return shannon_entropy(value) >= rule.min_entropy
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +125,7 @@ class _Candidate:
 def detect(data: bytes, ruleset: RuleSet) -> list[Match]:
     """Every secret in ``data`` (already known to be text), paired where possible."""
     runs = _RunCache(data)
-    candidates = _find(data, ruleset, runs)
-    located = _locate(data, candidates, decoded=None)
+    candidates: list[tuple[_Candidate, DecodingKind | None]] = [(c, None) for c in _find(data, ruleset, runs)]
     # One layer down: decoded views are scanned, never decoded again.
     # Long encoded values (a secret is 56 characters in base64, a credentials file far
     # more) are looked at everywhere; short ones (a key ID is 28) only in manifests that
@@ -117,12 +133,22 @@ def detect(data: bytes, ruleset: RuleSet) -> list[Match]:
     head = data[:MANIFEST_HEAD]
     short = b"apiVersion" in head and any(marker in head for marker in MANIFEST_MARKERS)
     for view in decoded_views(data, runs.get(BASE64_TABLE, MIN_BASE64_RUN if short else LONG_BASE64_RUN)):
-        for candidate in _find(view.data, ruleset, _RunCache(view.data)):
+        view_runs = _RunCache(view.data)
+        for candidate in _find(view.data, ruleset, view_runs):
             origin = view.original_offset(candidate.start, candidate.end)
-            if origin is None:
-                continue
-            located += _locate(data, [replace(candidate, start=origin, end=origin)], decoded=view.kind)
-    return _pair(_dedupe(located))
+            if origin is not None:
+                candidates.append((replace(candidate, start=origin, end=origin), view.kind))
+        if view.kind != "base64":
+            continue
+        # A second layer, and no more: base64 of base64, a credentials file in a JWT's
+        # payload. Each layer is one linear pass over a text no longer than the one before.
+        for inner in decoded_views(view.data, view_runs.get(BASE64_TABLE, LONG_BASE64_RUN)):
+            for candidate in _find(inner.data, ruleset, _RunCache(inner.data)):
+                middle = inner.original_offset(candidate.start, candidate.end)
+                origin = view.original_offset(middle, middle) if middle is not None else None
+                if origin is not None:
+                    candidates.append((replace(candidate, start=origin, end=origin), view.kind))
+    return _pair(_dedupe(_locate(data, candidates)))
 
 
 class _RunCache:
@@ -145,114 +171,173 @@ class _RunCache:
 def _find(data: bytes, ruleset: RuleSet, runs: _RunCache) -> list[_Candidate]:
     found: list[_Candidate] = []
     lowered: bytes | None = None
+    health = ruleset.health
     for rule in ruleset.rules:
-        if not rule.patterns:
+        if not rule.patterns or rule.id in health.disabled:
             continue
         if rule.value is not None:
-            found += _run_by_value(rule, data, runs)
+            found += _run_by_value(rule, data, runs, health)
             continue
         if rule.keywords:
             lowered = data.lower() if lowered is None else lowered
             if not any(keyword in lowered for keyword in rule.keywords):
                 continue
-        found += _run(rule, rule.patterns, data, 0, len(data))
+        found += _run(rule, rule.patterns, data, 0, len(data), health)
     for rule in ruleset.rules:
-        if rule.near is None:
+        if rule.near is None or rule.id in health.disabled:
             continue
         anchors = [c.start for c in found if c.rule.kind == rule.near.kind]
         for start, end in _windows(data, anchors, rule.near.lines):
-            found += _run(rule, rule.near.patterns, data, start, end)
-    return [c for c in found if not _allowed_by_comment(data, c.start)]
+            found += _run(rule, rule.near.patterns, data, start, end, health)
+            if rule.id in health.disabled:
+                break
+    return found
 
 
-def _run_by_value(rule: Rule, data: bytes, runs: _RunCache) -> list[_Candidate]:
-    """Values of the rule's shape, confirmed by its keywords and patterns close above them."""
+def _matches(rule: Rule, pattern: regex.Pattern[bytes], data: bytes, start: int, end: int,
+             health: RuleHealth) -> Iterator[regex.Match[bytes]]:
+    """A rule pattern's matches, under the time budget; past it the rule is disabled."""
+    try:
+        # overlapped: a name may be followed by several values (a list on one line), and
+        # one value may be claimed by two names; dedupe keeps one per place.
+        yield from pattern.finditer(data, start, end, overlapped=True, timeout=PATTERN_TIMEOUT)
+    except TimeoutError:
+        health.timed_out(rule.id)
+
+
+def _run_by_value(rule: Rule, data: bytes, runs: _RunCache, health: RuleHealth) -> list[_Candidate]:
+    """Values of the rule's shape, confirmed by its keywords and patterns close above them.
+
+    Linear whatever the text: each value's window is at most CONTEXT_BYTES either side (a
+    minified file is one long line), overlapping windows are merged, and each pattern runs
+    once over each merged window, collecting where the values it confirms start.
+    """
     shape = rule.value
     assert shape is not None
-    found = []
+    values: list[tuple[int, int]] = []
+    windows: list[tuple[int, int]] = []
     for start, end in runs.get(shape.table, shape.min_length):
         length = end - start
         if length < shape.min_length or (shape.max_length is not None and length > shape.max_length):
             continue
-        if not value_passes(rule, data[start:end]):
+        if not value_passes(rule, data[start:end], health):
             continue
-        window_start = start
-        for _ in range(shape.context_lines + 1):
-            window_start = data.rfind(b"\n", 0, window_start)
-            if window_start < 0:
-                break
-        window_start = max(window_start + 1, 0) if window_start >= 0 else 0
-        window_end = data.find(b"\n", end)
-        window_end = len(data) if window_end < 0 else window_end
+        window_start = _lines_before(data, start, shape.context_lines + 1)
+        window_end = _line_end(data, end)
+        values.append((start, end))
+        if windows and window_start <= windows[-1][1]:
+            windows[-1] = (min(window_start, windows[-1][0]), max(window_end, windows[-1][1]))
+        else:
+            windows.append((window_start, window_end))
+    if not values or rule.id in health.disabled:
+        return []
+    confirmed: dict[int, int] = {}  # value start -> value end (padding included)
+    for window_start, window_end in windows:
         if rule.keywords:
             window = data[window_start:window_end].lower()
             if not any(keyword in window for keyword in rule.keywords):
                 continue
-        confirmed_end = _confirmed(rule.patterns, data, window_start, window_end, start)
-        if confirmed_end is not None:
-            found.append(_Candidate(rule, data[start:confirmed_end], start, confirmed_end))
-    return found
+        for pattern in rule.patterns:
+            for match in _matches(rule, pattern, data, window_start, window_end, health):
+                confirmed.setdefault(match.start("secret"), match.end("secret"))
+    return [_Candidate(rule, data[start:confirmed[start]], start, confirmed[start])
+            for start, _ in values if start in confirmed]
 
 
-def _confirmed(patterns: Iterable[regex.Pattern[bytes]], data: bytes, start: int, end: int, value_start: int) -> int | None:
-    """Where the value a pattern confirms ends (padding included), or None if none does."""
-    for pattern in patterns:
-        for match in pattern.finditer(data, start, end, overlapped=True):
-            if match.start("secret") == value_start:
-                return match.end("secret")
-    return None
+# How far around a value or an anchor the engine looks for its context, at most: a line
+# can be megabytes long (minified code, a CSV on one line), and looking back to its start
+# for every value would make the scan quadratic.
+CONTEXT_BYTES = 1024
 
 
-def _run(rule: Rule, patterns: Iterable[regex.Pattern[bytes]], data: bytes, start: int, end: int) -> list[_Candidate]:
+def _lines_before(data: bytes, offset: int, lines: int) -> int:
+    """Start of the line ``lines - 1`` lines above ``offset``'s, no more than CONTEXT_BYTES back."""
+    floor = max(0, offset - CONTEXT_BYTES)
+    start = offset
+    for _ in range(lines):
+        newline = data.rfind(b"\n", floor, start)
+        if newline < 0:
+            return floor
+        start = newline
+    return start + 1
+
+
+def _line_end(data: bytes, offset: int, lines: int = 1) -> int:
+    """End of the line ``lines - 1`` lines below ``offset``'s, no more than CONTEXT_BYTES on."""
+    ceiling = min(len(data), offset + CONTEXT_BYTES)
+    end = offset - 1
+    for _ in range(lines):
+        newline = data.find(b"\n", end + 1, ceiling)
+        if newline < 0:
+            return ceiling
+        end = newline
+    return end
+
+
+def _run(rule: Rule, patterns: Iterable[regex.Pattern[bytes]], data: bytes, start: int, end: int,
+         health: RuleHealth) -> list[_Candidate]:
     found = []
     for pattern in patterns:
-        # overlapped: a name may be followed by several values (a list on one line), and
-        # one value may be claimed by two names; dedupe keeps one per place.
-        for match in pattern.finditer(data, start, end, overlapped=True):
+        for match in _matches(rule, pattern, data, start, end, health):
             value = match.group("secret")
-            if value and value_passes(rule, value):
+            if value and value_passes(rule, value, health):
                 found.append(_Candidate(rule, value, match.start("secret"), match.end("secret")))
     return found
 
 
 def _windows(data: bytes, anchors: list[int], lines: int) -> list[tuple[int, int]]:
-    """Byte ranges covering ``lines`` whole lines either side of each anchor, merged."""
+    """Byte ranges covering ``lines`` whole lines either side of each anchor (at most
+    CONTEXT_BYTES each way), merged."""
     ranges: list[tuple[int, int]] = []
     for anchor in sorted(set(anchors)):
-        start = anchor
-        for _ in range(lines + 1):
-            start = data.rfind(b"\n", 0, start)
-            if start < 0:
-                break
-        start = start + 1 if start >= 0 else 0
-        end = anchor
-        for _ in range(lines + 1):
-            end = data.find(b"\n", end + 1)
-            if end < 0:
-                end = len(data)
-                break
+        start = _lines_before(data, anchor, lines + 1)
+        end = _line_end(data, anchor, lines + 1)
         if ranges and start <= ranges[-1][1]:
-            ranges[-1] = (ranges[-1][0], max(end, ranges[-1][1]))
+            ranges[-1] = (min(start, ranges[-1][0]), max(end, ranges[-1][1]))
         else:
             ranges.append((start, end))
     return ranges
 
 
-def _allowed_by_comment(data: bytes, offset: int) -> bool:
-    line_start = data.rfind(b"\n", 0, offset) + 1
-    line_end = data.find(b"\n", offset)
-    line = data[line_start : line_end if line_end >= 0 else len(data)]
-    return any(marker in line for marker in ALLOW_MARKERS)
+def _marker_lines(data: bytes) -> set[int]:
+    """Line numbers (1-based) holding an inline-allow comment: found once per text."""
+    offsets = []
+    for marker in ALLOW_MARKERS:
+        position = data.find(marker)
+        while position >= 0:
+            offsets.append(position)
+            position = data.find(marker, position + 1)
+    lines: set[int] = set()
+    line, previous = 1, 0
+    for offset in sorted(offsets):
+        line += data.count(b"\n", previous, offset)
+        previous = offset
+        lines.add(line)
+    return lines
 
 
-def _locate(data: bytes, candidates: list[_Candidate], decoded: DecodingKind | None) -> list[tuple[Match, Rule]]:
+def _locate(data: bytes, candidates: list[tuple[_Candidate, DecodingKind | None]]) -> list[tuple[Match, Rule]]:
+    """Line and column of each candidate, in one sweep over the text (candidates in order of
+    place), dropping those on a line with an inline-allow comment."""
+    allowed_lines = _marker_lines(data)
     located = []
-    for candidate in candidates:
-        line = data.count(b"\n", 0, candidate.start) + 1
-        line_start = data.rfind(b"\n", 0, candidate.start) + 1
-        column = len(data[line_start : candidate.start].decode("utf-8", "replace")) + 1
+    line, line_start, position, chars = 1, 0, 0, 0  # chars: characters from line_start to position
+    for candidate, decoded in sorted(candidates, key=lambda item: item[0].start):
+        start = candidate.start
+        newlines = data.count(b"\n", position, start)
+        if newlines:
+            line += newlines
+            line_start = data.rfind(b"\n", position, start) + 1
+            position, chars = line_start, 0
+        # Characters, not bytes. Decoding piece by piece counts as decoding the whole line
+        # would: every piece ends where a value starts, on an ASCII byte, which no UTF-8
+        # sequence (valid or not) runs across.
+        chars += len(data[position:start].decode("utf-8", "replace"))
+        position = start
+        if line in allowed_lines:
+            continue
         secret = Secret(candidate.rule.kind, candidate.value.decode("ascii", "replace"))
-        located.append((Match(candidate.rule.id, secret, candidate.start, line, column, decoded), candidate.rule))
+        located.append((Match(candidate.rule.id, secret, start, line, chars + 1, decoded), candidate.rule))
     return located
 
 
@@ -279,24 +364,34 @@ def _pair(matches: list[Match]) -> list[Match]:
     if not key_ids:
         return matches
     distinct = {matches[i].secret.reveal() for i in key_ids}
+    key_lines = [matches[i].line for i in key_ids]  # ascending: matches are in line order
     result = list(matches)
     best_secret: dict[int, tuple[tuple[int, int], int]] = {}
     for index, match in enumerate(matches):
-        if match.secret.kind == "key-id":
+        if match.secret.kind not in PAIRS_WITH_KEY_ID:
             continue
 
         def distance(k: int, line: int = match.line) -> tuple[int, int]:
             delta = line - matches[k].line
             return (abs(delta), 0 if delta >= 0 else 1)
 
-        nearest = min(key_ids, key=distance)
+        # The nearest key ID by bisection (not by comparing with every one: a CSV of
+        # thousands of rows would be quadratic): the first one on the closest line above
+        # (or on the same line), or the first one below, the one above winning a tie.
+        options = []
+        below = bisect.bisect_right(key_lines, match.line)
+        if below > 0:
+            options.append(key_ids[bisect.bisect_left(key_lines, key_lines[below - 1])])
+        if below < len(key_ids):
+            options.append(key_ids[below])
+        nearest = min(options, key=distance)
         if distance(nearest)[0] > PAIR_LINES and len(distinct) > 1:
             continue
         result[index] = replace(match, pair=nearest)
         if match.secret.kind == "secret":
             if nearest not in best_secret or distance(nearest) < best_secret[nearest][0]:
                 best_secret[nearest] = (distance(nearest), index)
-        elif result[nearest].session_token is None:
+        elif match.secret.kind == "session-token" and result[nearest].session_token is None:
             result[nearest] = replace(result[nearest], session_token=index)
     for key_index, (_, secret_index) in best_secret.items():
         result[key_index] = replace(result[key_index], pair=secret_index)

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
 import regex
 
-from scanner.errors import RuleError
+from scanner.errors import RuleError, bounded
 from scanner.secret import SecretKind
 
 CharClass = Literal["upper", "lower", "digit", "symbol", "digit-or-symbol"]
-KINDS: tuple[SecretKind, ...] = ("key-id", "secret", "session-token")
+KINDS: tuple[SecretKind, ...] = ("key-id", "secret", "session-token", "smtp-password", "bearer-token")
 CHAR_CLASSES: tuple[CharClass, ...] = ("upper", "lower", "digit", "symbol", "digit-or-symbol")
 
 RULE_FIELDS = (
@@ -74,9 +74,29 @@ class Rule:
     file: str
 
 
+@dataclass(slots=True)
+class RuleHealth:
+    """Rules whose patterns ran out of time in this process: disabled for the rest of the
+    scan. ``events`` holds those not yet reported (the source that ran the text takes them,
+    to report where it happened; a worker process sends them back with its results)."""
+
+    disabled: set[str] = field(default_factory=set)
+    events: list[str] = field(default_factory=list)
+
+    def timed_out(self, rule_id: str) -> None:
+        if rule_id not in self.disabled:
+            self.disabled.add(rule_id)
+            self.events.append(rule_id)
+
+    def take(self) -> list[str]:
+        events, self.events = self.events, []
+        return events
+
+
 @dataclass(frozen=True, slots=True)
 class RuleSet:
     rules: tuple[Rule, ...]
+    health: RuleHealth = field(default_factory=RuleHealth, compare=False, repr=False)
 
     def by_id(self, rule_id: str) -> Rule:
         for rule in self.rules:
@@ -94,6 +114,31 @@ def safe_loader() -> Any:
     import yaml
 
     return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse a YAML document from a repository, refusing anchors and aliases.
+
+    Rule and configuration files are input from the repository being scanned: an alias can
+    expand a few kilobytes into gigabytes (a "billion laughs" document), so the events are
+    checked before anything is built. Raises ``yaml.YAMLError`` for bad YAML and
+    ``YamlAliasError`` for an anchor or alias.
+    """
+    import yaml
+
+    loader = safe_loader()
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            line = event.start_mark.line + 1 if event.start_mark is not None else 0
+            raise YamlAliasError(line)
+    return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+
+
+class YamlAliasError(ValueError):
+    def __init__(self, line: int) -> None:
+        self.line = line
+        super().__init__(f"YAML anchors and aliases (& and *) are not accepted (line {line}): "
+                         "write each value out")
 
 
 def __getattr__(name: str) -> Any:
@@ -154,7 +199,9 @@ def parse_rule_file(text: str, file: str) -> list[Rule]:
     import yaml
 
     try:
-        doc = yaml.load(text, Loader=safe_loader())  # noqa: S506 - a safe loader
+        doc = load_yaml(text)
+    except YamlAliasError as exc:
+        raise RuleError(file, None, None, str(exc)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -168,7 +215,7 @@ def parse_rule_document(doc: Any, file: str) -> list[Rule]:
         raise RuleError(file, None, None, "expected a mapping with a 'rules' list")
     _check_keys(doc, FILE_FIELDS, file, None, None)
     if doc.get("version", 1) != 1:
-        raise RuleError(file, None, "version", f"unsupported version {doc.get('version')!r} (expected 1)")
+        raise RuleError(file, None, "version", f"unsupported version {bounded(doc.get('version'))} (expected 1)")
     raw_rules = doc.get("rules")
     if not isinstance(raw_rules, list) or not raw_rules:
         raise RuleError(file, None, "rules", "expected a non-empty list of rules")
@@ -191,7 +238,7 @@ def _parse_rule(raw: Any, file: str, index: int) -> Rule:
         raise fail("description", "required: one line saying what the rule finds")
     kind = raw.get("kind")
     if kind not in KINDS:
-        raise fail("kind", f"must be one of {', '.join(KINDS)}, not {kind!r}")
+        raise fail("kind", f"must be one of {', '.join(KINDS)}, not {bounded(kind)}")
     keywords = _str_list(raw.get("keywords", []), fail, "keywords")
     patterns_raw = _str_list(raw.get("patterns"), fail, "patterns")
     patterns = tuple(_compile(p, fail, "patterns", need_group=True) for p in patterns_raw)
@@ -220,7 +267,7 @@ def _parse_rule(raw: Any, file: str, index: int) -> Rule:
     require = _str_list(raw.get("require", []), fail, "require")
     for item in require:
         if item not in CHAR_CLASSES:
-            raise fail("require", f"unknown class {item!r}; use {', '.join(CHAR_CLASSES)}{_hint(item, CHAR_CLASSES)}")
+            raise fail("require", f"unknown class {bounded(item)}; use {', '.join(CHAR_CLASSES)}{_hint(item, CHAR_CLASSES)}")
     allow = tuple(_compile(p, fail, "allow", need_group=False) for p in _str_list(raw.get("allow", []), fail, "allow"))
     examples = raw.get("examples", {})
     if not isinstance(examples, dict):
@@ -285,9 +332,11 @@ def _compile(pattern: str, fail: Any, field: str, need_group: bool) -> regex.Pat
     try:
         compiled = regex.compile(pattern.encode(), regex.VERSION0)
     except regex.error as exc:
-        raise fail(field, f"invalid regular expression {pattern!r}: {exc}") from None
+        raise fail(field, f"invalid regular expression {bounded(pattern)}: {exc}") from None
+    except (RecursionError, OverflowError, MemoryError):
+        raise fail(field, f"regular expression {bounded(pattern)} is nested too deeply or too large") from None
     if need_group and "secret" not in compiled.groupindex:
-        raise fail(field, f"pattern {pattern!r} needs a named group (?P<secret>...) around the value")
+        raise fail(field, f"pattern {bounded(pattern)} needs a named group (?P<secret>...) around the value")
     return compiled
 
 
@@ -301,5 +350,17 @@ def _check_keys(mapping: Mapping[Any, Any], allowed: Sequence[str], file: str, r
 def _hint(word: str, choices: Sequence[str]) -> str:
     import difflib
 
+    if len(word) > 64:  # difflib's cost grows with the square of the length
+        return ""
     close = difflib.get_close_matches(word, choices, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def timeout_message(ruleset: RuleSet | None, rule_id: str, where: str) -> str:
+    """Why a scan is incomplete: a rule's pattern ran past its time budget."""
+    try:
+        file = ruleset.by_id(rule_id).file if ruleset is not None else "?"
+    except KeyError:
+        file = "?"
+    return (f"rule {rule_id!r} ({file}) ran past its time budget on {where} and was disabled for the rest of "
+            "the scan: its pattern backtracks catastrophically; fix it, or remove the rule")

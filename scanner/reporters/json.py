@@ -8,7 +8,8 @@ from typing import Any
 
 from scanner import __version__
 from scanner.engine.rules import RuleSet
-from scanner.findings import Finding, ScanReport
+from scanner.findings import Finding, RemediationOutcome, ScanReport
+from scanner.secret import Secret
 
 SCHEMA_VERSION = 1
 
@@ -18,7 +19,7 @@ def finding_dict(finding: Finding, ruleset: RuleSet, *, show_secrets: bool) -> d
         description = ruleset.by_id(finding.rule_id).description
     except KeyError:
         description = finding.rule_id
-    return {
+    data: dict[str, Any] = {
         "rule": finding.rule_id,
         "description": description,
         "kind": finding.secret.kind,
@@ -39,6 +40,57 @@ def finding_dict(finding: Finding, ruleset: RuleSet, *, show_secrets: bool) -> d
         "session_token": finding.session_token,
         "occurrences": asdict(finding.occurrences) if finding.occurrences else None,
         "verification": _verification(finding),
+        "severity": finding.severity,
+        "exposure": exposure_dict(finding),
+        "access": access_dict(finding),
+        "bedrock": _bedrock(finding, show_secrets),
+    }
+    if finding.repository is not None:
+        data["repository"] = finding.repository
+    return data
+
+
+def _bedrock(finding: Finding, show_secrets: bool) -> dict[str, Any] | None:
+    if finding.bedrock is None:
+        return None
+    data = asdict(finding.bedrock)
+    signer = data.get("signer_key_id")
+    if signer and not show_secrets:
+        data["signer_key_id"] = Secret("key-id", signer).redacted  # as every key ID in a report
+    return data
+
+
+def _tristate(value: bool | None) -> bool | str:
+    return "unknown" if value is None else value
+
+
+def exposure_dict(finding: Finding) -> dict[str, Any] | None:
+    exposure = finding.exposure
+    if exposure is None:
+        return None
+    return {
+        "leaked_at": exposure.leaked_at,
+        "leaked_by": exposure.leaked_by,
+        "pushed": _tristate(exposure.pushed),
+        "key_created": exposure.key_created,
+        "key_status": exposure.key_status,
+        "last_used": asdict(exposure.last_used) if exposure.last_used else None,
+        "used_after_leak": _tristate(exposure.used_after_leak),
+        "errors": list(exposure.errors),
+    }
+
+
+def access_dict(finding: Finding) -> dict[str, Any] | None:
+    access = finding.access
+    if access is None:
+        return None
+    return {
+        "principal": access.principal,
+        "root": access.root,
+        "groups": list(access.groups),
+        "policies": [asdict(p) for p in access.policies],
+        "flags": list(access.flags),
+        "errors": list(access.errors),
     }
 
 
@@ -49,13 +101,17 @@ def _verification(finding: Finding) -> dict[str, Any] | None:
     return data
 
 
-def summary_dict(report: ScanReport) -> dict[str, Any]:
+def summary_dict(report: ScanReport, *, show_secrets: bool = False) -> dict[str, Any]:
     by_rule: dict[str, int] = {}
+    by_severity: dict[str, int] = {}
     for finding in report.findings:
         by_rule[finding.rule_id] = by_rule.get(finding.rule_id, 0) + 1
+        if finding.severity is not None:
+            by_severity[finding.severity] = by_severity.get(finding.severity, 0) + 1
     return {
         "findings": len(report.findings),
         "by_rule": by_rule,
+        "by_severity": by_severity,
         "target": report.target,
         "files_scanned": report.files_scanned,
         "blobs_scanned": report.blobs_scanned,
@@ -64,7 +120,8 @@ def summary_dict(report: ScanReport) -> dict[str, Any]:
         "duration_seconds": round(report.duration_seconds, 3),
         "skipped": [asdict(s) for s in report.skipped],
         "warnings": list(report.warnings),
-        "remediation": [asdict(o) for o in report.remediation],
+        "errors": list(report.errors),
+        "remediation": [_remediation(o, show_secrets) for o in report.remediation],
     }
 
 
@@ -73,7 +130,7 @@ def render_json(report: ScanReport, ruleset: RuleSet, *, show_secrets: bool) -> 
         "version": SCHEMA_VERSION,
         "tool": {"name": "keysweep", "version": __version__},
         "findings": [finding_dict(f, ruleset, show_secrets=show_secrets) for f in report.findings],
-        "summary": summary_dict(report),
+        "summary": summary_dict(report, show_secrets=show_secrets),
     }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
@@ -83,3 +140,12 @@ def render_jsonl(report: ScanReport, ruleset: RuleSet, *, show_secrets: bool) ->
         json.dumps(finding_dict(f, ruleset, show_secrets=show_secrets), ensure_ascii=False) + "\n"
         for f in report.findings
     )
+
+
+def _remediation(outcome: RemediationOutcome, show_secrets: bool) -> dict[str, Any]:
+    entry = asdict(outcome)
+    if not show_secrets:
+        shown = Secret("key-id", outcome.key_id).redacted
+        entry["key_id"] = shown
+        entry["detail"] = outcome.detail.replace(outcome.key_id, shown)
+    return entry

@@ -12,6 +12,9 @@ from scanner.findings import Finding, ScanReport
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 FINGERPRINT_KEY = "keysweep/v1"
+# GitHub code scanning reads security-severity as CVSS-like: >=9 critical, >=7 high, >=4 medium.
+SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "2.0"}
+LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note"}
 
 
 def _rule_descriptor(rule: Rule) -> dict[str, Any]:
@@ -67,12 +70,24 @@ def _result(finding: Finding, index: int, description: str) -> dict[str, Any]:
             properties[name] = value
     if finding.canary:
         properties["canary"] = True
+    if finding.repository is not None:
+        properties["repository"] = finding.repository
     if finding.verification is not None:
         properties["verification"] = finding.verification.status
+    if finding.severity is not None:
+        properties["severity"] = finding.severity
+        properties["security-severity"] = SECURITY_SEVERITY[finding.severity]
+    if finding.access is not None:
+        properties["accessFlags"] = list(finding.access.flags)
+    if finding.exposure is not None:
+        flags: tuple[tuple[str, bool | None], ...] = (
+            ("pushed", finding.exposure.pushed), ("usedAfterLeak", finding.exposure.used_after_leak))
+        for flag, known in flags:
+            properties[flag] = "unknown" if known is None else known
     result: dict[str, Any] = {
         "ruleId": finding.rule_id,
         "ruleIndex": index,
-        "level": "error",
+        "level": LEVEL[finding.severity] if finding.severity is not None else "error",
         "message": {"text": _message(finding, description)},
         "partialFingerprints": {FINGERPRINT_KEY: finding.fingerprint},
         "properties": properties,
@@ -107,6 +122,16 @@ def render_sarif(report: ScanReport, ruleset: RuleSet) -> str:
                 },
                 "automationDetails": {"id": "keysweep/"},
                 "columnKind": "unicodeCodePoints",
+                "invocations": [
+                    {
+                        # An incomplete scan (unreadable objects, a rule out of time) is
+                        # reported as a failed execution, so code scanning does not take it as clean.
+                        "executionSuccessful": not report.errors,
+                        "toolExecutionNotifications": [
+                            {"level": "error", "message": {"text": error}} for error in report.errors
+                        ],
+                    }
+                ],
                 "results": [
                     _result(f, index.get(f.rule_id, 0), descriptions.get(f.rule_id, f.rule_id)) for f in report.findings
                 ],

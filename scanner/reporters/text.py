@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+import regex
+
 from scanner.findings import Finding, ScanReport
+from scanner.secret import Secret
+
+# C0 controls, DEL and C1 controls (ESC and CSI start terminal sequences; a newline forges a
+# line), and the bidirectional overrides that reorder what a reader sees ("Trojan source").
+_UNSAFE = regex.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_one(match: regex.Match[str]) -> str:
+    char = match.group()
+    if char in _NAMED:
+        return _NAMED[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def escape_control(text: str) -> str:
+    """Text from a repository, safe to print on a terminal: control characters shown as
+    escapes (as git quotes unusual paths), so a name cannot forge lines or repaint the screen."""
+    if _UNSAFE.search(text) is None:
+        return text
+    return _UNSAFE.sub(_escape_one, text)
+
 
 _RED, _YELLOW, _DIM, _BOLD, _RESET = "\033[31m", "\033[33m", "\033[2m", "\033[1m", "\033[0m"
 
 
 def _place(finding: Finding) -> str:
-    where = finding.path if finding.path is not None else f"({finding.source})"
+    where = escape_control(finding.path) if finding.path is not None else f"({finding.source})"
     return f"{where}:{finding.line}:{finding.column}"
 
 
@@ -16,15 +41,21 @@ def render_text(report: ScanReport, *, show_secrets: bool, color: bool) -> str:
     def paint(code: str, text: str) -> str:
         return f"{code}{text}{_RESET}" if color else text
 
+    from scanner.severity import by_severity
+
     by_print = {f.fingerprint: f for f in report.findings}
     lines: list[str] = []
-    for finding in report.findings:
+    for finding in by_severity(report.findings):
         value = finding.secret.reveal() if show_secrets else finding.secret.redacted
-        lines.append(f"{paint(_BOLD, _place(finding))}  {paint(_RED, finding.rule_id)}  {value}")
+        severity = f"[{finding.severity}]  " if finding.severity else ""
+        lines.append(f"{paint(_BOLD, _place(finding))}  {severity}{paint(_RED, finding.rule_id)}  {value}")
         details = []
+        if finding.repository is not None:
+            details.append(f"repository {finding.repository}")
         if finding.commit is not None:
             c = finding.commit
-            details.append(f"commit {c.sha[:12]} by {c.author} <{c.email}> on {c.date[:10]}: {c.summary}")
+            details.append(f"commit {escape_control(c.sha[:12])} by {escape_control(c.author)} <{escape_control(c.email)}> "
+                           f"on {escape_control(c.date[:10])}: {escape_control(c.summary)}")
         if finding.source not in ("file", "git-blob", "staged"):
             details.append(f"found in {finding.source}" + ("" if finding.reachable else " (no ref reaches it)"))
         if finding.decoded:
@@ -40,12 +71,58 @@ def render_text(report: ScanReport, *, show_secrets: bool, color: bool) -> str:
         if finding.verification is not None:
             v = finding.verification
             status = v.status + (f": {v.arn}" if v.arn else "") + (f" ({v.reason})" if v.reason else "")
+            status = escape_control(status)
             details.append("verification: " + (paint(_RED, status) if v.status == "valid" else status))
+        details += _incident_lines(finding, show_secrets)
         lines += [paint(_DIM, "    " + d) for d in details]
     lines.append(_summary_line(report))
     for skipped in report.skipped:
-        lines.append(paint(_YELLOW, f"skipped {skipped.path}: {skipped.reason}"))
+        lines.append(paint(_YELLOW, escape_control(f"skipped {skipped.path}: {skipped.reason}")))
+    for error in report.errors:
+        lines.append(paint(_RED, escape_control(f"incomplete: {error}")))
     return "\n".join(lines) + "\n"
+
+
+def _yes_no(value: bool | None, yes: str, no: str) -> str:
+    return "unknown" if value is None else yes if value else no
+
+
+def _incident_lines(finding: Finding, show_secrets: bool) -> list[str]:
+    """Exposure and access, for a finding that has them (access only for a verified live key)."""
+    lines = []
+    bedrock = finding.bedrock
+    if bedrock is not None:
+        if bedrock.term == "long-term":
+            lines.append(f"Bedrock API key (long-term, IAM service-specific credential) {bedrock.name}")
+        else:
+            signer = bedrock.signer_key_id
+            if signer and not show_secrets:
+                signer = Secret("key-id", signer).redacted
+            lines.append(f"Bedrock API key (short-term) signed by {signer or 'an unknown key'}"
+                         f" in {bedrock.region or 'unknown region'}, expires {bedrock.expires_at or 'unknown'}")
+    exposure = finding.exposure
+    if exposure is not None and (exposure.pushed is not None or exposure.last_used is not None or exposure.errors):
+        parts = [f"pushed: {_yes_no(exposure.pushed, 'yes (a remote branch or tag has the commit)', 'no (local refs only)')}"]
+        if exposure.key_status or exposure.key_created:
+            parts.append(f"key {exposure.key_status or 'status unknown'}, created {(exposure.key_created or 'unknown')[:10]}")
+        if exposure.last_used is not None:
+            used = exposure.last_used
+            where = ", ".join(x for x in (used.service, used.region) if x)
+            parts.append(f"last used {used.date} ({where})" if used.date else "never used")
+            parts.append(f"used after the leak: {_yes_no(exposure.used_after_leak, 'YES', 'no')}")
+        lines.append("exposure: " + "; ".join(parts))
+        lines += [f"exposure: could not read: {e}" for e in exposure.errors]
+    access = finding.access
+    if access is not None:
+        who = "ROOT USER (the account itself)" if access.root else access.principal or "unknown"
+        lines.append(f"access: {who}" + (f"; groups: {', '.join(access.groups)}" if access.groups else ""))
+        if access.policies:
+            names = [p.name + ("" if p.attached_to in ("user", "role") else f" (via {p.attached_to})")
+                     + (" [inline]" if p.kind == "inline" else "") for p in access.policies]
+            lines.append("policies: " + ", ".join(names))
+        lines.append("can: " + (", ".join(access.flags) if access.flags else "no admin, IAM-write or broad data-read found"))
+        lines += [f"access: could not read: {e}" for e in access.errors]
+    return lines
 
 
 def _summary_line(report: ScanReport) -> str:
@@ -60,4 +137,4 @@ def _summary_line(report: ScanReport) -> str:
     what = ", ".join(scanned) or "nothing"
     mib = report.bytes_scanned / (1024 * 1024)
     head = f"{n} finding(s)" if n else "no secrets found"
-    return f"{head} in {report.target}: scanned {what}, {mib:.1f} MiB in {report.duration_seconds:.2f}s"
+    return f"{head} in {escape_control(report.target)}: scanned {what}, {mib:.1f} MiB in {report.duration_seconds:.2f}s"

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from scanner.engine.detect import Match, as_scannable, detect
-from scanner.engine.rules import RuleSet
+from scanner.engine.rules import RuleSet, timeout_message
 from scanner.findings import Finding, findings_from_matches
 from scanner.sources import git
 from scanner.sources.git import NULL_SHA, AddedLines, Repository, StagedChange
@@ -46,7 +46,7 @@ def scan_staged(repo: Repository, ruleset: RuleSet, max_size: int) -> HistorySca
     skipped: list[tuple[str, str]] = []
     blobs = total = 0
     contents = {obj.sha: obj for obj in git.read_objects(repo, sorted({c.new for c in changes}))}
-    warnings = [f"staged object {o.sha} could not be read ({o.problem})" for o in contents.values() if o.data is None]
+    errors = [f"staged object {o.sha} could not be read ({o.problem})" for o in contents.values() if o.data is None]
     found: list[tuple[StagedChange, tuple[Match, ...]]] = []
     for change in changes:
         obj = contents.get(change.new)
@@ -74,7 +74,7 @@ def scan_staged(repo: Repository, ruleset: RuleSet, max_size: int) -> HistorySca
                     and (lines is None or _on_added_line(m.line, lines))]
             matches = _reindex(matches, kept)
         findings += findings_from_matches(matches, path=change.path, source="staged", blob=change.new)
-    return HistoryScan(findings, blobs, 0, total, warnings, skipped)
+    return HistoryScan(findings, blobs, 0, total, [], skipped, errors)
 
 
 def _values_in(repo: Repository, shas: set[str], ruleset: RuleSet, max_size: int) -> dict[str, set[tuple[str, str]]]:
@@ -129,7 +129,9 @@ def scan_range(repo: Repository, ruleset: RuleSet, revisions: Sequence[str], *, 
     to_scan = [i for i in infos if i.kind == "commit" or (i.kind == "blob" and i.size <= max_size)]
     scanned = scan_objects(repo, to_scan, ruleset, jobs, progress)
     records = {sha: redact_summary(record, scanned.found.get(sha)) for sha, record in records.items()}
-    warnings = warnings_first + [f"object {sha} could not be read ({problem})" for sha, problem in scanned.problems]
+    warnings = warnings_first
+    errors = [f"object {sha} could not be read ({problem})" for sha, problem in scanned.problems]
+    errors += [timeout_message(ruleset, rule_id, f"object {sha}") for rule_id, sha in scanned.timeouts]
 
     # What each replaced version already held. A blob the range itself scanned is known
     # (the old side of most edits is the previous commit's new side); the rest (the range's
@@ -159,5 +161,6 @@ def scan_range(repo: Repository, ruleset: RuleSet, revisions: Sequence[str], *, 
         if found is not None:
             for finding in findings_from_matches(found.matches, path=None, source="commit-message", commit=record.info):
                 candidates.append((record, finding))
-    return HistoryScan(earliest_findings(candidates), scanned.blobs, scanned.commits, scanned.bytes, warnings, skipped)
+    return HistoryScan(earliest_findings(candidates), scanned.blobs, scanned.commits, scanned.bytes, warnings, skipped,
+                       errors)
 

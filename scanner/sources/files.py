@@ -32,6 +32,7 @@ class FileResult:
     matches: tuple[Match, ...]
     skipped: str | None  # why the file was not scanned, if it was not
     size: int
+    timed_out: tuple[str, ...] = ()  # rules disabled while scanning it (out of time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +98,17 @@ def scan_file(entry: FileEntry, ruleset: RuleSet, max_size: int) -> FileResult:
     text = as_scannable(data)
     if text is None:
         return FileResult(entry.relative, (), "binary", len(data))
-    return FileResult(entry.relative, tuple(detect(text, ruleset)), None, len(data))
+    matches = tuple(detect(text, ruleset))
+    return FileResult(entry.relative, matches, None, len(data), tuple(ruleset.health.take()))
 
 
 _worker_ruleset: RuleSet | None = None
 
 
 def _init_worker(ruleset: RuleSet) -> None:
+    from scanner.sources.workers import detach_worker  # noqa: PLC0415 - already imported by the parent (fork)
+
+    detach_worker()
     global _worker_ruleset
     _worker_ruleset = ruleset
 
@@ -120,7 +125,16 @@ def scan_files(entries: Sequence[FileEntry], ruleset: RuleSet, max_size: int, jo
         for entry in entries:
             yield scan_file(entry, ruleset, max_size)
         return
+    from scanner.sources.workers import stop_pool
+
     batches = [entries[i : i + BATCH_FILES] for i in range(0, len(entries), BATCH_FILES)]
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(ruleset,)) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(ruleset,))
+    try:
         for results in pool.map(_scan_batch, batches, [max_size] * len(batches)):
             yield from results
+    except BaseException:
+        # Interrupted (a signal, an error, the consumer stopped early): the executor's own
+        # exit would first run every queued batch, holding a Ctrl-C for the whole scan.
+        stop_pool(pool)
+        raise
+    pool.shutdown()

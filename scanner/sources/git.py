@@ -160,11 +160,13 @@ class Prefetch:
     def chunks(self) -> Iterator[bytes]:
         self._thread.join()
         try:
-            if self._error is not None:
-                raise self._error
+            # What git wrote before it failed (a corrupt commit stops a log walk midway) is
+            # still good: the caller gets it first, then the error.
             self._file.seek(0)
             while chunk := self._file.read(READ_CHUNK):
                 yield chunk
+            if self._error is not None:
+                raise self._error
         finally:
             self._file.close()
 
@@ -246,6 +248,28 @@ def reachable_commits(repo: Repository, extra: Sequence[str]) -> set[str]:
     out = run(repo, ["rev-list", "--all", "--stdin"], input=stdin)
     return set(out.decode().split())
 
+
+
+def published_commits(repo: Repository, wanted: Iterable[str]) -> dict[str, bool]:
+    """For each commit in ``wanted``: is it reachable from a remote-tracking branch or a tag?
+
+    One walk of what those refs reach (linear in that history), streamed and matched against
+    the wanted set, never held whole. No such ref at all: nothing has left the machine (as far
+    as this clone knows: remote-tracking branches are as fresh as the last fetch or push).
+    """
+    wanted_set = {sha for sha in wanted if re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha)}
+    found: set[str] = set()
+    if wanted_set:
+        refs = run(repo, ["for-each-ref", "--format=%(objectname)", "refs/remotes", "refs/tags"])
+        if refs.strip():
+            tail = b""
+            for chunk in stream(repo, ["rev-list", "--remotes", "--tags"]):
+                lines = (tail + chunk).split(b"\n")
+                tail = lines.pop()
+                found.update(sha for line in lines if (sha := line.decode()) in wanted_set)
+            if tail and tail.decode() in wanted_set:
+                found.add(tail.decode())
+    return {sha: sha in found for sha in wanted_set}
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,6 +466,68 @@ def parse_added_lines(patch: bytes) -> dict[tuple[str, str], AddedLines | None]:
             binary = True
     close()
     return result
+
+
+# --- keysweep audit: bare mirrors of remote repositories ---------------------------------
+
+def _remote_env() -> dict[str, str]:
+    # Never wait for a password or a host-key prompt: an audit runs unattended.
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "SSH_ASKPASS": "true"}
+    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes -o ConnectTimeout=20")
+    return env
+
+
+def _run_remote(args: Sequence[str], what: str, timeout: float, hide: tuple[str, str] | None = None) -> None:
+    # protocol.ext.allow=never: a URL must not run a command (ext::), whatever the config says.
+    command = [_git_executable(), "-c", "protocol.ext.allow=never", *args]
+    try:
+        proc = subprocess.run(command, capture_output=True, env=_remote_env(), timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise GitError(f"{what}: timed out after {timeout:.0f}s") from None
+    except OSError as exc:
+        raise GitError(f"{what}: {exc}") from None
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.decode("utf-8", "replace").strip().splitlines() if line.strip()]
+        # git's reason is its "fatal:" line; what follows is advice ("Please make sure ...").
+        reasons = [line for line in lines if line.startswith(("fatal:", "error:"))] or lines
+        reason = reasons[0] if reasons else f"git exit {proc.returncode}"
+        if hide is not None:  # (URL with a password, the same URL as shown)
+            reason = reason.replace(*hide)
+        raise GitError(f"{what}: {reason}")
+
+
+def clone_mirror(url: str, dest: Path, *, timeout: float, shown: str | None = None) -> None:
+    """A bare mirror of ``url`` at ``dest``, made in a temporary folder first (a failed
+    clone leaves nothing behind that a later run could mistake for a mirror)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
+    try:
+        _run_remote(["clone", "--mirror", "--quiet", "--", url, str(temp / "repo")], f"cannot clone {shown or url}",
+                    timeout, (url, shown or url))
+        try:
+            os.rename(temp / "repo", dest)
+        except OSError:
+            if not dest.exists():  # else another worker of this machine made it first: use theirs
+                raise
+    finally:
+        import shutil
+
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def fetch_mirror(url: str, git_dir: Path, *, timeout: float, shown: str | None = None) -> None:
+    """Bring a mirror up to date (refs removed upstream are removed here too)."""
+    _run_remote(["--git-dir", str(git_dir), "fetch", "--prune", "--quiet", "--", url,
+                 "+refs/*:refs/*"], f"cannot fetch {shown or url}", timeout, (url, shown or url))
+
+
+def refs_digest(repo: Repository) -> str:
+    """A hash of every ref and where it points: equal digests, equal reachable history."""
+    import hashlib
+
+    out = run(repo, ["for-each-ref", "--format=%(objectname) %(refname)"])
+    stash = "\n".join(stash_commits(repo)) if b" refs/stash\n" in out else ""
+    return hashlib.sha256(out + b"\0" + stash.encode()).hexdigest()
 
 
 def remote_url(repo: Repository, name: str = "origin") -> str | None:

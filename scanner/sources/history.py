@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from scanner.engine.detect import Match, as_scannable, detect
-from scanner.engine.rules import RuleSet
+from scanner.engine.rules import RuleSet, timeout_message
 from scanner.errors import GitError
 from scanner.findings import CommitInfo, Finding, Occurrences, findings_from_matches
 from scanner.sources import git
@@ -54,6 +54,7 @@ class ObjectScan:
     commits: int = 0
     bytes: int = 0
     problems: list[tuple[str, str]] = field(default_factory=list)  # (object, what went wrong)
+    timeouts: list[tuple[str, str]] = field(default_factory=list)  # (rule, object): rule disabled there
 
     def add(self, other: _Batch) -> None:
         for item in other.found:
@@ -62,6 +63,7 @@ class ObjectScan:
         self.commits += other.commits
         self.bytes += other.bytes
         self.problems += other.problems
+        self.timeouts += other.timeouts
 
 
 @dataclass
@@ -72,6 +74,7 @@ class _Batch:
     commits: int = 0
     bytes: int = 0
     problems: list[tuple[str, str]] = field(default_factory=list)
+    timeouts: list[tuple[str, str]] = field(default_factory=list)
 
 
 def message_of(data: bytes) -> bytes:
@@ -100,6 +103,7 @@ def _scan_stream(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
             elif obj.kind == "commit":
                 batch.commits += 1
             matches = scan_object(obj.kind, obj.data, ruleset)
+            batch.timeouts += [(rule_id, obj.sha) for rule_id in ruleset.health.take()]
             if matches:
                 batch.found.append(ObjectMatches(obj.sha, obj.kind, matches))
         if batch.objects >= REPORT_EVERY_OBJECTS or batch.bytes >= REPORT_EVERY_BYTES:
@@ -109,6 +113,9 @@ def _scan_stream(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
 
 
 def _worker(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleSet, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    from scanner.sources.workers import detach_worker
+
+    detach_worker()
     try:
         for batch in _scan_stream(repo, objects, ruleset):
             results.put(("batch", batch))
@@ -160,8 +167,13 @@ def scan_objects(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
         context.Process(target=_worker, args=(repo, part, ruleset, results), daemon=True)
         for part in _slices(objects, jobs)
     ]
-    for worker in workers:
-        worker.start()
+    from scanner.sources.workers import signals_deferred
+
+    # A signal while a worker is being handed its work would leave it half-started (and
+    # printing a traceback): delivered once every worker has started.
+    with signals_deferred():
+        for worker in workers:
+            worker.start()
     running = len(workers)
     try:
         exited_at: float | None = None
@@ -187,8 +199,15 @@ def scan_objects(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
     finally:
         for worker in workers:
             if worker.is_alive() and running:
-                worker.terminate()
-            worker.join()
+                # SIGKILL: a worker still starting up has not installed its own handlers.
+                worker.kill()
+        for worker in workers:
+            worker.join(timeout=10)
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+        results.close()
+        results.join_thread()
     return result
 
 
@@ -351,65 +370,129 @@ class HistoryScan:
     bytes: int
     warnings: list[str]
     skipped: list[tuple[str, str]]  # (path or object, reason)
+    errors: list[str] = field(default_factory=list)  # what could not be read: the scan is incomplete
+
+
+@dataclass
+class ObjectListing:
+    """What ``cat-file --batch-all-objects`` says is in a repository, sorted for the scan."""
+
+    existing_blobs: set[str] = field(default_factory=set)
+    commit_objects: list[str] = field(default_factory=list)
+    to_scan: list[ObjectInfo] = field(default_factory=list)
+    too_large: dict[str, int] = field(default_factory=dict)
+    unreadable: list[str] = field(default_factory=list)
+
+
+def list_history(repo: Repository, max_size: int) -> ObjectListing:
+    """Step 1: every object, and which of them are to be read (no contents yet)."""
+    listing = ObjectListing()
+    for obj in git.list_objects(repo):
+        if obj.kind == "unreadable":
+            listing.unreadable.append(obj.sha)
+            listing.existing_blobs.add(obj.sha)  # named once below, not again as missing
+            continue
+        if obj.kind == "blob":
+            listing.existing_blobs.add(obj.sha)
+            if obj.size > max_size:
+                listing.too_large[obj.sha] = obj.size
+                continue
+        elif obj.kind == "commit":
+            listing.commit_objects.append(obj.sha)
+        if obj.kind in SCANNED_KINDS:
+            listing.to_scan.append(obj)
+    return listing
+
+
+def byte_slices(objects: Sequence[ObjectInfo], count: int) -> list[Sequence[ObjectInfo]]:
+    """Step 2's split, public for callers that spread slices over their own workers."""
+    return _slices(objects, count)
+
+
+def scan_slice(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleSet) -> ObjectScan:
+    """Step 2 for one slice, in this process (what each history worker process does)."""
+    result = ObjectScan()
+    for batch in _scan_stream(repo, objects, ruleset):
+        result.add(batch)
+    return result
+
+
+def start_log(repo: Repository, listing: ObjectListing, *, all_objects: bool) -> git.Prefetch:
+    """Step 3's log walk, started in the background while the objects are read."""
+    stash = git.stash_commits(repo)
+    log_args, log_stdin = log_command(["--all"], list(stash) + (listing.commit_objects if all_objects else []))
+    return git.Prefetch(repo, log_args, log_stdin)
 
 
 def scan_history(repo: Repository, ruleset: RuleSet, *, all_objects: bool, max_size: int, jobs: int,
                  progress: Progress | None = None) -> HistoryScan:
+    listing = list_history(repo, max_size)
+    # The log is walked while the workers read blobs; it is parsed once they are done,
+    # when it is known which blobs need attributing.
+    log = start_log(repo, listing, all_objects=all_objects)
+    scanned = scan_objects(repo, listing.to_scan, ruleset, jobs, progress)
+    return attribute(repo, listing, scanned, log.chunks(), all_objects=all_objects, max_size=max_size,
+                     ruleset=ruleset)
+
+
+def attribute(repo: Repository, listing: ObjectListing, scanned: ObjectScan, log_chunks: Iterable[bytes], *,
+              all_objects: bool, max_size: int, ruleset: RuleSet | None = None) -> HistoryScan:
+    """Step 3: the commit (and path) that first introduced each object with matches."""
     warnings: list[str] = []
     if repo.shallow:
         warnings.append("shallow clone: history before the shallow boundary is not scanned "
                         "(run `git fetch --unshallow` for a complete audit)")
-    existing_blobs: set[str] = set()
-    commit_objects: list[str] = []
-    to_scan: list[ObjectInfo] = []
-    too_large: dict[str, int] = {}
-    unreadable: list[str] = []
-    for obj in git.list_objects(repo):
-        if obj.kind == "unreadable":
-            unreadable.append(obj.sha)
-            existing_blobs.add(obj.sha)  # named once below, not again as missing
-            continue
-        if obj.kind == "blob":
-            existing_blobs.add(obj.sha)
-            if obj.size > max_size:
-                too_large[obj.sha] = obj.size
-                continue
-        elif obj.kind == "commit":
-            commit_objects.append(obj.sha)
-        if obj.kind in SCANNED_KINDS:
-            to_scan.append(obj)
+    existing_blobs, too_large = listing.existing_blobs, listing.too_large
     stash = git.stash_commits(repo)
-    # The log is walked while the workers read blobs; it is parsed once they are done,
-    # when it is known which blobs need attributing.
-    log_args, log_stdin = log_command(["--all"], list(stash) + (commit_objects if all_objects else []))
-    log = git.Prefetch(repo, log_args, log_stdin)
-    scanned = scan_objects(repo, to_scan, ruleset, jobs, progress)
-    for sha in unreadable:
-        warnings.append(f"object {sha} is corrupt and could not be read; the scan went on without it")
+    errors: list[str] = []
+    for sha in listing.unreadable:
+        errors.append(f"object {sha} is corrupt and could not be read; the scan went on without it")
     for sha, problem in scanned.problems:
-        warnings.append(f"object {sha} could not be read ({problem}); the scan went on without it")
+        errors.append(f"object {sha} could not be read ({problem}); the scan went on without it")
+    errors += [timeout_message(ruleset, rule_id, f"object {sha}") for rule_id, sha in scanned.timeouts]
 
-    reachable = git.reachable_commits(repo, stash)
-    tags = git.tag_objects(repo)
+    reachable: set[str] | None
+    try:
+        reachable = git.reachable_commits(repo, stash)
+    except GitError as exc:
+        errors.append(f"could not list the commits refs reach ({exc}); findings are marked reachable as the log walk saw them")
+        reachable = None
+    try:
+        tags = git.tag_objects(repo)
+    except GitError as exc:
+        errors.append(f"could not list tags ({exc})")
+        tags = {}
     interesting_blobs = {s for s, m in scanned.found.items() if m.kind == "blob"} | set(too_large)
     interesting_commits = {s for s, m in scanned.found.items() if m.kind == "commit"}
     records: dict[str, CommitRecord] = {}
     introductions: dict[str, list[tuple[str, str]]] = {}
     missing: dict[str, tuple[str, str]] = {}
     current: CommitRecord | None = None
-    for item in parse_log(log.chunks()):
-        if isinstance(item, CommitRecord):
-            item = redact_summary(item, scanned.found.get(item.info.sha))
-            current = item
-            if item.info.sha in interesting_commits:
-                records[item.info.sha] = item
-            continue
-        if item.new in interesting_blobs:
-            introductions.setdefault(item.new, []).append((item.commit, item.path))
-            if current is not None:
-                records[current.info.sha] = current
-        elif item.new not in existing_blobs and item.new not in missing:
-            missing[item.new] = (item.path, item.commit)
+    walked: set[str] = set()
+    walk_failed = False
+    try:
+        for item in parse_log(log_chunks):
+            if isinstance(item, CommitRecord):
+                item = redact_summary(item, scanned.found.get(item.info.sha))
+                current = item
+                walked.add(item.info.sha)
+                if item.info.sha in interesting_commits:
+                    records[item.info.sha] = item
+                continue
+            if item.new in interesting_blobs:
+                introductions.setdefault(item.new, []).append((item.commit, item.path))
+                if current is not None:
+                    records[current.info.sha] = current
+            elif item.new not in existing_blobs and item.new not in missing:
+                missing[item.new] = (item.path, item.commit)
+    except GitError as exc:
+        walk_failed = True
+        # A corrupt commit or tree stops git's walk: what it walked is attributed, and what
+        # was found in blobs it never reached is still reported, without a commit.
+        errors.append(f"the history walk stopped early ({exc}); findings in blobs it did not reach are "
+                      "reported without their commit")
+    if reachable is None:
+        reachable = walked
     named = sorted(missing.items(), key=lambda kv: kv[1])
     for sha, (path, commit) in named[:MAX_NAMED_MISSING]:
         warnings.append(f"blob {sha} ({path} in commit {commit[:12]}) is missing from the repository; not scanned")
@@ -430,7 +513,11 @@ def scan_history(repo: Repository, ruleset: RuleSet, *, all_objects: bool, max_s
             intros = introductions.get(sha, [])
             if not intros:
                 if behind_refs is None:
-                    behind_refs = git.blobs_behind_refs(repo)
+                    try:
+                        behind_refs = git.blobs_behind_refs(repo)
+                    except GitError as exc:
+                        errors.append(f"could not list blobs that tags reach ({exc})")
+                        behind_refs = {}
                 for place in behind_refs.get(sha, []):
                     for finding in findings_from_matches(found.matches, path=place, source="git-blob", blob=sha):
                         candidates.append((None, finding))
@@ -438,6 +525,10 @@ def scan_history(repo: Repository, ruleset: RuleSet, *, all_objects: bool, max_s
                     continue
                 if all_objects:
                     for finding in findings_from_matches(found.matches, path=None, source="unreachable-blob", blob=sha, reachable=False):
+                        candidates.append((None, finding))
+                elif walk_failed:
+                    # The walk that would name its commit and path broke: reported by blob.
+                    for finding in findings_from_matches(found.matches, path=None, source="git-blob", blob=sha):
                         candidates.append((None, finding))
                 continue
             for commit, path in intros:
@@ -461,4 +552,5 @@ def scan_history(repo: Repository, ruleset: RuleSet, *, all_objects: bool, max_s
             for finding in findings_from_matches(found.matches, path=None, source="tag-message", commit=info,
                                                  reachable=name is not None):
                 candidates.append((None, finding))
-    return HistoryScan(earliest_findings(candidates), scanned.blobs, scanned.commits, scanned.bytes, warnings, skipped)
+    return HistoryScan(earliest_findings(candidates), scanned.blobs, scanned.commits, scanned.bytes, warnings, skipped,
+                       errors)

@@ -1,0 +1,94 @@
+"""Worst-case inputs for the detector: each shape at two sizes, to show time grows linearly.
+
+    python benchmarks/adversarial.py [--size-kib 1024] [--engine-only]
+
+Prints, per shape, the seconds for N and 2N bytes and their ratio (about 2.0 when linear,
+about 4.0 when quadratic). Keys are generated at run time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scanner.engine.detect import detect  # noqa: E402
+from scanner.engine.rules import load_ruleset  # noqa: E402
+from tests.keygen import key_id, secret_key  # noqa: E402
+
+
+def _repeat(unit: Callable[[random.Random], str], size: int, separator: str) -> bytes:
+    rng = random.Random(7)
+    parts: list[str] = []
+    total = 0
+    while total < size:
+        piece = unit(rng) + separator
+        parts.append(piece)
+        total += len(piece)
+    return "".join(parts).encode()[:size]
+
+
+def _token(rng: random.Random) -> str:
+    return "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") for _ in range(40))
+
+
+def _minified_js(rng: random.Random) -> str:
+    name = "".join(rng.choice("abcdefghij") for _ in range(3))
+    return (f"var {name}=function(e,t){{return e.secretKey||t.accessKeyId||\"{_token(rng)}\"}};"
+            f"{name}.secret=\"{secret_key(rng)}\";")
+
+
+SHAPES: dict[str, Callable[[int], bytes]] = {
+    "one line of secret=<40 chars> repeated": lambda n: _repeat(lambda r: f"secret={secret_key(r)}", n, " "),
+    "one line of key IDs": lambda n: _repeat(lambda r: key_id(rng=r), n, " "),
+    "key_id,secret CSV rows": lambda n: _repeat(lambda r: f"{key_id(rng=r)},{secret_key(r)}", n, "\n"),
+    "secret=<value> one per line": lambda n: _repeat(lambda r: f"secret={secret_key(r)}", n, "\n"),
+    "one line of 40-character tokens": lambda n: _repeat(_token, n, " "),
+    "minified JavaScript (one line)": lambda n: _repeat(_minified_js, n, ""),
+    "base64 blob (one line)": lambda n: _repeat(lambda r: __import__("base64").b64encode(
+        f"aws_secret_access_key={secret_key(r)}\n".encode()).decode(), n, ""),
+    "JSON with escaped slashes (one line)": lambda n: _repeat(
+        lambda r: '{"SecretAccessKey":"%s"},' % secret_key(r).replace("/", "\\/"), n, ""),
+    "\\u escapes (one line)": lambda n: _repeat(lambda r: "\\u0041" + key_id(rng=r)[1:], n, " "),
+    "blank lines": lambda n: b"\n" * n,
+}
+
+
+def measure(data: bytes, ruleset: object, runs: int = 1) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        started = time.perf_counter()
+        detect(data, ruleset)  # type: ignore[arg-type]
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def rows(size: int) -> list[tuple[str, int, float, float]]:
+    ruleset = load_ruleset()
+    result = []
+    for name, make in SHAPES.items():
+        small, large = make(size), make(2 * size)
+        result.append((name, size, measure(small, ruleset), measure(large, ruleset)))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-kib", type=int, default=1024, help="the smaller size (default 1024 KiB = 1 MiB)")
+    args = parser.parse_args(argv)
+    size = args.size_kib * 1024
+    print(f"adversarial inputs, engine alone (detect), {args.size_kib} KiB and twice that:")
+    print(f"  {'shape':42} {'N s':>8} {'2N s':>8} {'ratio':>6}")
+    for name, _, small, large in rows(size):
+        ratio = large / small if small > 0 else float("nan")
+        print(f"  {name:42} {small:8.3f} {large:8.3f} {ratio:6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

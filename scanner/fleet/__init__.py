@@ -1,0 +1,1 @@
+"""keysweep audit: many repositories, incrementally, on Dask distributed (the fleet extra)."""

@@ -1,0 +1,363 @@
+"""keysweep audit: many repositories on a Dask cluster (an embedded LocalCluster by default),
+incrementally against a state file, merged into one report."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from scanner.baseline import Baseline, load_baseline
+from scanner.engine.rules import RuleSet, load_ruleset
+from scanner.errors import GitError, KeysweepError, UsageError
+from scanner.exitcodes import EXIT_CLEAN, EXIT_FAILURE, EXIT_FINDINGS
+from scanner.findings import Finding, ScanReport, Severity, Skipped
+from scanner.fleet import state as state_module
+from scanner.fleet.state import AuditState, StoredFinding, rebuild, rules_digest
+from scanner.fleet.targets import Target, estimated_size, expand_targets, read_targets_file
+from scanner.fleet.tasks import AuditSettings, Known, RepoDone, RepoSplit, attribute_task, audit_repository, scan_slice_task
+from scanner.reporters import ReportFormat, render
+from scanner.scan import DEFAULT_MAX_FILE_SIZE
+
+if TYPE_CHECKING:
+    from scanner.reporters.html import HtmlContext
+
+INSTALL_HINT = "keysweep audit runs on Dask: install it with  pip install 'keysweep[fleet]'"
+TASK_RETRIES = 2  # a failed task (clone error, git died) is tried this many more times
+CONNECT_TIMEOUT = "20s"
+SEVERITIES = ("low", "medium", "high", "critical")
+
+
+@dataclass
+class RepoResult:
+    target: Target
+    done: RepoDone | None = None
+    error: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    stored: list[StoredFinding] = field(default_factory=list)
+
+
+Progress = Callable[[int, int, int], None]  # repositories done, total, bytes read so far
+
+
+def _silence_dask() -> None:
+    # A worker lost mid-audit is handled (its tasks run again): Dask's own log lines
+    # about it would only alarm a user reading the report.
+    for name in ("distributed", "dask", "tornado", "asyncio", "bokeh"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def run_fleet(client: Any, targets: Sequence[Target], knowns: dict[str, Known], settings: AuditSettings,
+              ruleset: RuleSet, progress: Progress | None = None) -> dict[str, RepoResult]:
+    """Every target through the cluster behind ``client``; a failed repository is a result
+    with its error, never an exception that loses the others."""
+    from distributed import as_completed
+
+    results = {t.name: RepoResult(t) for t in targets}
+    # Passed with each task (8 KB), not scattered: scattered data lives only on workers and
+    # cannot be recomputed, so a worker lost at the wrong moment would fail every repository.
+    rules = ruleset
+    run = uuid.uuid4().hex[:8]
+    owner: dict[str, Target] = {}
+    pending = as_completed()
+    # Largest first (Dask runs tasks of equal priority in submission order).
+    for index, target in sorted(enumerate(targets), key=lambda item: -estimated_size(item[1])):
+        future = client.submit(audit_repository, target, knowns.get(target.name, Known()), settings, rules,
+                               key=f"keysweep-audit-{run}-{index}", retries=TASK_RETRIES, pure=False)
+        owner[future.key] = target
+        pending.add(future)
+    done = read = 0
+    if progress is not None:
+        progress(0, len(targets), 0)
+    for future in pending:
+        target = owner[future.key]
+        try:
+            value = future.result()
+        except Exception as exc:  # noqa: BLE001 - any task failure is this repository's error
+            results[target.name].error = str(exc) if isinstance(exc, KeysweepError) else f"{type(exc).__name__}: {exc}"
+            value = None
+        if isinstance(value, RepoSplit):
+            # A large repository: its slices go to every worker, then one task attributes.
+            # Ahead of the small repositories still queued: the large one is the long pole.
+            parts = [client.submit(scan_slice_task, target, settings, part, rules, retries=TASK_RETRIES, pure=False,
+                                   priority=1,
+                                   key=f"keysweep-slice-{run}-{future.key.rsplit('-', 1)[1]}-{n}")
+                     for n, part in enumerate(value.slices)]
+            final = client.submit(attribute_task, target, settings, future, *parts, retries=TASK_RETRIES, pure=False,
+                                  priority=1,
+                                  key=f"keysweep-attribute-{run}-{future.key.rsplit('-', 1)[1]}")
+            owner[final.key] = target
+            pending.add(final)
+            continue
+        if isinstance(value, RepoDone):
+            results[target.name].done = value
+            read += value.bytes
+        done += 1
+        if progress is not None:
+            progress(done, len(targets), read)
+    return results
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise UsageError(INSTALL_HINT) from None
+    _silence_dask()
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"--scheduler {scheduler!r}: not a scheduler address (tcp://HOST:PORT): {exc}") from None
+        except (OSError, TimeoutError) as exc:
+            raise KeysweepError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    count = workers or os.cpu_count() or 1
+    with warnings.catch_warnings():
+        # Loopback only, and any free port for the scheduler's HTTP server (Dask's default
+        # port, taken by another cluster, would cost a warning).
+        warnings.simplefilter("ignore")
+        cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def worker_count(client: Any) -> int:
+    return max(1, len(client.scheduler_info().get("workers", {})))
+
+
+class FleetProgress:
+    """Repositories done of total, bytes read, rate and ETA, on standard error."""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.drawn = False
+        self.interval = interval
+
+    def __call__(self, done: int, total: int, read: int) -> None:
+        now = time.monotonic()
+        if now - self.last < self.interval and done < total:
+            return
+        self.last = now
+        elapsed = max(now - self.started, 1e-6)
+        eta = elapsed / done * (total - done) if done else 0.0
+        sys.stderr.write(f"\rauditing: {done}/{total} repositories, {read / 2**20:.1f} MiB, "
+                         f"{read / 2**20 / elapsed:.1f} MiB/s, ETA {eta:.0f}s ")
+        sys.stderr.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+def audit_targets(client: Any, targets: Sequence[Target], state: AuditState, ruleset: RuleSet, *, full: bool,
+                  cache: Path | None, progress: Progress | None = None,
+                  baseline: Baseline | None = None) -> list[RepoResult]:
+    """One audit: what the state knows, the cluster's work, and the state brought up to date."""
+    rules = rules_digest(ruleset)
+    knowns = {t.name: Known() if full else state.known(t.name, rules) for t in targets}
+    settings = AuditSettings(cache=cache, max_size=DEFAULT_MAX_FILE_SIZE, split_slices=worker_count(client))
+    results = run_fleet(client, targets, knowns, settings, ruleset, progress)
+    when = state_module.now_iso()
+    for result in results.values():
+        _finalise(result, state, rules, when, baseline)
+    return [results[t.name] for t in targets]
+
+
+def _targets(args: argparse.Namespace) -> list[Target]:
+    texts = list(args.targets)
+    if args.targets_file is not None:
+        texts += read_targets_file(args.targets_file)
+    if not texts:
+        raise UsageError("audit needs at least one target: a repository, a folder of repositories, "
+                         "a git URL, or --targets FILE")
+    return expand_targets(texts)
+
+
+def _finalise(result: RepoResult, state: AuditState, rules: str, when: str, baseline: Baseline | None) -> None:
+    """The repository's findings (from its scan, or rebuilt from the state), then remembered.
+    Findings in the baseline are remembered as baselined and not reported."""
+    done = result.done
+    if done is None:
+        return
+    name = result.target.name
+    if done.history is not None:
+        findings = list(done.history.findings)
+    else:
+        rebuilt = (rebuild(stored, done.recheck.get(stored.object)) for stored in state.live_findings(name))
+        findings = [f for f in rebuilt if f is not None]
+    findings = [replace(f, repository=name) for f in findings]
+    known = baseline.fingerprints if baseline is not None else frozenset()
+    result.stored = state.record(name, rules=rules, refs=done.refs, new_objects=done.new_objects,
+                                 findings=findings, when=when, baselined=known)
+    result.findings = [f for f in findings if f.fingerprint not in known]
+
+
+def _failing(findings: Sequence[Finding], fail_on: str | None) -> list[Finding]:
+    if fail_on is None:
+        return list(findings)
+    from scanner.severity import at_least
+
+    return [f for f in findings if at_least(f.severity, cast(Severity, fail_on))]
+
+
+def repository_summary(result: RepoResult) -> dict[str, Any]:
+    done = result.done
+    gone = [s for s in result.stored if s.status == "gone"]
+    summary: dict[str, Any] = {
+        "repository": result.target.name,
+        "objects": done.objects if done else 0,
+        "rechecked": done.rechecked if done else 0,
+        "bytes": done.bytes if done else 0,
+        "findings": len(result.findings),
+        "baselined": sum(1 for s in result.stored if s.status == "baselined"),
+        "gone": [{"fingerprint": s.fingerprint, "rule": s.data["rule_id"], "path": s.data["path"],
+                  "secret": s.data["redacted"], "first_seen": s.first_seen, "last_seen": s.last_seen} for s in gone],
+        "errors": [result.error] if result.error else [],
+        "warnings": list(done.history.warnings) if done and done.history else [],
+        "seconds": round(done.seconds, 3) if done else 0.0,
+    }
+    return summary
+
+
+def _summary_text(summaries: list[dict[str, Any]]) -> str:
+    failed = sum(1 for s in summaries if s["errors"])
+    lines = [f"repositories: {len(summaries)} audited, {len(summaries) - failed} read, {failed} failed"]
+    for s in summaries:
+        if s["errors"]:
+            lines.append(f"  {s['repository']}: error: {s['errors'][0]}")
+            continue
+        lines.append(f"  {s['repository']}: {s['objects']} new object(s), {s['rechecked']} re-read, "
+                     f"{s['bytes'] / 2**20:.1f} MiB, {s['findings']} finding(s), {s['baselined']} baselined, "
+                     f"{len(s['gone'])} gone, {s['seconds']:.2f}s")
+    return "\n".join(lines) + "\n"
+
+
+def _with_history(rendered: str, report: ScanReport, results: Sequence[RepoResult],
+                  summaries: list[dict[str, Any]]) -> str:
+    """The JSON report, each finding with its first/last seen and status, and the
+    per-repository summaries."""
+    document = json.loads(rendered)
+    seen = {(r.target.name, s.fingerprint): s for r in results for s in r.stored}
+    for item, finding in zip(document["findings"], report.findings, strict=True):
+        stored = seen.get((finding.repository or "", finding.fingerprint))
+        if stored is not None:
+            item.update(first_seen=stored.first_seen, last_seen=stored.last_seen, status=stored.status)
+    document["summary"]["repositories"] = summaries
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def _html_context(args: argparse.Namespace, results: Sequence[RepoResult], started: datetime.datetime) -> HtmlContext:
+    """The HTML report's header and commit links: each repository's web page from its URL, or
+    from the origin of a local one (credentials never kept: web_base drops them)."""
+    from scanner.reporters.html import HtmlContext, web_base
+    from scanner.sources.git import find_repository, remote_url
+
+    remotes: dict[str, str] = {}
+    for result in results:
+        base = web_base(result.target.url) if result.target.url else None
+        if base is None and result.target.url is None:
+            try:
+                repo = find_repository(Path(result.target.name), search_parents=False)
+                base = web_base(remote_url(repo)) if repo is not None else None
+            except GitError:
+                base = None  # the report shows the commit id instead
+        if base is not None:
+            remotes[result.target.name] = base
+    scope = "history, every object (--full)" if args.full else "history: objects earlier audits had not read"
+    return HtmlContext(scope=scope, targets=tuple(r.target.name for r in results), started=started,
+                       web_remotes=remotes,
+                       repository_errors=tuple(f"{r.target.name}: {r.error}" for r in results if r.error))
+
+
+def audit_command(args: argparse.Namespace) -> int:
+    from scanner.cli import write_output
+
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be 1 or more")
+    targets = _targets(args)
+    ruleset = load_ruleset()
+    baseline = load_baseline(args.baseline) if args.baseline is not None else None
+    state = AuditState(args.state or state_module.default_state_path())
+    started = time.monotonic()
+    started_at = datetime.datetime.now(datetime.timezone.utc)
+    try:
+        show_progress = not args.no_progress and sys.stderr.isatty()
+        progress = FleetProgress() if show_progress else None
+        with dask_client(args.scheduler, args.workers) as client:
+            try:
+                ordered = audit_targets(client, targets, state, ruleset, full=args.full, cache=args.cache,
+                                        progress=progress, baseline=baseline)
+            finally:
+                if progress is not None:
+                    progress.close()
+    finally:
+        state.close()
+    findings = [f for r in ordered for f in r.findings]
+    if args.verify:
+        from scanner.aws.verify import verify_findings
+
+        findings = verify_findings(findings, region=args.region)
+    from scanner.severity import assign_severity
+
+    findings = assign_severity(findings)
+    skipped = [Skipped(f"{r.target.name}: {where}", why) for r in ordered if r.done and r.done.history
+               for where, why in r.done.history.skipped]
+    warnings = [f"{r.target.name}: {w}" for r in ordered if r.done and r.done.history for w in r.done.history.warnings]
+    errors = [f"{r.target.name}: {e}" for r in ordered if r.done and r.done.history for e in r.done.history.errors]
+    report = ScanReport(
+        findings=tuple(findings), skipped=tuple(skipped), warnings=tuple(warnings), files_scanned=0,
+        blobs_scanned=sum(r.done.history.blobs for r in ordered if r.done and r.done.history),
+        commits_scanned=sum(r.done.history.commits for r in ordered if r.done and r.done.history),
+        bytes_scanned=sum(r.done.bytes for r in ordered if r.done), duration_seconds=time.monotonic() - started,
+        target=f"{len(ordered)} repositories", errors=tuple(errors),
+    )
+    from scanner.redact import redact_report
+
+    report = redact_report(report)
+    for warning in warnings:
+        print(f"keysweep: warning: {warning}", file=sys.stderr)
+    for result in ordered:
+        if result.error:
+            print(f"keysweep: error: {result.target.name}: {result.error}", file=sys.stderr)
+    summaries = [repository_summary(r) for r in ordered]
+    fmt = cast(ReportFormat, args.format or "text")
+    html = _html_context(args, ordered, started_at) if fmt == "html" else None
+    rendered = render(report, fmt, ruleset, show_secrets=args.show_secrets, color=False, html=html)
+    if fmt == "json":
+        rendered = _with_history(rendered, report, ordered, summaries)
+    elif fmt == "text":
+        rendered += _summary_text(summaries)
+    else:
+        sys.stderr.write(_summary_text(summaries))
+    write_output(rendered, args.output, private=args.show_secrets and fmt != "html")  # html: always redacted
+    for error in report.errors:
+        print(f"keysweep: error: {error}", file=sys.stderr)
+    if any(r.error for r in ordered) or report.errors:
+        return EXIT_FAILURE
+    return EXIT_FINDINGS if _failing(report.findings, args.fail_on) else EXIT_CLEAN
+

@@ -1,0 +1,190 @@
+"""What earlier audits saw, in SQLite: per repository, the objects already read and every
+finding with when it was first and last seen and whether it is still there.
+
+Never a secret: findings are stored by fingerprint with their redacted form; the secret is
+read again from its object (a blob or a commit, by hash) when a finding is reported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from scanner import __version__
+from scanner.engine.rules import RuleSet
+from scanner.errors import UsageError
+from scanner.findings import CommitInfo, Finding, Occurrences, findings_from_matches
+from scanner.fleet.tasks import Known
+from scanner.sources.history import ObjectMatches
+
+Status = Literal["open", "gone", "baselined"]
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS repositories (
+    id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, rules TEXT, refs TEXT, audited TEXT);
+CREATE TABLE IF NOT EXISTS scanned (
+    repo INTEGER NOT NULL, sha BLOB NOT NULL, PRIMARY KEY (repo, sha)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS findings (
+    repo INTEGER NOT NULL, fingerprint TEXT NOT NULL, object TEXT NOT NULL, data TEXT NOT NULL,
+    first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, status TEXT NOT NULL,
+    PRIMARY KEY (repo, fingerprint));
+"""
+
+
+def default_state_path() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "keysweep" / "audit.sqlite"
+
+
+def rules_digest(ruleset: RuleSet) -> str:
+    """Objects read under other rules (or another keysweep) must be read again."""
+    return hashlib.sha256(f"{__version__}\0{_canonical(ruleset.rules)}".encode()).hexdigest()
+
+
+def _canonical(value: object) -> str:
+    """A repr that is the same in every process (a frozenset's order depends on the hash seed)."""
+    if isinstance(value, (frozenset, set)):
+        return "{" + ",".join(sorted(_canonical(v) for v in value)) + "}"
+    if isinstance(value, (tuple, list)):
+        return "(" + ",".join(_canonical(v) for v in value) + ")"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return type(value).__name__ + "(" + ",".join(
+            f"{f.name}={_canonical(getattr(value, f.name))}" for f in dataclasses.fields(value)) + ")"
+    return repr(value)
+
+
+@dataclass(frozen=True)
+class StoredFinding:
+    repository: str
+    fingerprint: str
+    object: str
+    data: dict[str, Any]
+    first_seen: str
+    last_seen: str
+    status: Status
+
+
+def _object_of(finding: Finding) -> str:
+    """The object to read the secret from again: its blob, or the commit or tag whose message holds it."""
+    if finding.blob is not None:
+        return finding.blob
+    return finding.commit.sha if finding.commit is not None else ""
+
+
+def finding_data(finding: Finding) -> dict[str, Any]:
+    """Everything about a finding except the secret itself (its redacted form only)."""
+    return {
+        "rule_id": finding.rule_id, "kind": finding.secret.kind, "redacted": finding.secret.redacted,
+        "path": finding.path, "line": finding.line, "column": finding.column, "source": finding.source,
+        "commit": asdict(finding.commit) if finding.commit else None, "blob": finding.blob,
+        "reachable": finding.reachable, "occurrences": asdict(finding.occurrences) if finding.occurrences else None,
+    }
+
+
+def rebuild(stored: StoredFinding, found: ObjectMatches | None) -> Finding | None:
+    """A finding from the state and its object's matches (None if the secret is not there)."""
+    if found is None:
+        return None
+    data = stored.data
+    commit = CommitInfo(**data["commit"]) if data["commit"] else None
+    candidates = findings_from_matches(found.matches, path=data["path"], source=data["source"], commit=commit,
+                                       blob=data["blob"], reachable=data["reachable"])
+    for candidate in candidates:
+        if candidate.fingerprint == stored.fingerprint:
+            occurrences = Occurrences(**data["occurrences"]) if data["occurrences"] else None
+            return replace(candidate, line=data["line"], column=data["column"], occurrences=occurrences)
+    return None
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+
+
+class AuditState:
+    """One SQLite file. Opened by the client only (workers never see it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, timeout=30)
+            # WAL, synchronous=NORMAL: a commit per repository without an fsync each. A crash
+            # can lose the last commits, which only makes the next audit read those objects again.
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise UsageError(f"--state {path}: cannot open the audit state: {exc}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _repo_id(self, name: str) -> int | None:
+        row = self.db.execute("SELECT id FROM repositories WHERE name = ?", (name,)).fetchone()
+        return int(row[0]) if row else None
+
+    def known(self, name: str, rules: str) -> Known:
+        row = self.db.execute("SELECT id, rules, refs FROM repositories WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return Known()
+        repo_id, stored_rules, refs = row
+        objects = frozenset(o for s in self.live_findings(name) if (o := s.object))
+        if stored_rules != rules:
+            return Known(finding_objects=objects)
+        scanned = frozenset(bytes(sha).hex() for (sha,) in self.db.execute("SELECT sha FROM scanned WHERE repo = ?", (repo_id,)))
+        return Known(scanned=scanned, finding_objects=objects, refs=refs)
+
+    def live_findings(self, name: str) -> list[StoredFinding]:
+        """Findings still in the repository at the last audit: open or baselined, not gone."""
+        return [s for s in self._findings(name, None) if s.status != "gone"]
+
+    def _findings(self, name: str, status: str | None) -> list[StoredFinding]:
+        query = ("SELECT f.fingerprint, f.object, f.data, f.first_seen, f.last_seen, f.status FROM findings f "
+                 "JOIN repositories r ON r.id = f.repo WHERE r.name = ?")
+        params: tuple[str, ...] = (name,)
+        if status is not None:
+            query += " AND f.status = ?"
+            params = (name, status)
+        return [StoredFinding(name, fp, obj, json.loads(data), first, last, st)
+                for fp, obj, data, first, last, st in self.db.execute(query + " ORDER BY f.rowid", params)]
+
+    def record(self, name: str, *, rules: str, refs: str, new_objects: Iterable[str], findings: Sequence[Finding],
+               when: str, baselined: frozenset[str] = frozenset()) -> list[StoredFinding]:
+        """Remember one repository's audit (``findings``: every finding, baselined ones
+        included); returns its findings as now stored (open, baselined and gone)."""
+        with self.db:
+            repo_id = self._repo_id(name)
+            if repo_id is None:
+                cursor = self.db.execute("INSERT INTO repositories (name) VALUES (?)", (name,))
+                repo_id = int(cursor.lastrowid or 0)
+            stored_rules = self.db.execute("SELECT rules FROM repositories WHERE id = ?", (repo_id,)).fetchone()[0]
+            if stored_rules != rules:
+                self.db.execute("DELETE FROM scanned WHERE repo = ?", (repo_id,))
+            self.db.execute("UPDATE repositories SET rules = ?, refs = ?, audited = ? WHERE id = ?",
+                            (rules, refs, when, repo_id))
+            self.db.executemany("INSERT OR IGNORE INTO scanned (repo, sha) VALUES (?, ?)",
+                                ((repo_id, bytes.fromhex(sha)) for sha in new_objects))
+            current = {f.fingerprint for f in findings}
+            for finding in findings:
+                self.db.execute(
+                    "INSERT INTO findings (repo, fingerprint, object, data, first_seen, last_seen, status) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo, fingerprint) DO UPDATE SET "
+                    "object = excluded.object, data = excluded.data, last_seen = excluded.last_seen, "
+                    "status = excluded.status",
+                    (repo_id, finding.fingerprint, _object_of(finding), json.dumps(finding_data(finding)), when, when,
+                     "baselined" if finding.fingerprint in baselined else "open"),
+                )
+            # A finding no longer produced is gone from every ref (history rewritten, branch
+            # deleted): kept, with the last time it was seen, so a report can say so.
+            for stored in self.live_findings(name):
+                if stored.fingerprint not in current:
+                    self.db.execute("UPDATE findings SET status = 'gone' WHERE repo = ? AND fingerprint = ?",
+                                    (repo_id, stored.fingerprint))
+        return self._findings(name, None)

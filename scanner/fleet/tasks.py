@@ -1,0 +1,154 @@
+"""The work a Dask worker does, as plain functions of picklable values (no Dask import
+here: the same functions run in a plain loop, and in tests without a cluster).
+
+One task per repository normally lists its objects, reads the ones the state has not
+seen, and attributes the findings: the three steps of scanner.sources.history. A
+repository with much to read comes back as a ``RepoSplit`` instead, and the client fans
+its object slices out as tasks of their own, then one attribution task.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scanner.engine.rules import RuleSet
+from scanner.fleet.targets import Target, open_repository
+from scanner.sources import git, history
+from scanner.sources.git import ObjectInfo
+from scanner.sources.history import HistoryScan, ObjectListing, ObjectMatches, ObjectScan
+
+# A repository with more than this to read is split over the workers (the history scan's
+# own threshold for going parallel).
+SPLIT_BYTES = history.PARALLEL_MIN_BYTES
+SLICES_PER_WORKER = 4
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    cache: Path | None  # where URL targets are mirrored (None: the worker's user cache)
+    max_size: int
+    split_slices: int  # how many slices a large repository is cut into (1: never split)
+    split_bytes: int = SPLIT_BYTES
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the state remembers of one repository (empty for --full or a first audit)."""
+
+    scanned: frozenset[str] = frozenset()  # objects already read with the same rules
+    finding_objects: frozenset[str] = frozenset()  # objects holding open findings: re-read to report them
+    refs: str | None = None  # refs digest at the last audit
+
+
+@dataclass
+class RepoDone:
+    name: str
+    history: HistoryScan | None  # None: nothing changed; findings are rebuilt from the state
+    recheck: dict[str, ObjectMatches]  # matches of the re-read finding objects (when unchanged)
+    new_objects: list[str]  # objects read for the first time, to remember
+    objects: int  # objects read that the state had not seen
+    rechecked: int  # objects re-read because they hold known findings
+    bytes: int
+    refs: str
+    seconds: float
+
+
+@dataclass
+class RepoSplit:
+    name: str
+    listing: ObjectListing
+    slices: list[Sequence[ObjectInfo]]
+    new_objects: list[str]
+    rechecked: int
+    refs: str
+    seconds: float
+
+
+@dataclass
+class SliceResult:
+    scan: ObjectScan = field(default_factory=ObjectScan)
+    seconds: float = 0.0
+
+
+def _to_read(listing: ObjectListing, known: Known) -> tuple[list[ObjectInfo], list[str], int]:
+    """Objects to read in pack order: the ones never read, and the ones holding findings."""
+    to_read: list[ObjectInfo] = []
+    new: list[str] = []
+    rechecked = 0
+    for obj in listing.to_scan:
+        if obj.sha not in known.scanned:
+            to_read.append(obj)
+            new.append(obj.sha)
+        elif obj.sha in known.finding_objects:
+            to_read.append(obj)
+            rechecked += 1
+    return to_read, new, rechecked
+
+
+def audit_repository(target: Target, known: Known, settings: AuditSettings, ruleset: RuleSet) -> RepoDone | RepoSplit:
+    started = time.monotonic()
+    repo = open_repository(target, settings.cache, refresh=True)
+    refs = git.refs_digest(repo)
+    if known.refs is not None and refs == known.refs:
+        # Every ref where it was (and the same rules): the reachable history is the same,
+        # so are the findings and their attribution, kept in the state. Objects no ref
+        # reaches do not count (an audit reads history, not --all-objects), so the object
+        # database is not even listed. Only the objects holding findings are read again,
+        # for the secrets the state never stores; one that vanished makes its finding gone.
+        holders = [ObjectInfo(sha, "blob", 0) for sha in sorted(known.finding_objects)]
+        scan = history.scan_slice(repo, holders, ruleset)
+        return RepoDone(target.name, None, scan.found, [], 0, len(holders), scan.bytes, refs,
+                        time.monotonic() - started)
+    listing = history.list_history(repo, settings.max_size)
+    to_read, new, rechecked = _to_read(listing, known)
+    total = sum(o.size for o in to_read)
+    if settings.split_slices > 1 and total >= settings.split_bytes:
+        # More slices than workers: the other repositories' tasks fill the gaps, and no
+        # worker is left with the one long slice at the end.
+        count = min(SLICES_PER_WORKER * settings.split_slices, max(2, total // settings.split_bytes))
+        slices = history.byte_slices(to_read, count)
+        return RepoSplit(target.name, listing, slices, new, rechecked, refs, time.monotonic() - started)
+    log = history.start_log(repo, listing, all_objects=False)
+    scanned = history.scan_slice(repo, to_read, ruleset)
+    result = history.attribute(repo, listing, scanned, log.chunks(), all_objects=False, max_size=settings.max_size)
+    return _done(target.name, result, scanned, listing, new, rechecked, refs, time.monotonic() - started)
+
+
+def _done(name: str, result: HistoryScan, scanned: ObjectScan, listing: ObjectListing, new: list[str],
+          rechecked: int, refs: str, seconds: float) -> RepoDone:
+    # An object that could not be read is not remembered as read, and neither are the refs:
+    # the next audit lists the repository again and retries it. (Blobs missing altogether,
+    # as in a partial clone, do not count: no retry brings them without a fetch, and a
+    # fetch that changes nothing else is read by --full.)
+    failed = {sha for sha, _ in scanned.problems}
+    remembered = [sha for sha in new if sha not in failed]
+    damaged = bool(failed) or bool(listing.unreadable)
+    return RepoDone(name, result, {}, remembered, len(new), rechecked, scanned.bytes, "" if damaged else refs, seconds)
+
+
+def scan_slice_task(target: Target, settings: AuditSettings, objects: Sequence[ObjectInfo],
+                    ruleset: RuleSet) -> SliceResult:
+    started = time.monotonic()
+    repo = open_repository(target, settings.cache, refresh=False)
+    scan = history.scan_slice(repo, objects, ruleset)
+    return SliceResult(scan, time.monotonic() - started)
+
+
+def attribute_task(target: Target, settings: AuditSettings, split: RepoSplit, *parts: SliceResult) -> RepoDone:
+    started = time.monotonic()
+    repo = open_repository(target, settings.cache, refresh=False)
+    scanned = ObjectScan()
+    for part in parts:
+        scanned.found.update(part.scan.found)
+        scanned.blobs += part.scan.blobs
+        scanned.commits += part.scan.commits
+        scanned.bytes += part.scan.bytes
+        scanned.problems += part.scan.problems
+    log = history.start_log(repo, split.listing, all_objects=False)
+    result = history.attribute(repo, split.listing, scanned, log.chunks(), all_objects=False,
+                               max_size=settings.max_size)
+    seconds = split.seconds + sum(p.seconds for p in parts) + time.monotonic() - started
+    return _done(target.name, result, scanned, split.listing, split.new_objects, split.rechecked, split.refs, seconds)

@@ -1,0 +1,473 @@
+"""keysweep audit on real Dask clusters: an in-process LocalCluster, and a real `dask
+scheduler` with `dask worker` processes on 127.0.0.1 driven by the CLI (--scheduler)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scanner.engine.rules import load_ruleset
+from scanner.fleet.targets import Target, expand_targets, is_url, read_targets_file
+from scanner.fleet.tasks import AuditSettings, Known, RepoDone
+from scanner.scan import DEFAULT_MAX_FILE_SIZE
+from scanner.sources.git import find_repository
+from scanner.sources.history import scan_history
+from tests.conftest import CliResult, run_keysweep
+from tests.gitrepo import GitRepo
+from tests.keygen import KeySet
+
+distributed = pytest.importorskip("distributed")
+
+WAIT = 60.0  # seconds: the longest any wait in these tests may take
+
+
+def env_file(keys: KeySet) -> str:
+    return f"AWS_ACCESS_KEY_ID={keys.key_id}\nAWS_SECRET_ACCESS_KEY={keys.secret}\n"
+
+
+def make_repo(path: Path, index: int, *, filler: int = 0) -> GitRepo:
+    """A small repository: a secret added then deleted, one still in the tree, some filler text."""
+    repo = GitRepo(path)
+    repo.commit("initial", {"README.md": f"# project {index}\n" + "lorem ipsum dolor sit amet\n" * filler})
+    repo.commit("add settings", {"config/old.env": env_file(KeySet.generate())})
+    repo.commit("remove settings", {"config/old.env": None})
+    repo.commit("deploy", {f"deploy/{index}.env": env_file(KeySet.generate())})
+    return repo
+
+
+def corrupt(repo: GitRepo) -> None:
+    """Pack everything, then overwrite the pack's contents: git cannot read the history."""
+    repo.git("gc", "-q")
+    for pack in (repo.path / ".git" / "objects" / "pack").glob("*.pack"):
+        os.chmod(pack, 0o644)
+        data = bytearray(pack.read_bytes())
+        data[20:] = b"\0" * (len(data) - 20)
+        pack.write_bytes(bytes(data))
+
+
+def plain_findings(path: Path) -> set[tuple[str, str, str, str]]:
+    """What a plain history scan (no Dask, no state) finds: the reference."""
+    repo = find_repository(path, search_parents=False)
+    assert repo is not None
+    result = scan_history(repo, load_ruleset(), all_objects=False, max_size=DEFAULT_MAX_FILE_SIZE, jobs=1)
+    return {(str(path), f.fingerprint, f.commit.sha if f.commit else "", f.secret.reveal()) for f in result.findings}
+
+
+def audit_findings(result: CliResult) -> set[tuple[str, str, str, str]]:
+    document = result.json()
+    return {(f["repository"], f["fingerprint"], f["commit"]["sha"] if f["commit"] else "", f["secret"])
+            for f in document["findings"]}
+
+
+def summaries(result: CliResult) -> dict[str, dict[str, Any]]:
+    return {s["repository"]: s for s in result.json()["summary"]["repositories"]}
+
+
+# --- a real scheduler and workers, in processes of their own ------------------------------
+
+
+class DaskProcesses:
+    def __init__(self, folder: Path, workers: int) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.scheduler_file = folder / "scheduler.json"
+        dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+        self.scheduler = subprocess.Popen(
+            [*dask, "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(self.scheduler_file)],
+            cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + WAIT
+        while not self.scheduler_file.exists():
+            assert time.monotonic() < deadline, "the dask scheduler did not start"
+            assert self.scheduler.poll() is None, "the dask scheduler exited"
+            time.sleep(0.1)
+        time.sleep(0.2)  # the file is written whole, but give its writer a moment
+        self.address = json.loads(self.scheduler_file.read_text())["address"]
+        self.workers = [self.start_worker(f"w{n}") for n in range(workers)]
+        self.wait_for_workers(workers)
+
+    def start_worker(self, name: str) -> subprocess.Popen[bytes]:
+        # --no-nanny: killing the worker's process loses the worker (a nanny would hide it).
+        return subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", self.address, "--nthreads", "1", "--no-nanny", "--name", name,
+             "--no-dashboard", "--host", "127.0.0.1", "--local-directory", str(self.folder)],
+            cwd=self.folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+    def client(self) -> Any:
+        return distributed.Client(self.address, timeout="30s")
+
+    def wait_for_workers(self, count: int) -> None:
+        with self.client() as client:
+            client.wait_for_workers(count, timeout=WAIT)
+
+    def close(self) -> None:
+        for proc in [*self.workers, self.scheduler]:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in [*self.workers, self.scheduler]:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskProcesses]:
+    cluster = DaskProcesses(tmp_path_factory.mktemp("dask"), workers=2)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """19 repositories in a folder (one of them corrupt, one bare, one nested two levels
+    down), built once for every test that only reads them."""
+    root = tmp_path_factory.mktemp("fleet") / "org"
+    for index in range(19):
+        where = root / "team" / f"nested-{index}" if index == 5 else root / f"repo-{index:02}"
+        make_repo(where, index, filler=200)
+    bare = root / "mirror-07.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(root / "repo-07"), str(bare)], check=True)
+    subprocess.run(["rm", "-rf", str(root / "repo-07")], check=True)
+    corrupt(GitRepo(root / "repo-13", init=False))
+    return root, root / "repo-13"
+
+
+def run_audit(*args: str | Path, timeout: float = 120) -> CliResult:
+    return run_keysweep("audit", "--no-progress", *args, timeout=timeout)
+
+
+# --- tests ----------------------------------------------------------------------------------
+
+
+def test_targets_are_found_in_folders_and_files(fleet: tuple[Path, Path], tmp_path: Path) -> None:
+    root, _ = fleet
+    found = expand_targets([str(root)])
+    assert len(found) == 19
+    assert Target(str(root / "team" / "nested-5")) in found and Target(str(root / "mirror-07.git")) in found
+    listing = tmp_path / "targets.txt"
+    listing.write_text(f"# the organisation\n{root / 'repo-00'}\n\ngit@example.invalid:org/x.git  # a comment\n"
+                       "https://example.invalid/org/y.git#main\n")
+    assert read_targets_file(listing) == [str(root / "repo-00"), "git@example.invalid:org/x.git",
+                                          "https://example.invalid/org/y.git#main"]
+    assert is_url("ssh://host/x") and is_url("file:///x") and not is_url("/some/path") and not is_url("a:b")
+    # A token in a URL never reaches a report or the state.
+    [with_token] = expand_targets(["https://ci:glpat-abc123@git.example.invalid/org/x.git"])
+    assert with_token.name == "https://ci:***@git.example.invalid/org/x.git" and "glpat-abc123" in str(with_token.url)
+
+
+def test_local_cluster_in_process_splits_a_repository_and_attributes_after(tmp_path: Path) -> None:
+    from distributed import Client, LocalCluster
+
+    from scanner.fleet.command import run_fleet
+
+    repos = [make_repo(tmp_path / f"r{i}", i, filler=50) for i in range(2)]
+    targets = [Target(str(r.path)) for r in repos]
+    ruleset = load_ruleset()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0") as cluster, \
+            Client(cluster) as client:
+        # split_bytes=1: every repository is cut into slices scanned by both workers.
+        settings = AuditSettings(cache=None, max_size=DEFAULT_MAX_FILE_SIZE, split_slices=2, split_bytes=1)
+        results = run_fleet(client, targets, {}, settings, ruleset)
+    for repo in repos:
+        result = results[str(repo.path)]
+        assert result.error is None and isinstance(result.done, RepoDone) and result.done.history is not None
+        got = {(str(repo.path), f.fingerprint, f.commit.sha if f.commit else "", f.secret.reveal())
+               for f in result.done.history.findings}
+        assert got == plain_findings(repo.path) and len(got) == 4
+        assert result.done.objects == len(result.done.new_objects) == 4 + 3  # 4 commits, 3 blobs
+
+
+def test_fleet_with_a_corrupt_repository_and_an_unclonable_url(fleet: tuple[Path, Path], dask_cluster: DaskProcesses,
+                                                                 tmp_path: Path) -> None:
+    root, broken = fleet
+    missing_url = (tmp_path / "no-such-repo.git").as_uri()
+    result = run_audit(root, missing_url, "--scheduler", dask_cluster.address, "--state", tmp_path / "state.sqlite",
+                       "--cache", tmp_path / "cache", "--format", "json", "--show-secrets")
+    assert result.returncode == 3, result.stderr
+    per_repo = summaries(result)
+    assert len(per_repo) == 20
+    failed = {name: s["errors"] for name, s in per_repo.items() if s["errors"]}
+    assert set(failed) == {str(broken), missing_url}
+    assert "pack" in failed[str(broken)][0] and "cannot clone" in failed[missing_url][0]
+    assert f"{missing_url}: cannot clone" in result.stderr
+    scanned = [s for s in per_repo.values() if not s["errors"]]
+    assert len(scanned) == 18 and all(s["objects"] == 7 and s["findings"] == 4 for s in scanned)
+    expected: set[tuple[str, str, str, str]] = set()
+    for target in expand_targets([str(root)]):
+        if target.name != str(broken):
+            expected |= plain_findings(Path(target.name))
+    assert audit_findings(result) == expected and len(expected) == 18 * 4
+    assert all(f["status"] == "open" for f in result.json()["findings"])
+
+
+def test_a_worker_killed_mid_audit_loses_no_finding(fleet: tuple[Path, Path], tmp_path: Path) -> None:
+    root, broken = fleet
+    cluster = DaskProcesses(tmp_path / "dask", workers=2)
+    try:
+        command = [sys.executable, "-m", "scanner", "audit", "--no-progress", str(root), "--scheduler", cluster.address,
+                   "--state", str(tmp_path / "state.sqlite"), "--format", "json", "--show-secrets"]
+        victim = None
+        with cluster.client() as watcher:
+            # Up to three audits: one that ends before a task can be seen is run again.
+            for _attempt in range(3):
+                audit = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                deadline = time.monotonic() + WAIT
+                while victim is None and audit.poll() is None:
+                    assert time.monotonic() < deadline, "no audit task ever ran"
+                    workers = watcher.scheduler_info()["workers"]
+                    busy = [addr for addr, keys in watcher.processing().items()
+                            if addr in workers and any("keysweep" in str(k) for k in keys)]
+                    if busy:
+                        victim = cluster.workers[int(str(workers[busy[0]]["name"]).removeprefix("w"))]
+                        os.kill(victim.pid, signal.SIGKILL)
+                    time.sleep(0.01)
+                stdout, stderr = audit.communicate(timeout=WAIT * 2)
+                if victim is not None:
+                    break
+        assert victim is not None, "every audit ended before a worker could be killed"
+        assert victim.wait(timeout=10) == -signal.SIGKILL
+        assert audit.returncode == 3, stderr  # the corrupt repository, and nothing else
+        result = CliResult(audit.returncode, stdout, stderr)
+        failed = [name for name, s in summaries(result).items() if s["errors"]]
+        assert failed == [str(broken)]
+        expected: set[tuple[str, str, str, str]] = set()
+        for target in expand_targets([str(root)]):
+            if target.name != str(broken):
+                expected |= plain_findings(Path(target.name))
+        assert audit_findings(result) == expected
+    finally:
+        cluster.close()
+
+
+def test_reaudit_reads_only_new_objects_and_remembers_findings(dask_cluster: DaskProcesses, tmp_path: Path) -> None:
+    repos = [make_repo(tmp_path / "org" / f"r{i}", i) for i in range(3)]
+    state = tmp_path / "state.sqlite"
+
+    def audit(*extra: str) -> CliResult:
+        result = run_audit(tmp_path / "org", "--scheduler", dask_cluster.address, "--state", state, "--format", "json",
+                           *extra)
+        assert result.returncode == 1, result.stderr
+        return result
+
+    first = audit()
+    assert [s["objects"] for s in summaries(first).values()] == [7, 7, 7]
+    first_prints = {(f["repository"], f["fingerprint"]): f for f in first.json()["findings"]}
+    assert len(first_prints) == 12
+
+    # Nothing changed: nothing new is read, only the blobs holding findings are read again.
+    again = audit()
+    assert [(s["objects"], s["rechecked"]) for s in summaries(again).values()] == [(0, 2)] * 3
+    assert {(f["repository"], f["fingerprint"]): f["first_seen"] for f in again.json()["findings"]} == \
+        {k: f["first_seen"] for k, f in first_prints.items()}
+
+    # One new commit in one repository: its two new objects (commit and blob) are read, no more.
+    added = KeySet.generate()
+    repos[1].commit("more", {"extra.env": env_file(added)})
+    third = audit("--show-secrets")
+    counts = {Path(name).name: s["objects"] for name, s in summaries(third).items()}
+    assert counts == {"r0": 0, "r1": 2, "r2": 0}
+    findings = third.json()["findings"]
+    assert {(f["repository"], f["fingerprint"]) for f in findings} >= set(first_prints)
+    assert {f["secret"] for f in findings} >= {added.key_id, added.secret}
+    assert len(findings) == 14 and all(f["status"] == "open" for f in findings)
+
+    # History rewritten so that no ref reaches the new commit's secret any more: gone.
+    repos[1].git("reset", "-q", "--hard", "HEAD~1")
+    repos[1].commit("more, without the key", {"extra.txt": "nothing to see\n"})
+    fourth = audit()
+    r1 = summaries(fourth)[str(repos[1].path)]
+    assert r1["objects"] == 2 and r1["findings"] == 4
+    assert sorted(g["rule"] for g in r1["gone"]) == ["aws-access-key-id", "aws-secret-access-key"]
+    assert all(g["path"] == "extra.env" and ("*" in g["secret"] or "…" in g["secret"]) for g in r1["gone"])
+    assert {f["fingerprint"] for f in fourth.json()["findings"]}.isdisjoint(g["fingerprint"] for g in r1["gone"])
+
+    # --fail-on: unverified key pairs are high, so they fail at high and pass at critical.
+    assert run_audit(tmp_path / "org", "--scheduler", dask_cluster.address, "--state", state,
+                     "--fail-on", "critical").returncode == 0
+    assert run_audit(tmp_path / "org", "--scheduler", dask_cluster.address, "--state", state,
+                     "--fail-on", "high").returncode == 1
+    sarif = run_audit(tmp_path / "org", "--scheduler", dask_cluster.address, "--state", state, "--format", "sarif")
+    results = json.loads(sarif.stdout)["runs"][0]["results"]
+    assert len(results) == 12 and {r["properties"]["repository"] for r in results} == {str(r.path) for r in repos}
+    assert "repositories: 3 audited, 3 read, 0 failed" in sarif.stderr
+
+    # --full reads everything again (in r1 also the two objects no ref reaches) and finds the same.
+    full = audit("--full")
+    assert [s["objects"] for s in summaries(full).values()] == [7, 7 + 2 + 2, 7]
+    assert {(f["repository"], f["fingerprint"]) for f in full.json()["findings"]} == \
+        {(f["repository"], f["fingerprint"]) for f in fourth.json()["findings"]}
+
+
+def test_embedded_cluster_and_state_holds_no_secret(tmp_path: Path) -> None:
+    keys = KeySet.generate()
+    repo = GitRepo(tmp_path / "org" / "only")
+    repo.commit("add", {"a.env": env_file(keys), "b.txt": f"token {keys.token}\n"})
+    state = tmp_path / "state.sqlite"
+    result = run_audit(repo.path, "--workers", "1", "--state", state)  # the embedded LocalCluster
+    assert result.returncode == 1 and "aws-secret-access-key" in result.stdout, result.stderr
+    assert f"repository {repo.path}" in result.stdout and "repositories: 1 audited, 1 read, 0 failed" in result.stdout
+    assert keys.secret not in result.stdout and result.stderr == ""  # no Dask log noise
+    raw = state.read_bytes()
+    for value in (keys.key_id, keys.secret, keys.token[:40]):
+        assert value.encode() not in raw
+
+
+def test_baselined_findings_are_remembered_not_reported(dask_cluster: DaskProcesses, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "org" / "app", 0)
+    baseline = tmp_path / "baseline.json"
+    created = run_keysweep("baseline", "create", repo.path, "--output", baseline)
+    assert created.returncode == 0, created.stderr
+    added = KeySet.generate()
+    repo.commit("one more", {"late.env": env_file(added)})
+    state = tmp_path / "state.sqlite"
+    for _ in range(2):  # the first audit reads everything; the second rebuilds from the state
+        result = run_audit(repo.path, "--scheduler", dask_cluster.address, "--state", state, "--baseline", baseline,
+                           "--format", "json", "--show-secrets")
+        assert result.returncode == 1, result.stderr
+        assert {f["secret"] for f in result.json()["findings"]} == {added.key_id, added.secret}
+        assert summaries(result)[str(repo.path)]["baselined"] == 4
+    everything = run_audit(repo.path, "--scheduler", dask_cluster.address, "--state", state, "--format", "json")
+    assert len(everything.json()["findings"]) == 6  # without the baseline, all are open again
+
+
+def test_a_token_in_a_url_stays_out_of_reports(dask_cluster: DaskProcesses, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on: bound, then closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"https://ci:tok3n-not-shown@127.0.0.1:{port}/org/x.git"
+    result = run_audit(url, "--scheduler", dask_cluster.address, "--state", tmp_path / "s.sqlite",
+                       "--cache", tmp_path / "cache", "--format", "json")
+    assert result.returncode == 3
+    [summary] = result.json()["summary"]["repositories"]
+    assert summary["repository"] == f"https://ci:***@127.0.0.1:{port}/org/x.git" and "cannot clone" in summary["errors"][0]
+    assert "tok3n-not-shown" not in result.stdout + result.stderr
+
+
+def test_progress_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from scanner.fleet.command import FleetProgress
+
+    progress = FleetProgress(interval=0.0)
+    progress(0, 4, 0)
+    progress(2, 4, 3 * 2**20)
+    progress.close()
+    err = capsys.readouterr().err
+    assert "\rauditing: 0/4 repositories" in err and "2/4 repositories, 3.0 MiB" in err and "ETA" in err
+    assert err.endswith("\r\033[K")
+
+
+def test_audit_usage_errors(tmp_path: Path) -> None:
+    no_targets = run_audit()
+    assert no_targets.returncode == 2 and "at least one target" in no_targets.stderr
+    missing = run_audit(tmp_path / "nowhere")
+    assert missing.returncode == 2 and "no such repository or folder" in missing.stderr
+    empty = run_audit(tmp_path)
+    assert empty.returncode == 2 and "no git repository" in empty.stderr
+    bad_targets = run_audit("--targets", tmp_path / "missing.txt")
+    assert bad_targets.returncode == 2 and "--targets" in bad_targets.stderr
+    repo = GitRepo(tmp_path / "r")
+    repo.commit("initial", {"README.md": "hi\n"})
+    bad_address = run_audit(repo.path, "--scheduler", "nowhere", "--state", tmp_path / "s.sqlite")
+    assert bad_address.returncode == 2 and "not a scheduler address" in bad_address.stderr
+    bad_workers = run_audit(repo.path, "--workers", "0", "--state", tmp_path / "s.sqlite")
+    assert bad_workers.returncode == 2 and "--workers" in bad_workers.stderr
+
+
+def test_scan_never_imports_dask(tmp_path: Path) -> None:
+    code = ("import sys, scanner.cli as c; c.main(['scan', '--no-progress', sys.argv[1]]); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip().endswith("[]"), proc.stdout + proc.stderr
+
+
+def test_audit_without_dask_says_how_to_install_it(tmp_path: Path) -> None:
+    repo = GitRepo(tmp_path / "r")
+    repo.commit("initial", {"README.md": "hi\n"})
+    # A meta path hook that refuses distributed: as if the fleet extra were not installed.
+    code = ("import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in ('dask', 'distributed'): raise ImportError(name)\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "import scanner.cli\n"
+            "sys.exit(scanner.cli.main(['audit', '--no-progress', '--state', sys.argv[2], sys.argv[1]]))\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(repo.path), str(tmp_path / "s.sqlite")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "pip install 'keysweep[fleet]'" in proc.stderr, proc.stderr
+
+
+def test_audit_verify_against_a_moto_server(dask_cluster: DaskProcesses, tmp_path: Path) -> None:
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from tests.test_aws_e2e import ACCOUNT, aws_env
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        url = f"http://{host}:{port}"
+        import urllib.request
+
+        # moto's backends are shared by every server in this process: start from nothing.
+        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST")).read()
+        iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        iam.create_user(UserName="security")
+        operator = iam.create_access_key(UserName="security")["AccessKey"]
+        iam.create_user(UserName="deploy")
+        leaked = iam.create_access_key(UserName="deploy")["AccessKey"]
+        repo = GitRepo(tmp_path / "org" / "app")
+        repo.commit("creds", {"deploy.env": f"AWS_ACCESS_KEY_ID={leaked['AccessKeyId']}\n"
+                                            f"AWS_SECRET_ACCESS_KEY={leaked['SecretAccessKey']}\n"})
+        result = run_keysweep("audit", "--no-progress", "--verify", "--format", "json", "--scheduler",
+                              dask_cluster.address, "--state", tmp_path / "state.sqlite", repo.path,
+                              env=aws_env(url, operator, tmp_path))
+    finally:
+        server.stop()
+    assert result.returncode == 1, result.stderr
+    findings = result.json()["findings"]
+    assert {f["verification"]["arn"] for f in findings} == {f"arn:aws:iam::{ACCOUNT}:user/deploy"}
+    assert leaked["SecretAccessKey"] not in result.stdout + result.stderr
+
+
+def test_audit_html_report(dask_cluster: DaskProcesses, tmp_path: Path) -> None:
+    """`keysweep audit --format html`: every finding of every repository, a Repository column,
+    commit links from each repository's own origin, the broken repository named."""
+    import re
+
+    org = tmp_path / "org"
+    first = make_repo(org / "alpha", 1)
+    first.git("remote", "add", "origin", "git@gitlab.com:acme/alpha.git")
+    make_repo(org / "beta", 2)
+    corrupt(make_repo(org / "broken", 3))
+    page = tmp_path / "audit.html"
+    html_run = run_audit(org, "--scheduler", dask_cluster.address, "--state", tmp_path / "a.sqlite",
+                         "--format", "html", "-o", page)
+    assert html_run.returncode in (1, 3), html_run.stderr
+    json_run = run_audit(org, "--scheduler", dask_cluster.address, "--state", tmp_path / "b.sqlite", "--format", "json")
+    findings = json_run.json()["findings"]
+    html = page.read_text(encoding="utf-8")
+    assert len(re.findall(r"<tr data-s=", html)) == len(findings) > 0
+    assert "<th>Repository</th>" in html
+    alpha = [f for f in findings if f["repository"].endswith("alpha")]
+    assert alpha and all(f'href="https://gitlab.com/acme/alpha/-/commit/{f["commit"]["sha"]}"' in html for f in alpha)
+    assert "gitlab.com/acme/beta" not in html
+    errors = re.search(r'<div class="notice errors" id="errors">(.*?)</div>', html, flags=re.S)
+    assert errors is not None and "broken" in errors.group(1)
