@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--baseline", type=Path, metavar="FILE", help="report only findings not in this baseline")
     what.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: number of cores, at most 8)")
     out = scan.add_argument_group("output")
-    out.add_argument("-f", "--format", choices=("text", "json", "jsonl", "sarif"), default=None, help="report format (default text)")
+    out.add_argument("-f", "--format", choices=("text", "json", "jsonl", "sarif", "html"), default=None, help="report format (default text; html: a self-contained page, secrets always redacted)")
     out.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the report to FILE instead of standard output")
     out.add_argument("--show-secrets", action="store_true", help="print secrets in clear (default: redacted)")
     out.add_argument("--no-color", action="store_true", help="no colour even on a terminal")

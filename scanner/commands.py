@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import os
 import sys
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from scanner.aws.exposure import KeyActivity
     from scanner.aws.remediate import Plan
     from scanner.findings import Severity
+    from scanner.reporters.html import HtmlContext
 
 
 def _history_mode(args: argparse.Namespace) -> HistoryMode:
@@ -142,6 +144,7 @@ def scan_command(args: argparse.Namespace) -> int:
     _accounts(args)
     if args.remediate:
         _audit_outside_repository(args, Path(args.path))
+    started = datetime.datetime.now(datetime.timezone.utc)
     config, ruleset = _settings(args, Path(args.path))
     baseline_path = args.baseline or config.baseline
     baseline = None
@@ -178,8 +181,10 @@ def scan_command(args: argparse.Namespace) -> int:
         # summary, so a person watching the terminal is told here.
         for skipped in report.skipped:
             print(escape_control(f"keysweep: warning: skipped {skipped.path}: {skipped.reason}"), file=sys.stderr)
-    write_output(render(report, fmt, ruleset, show_secrets=args.show_secrets, color=_color(args)), args.output,
-                 private=args.show_secrets)
+    html = _html_context(args, started) if fmt == "html" else None
+    # The HTML report is always redacted, so it is never a private file on that account.
+    write_output(render(report, fmt, ruleset, show_secrets=args.show_secrets, color=_color(args), html=html),
+                 args.output, private=args.show_secrets and fmt != "html")
     failing = _failing(report.findings, getattr(args, "fail_on", None))
     if failing and (args.staged or args.pre_push):
         print(BLOCKED_COMMIT_HELP.replace("this commit", "this push") if args.pre_push else BLOCKED_COMMIT_HELP,
@@ -242,6 +247,44 @@ def _failing(findings: Sequence[Finding], fail_on: str | None) -> bool:
     from scanner.severity import at_least
 
     return any(at_least(f.severity, cast("Severity", fail_on)) for f in findings)
+
+
+def _scope(args: argparse.Namespace) -> str:
+    if args.staged:
+        return "staged change"
+    if args.pre_push:
+        return "commits being pushed"
+    if args.revision_range or args.since:
+        return f"commits in {args.revision_range or args.since + '..HEAD'}"
+    scope = {"none": "work tree", "only": "history"}.get(_history_mode(args), "work tree and history")
+    return scope + (" and all objects" if args.all_objects else "")
+
+
+def _html_context(args: argparse.Namespace, started: datetime.datetime) -> HtmlContext:
+    return html_context([Path(args.path)], scope=_scope(args), started=started, audit_log=args.audit_log)
+
+
+def html_context(targets: Sequence[Path], *, scope: str, started: datetime.datetime, audit_log: Path | None,
+                 repository_errors: Sequence[str] = ()) -> HtmlContext:
+    """What the HTML report shows beyond the scan: scope, start time, each target's web remote
+    for commit links (keyed as the report names the repository: str(target)), and remediation
+    already recorded in an --audit-log given to the report."""
+    from scanner.errors import GitError
+    from scanner.reporters.html import HtmlContext, read_audit_log, web_base
+    from scanner.sources.git import find_repository, remote_url
+
+    remotes: dict[str, str] = {}
+    for target in targets:
+        try:
+            repo = find_repository(target, search_parents=True) if target.exists() else None
+            base = web_base(remote_url(repo)) if repo is not None else None
+        except GitError:
+            base = None  # no link is no loss: the report shows the commit id
+        if base is not None:
+            remotes[str(target)] = base
+    records = read_audit_log(audit_log) if audit_log is not None and audit_log.exists() else ()
+    return HtmlContext(scope=scope, targets=tuple(str(t.resolve()) for t in targets), started=started,
+                       web_remotes=remotes, audit_records=records, repository_errors=tuple(repository_errors))
 
 
 def _print_warnings(report: ScanReport) -> None:

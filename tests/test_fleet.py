@@ -445,3 +445,29 @@ def test_audit_verify_against_a_moto_server(dask_cluster: DaskProcesses, tmp_pat
     findings = result.json()["findings"]
     assert {f["verification"]["arn"] for f in findings} == {f"arn:aws:iam::{ACCOUNT}:user/deploy"}
     assert leaked["SecretAccessKey"] not in result.stdout + result.stderr
+
+
+def test_audit_html_report(dask_cluster: DaskProcesses, tmp_path: Path) -> None:
+    """`keysweep audit --format html`: every finding of every repository, a Repository column,
+    commit links from each repository's own origin, the broken repository named."""
+    import re
+
+    org = tmp_path / "org"
+    first = make_repo(org / "alpha", 1)
+    first.git("remote", "add", "origin", "git@gitlab.com:acme/alpha.git")
+    make_repo(org / "beta", 2)
+    corrupt(make_repo(org / "broken", 3))
+    page = tmp_path / "audit.html"
+    html_run = run_audit(org, "--scheduler", dask_cluster.address, "--state", tmp_path / "a.sqlite",
+                         "--format", "html", "-o", page)
+    assert html_run.returncode in (1, 3), html_run.stderr
+    json_run = run_audit(org, "--scheduler", dask_cluster.address, "--state", tmp_path / "b.sqlite", "--format", "json")
+    findings = json_run.json()["findings"]
+    html = page.read_text(encoding="utf-8")
+    assert len(re.findall(r"<tr data-s=", html)) == len(findings) > 0
+    assert "<th>Repository</th>" in html
+    alpha = [f for f in findings if f["repository"].endswith("alpha")]
+    assert alpha and all(f'href="https://gitlab.com/acme/alpha/-/commit/{f["commit"]["sha"]}"' in html for f in alpha)
+    assert "gitlab.com/acme/beta" not in html
+    errors = re.search(r'<div class="notice errors" id="errors">(.*?)</div>', html, flags=re.S)
+    assert errors is not None and "broken" in errors.group(1)

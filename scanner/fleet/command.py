@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import logging
 import os
@@ -15,11 +16,11 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from scanner.baseline import Baseline, load_baseline
 from scanner.engine.rules import RuleSet, load_ruleset
-from scanner.errors import KeysweepError, UsageError
+from scanner.errors import GitError, KeysweepError, UsageError
 from scanner.exitcodes import EXIT_CLEAN, EXIT_FAILURE, EXIT_FINDINGS
 from scanner.findings import Finding, ScanReport, Severity, Skipped
 from scanner.fleet import state as state_module
@@ -28,6 +29,9 @@ from scanner.fleet.targets import Target, estimated_size, expand_targets, read_t
 from scanner.fleet.tasks import AuditSettings, Known, RepoDone, RepoSplit, attribute_task, audit_repository, scan_slice_task
 from scanner.reporters import ReportFormat, render
 from scanner.scan import DEFAULT_MAX_FILE_SIZE
+
+if TYPE_CHECKING:
+    from scanner.reporters.html import HtmlContext
 
 INSTALL_HINT = "keysweep audit runs on Dask: install it with  pip install 'keysweep[fleet]'"
 TASK_RETRIES = 2  # a failed task (clone error, git died) is tried this many more times
@@ -267,6 +271,29 @@ def _with_history(rendered: str, report: ScanReport, results: Sequence[RepoResul
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
+def _html_context(args: argparse.Namespace, results: Sequence[RepoResult], started: datetime.datetime) -> HtmlContext:
+    """The HTML report's header and commit links: each repository's web page from its URL, or
+    from the origin of a local one (credentials never kept: web_base drops them)."""
+    from scanner.reporters.html import HtmlContext, web_base
+    from scanner.sources.git import find_repository, remote_url
+
+    remotes: dict[str, str] = {}
+    for result in results:
+        base = web_base(result.target.url) if result.target.url else None
+        if base is None and result.target.url is None:
+            try:
+                repo = find_repository(Path(result.target.name), search_parents=False)
+                base = web_base(remote_url(repo)) if repo is not None else None
+            except GitError:
+                base = None  # the report shows the commit id instead
+        if base is not None:
+            remotes[result.target.name] = base
+    scope = "history, every object (--full)" if args.full else "history: objects earlier audits had not read"
+    return HtmlContext(scope=scope, targets=tuple(r.target.name for r in results), started=started,
+                       web_remotes=remotes,
+                       repository_errors=tuple(f"{r.target.name}: {r.error}" for r in results if r.error))
+
+
 def audit_command(args: argparse.Namespace) -> int:
     from scanner.cli import write_output
 
@@ -277,6 +304,7 @@ def audit_command(args: argparse.Namespace) -> int:
     baseline = load_baseline(args.baseline) if args.baseline is not None else None
     state = AuditState(args.state or state_module.default_state_path())
     started = time.monotonic()
+    started_at = datetime.datetime.now(datetime.timezone.utc)
     try:
         show_progress = not args.no_progress and sys.stderr.isatty()
         progress = FleetProgress() if show_progress else None
@@ -318,14 +346,15 @@ def audit_command(args: argparse.Namespace) -> int:
             print(f"keysweep: error: {result.target.name}: {result.error}", file=sys.stderr)
     summaries = [repository_summary(r) for r in ordered]
     fmt = cast(ReportFormat, args.format or "text")
-    rendered = render(report, fmt, ruleset, show_secrets=args.show_secrets, color=False)
+    html = _html_context(args, ordered, started_at) if fmt == "html" else None
+    rendered = render(report, fmt, ruleset, show_secrets=args.show_secrets, color=False, html=html)
     if fmt == "json":
         rendered = _with_history(rendered, report, ordered, summaries)
     elif fmt == "text":
         rendered += _summary_text(summaries)
     else:
         sys.stderr.write(_summary_text(summaries))
-    write_output(rendered, args.output, private=args.show_secrets)
+    write_output(rendered, args.output, private=args.show_secrets and fmt != "html")  # html: always redacted
     for error in report.errors:
         print(f"keysweep: error: {error}", file=sys.stderr)
     if any(r.error for r in ordered) or report.errors:

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from scanner.engine.rules import RuleSet
 from scanner.findings import ScanReport
 
-ReportFormat = Literal["text", "json", "jsonl", "sarif"]
-FORMATS: tuple[ReportFormat, ...] = ("text", "json", "jsonl", "sarif")
+if TYPE_CHECKING:
+    from scanner.reporters.html import HtmlContext
+
+ReportFormat = Literal["text", "json", "jsonl", "sarif", "html"]
+FORMATS: tuple[ReportFormat, ...] = ("text", "json", "jsonl", "sarif", "html")
 
 
-def render(report: ScanReport, fmt: ReportFormat, ruleset: RuleSet, *, show_secrets: bool, color: bool) -> str:
+def render(report: ScanReport, fmt: ReportFormat, ruleset: RuleSet, *, show_secrets: bool, color: bool,
+           html: HtmlContext | None = None) -> str:
+    if fmt == "html":
+        # Always redacted, whatever show_secrets says: the HTML report is made to be shared.
+        from scanner.reporters.html import render_html
+
+        return render_html(report, ruleset, html)
     if fmt == "json":
         from scanner.reporters.json import render_json
 

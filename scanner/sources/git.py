@@ -528,3 +528,9 @@ def refs_digest(repo: Repository) -> str:
     out = run(repo, ["for-each-ref", "--format=%(objectname) %(refname)"])
     stash = "\n".join(stash_commits(repo)) if b" refs/stash\n" in out else ""
     return hashlib.sha256(out + b"\0" + stash.encode()).hexdigest()
+
+
+def remote_url(repo: Repository, name: str = "origin") -> str | None:
+    """The URL of a remote as configured (may hold credentials: callers strip them), or None."""
+    url = run(repo, ["remote", "get-url", name], check=False).decode("utf-8", "replace").strip()
+    return url or None

@@ -1,0 +1,286 @@
+"""The HTML report, as a person meets it: rendered by the real CLI from a real, verified scan of a
+generated repository, then opened in headless Chromium.
+
+One render (module fixture) and four browser launches: the DOM with JavaScript, the DOM without
+(scripting off through the DevTools pipe, as --blink-settings=scriptEnabled=false leaves --dump-dom empty),
+a screenshot (kept in build/test-artefacts/, or $KEYSWEEP_ARTEFACTS), and a page whose
+Content-Security-Policy is removed, to show the request check can fail.
+"""
+
+from __future__ import annotations
+
+import html as html_module
+import http.server
+import json
+import os
+import re
+import subprocess
+import threading
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from scanner.reporters.html import web_base
+from tests.browser import browse, dom_without_javascript
+from tests.conftest import REPO_ROOT, run_keysweep
+from tests.gitrepo import GitRepo
+from tests.keygen import KeySet
+
+CANARY_ACCOUNT = "052310077262"  # canarytokens.org, in scanner/data/aws-canary-accounts.txt
+HOSTILE_PATH = "conf/<img src=x onerror=alert(1)>.env"
+HOSTILE_SUBJECT = "deploy </script><script>document.title='pwned'</script> & \u2028 fix"
+HOSTILE_AUTHOR = "Eve \"Quote\" O'Hara & Co"
+REMOTE = "https://bob:hunter2token@github.com/acme/payments.git"
+MONTH = 24 * 31  # GitRepo ticks are hours
+
+
+@dataclass
+class Rendered:
+    html_path: Path
+    html: str
+    json: dict[str, Any]
+    keys: list[KeySet]
+    leaked_secrets: list[str]
+    live_key_id: str
+    commits: list[str]
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rendered]:
+    tmp = tmp_path_factory.mktemp("html")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+
+    def moto_api(path: str, data: bytes | None = None) -> None:
+        request = urllib.request.Request(f"{url}/moto-api/{path}", data=data, method="POST",
+                                         headers={"Content-Type": "text/plain"})
+        urllib.request.urlopen(request).read()
+
+    # moto's backends are process-wide: start clean, and leave authentication as found.
+    moto_api("reset")
+    try:
+        iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        iam.create_user(UserName="security")
+        operator = iam.create_access_key(UserName="security")["AccessKey"]
+        iam.create_user(UserName="deploy")
+        live = iam.create_access_key(UserName="deploy")["AccessKey"]
+
+        repo = GitRepo(tmp / "payments")
+        repo.git("remote", "add", "origin", REMOTE)
+        keys = [KeySet.generate() for _ in range(4)] + [KeySet.generate(account=CANARY_ACCOUNT)]
+        commits = []
+        # Leaks spread over months: dead keys early, the live one last ("still leaking").
+        for index, key in enumerate(keys[:3]):
+            repo.ticks += MONTH * (1 + index % 2)
+            commits.append(repo.commit(f"settings {index}", {
+                f"svc{index}/settings.ini": f"aws_access_key_id = {key.key_id}\naws_secret_access_key = {key.secret}\n"}))
+        repo.ticks += MONTH
+        commits.append(repo.commit(HOSTILE_SUBJECT, {HOSTILE_PATH: f"AWS_ACCESS_KEY_ID={keys[3].key_id}\n"}))
+        repo.write("canary.cfg", f"aws_access_key_id={keys[4].key_id}\naws_secret_access_key={keys[4].secret}\n")
+        repo.git("add", "canary.cfg")
+        repo.ticks += MONTH
+        repo.git("commit", "-q", "-m", "canary", f"--author={HOSTILE_AUTHOR} <eve@example.com>")
+        commits.append(repo.git("rev-parse", "HEAD"))
+        repo.ticks += MONTH * 2
+        commits.append(repo.commit("deploy credentials", {
+            "deploy/credentials": f"[default]\naws_access_key_id = {live['AccessKeyId']}\n"
+                                  f"aws_secret_access_key = {live['SecretAccessKey']}\n"}))
+
+        # A previous run deactivated a key: its audit log is given to the report.
+        audit = tmp / "audit.jsonl"
+        audit.write_text(json.dumps({"time": "2024-06-01T00:00:00+00:00", "key_id": keys[0].key_id,
+                                     "action": "deactivate", "result": "ok", "dry_run": False}) + "\n")
+        env = {
+            "AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": operator["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": operator["SecretAccessKey"], "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": str(tmp / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "none"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+        moto_api("reset-auth", b"0")  # IAM authentication on: unknown keys are invalid
+
+        html_path = tmp / "report.html"
+        # --show-secrets on purpose: the HTML report redacts anyway.
+        html_run = run_keysweep("scan", "--no-progress", "--verify", "--show-secrets", "--audit-log", audit,
+                                "--format", "html", "-o", html_path, repo.path, env=env)
+        assert html_run.returncode == 1, html_run.stderr
+        json_run = run_keysweep("scan", "--no-progress", "--verify", "--format", "json", repo.path, env=env)
+        assert json_run.returncode == 1, json_run.stderr
+        yield Rendered(html_path, html_path.read_text(encoding="utf-8"), json_run.json(), keys,
+                       [k.secret for k in keys] + [live["SecretAccessKey"]], live["AccessKeyId"], commits)
+    finally:
+        moto_api("reset-auth", b"inf")
+        moto_api("reset")
+        server.stop()
+
+
+def _counts(dom: str) -> dict[str, int]:
+    return {name: int(value) for name, value in re.findall(r'data-count="([^"]+)">(\d+)<', dom)}
+
+
+def _rows(dom: str) -> list[str]:
+    return re.findall(r"<tr data-s=.*?</tr>", dom, flags=re.S)
+
+
+def test_report_holds_every_finding_and_the_json_counts(rendered: Rendered) -> None:
+    findings = rendered.json["findings"]
+    states = Counter((f["verification"] or {}).get("status", "not verified") for f in findings)
+    # The scan found each kind of key this test planted: the counts below are not all zero.
+    assert states["valid"] == 2 and states["invalid"] >= 6 and states["canary"] == 2, states
+    dom = browse(rendered.html_path, "--dump-dom")
+    assert 'data-js="on"' in dom  # the inline script ran: its CSP hash is right
+    assert len(_rows(dom)) == len(findings)
+    counts = _counts(dom)
+    assert counts["total"] == len(findings)
+    for state in ("valid", "invalid", "unknown", "canary"):
+        assert counts[f"verification-{state}"] == states[state], state
+    assert counts["verification-not-verified"] == states["skipped"] + states["not verified"]
+    assert counts["remediation-deactivated"] == 2  # key ID and secret of the key in the audit log
+    for finding in findings:
+        assert f"{finding['path']}:{finding['line']}".replace("<", "&lt;").replace(">", "&gt;") in dom
+    assert "<title>keysweep audit report" in dom  # the commit subject's script did not run
+
+
+def test_report_without_javascript_shows_all_rows(rendered: Rendered) -> None:
+    dom = dom_without_javascript(rendered.html_path)
+    assert 'data-js="on"' not in dom
+    rows = _rows(dom)
+    assert len(rows) == len(rendered.json["findings"])
+    assert not any(re.match(r"<tr[^>]*\shidden", row) for row in rows)
+    assert _counts(dom)["total"] == len(rows)
+
+
+def test_screenshot(rendered: Rendered) -> None:
+    folder = Path(os.environ.get("KEYSWEEP_ARTEFACTS") or REPO_ROOT / "build" / "test-artefacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    shot = folder / "report.png"
+    shot.unlink(missing_ok=True)
+    browse(rendered.html_path, f"--screenshot={shot}", "--window-size=1280,900", "--hide-scrollbars")
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (1280, 900)
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    hits: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+        type(self).hits.append(self.path)
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_page_makes_no_request_even_with_injected_markup(rendered: Rendered, tmp_path: Path) -> None:
+    """The CSP forbids every request: markup that slipped in (were escaping ever to fail) loads nothing."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    injected = (f'<img src="{base}/img"><link rel="stylesheet" href="{base}/css"><script src="{base}/js"></script>'
+                f'<iframe src="{base}/frame"></iframe><script>document.title="injected ran"</script></body>')
+    try:
+        probe = tmp_path / "probe.html"
+        probe.write_text(rendered.html.replace("</body>", injected), encoding="utf-8")
+        _Recorder.hits = []
+        dom = browse(probe, "--dump-dom", "--virtual-time-budget=2000")
+        assert _Recorder.hits == []
+        assert "<title>injected ran" not in dom and "<title>keysweep audit report" in dom and 'data-js="on"' in dom
+        # Control: the same markup without the policy does reach the server, so the check can fail.
+        control = tmp_path / "control.html"
+        control.write_text(f"<!DOCTYPE html><html><body>{injected}</html>", encoding="utf-8")
+        browse(control, "--dump-dom", "--virtual-time-budget=2000")
+        assert _Recorder.hits
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_file_names_no_external_resource(rendered: Rendered) -> None:
+    html = rendered.html
+    csp = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', html)
+    assert csp is not None
+    policy = html_module.unescape(csp.group(1))
+    assert "default-src 'none'" in policy and "unsafe-inline" not in policy and "script-src 'sha256-" in policy
+    tags = re.findall(r"<([a-zA-Z][a-zA-Z0-9]*)\b([^>]*)>", html)
+    assert {name.lower() for name, _ in tags}.isdisjoint({"link", "img", "iframe", "object", "embed", "base", "audio",
+                                                         "video", "source", "frame", "form"})
+    for name, attributes in tags:
+        assert not re.search(r"\s(src|srcset|poster|data|action|background|ping)=", attributes, flags=re.I), name
+        assert name == "a" or not re.search(r"\shref=", attributes), name
+    assert not re.search(r"@import|url\(", html)
+    urls = re.findall(r"[a-z][a-z0-9+.-]*://[^\s\"'<>]*", html, flags=re.I)
+    allowed = re.compile(r"https://github\.com/acme/payments/commit/[0-9a-f]{40}|http://www\.w3\.org/2000/svg")
+    assert urls and all(allowed.fullmatch(u) for u in urls), [u for u in urls if not allowed.fullmatch(u)]
+    for sha in rendered.commits:
+        assert f'href="https://github.com/acme/payments/commit/{sha}"' in html
+    assert "hunter2token" not in html and "bob" not in html
+
+
+def test_no_secret_in_the_file(rendered: Rendered) -> None:
+    html = rendered.html
+    for secret in rendered.leaked_secrets:
+        assert secret not in html
+        assert secret.replace("/", "&#x2f;") not in html
+    for key_id in [k.key_id for k in rendered.keys] + [rendered.live_key_id]:
+        assert key_id[:9] not in html  # nothing of a key ID beyond its first 8 characters
+        assert key_id[:8] in html  # the redacted form is there: the check above looks at the right text
+    assert "always" in html and "--show-secrets" in html  # the page says so
+
+
+def test_hostile_repository_strings_are_escaped(rendered: Rendered) -> None:
+    html = rendered.html
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "</script><script>document.title" not in html
+    assert html.count("<script>") == 1
+    assert "Eve &#34;Quote&#34; O&#39;Hara &amp; Co" in html
+
+
+@pytest.mark.parametrize(("remote", "expected"), [
+    ("https://github.com/acme/app.git", "https://github.com/acme/app"),
+    ("https://user:tok@github.com/acme/app", "https://github.com/acme/app"),
+    ("git@github.com:acme/app.git", "https://github.com/acme/app"),
+    ("ssh://git@github.com:22/acme/app.git", "https://github.com/acme/app"),
+    ("https://oauth2:glpat@gitlab.com/group/sub/proj.git", "https://gitlab.com/group/sub/proj"),
+    ("git@gitlab.com:group/proj.git", "https://gitlab.com/group/proj"),
+    ("https://example.com/acme/app.git", None),
+    ("/srv/git/app.git", None),
+    ("https://github.com/acme/app/../../evil", None),
+    ('https://github.com/acme/"onmouseover=x', None),
+    ("javascript:alert(1)//github.com/a/b", None),
+    ("", None),
+])
+def test_web_base(remote: str, expected: str | None) -> None:
+    assert web_base(remote) == expected
+
+
+def test_scan_never_imports_jinja2(tmp_path: Path) -> None:
+    import sys
+
+    (tmp_path / "a.txt").write_text("nothing here\n")
+    code = ("import sys; from scanner.cli import main; rc = main(['scan', '--no-progress', '--format', 'json', "
+            f"{str(tmp_path)!r}]); print('jinja2' in sys.modules, rc)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip().splitlines()[-1] == "False 0", proc.stderr
+
+
+def test_folder_report_without_git_or_remote(tmp_path: Path, keys: KeySet) -> None:
+    (tmp_path / "app.env").write_text(keys.fill("AWS_ACCESS_KEY_ID={key_id}\nAWS_SECRET_ACCESS_KEY={secret}\n"))
+    result = run_keysweep("scan", "--no-progress", "--format", "html", tmp_path)
+    assert result.returncode == 1, result.stderr
+    page = result.stdout
+    assert page.startswith("<!DOCTYPE html>") and len(_rows(page)) == 2
+    assert "app.env:1" in page and "app.env:2" in page and "<a href" not in page
+    assert "in files on disk only" in page  # no timeline without commits, and it says why
+    assert keys.secret not in page and keys.key_id[:9] not in page
