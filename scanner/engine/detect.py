@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 import regex
 
 from scanner.engine.decode import BASE64_TABLE, MIN_BASE64_RUN, DecodingKind, decoded_views, value_runs
+from scanner.engine.native import prefilter_for
 from scanner.engine.rules import CharClass, Rule, RuleHealth, RuleSet
 from scanner.secret import PAIRS_WITH_KEY_ID, Secret
 
@@ -172,11 +173,17 @@ def _find(data: bytes, ruleset: RuleSet, runs: _RunCache) -> list[_Candidate]:
     found: list[_Candidate] = []
     lowered: bytes | None = None
     health = ruleset.health
+    # Native code (Hyperscan) says in one pass which pattern-driven rules can match at all;
+    # the others are not run. The prefilter accepts a superset, so findings do not change.
+    prefilter = prefilter_for(ruleset, len(data))
+    possible = prefilter.possible(data) if prefilter is not None else None
     for rule in ruleset.rules:
         if not rule.patterns or rule.id in health.disabled:
             continue
         if rule.value is not None:
             found += _run_by_value(rule, data, runs, health)
+            continue
+        if possible is not None and rule.id not in possible:
             continue
         if rule.keywords:
             lowered = data.lower() if lowered is None else lowered

@@ -74,14 +74,30 @@ class Rule:
     file: str
 
 
-@dataclass(slots=True)
 class RuleHealth:
-    """Rules whose patterns ran out of time in this process: disabled for the rest of the
-    scan. ``events`` holds those not yet reported (the source that ran the text takes them,
-    to report where it happened; a worker process sends them back with its results)."""
+    """Per-process state of a rule set in use.
 
-    disabled: set[str] = field(default_factory=set)
-    events: list[str] = field(default_factory=list)
+    ``disabled``: rules whose patterns ran out of time in this process, off for the rest of
+    the scan; ``events`` holds those not yet reported (the source that ran the text takes
+    them, to report where it happened; a worker process sends them back with its results).
+    ``prefilter``: the native prefilter once built (None: not yet; False: not used), and
+    ``bytes_seen`` before it is worth building. The prefilter is never pickled: each worker
+    process builds its own.
+    """
+
+    def __init__(self) -> None:
+        self.disabled: set[str] = set()
+        self.events: list[str] = []
+        self.prefilter: Any = None
+        self.bytes_seen = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"disabled": set(self.disabled), "events": list(self.events)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
+        self.disabled = state["disabled"]
+        self.events = state["events"]
 
     def timed_out(self, rule_id: str) -> None:
         if rule_id not in self.disabled:
