@@ -116,7 +116,11 @@ def test_plan_finds_the_credential_by_name_then_deactivates_and_deletes(iam: tup
     assert [(o.action, o.result) for o in dry] == [("deactivate", "planned"), ("delete", "planned")]
     done = bedrock.apply(plans, operator, audit, dry_run=False)
     assert [(o.action, o.result) for o in done] == [("deactivate", "ok"), ("delete", "ok")]
-    lines = [json.loads(line) for line in audit.path.read_text().splitlines()]
+    every = [json.loads(line) for line in audit.path.read_text().splitlines()]
+    # Written ahead: an intent line (no result yet) before each call, its result after it.
+    assert [(e["phase"], e["action"]) for e in every if not e["dry_run"]] == [
+        ("intent", "deactivate"), ("result", "deactivate"), ("intent", "delete"), ("result", "delete")]
+    lines = [e for e in every if e["phase"] == "result"]
     assert [(e["action"], e["result"], e["dry_run"], e["credential"]) for e in lines] == [
         ("deactivate", "planned", True, "bedrock-api-key"), ("delete", "planned", True, "bedrock-api-key"),
         ("deactivate", "ok", False, "bedrock-api-key"), ("delete", "ok", False, "bedrock-api-key")]

@@ -130,11 +130,14 @@ def apply(plans: Sequence[Plan], operator: Operator, audit: AuditLog, *, dry_run
     iam = client(operator.session, "iam")
     outcomes: list[Outcome] = []
 
+    if not dry_run:
+        audit.check_writable()  # nothing is changed without its record
+
     def record(outcome: Outcome) -> None:
         outcomes.append(outcome)
-        audit.append(key_id=outcome.key_id, credential="bedrock-api-key", account=outcome.account, user=outcome.user,
-                     action=outcome.action, result=outcome.result, detail=outcome.detail, operator=operator.arn,
-                     dry_run=outcome.dry_run)
+        audit.append(phase="result", key_id=outcome.key_id, credential="bedrock-api-key", account=outcome.account,
+                     user=outcome.user, action=outcome.action, result=outcome.result, detail=outcome.detail,
+                     operator=operator.arn, dry_run=outcome.dry_run)
 
     for item in plans:
         base = (item.key_id, item.account, item.user)
@@ -149,6 +152,9 @@ def apply(plans: Sequence[Plan], operator: Operator, audit: AuditLog, *, dry_run
             if dry_run:
                 record(Outcome(*base, action, "planned", "", dry_run))
                 continue
+            # Written (and synced) ahead: if the run dies during the call, this says it may have landed.
+            audit.append(phase="intent", sync=True, key_id=item.key_id, credential="bedrock-api-key",
+                         account=item.account, user=item.user, action=action, operator=operator.arn, dry_run=False)
             try:
                 if action == "deactivate":
                     iam.update_service_specific_credential(UserName=item.user, ServiceSpecificCredentialId=item.key_id,
@@ -166,6 +172,10 @@ def apply(plans: Sequence[Plan], operator: Operator, audit: AuditLog, *, dry_run
             except (botocore.exceptions.BotoCoreError, OSError) as exc:
                 record(Outcome(*base, action, "failed", f"{type(exc).__name__}: {exc}", dry_run))
                 break
+            except KeyboardInterrupt:
+                record(Outcome(*base, action, "interrupted", "the call was in flight: it may have landed; "
+                               "check the credential's status in IAM", dry_run))
+                raise
             record(Outcome(*base, action, "ok", "", dry_run))
     return outcomes
 
