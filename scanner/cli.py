@@ -51,7 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
         "scan", help="scan a repository (work tree and history) or a folder", epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    scan.add_argument("path", nargs="?", default=".", help="repository or folder to scan (default: .)")
+    scan.add_argument("path", nargs="?", default=".",
+                      help="repository, folder or file to scan (default: .); - reads standard input")
+    scan.add_argument("files", nargs="*", metavar="FILE",
+                      help="with --staged (as the pre-commit hook runs it: --staged -- . FILE...): the files "
+                           "pre-commit passes; when they are not all staged changes (pre-commit --all-files "
+                           "or --files) they are scanned whole")
     what = scan.add_argument_group("what to scan")
     modes = what.add_mutually_exclusive_group()
     modes.add_argument("--no-history", action="store_true", help="scan files on disk only")

@@ -46,8 +46,30 @@ def _color(args: argparse.Namespace) -> bool:
 BLOCKED_COMMIT_HELP = """\
 keysweep blocked this commit: the staged change adds the credentials listed above.
   - If they are real: remove them from the files (keep them in a secret store or the
-    environment), `git add` again, and rotate the key: `keysweep revoke KEY_ID --apply`
-    (a committed key may already be copied, even if the commit never leaves this machine).
+    environment), `git add` again, and rotate the key (a committed key may already be copied,
+    even if the commit never leaves this machine): `keysweep revoke KEY_ID --apply`, with the
+    full key ID, which `keysweep scan --staged --show-secrets` prints (on your terminal only).
+  - If one is a false positive: add a `keysweep:allow` comment on its line, or record it
+    in the baseline: `keysweep baseline create` (then pass --baseline or set it in .keysweep.yaml).
+"""
+
+BLOCKED_PUSH_HELP = """\
+keysweep blocked this push: commits being pushed add the credentials listed above.
+  - If they are real: rotate the key first (it is in a commit, which may already be copied):
+    `keysweep revoke KEY_ID --apply`, with the full key ID, which
+    `keysweep scan --range @{upstream}..HEAD --show-secrets` prints (on your terminal only).
+    Then take the secret out of the commits: edit the file and `git commit --amend` for the
+    last commit, or `git rebase -i` from before the first commit that adds it; push again.
+  - If one is a false positive: add a `keysweep:allow` comment on its line, or record it
+    in the baseline: `keysweep baseline create` (then pass --baseline or set it in .keysweep.yaml).
+"""
+
+BLOCKED_FILES_HELP = """\
+keysweep found the credentials listed above in the files it was given (pre-commit --all-files
+or --files scans files whole, not only staged lines).
+  - If they are real: remove them from the files and rotate the key: `keysweep revoke KEY_ID
+    --apply`, with the full key ID, which `keysweep scan --no-history --show-secrets` prints (on
+    your terminal only). A key that was committed stays in history: `keysweep scan` shows where.
   - If one is a false positive: add a `keysweep:allow` comment on its line, or record it
     in the baseline: `keysweep baseline create` (then pass --baseline or set it in .keysweep.yaml).
 """
@@ -122,6 +144,7 @@ def _scan(args: argparse.Namespace, config: Config, ruleset: RuleSet, *, history
         excludes=PathFilter((*config.exclude, *getattr(args, "exclude", []))),
         allow_values=config.allow_values,
         progress=progress,
+        files=tuple(getattr(args, "files", None) or ()),
     )
     try:
         report = run_scan(options, ruleset)
@@ -137,6 +160,8 @@ def scan_command(args: argparse.Namespace) -> int:
 
     if args.apply and not args.remediate:
         raise UsageError("--apply carries out a remediation: give --remediate deactivate|delete with it")
+    if args.files and not args.staged:
+        raise UsageError("scan takes one PATH; FILE arguments after it are for --staged (the pre-commit hook)")
     _accounts(args)
     config, ruleset = _settings(args, Path(args.path))
     baseline_path = args.baseline or config.baseline
@@ -169,8 +194,13 @@ def scan_command(args: argparse.Namespace) -> int:
     write_output(render(report, fmt, ruleset, show_secrets=args.show_secrets, color=_color(args)), args.output,
                  private=args.show_secrets)
     if report.findings and (args.staged or args.pre_push):
-        print(BLOCKED_COMMIT_HELP.replace("this commit", "this push") if args.pre_push else BLOCKED_COMMIT_HELP,
-              file=sys.stderr, end="")
+        if args.pre_push:
+            advice = BLOCKED_PUSH_HELP
+        elif any(f.source == "file" for f in report.findings):
+            advice = BLOCKED_FILES_HELP
+        else:
+            advice = BLOCKED_COMMIT_HELP
+        print(advice, file=sys.stderr, end="")
     for error in report.errors:
         print(escape_control(f"keysweep: error: {error}"), file=sys.stderr)
     if failed or report.errors:

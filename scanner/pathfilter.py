@@ -18,7 +18,7 @@ from scanner.errors import ConfigError
 @dataclass(frozen=True)
 class PathFilter:
     globs: tuple[str, ...] = ()
-    _spec: pathspec.PathSpec = field(init=False, repr=False, compare=False)
+    _spec: pathspec.GitIgnoreSpec = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         try:

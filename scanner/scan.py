@@ -15,7 +15,7 @@ from scanner.engine.rules import RuleSet
 from scanner.errors import UsageError
 from scanner.findings import Finding, ScanReport, Skipped, findings_from_matches
 from scanner.pathfilter import PathFilter
-from scanner.sources.git import find_repository
+from scanner.sources.git import Repository, find_repository
 
 if TYPE_CHECKING:
     # Each source is imported by the branch that uses it: the pre-commit hook loads
@@ -50,6 +50,9 @@ class ScanOptions:
     excludes: PathFilter = field(default_factory=PathFilter)
     allow_values: tuple[regex.Pattern[str], ...] = ()
     progress: ProgressCallback | None = None
+    # With staged: the files pre-commit passed. All staged changes: only their added lines;
+    # any that is not (pre-commit --all-files or --files): the files on disk, whole.
+    files: tuple[str, ...] = ()
 
 
 @dataclass
@@ -105,10 +108,15 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
             raise UsageError(f"{target}: a bare repository has no index: --staged needs a work tree")
     if repo is None:
         scan_worktree(target, options, ruleset, tally)
+    elif options.staged and options.files and repo.worktree is not None and not _all_staged(repo, options.files):
+        tally.warnings.append(f"{len(options.files)} file(s) given are not all staged changes "
+                              "(pre-commit --all-files or --files): scanned whole, as they are on disk")
+        scan_named_files(repo.worktree, options, ruleset, tally)
     elif options.staged:
         from scanner.sources.changes import scan_staged
 
-        _merge(tally, scan_staged(repo, ruleset, options.max_file_size))
+        _merge(tally, scan_staged(repo, ruleset, options.max_file_size,
+                                  paths=frozenset(_repo_relative(repo.worktree, options.files)) if options.files else None))
     elif revisions:
         from scanner.sources.changes import scan_range
 
@@ -155,8 +163,48 @@ def _value_allowed(finding: Finding, allow: Iterable[regex.Pattern[str]]) -> boo
     return any(pattern.search(finding.secret.reveal()) for pattern in allow)
 
 
+def _repo_relative(root: Path | None, names: Iterable[str]) -> list[str]:
+    """Names as pre-commit passes them (relative to the current folder) as repository paths."""
+    base = Path.cwd()
+    out = []
+    for name in names:
+        absolute = Path(os.path.abspath(base / name))
+        try:
+            out.append(absolute.relative_to(root).as_posix() if root is not None else name)
+        except ValueError:
+            raise UsageError(f"{name}: not inside the repository {root}") from None
+    return out
+
+
+def _all_staged(repo: Repository, files: Iterable[str]) -> bool:
+    from scanner.sources.git import staged_changes
+
+    staged = {change.path for change in staged_changes(repo)}
+    return all(path in staged for path in _repo_relative(repo.worktree, files))
+
+
+def scan_named_files(root: Path, options: ScanOptions, ruleset: RuleSet, tally: _Tally) -> None:
+    """The files named (each whole, as on disk); symlinks and folders are not followed."""
+    import stat
+
+    from scanner.sources.files import FileEntry
+
+    entries = []
+    for relative in _repo_relative(root, options.files):
+        if options.excludes.excluded(relative):
+            continue
+        try:
+            info = os.lstat(root / relative)
+        except OSError as exc:
+            tally.skipped.append(Skipped(relative, f"cannot be read: {exc.strerror or exc}"))
+            continue
+        if stat.S_ISREG(info.st_mode):
+            entries.append(FileEntry(str(root / relative), relative, info.st_size))
+    _scan_entries(entries, options, ruleset, tally)
+
+
 def scan_worktree(root: Path, options: ScanOptions, ruleset: RuleSet, tally: _Tally) -> None:
-    from scanner.sources.files import FileEntry, WalkProblem, scan_files, walk
+    from scanner.sources.files import FileEntry, WalkProblem, walk
 
     entries: list[FileEntry] = []
     for item in walk(root, options.excludes):
@@ -164,7 +212,12 @@ def scan_worktree(root: Path, options: ScanOptions, ruleset: RuleSet, tally: _Ta
             tally.skipped.append(Skipped(item.relative, f"cannot be read: {item.reason}"))
         else:
             entries.append(item)
+    _scan_entries(entries, options, ruleset, tally)
+
+
+def _scan_entries(entries: list[FileEntry], options: ScanOptions, ruleset: RuleSet, tally: _Tally) -> None:
     from scanner.engine.rules import timeout_message
+    from scanner.sources.files import scan_files
 
     for result in scan_files(entries, ruleset, options.max_file_size, options.jobs):
         tally.errors += [timeout_message(ruleset, rule_id, result.relative) for rule_id in result.timed_out]
