@@ -13,20 +13,20 @@ from tests.conftest import REPO_ROOT
 from tests.gitrepo import GitRepo
 from tests.keygen import KeySet
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("pre-commit") is None or not (REPO_ROOT / ".git").exists(),
-    reason="needs the pre-commit framework and keysweep's own git checkout",
-)
+pytestmark = [
+    pytest.mark.skipif(shutil.which("pre-commit") is None or not (REPO_ROOT / ".git").exists(),
+                       reason="needs the pre-commit framework and keysweep's own git checkout"),
+    pytest.mark.slow,  # pre-commit builds a hook environment (pip install) once per session
+]
 
 
-@pytest.fixture(scope="module")
-def pre_commit_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # One hook environment for the module: pre-commit pip-installs keysweep into it once.
-    return tmp_path_factory.mktemp("pre-commit-home")
+def _head() -> str:
+    return subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
 
 
 def _project(tmp_path: Path, home: Path) -> tuple[GitRepo, dict[str, str]]:
-    rev = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    rev = _head()
     repo = GitRepo(tmp_path / "project")
     repo.write(".pre-commit-config.yaml",
                f"repos:\n  - repo: {REPO_ROOT}\n    rev: {rev}\n    hooks:\n      - id: keysweep\n      - id: keysweep-push\n")
@@ -61,6 +61,14 @@ def test_commit_with_staged_key_is_blocked_and_clean_commit_passes(tmp_path: Pat
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "keysweep (AWS credentials in the staged change)" in clean.stderr and "Passed" in clean.stderr
 
+    # A key already committed: pre-commit run --all-files passes every file, which is scanned whole.
+    repo.commit("key committed without the hook", {"deploy/creds.env": (repo.path / "deploy/creds.env").read_text()})
+    every = subprocess.run(["pre-commit", "run", "--all-files", "keysweep"], cwd=repo.path, env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert every.returncode == 1, every.stdout + every.stderr
+    assert "deploy/creds.env:1:19" in every.stdout and "scanned whole" in every.stdout
+    assert keys.secret not in every.stdout + every.stderr
+
 
 def test_push_of_commit_with_key_is_blocked(tmp_path: Path, pre_commit_home: Path) -> None:
     repo, env = _project(tmp_path, pre_commit_home)
@@ -76,6 +84,7 @@ def test_push_of_commit_with_key_is_blocked(tmp_path: Path, pre_commit_home: Pat
     output = pushed.stdout + pushed.stderr
     assert pushed.returncode != 0, output
     assert "settings.ini:2:21" in output and "keysweep blocked this push" in output
+    assert "git commit --amend" in output and "rebase -i" in output and "git add` again" not in output
     assert keys.secret not in output
 
 
@@ -85,7 +94,10 @@ def test_try_repo_against_this_repository(tmp_path: Path, pre_commit_home: Path)
     repo.write("app.env", f"aws_secret_access_key = {keys.secret}\naws_access_key_id = {keys.key_id}\n")
     repo.git("add", "app.env")
     env = {**repo.env(), "PRE_COMMIT_HOME": str(pre_commit_home), "PRE_COMMIT_COLOR": "never"}
-    blocked = subprocess.run(["pre-commit", "try-repo", str(REPO_ROOT), "keysweep"], cwd=repo.path, env=env,
+    # --ref: the same (repository, revision) as the other tests, so the session's hook
+    # environment is reused instead of pre-commit building one for a shadow copy.
+    try_repo = ["pre-commit", "try-repo", "--ref", _head(), str(REPO_ROOT), "keysweep"]
+    blocked = subprocess.run(try_repo, cwd=repo.path, env=env,
                              capture_output=True, text=True, timeout=600)
     assert blocked.returncode == 1, blocked.stdout + blocked.stderr
     assert "app.env:1:25" in blocked.stdout and "keysweep blocked this commit" in blocked.stdout
@@ -93,6 +105,11 @@ def test_try_repo_against_this_repository(tmp_path: Path, pre_commit_home: Path)
     repo.git("rm", "-q", "--cached", "app.env")
     repo.write("ok.txt", "fine\n")
     repo.git("add", "ok.txt")
-    clean = subprocess.run(["pre-commit", "try-repo", str(REPO_ROOT), "keysweep"], cwd=repo.path, env=env,
-                           capture_output=True, text=True, timeout=600)
+    clean = subprocess.run(try_repo, cwd=repo.path, env=env, capture_output=True, text=True, timeout=600)
     assert clean.returncode == 0, clean.stdout + clean.stderr
+    # The case: a committed .env, nothing staged; --all-files must not print Passed.
+    repo.commit("env", {"app.env": (repo.path / "app.env").read_text()})
+    every = subprocess.run([*try_repo, "--all-files"], cwd=repo.path, env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert every.returncode == 1, every.stdout + every.stderr
+    assert "app.env:1:25" in every.stdout and "Passed" not in every.stdout
