@@ -75,3 +75,10 @@ def test_hook_given_staged_files_scans_only_their_added_lines(tmp_path: Path) ->
 def test_file_arguments_without_staged_are_a_usage_error(tmp_path: Path) -> None:
     result = run_keysweep("scan", str(tmp_path), "other")
     assert result.returncode == 2 and "--staged" in result.stderr
+
+
+def test_trufflehog_ignore_is_honoured(tmp_path: Path) -> None:
+    keys = KeySet.generate()
+    (tmp_path / "a.env").write_text(f"AWS_ACCESS_KEY_ID={keys.key_id}  # trufflehog:ignore\n")
+    result = run_keysweep("scan", "--no-history", tmp_path)
+    assert result.returncode == 0, result.stdout
