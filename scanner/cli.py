@@ -94,25 +94,30 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("path", nargs="?", default=".", help="repository or folder (default: .)")
     create.add_argument("--output", type=Path, metavar="FILE", help="baseline file (default: .keysweep-baseline.json at PATH)")
     create.add_argument("--no-history", action="store_true", help="baseline files on disk only")
-    create.add_argument("--rules", action="append", type=Path, default=[], metavar="PATH")
-    create.add_argument("--config", type=Path, metavar="FILE")
+    create.add_argument("--rules", action="append", type=Path, default=[], metavar="PATH",
+                        help="extra rule file or folder (repeatable), as for scan")
+    create.add_argument("--config", type=Path, metavar="FILE",
+                        help="configuration file (default: .keysweep.yaml or [tool.keysweep] in pyproject.toml)")
 
     revoke = commands.add_parser("revoke", help="deactivate (and with --delete, delete) an access key in IAM")
     revoke.add_argument("key_id", metavar="KEY_ID")
     revoke.add_argument("--delete", action="store_true", help="delete the key after deactivating it")
-    _add_remediation_flags(revoke)
+    _add_remediation_flags(revoke, scan=False)
     return parser
 
 
-def _add_remediation_flags(group: argparse._ActionsContainer) -> None:
+def _add_remediation_flags(group: argparse._ActionsContainer, *, scan: bool = True) -> None:
+    """The AWS flags; revoke knows only a key ID, so it shows none that need the secret."""
     group.add_argument("--apply", action="store_true", help="perform the remediation (default: print the plan only)")
     group.add_argument("--profile", metavar="NAME", help="AWS profile for the operator's credentials")
     group.add_argument("--region", metavar="NAME", help="AWS region for STS and IAM calls (default: us-east-1 or the profile's)")
     group.add_argument("--audit-log", type=Path, metavar="FILE", help="append every action to this JSON-lines file (default: ~/.local/state/keysweep/audit.jsonl)")
     group.add_argument("--allow-account", action="append", default=[], metavar="ID", help="only verify/remediate keys of this account (repeatable)")
-    group.add_argument("--use-leaked-key", action="store_true", help="sign remediation calls with the leaked key itself")
+    if scan:
+        group.add_argument("--use-leaked-key", action="store_true", help="sign remediation calls with the leaked key itself")
     group.add_argument("--quarantine", action="store_true", help="also attach AWSCompromisedKeyQuarantineV3 to the key's user")
-    group.add_argument("--verify-canary", action="store_true", help="verify keys of known canary accounts too (trips the canary)")
+    if scan:
+        group.add_argument("--verify-canary", action="store_true", help="verify keys of known canary accounts too (trips the canary)")
 
 
 class Terminated(KeyboardInterrupt):

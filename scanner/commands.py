@@ -378,7 +378,7 @@ def revoke_command(args: argparse.Namespace) -> int:
     key_id = args.key_id.strip()
     if not KEY_ID.fullmatch(key_id):
         raise UsageError(f"{key_id!r} is not an AWS access key ID (AKIA… or ASIA… followed by 16 characters)")
-    if args.use_leaked_key:
+    if getattr(args, "use_leaked_key", False):
         raise UsageError("revoke knows only the key ID; --use-leaked-key needs the secret, so use it with scan --remediate")
     operator = remediate.connect(args.profile, args.region)
     mode: remediate.RemediationMode = "delete" if args.delete else "deactivate"

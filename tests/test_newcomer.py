@@ -82,3 +82,17 @@ def test_trufflehog_ignore_is_honoured(tmp_path: Path) -> None:
     (tmp_path / "a.env").write_text(f"AWS_ACCESS_KEY_ID={keys.key_id}  # trufflehog:ignore\n")
     result = run_keysweep("scan", "--no-history", tmp_path)
     assert result.returncode == 0, result.stdout
+
+
+def test_each_subcommand_shows_only_what_it_accepts() -> None:
+    from scanner.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command")
+    revoke = commands.choices["revoke"]  # type: ignore[index]
+    shown = {o for a in revoke._actions for o in a.option_strings}
+    assert "--use-leaked-key" not in shown and "--verify-canary" not in shown
+    assert {"--apply", "--delete", "--profile", "--quarantine"} <= shown
+    baseline = commands.choices["baseline"]  # type: ignore[index]
+    create = next(a for a in baseline._actions if a.dest == "baseline_command").choices["create"]  # type: ignore[index]
+    assert all(action.help for action in create._actions), [a.dest for a in create._actions if not a.help]
