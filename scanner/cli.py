@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     modes.add_argument("--range", dest="revision_range", metavar="A..B", help="scan secrets introduced by commits in a revision range")
     modes.add_argument("--since", metavar="REV", help="same as --range REV..HEAD")
     modes.add_argument("--pre-push", action="store_true", help="scan the commits being pushed (pre-commit's PRE_COMMIT_FROM_REF..PRE_COMMIT_TO_REF)")
+    what.add_argument("--stdin-name", metavar="NAME",
+                      help="with scan -: the file name reports give standard input (default <stdin>)")
     what.add_argument("--all-objects", action="store_true", help="also scan objects no ref reaches (dangling commits, loose blobs)")
     what.add_argument("--max-file-size", type=_size, default=None, metavar="SIZE", help="skip (and report) files and blobs larger than this (default 25m)")
     what.add_argument("--rules", action="append", type=Path, default=[], metavar="PATH", help="extra rule file or folder (repeatable)")

@@ -107,7 +107,10 @@ def _push_revisions() -> tuple[str, ...]:
 def _settings(args: argparse.Namespace, target: Path) -> tuple[Config, RuleSet]:
     from scanner.scan import check_target
 
-    check_target(target)
+    if str(target) == "-":
+        target = Path(".")  # standard input: the configuration of the current folder's repository
+    else:
+        check_target(target)
     config = load_config(args.config if args.config is not None else find_config(_scan_root(target)))
     return config, load_ruleset([*config.rules, *args.rules])
 
@@ -147,7 +150,14 @@ def _scan(args: argparse.Namespace, config: Config, ruleset: RuleSet, *, history
         files=tuple(getattr(args, "files", None) or ()),
     )
     try:
-        report = run_scan(options, ruleset)
+        if str(target) == "-":
+            from scanner.scan import scan_stream
+
+            if history == "only" or options.staged or revision_range or push_revisions or options.all_objects:
+                raise UsageError("scan - reads standard input: it has no history, index or revisions to scan")
+            report = scan_stream(sys.stdin.buffer, getattr(args, "stdin_name", None) or "<stdin>", options, ruleset)
+        else:
+            report = run_scan(options, ruleset)
     finally:
         if progress is not None:
             progress.close()

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 import regex
 
@@ -146,6 +146,30 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
         findings=tuple(findings), skipped=tuple(tally.skipped), warnings=tuple(tally.warnings), errors=tuple(tally.errors),
         files_scanned=tally.files, blobs_scanned=tally.blobs, commits_scanned=tally.commits,
         bytes_scanned=tally.bytes, duration_seconds=time.monotonic() - started, target=str(target),
+    ))
+
+
+def scan_stream(stream: BinaryIO, name: str, options: ScanOptions, ruleset: RuleSet) -> ScanReport:
+    """Standard input (``keysweep scan -``), scanned as one file called ``name``."""
+    from scanner.engine.detect import as_scannable, detect
+    from scanner.engine.rules import timeout_message
+    from scanner.redact import redact_report
+
+    started = time.monotonic()
+    tally = _Tally()
+    data = stream.read(options.max_file_size + 1)  # bounded: input may never end
+    text = as_scannable(data) if len(data) <= options.max_file_size else None
+    if len(data) > options.max_file_size:
+        tally.skipped.append(Skipped(name, f"larger than the {options.max_file_size}-byte limit"))
+    elif text is not None:
+        tally.files, tally.bytes = 1, len(data)
+        tally.findings += findings_from_matches(tuple(detect(text, ruleset)), path=name, source="file")
+        tally.errors += [timeout_message(ruleset, rule_id, name) for rule_id in ruleset.health.take()]
+    findings = [f for f in tally.findings if not _value_allowed(f, options.allow_values)]
+    return redact_report(ScanReport(
+        findings=tuple(findings), skipped=tuple(tally.skipped), warnings=(), errors=tuple(tally.errors),
+        files_scanned=tally.files, blobs_scanned=0, commits_scanned=0, bytes_scanned=tally.bytes,
+        duration_seconds=time.monotonic() - started, target="standard input",
     ))
 
 

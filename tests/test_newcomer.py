@@ -96,3 +96,21 @@ def test_each_subcommand_shows_only_what_it_accepts() -> None:
     baseline = commands.choices["baseline"]  # type: ignore[index]
     create = next(a for a in baseline._actions if a.dest == "baseline_command").choices["create"]  # type: ignore[index]
     assert all(action.help for action in create._actions), [a.dest for a in create._actions if not a.help]
+
+
+def test_scan_dash_reads_standard_input(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    keys = KeySet.generate()
+    proc = subprocess.run([sys.executable, "-m", "scanner", "scan", "-", "--stdin-name", "app/.env", "--format", "json"],
+                          input=_pair(keys), capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    findings = __import__("json").loads(proc.stdout)["findings"]
+    assert {(f["path"], f["line"]) for f in findings} == {("app/.env", 1), ("app/.env", 2)}
+    clean = subprocess.run([sys.executable, "-m", "scanner", "scan", "-"], input="nothing here\n",
+                           capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert clean.returncode == 0 and "standard input" in clean.stdout
+    staged = subprocess.run([sys.executable, "-m", "scanner", "scan", "-", "--staged"], input="x\n",
+                            capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert staged.returncode == 2 and "standard input" in staged.stderr
