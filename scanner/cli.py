@@ -78,7 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("-f", "--format", choices=("text", "json", "jsonl", "sarif"), default=None, help="report format (default text)")
     out.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the report to FILE instead of standard output")
     out.add_argument("--show-secrets", action="store_true", help="print secrets in clear (default: redacted)")
-    out.add_argument("--no-color", action="store_true", help="no colour even on a terminal")
+    out.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                     help="colour the text report: auto (on a terminal, unless NO_COLOR; FORCE_COLOR forces it), "
+                          "always or never (default auto)")
+    out.add_argument("--no-color", action="store_true", help="same as --color=never")
     out.add_argument("--no-progress", action="store_true", help="no progress display on standard error")
     aws = scan.add_argument_group("AWS (network; nothing is sent without --verify or --remediate)")
     aws.add_argument("--verify", action="store_true", help="check each key pair with STS GetCallerIdentity")

@@ -38,7 +38,16 @@ def _history_mode(args: argparse.Namespace) -> HistoryMode:
 
 
 def _color(args: argparse.Namespace) -> bool:
-    if args.no_color or os.environ.get("NO_COLOR") or args.output is not None:
+    """--color (or its old alias --no-color) wins; then NO_COLOR, then FORCE_COLOR
+    (no-color.org, force-color.org); then colour only on a terminal."""
+    choice = "never" if args.no_color else getattr(args, "color", None) or "auto"
+    if choice != "auto":
+        return choice == "always"
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR", "") not in ("", "0", "false"):
+        return True
+    if args.output is not None:
         return False
     return sys.stdout.isatty()
 

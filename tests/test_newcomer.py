@@ -114,3 +114,14 @@ def test_scan_dash_reads_standard_input(tmp_path: Path) -> None:
     staged = subprocess.run([sys.executable, "-m", "scanner", "scan", "-", "--staged"], input="x\n",
                             capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert staged.returncode == 2 and "standard input" in staged.stderr
+
+
+def test_color_flag_and_environment(tmp_path: Path) -> None:
+    (tmp_path / "a.env").write_text(_pair(KeySet.generate()))
+    base = ("scan", "--no-history", tmp_path)
+    assert "\033[" in run_keysweep(*base, "--color=always").stdout  # NO_COLOR=1 is set by run_keysweep
+    assert "\033[" not in run_keysweep(*base, "--color", "always", "--no-color").stdout  # the alias still works
+    assert "\033[" in run_keysweep(*base, env={"NO_COLOR": "", "FORCE_COLOR": "1"}).stdout
+    assert "\033[" not in run_keysweep(*base, env={"NO_COLOR": "1", "FORCE_COLOR": "1"}).stdout
+    assert "\033[" not in run_keysweep(*base, "--color=never", env={"NO_COLOR": "", "FORCE_COLOR": "1"}).stdout
+    assert run_keysweep(*base, "--color=sometimes").returncode == 2
