@@ -104,3 +104,50 @@ def test_try_repo_all_files_reports_a_committed_key(tmp_path: Path) -> None:
     assert every.returncode == 1, every.stdout + every.stderr
     assert "app.env:1:25" in every.stdout and "Passed" not in every.stdout
     assert keys.secret not in every.stdout + every.stderr
+
+
+def _readme_block(after: str, lang: str) -> str:
+    """The first ```lang block after the heading text ``after`` in the README, dedented."""
+    import textwrap
+
+    text = (REPO_ROOT / "README.md").read_text()
+    start = text.index(f"```{lang}\n", text.index(after)) + len(lang) + 4
+    return textwrap.dedent(text[start : text.index("```", start)].replace("\n   ", "\n")).strip() + "\n"
+
+
+def test_readme_pre_commit_snippet_runs_as_printed(tmp_path: Path, pre_commit_home: Path) -> None:
+    # What a user does: replace the placeholder with where their copy lives, paste, commit.
+    script = _readme_block("Stop new leaks at the commit", "sh").replace(
+        "https://github.com/YOUR-ORG/keysweep", str(REPO_ROOT))
+    assert "YOUR-ORG" not in script and "v0.1.0" not in script
+    repo = GitRepo(tmp_path / "project")
+    env = {**repo.env(), "PRE_COMMIT_HOME": str(pre_commit_home), "PRE_COMMIT_COLOR": "never"}
+    setup = subprocess.run(["bash", "-e", "-c", script], cwd=repo.path, env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    assert f"rev: {_head()}" in (repo.path / ".pre-commit-config.yaml").read_text()
+    keys = KeySet.generate()
+    repo.write("creds.env", f"AWS_ACCESS_KEY_ID={keys.key_id}\nAWS_SECRET_ACCESS_KEY={keys.secret}\n")
+    _git(repo, env, "add", ".")
+    blocked = _git(repo, env, "commit", "-m", "creds")
+    assert blocked.returncode != 0 and "creds.env:1:19" in blocked.stdout + blocked.stderr
+
+
+def test_readme_local_hook_runs_as_printed(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    config = _readme_block("as a local hook", "yaml")
+    repo = GitRepo(tmp_path / "project")
+    repo.write(".pre-commit-config.yaml", config)
+    # language: system runs the keysweep on PATH: the one installed in this environment.
+    env = {**repo.env(), "PRE_COMMIT_COLOR": "never", "PRE_COMMIT_HOME": str(tmp_path / "home"),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run(["pre-commit", "install"], cwd=repo.path, env=env, check=True, capture_output=True)
+    keys = KeySet.generate()
+    repo.write("creds.env", f"AWS_ACCESS_KEY_ID={keys.key_id}\nAWS_SECRET_ACCESS_KEY={keys.secret}\n")
+    _git(repo, env, "add", ".")
+    blocked = _git(repo, env, "commit", "-m", "creds")
+    output = blocked.stdout + blocked.stderr
+    assert blocked.returncode != 0 and "creds.env:1:19" in output and "keysweep blocked this commit" in output
+    assert keys.secret not in output
