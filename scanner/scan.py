@@ -100,8 +100,10 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
     if options.revision_range is not None:
         check_revisions(options.revision_range.split(".."))
     repo = None
+    subtree = ""  # a folder inside a repository: work tree and history limited to it (git log -- sub)
     if options.history != "none" or options.staged:
-        repo = find_repository(target, search_parents=git_mode)
+        repo = find_repository(target, search_parents=git_mode or (target.is_dir() and options.history == "default"))
+        subtree = _subtree(repo, target) if not (options.staged or revisions) else ""
         if repo is None and git_mode:
             raise UsageError(f"{target}: not a git repository (history, --staged and --range need one)")
         if repo is not None and options.staged and repo.worktree is None:
@@ -127,8 +129,12 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
 
         history = scan_history(repo, ruleset, all_objects=options.all_objects, max_size=options.max_file_size,
                                jobs=options.jobs, progress=options.progress)
+        if subtree:
+            # Attribution by path: what history found outside the folder is not reported.
+            history.findings[:] = [f for f in history.findings if f.path is not None and f.path.startswith(subtree)]
         if options.history != "only" and repo.worktree is not None:
-            scan_worktree(repo.worktree, options, ruleset, tally)
+            scan_worktree(repo.worktree / subtree if subtree else repo.worktree, options, ruleset, tally,
+                          prefix=subtree)
             # A secret that history already reports (same rule, secret and path) is
             # reported once, with its commit, not again as a file on disk.
             known = {f.fingerprint for f in history.findings}
@@ -145,8 +151,20 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
     return redact_report(ScanReport(
         findings=tuple(findings), skipped=tuple(tally.skipped), warnings=tuple(tally.warnings), errors=tuple(tally.errors),
         files_scanned=tally.files, blobs_scanned=tally.blobs, commits_scanned=tally.commits,
-        bytes_scanned=tally.bytes, duration_seconds=time.monotonic() - started, target=str(target),
+        bytes_scanned=tally.bytes, duration_seconds=time.monotonic() - started,
+        target=f"{repo.worktree} (work tree and history limited to {subtree})" if subtree and repo else str(target),
     ))
+
+
+def _subtree(repo: Repository | None, target: Path) -> str:
+    """``target``'s path inside the repository's work tree, '/'-terminated; '' for its root."""
+    if repo is None or repo.worktree is None or not target.is_dir():
+        return ""
+    try:
+        inside = Path(os.path.realpath(target)).relative_to(os.path.realpath(repo.worktree)).as_posix()
+    except ValueError:
+        return ""
+    return "" if inside == "." else inside + "/"
 
 
 def scan_stream(stream: BinaryIO, name: str, options: ScanOptions, ruleset: RuleSet) -> ScanReport:
@@ -227,7 +245,7 @@ def scan_named_files(root: Path, options: ScanOptions, ruleset: RuleSet, tally: 
     _scan_entries(entries, options, ruleset, tally)
 
 
-def scan_worktree(root: Path, options: ScanOptions, ruleset: RuleSet, tally: _Tally) -> None:
+def scan_worktree(root: Path, options: ScanOptions, ruleset: RuleSet, tally: _Tally, *, prefix: str = "") -> None:
     from scanner.sources.files import FileEntry, WalkProblem, walk
 
     entries: list[FileEntry] = []
@@ -236,10 +254,11 @@ def scan_worktree(root: Path, options: ScanOptions, ruleset: RuleSet, tally: _Ta
             tally.skipped.append(Skipped(item.relative, f"cannot be read: {item.reason}"))
         else:
             entries.append(item)
-    _scan_entries(entries, options, ruleset, tally)
+    _scan_entries(entries, options, ruleset, tally, prefix=prefix)
 
 
-def _scan_entries(entries: list[FileEntry], options: ScanOptions, ruleset: RuleSet, tally: _Tally) -> None:
+def _scan_entries(entries: list[FileEntry], options: ScanOptions, ruleset: RuleSet, tally: _Tally, *,
+                  prefix: str = "") -> None:
     from scanner.engine.rules import timeout_message
     from scanner.sources.files import scan_files
 
@@ -251,4 +270,4 @@ def _scan_entries(entries: list[FileEntry], options: ScanOptions, ruleset: RuleS
             continue
         tally.files += 1
         tally.bytes += result.size
-        tally.findings += findings_from_matches(result.matches, path=result.relative, source="file")
+        tally.findings += findings_from_matches(result.matches, path=prefix + result.relative, source="file")

@@ -125,3 +125,20 @@ def test_color_flag_and_environment(tmp_path: Path) -> None:
     assert "\033[" not in run_keysweep(*base, env={"NO_COLOR": "1", "FORCE_COLOR": "1"}).stdout
     assert "\033[" not in run_keysweep(*base, "--color=never", env={"NO_COLOR": "", "FORCE_COLOR": "1"}).stdout
     assert run_keysweep(*base, "--color=sometimes").returncode == 2
+
+
+def test_folder_inside_a_repository_limits_work_tree_and_history(tmp_path: Path) -> None:
+    repo = GitRepo(tmp_path / "repo")
+    inside, outside, on_disk = KeySet.generate(), KeySet.generate(), KeySet.generate()
+    repo.commit("keys", {"sub/a.env": _pair(inside), "other/b.env": _pair(outside)})
+    repo.commit("removed", {"sub/a.env": None, "other/b.env": None})
+    (repo.path / "sub").mkdir(exist_ok=True)
+    (repo.path / "sub" / "local.env").write_text(_pair(on_disk))
+    for args, cwd in ((("sub",), repo.path), ((), repo.path / "sub")):
+        result = run_keysweep("scan", "--format", "json", *args, cwd=cwd)
+        paths = {(f["path"], f["source"]) for f in result.json()["findings"]}
+        assert paths == {("sub/a.env", "git-blob"), ("sub/local.env", "file")}, (args, paths)
+        assert "limited to sub/" in result.json()["summary"]["target"]
+    history = run_keysweep("scan", "--history-only", "sub", cwd=repo.path)
+    assert "sub/a.env" in history.stdout and "other/b.env" not in history.stdout
+    assert "limited to sub/" in history.stdout
