@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, BinaryIO, Literal
 import regex
 
 from scanner.engine.rules import RuleSet
-from scanner.errors import UsageError
+from scanner.errors import GitError, UsageError
 from scanner.findings import Finding, ScanReport, Skipped, findings_from_matches
 from scanner.pathfilter import PathFilter
 from scanner.sources.git import Repository, find_repository
@@ -102,7 +102,13 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
     repo = None
     subtree = ""  # a folder inside a repository: work tree and history limited to it (git log -- sub)
     if options.history != "none" or options.staged:
-        repo = find_repository(target, search_parents=git_mode or (target.is_dir() and options.history == "default"))
+        try:
+            repo = find_repository(target, search_parents=git_mode or (target.is_dir() and options.history == "default"))
+        except GitError:
+            if git_mode:
+                raise
+            # A repository above the folder that git refuses: the folder is still scanned as files.
+            repo = find_repository(target, search_parents=False)
         subtree = _subtree(repo, target) if not (options.staged or revisions) else ""
         if repo is None and git_mode:
             raise UsageError(f"{target}: not a git repository (history, --staged and --range need one)")
