@@ -51,7 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
         "scan", help="scan a repository (work tree and history) or a folder", epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    scan.add_argument("path", nargs="?", default=".", help="repository or folder to scan (default: .)")
+    scan.add_argument("path", nargs="?", default=".",
+                      help="repository, folder or file to scan (default: .); - reads standard input")
+    scan.add_argument("files", nargs="*", metavar="FILE",
+                      help="with --staged (as the pre-commit hook runs it: --staged -- . FILE...): the files "
+                           "pre-commit passes; when they are not all staged changes (pre-commit --all-files "
+                           "or --files) they are scanned whole")
     what = scan.add_argument_group("what to scan")
     modes = what.add_mutually_exclusive_group()
     modes.add_argument("--no-history", action="store_true", help="scan files on disk only")
@@ -60,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     modes.add_argument("--range", dest="revision_range", metavar="A..B", help="scan secrets introduced by commits in a revision range")
     modes.add_argument("--since", metavar="REV", help="same as --range REV..HEAD")
     modes.add_argument("--pre-push", action="store_true", help="scan the commits being pushed (pre-commit's PRE_COMMIT_FROM_REF..PRE_COMMIT_TO_REF)")
+    what.add_argument("--stdin-name", metavar="NAME",
+                      help="with scan -: the file name reports give standard input (default <stdin>)")
     what.add_argument("--all-objects", action="store_true", help="also scan objects no ref reaches (dangling commits, loose blobs)")
     what.add_argument("--max-file-size", type=_size, default=None, metavar="SIZE", help="skip (and report) files and blobs larger than this (default 25m)")
     what.add_argument("--rules", action="append", type=Path, default=[], metavar="PATH", help="extra rule file or folder (repeatable)")
@@ -71,7 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("-f", "--format", choices=("text", "json", "jsonl", "sarif", "html"), default=None, help="report format (default text; html: a self-contained page, secrets always redacted)")
     out.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the report to FILE instead of standard output")
     out.add_argument("--show-secrets", action="store_true", help="print secrets in clear (default: redacted)")
-    out.add_argument("--no-color", action="store_true", help="no colour even on a terminal")
+    out.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                     help="colour the text report: auto (on a terminal, unless NO_COLOR; FORCE_COLOR forces it), "
+                          "always or never (default auto)")
+    out.add_argument("--no-color", action="store_true", help="same as --color=never")
     out.add_argument("--no-progress", action="store_true", help="no progress display on standard error")
     out.add_argument("--fail-on", choices=("critical", "high", "medium", "low"), default=None, metavar="SEVERITY",
                      help="exit 1 only for findings of this severity or worse: critical, high, medium, low (default: any finding)")
@@ -91,13 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("path", nargs="?", default=".", help="repository or folder (default: .)")
     create.add_argument("--output", type=Path, metavar="FILE", help="baseline file (default: .keysweep-baseline.json at PATH)")
     create.add_argument("--no-history", action="store_true", help="baseline files on disk only")
-    create.add_argument("--rules", action="append", type=Path, default=[], metavar="PATH")
-    create.add_argument("--config", type=Path, metavar="FILE")
+    create.add_argument("--rules", action="append", type=Path, default=[], metavar="PATH",
+                        help="extra rule file or folder (repeatable), as for scan")
+    create.add_argument("--config", type=Path, metavar="FILE",
+                        help="configuration file (default: .keysweep.yaml or [tool.keysweep] in pyproject.toml)")
 
     revoke = commands.add_parser("revoke", help="deactivate (and with --delete, delete) an access key or a Bedrock API key in IAM")
     revoke.add_argument("key_id", metavar="KEY_ID", help="an access key ID, or a Bedrock API key's service-specific credential ID")
     revoke.add_argument("--delete", action="store_true", help="delete the key after deactivating it")
-    _add_remediation_flags(revoke)
+    _add_remediation_flags(revoke, scan=False)
     _add_audit_parser(commands)
     return parser
 
@@ -132,15 +144,18 @@ def _add_audit_parser(commands: argparse._SubParsersAction) -> None:  # type: ig
     audit.add_argument("--no-progress", action="store_true", help="no progress display on standard error")
 
 
-def _add_remediation_flags(group: argparse._ActionsContainer) -> None:
+def _add_remediation_flags(group: argparse._ActionsContainer, *, scan: bool = True) -> None:
+    """The AWS flags; revoke knows only a key ID, so it shows none that need the secret."""
     group.add_argument("--apply", action="store_true", help="perform the remediation (default: print the plan only)")
     group.add_argument("--profile", metavar="NAME", help="AWS profile for the operator's credentials")
     group.add_argument("--region", metavar="NAME", help="AWS region for STS and IAM calls (default: us-east-1 or the profile's)")
     group.add_argument("--audit-log", type=Path, metavar="FILE", help="append every action to this JSON-lines file (default: ~/.local/state/keysweep/audit.jsonl)")
     group.add_argument("--allow-account", action="append", default=[], metavar="ID", help="only verify/remediate keys of this account (repeatable)")
-    group.add_argument("--use-leaked-key", action="store_true", help="sign remediation calls with the leaked key itself")
+    if scan:
+        group.add_argument("--use-leaked-key", action="store_true", help="sign remediation calls with the leaked key itself")
     group.add_argument("--quarantine", action="store_true", help="also attach AWSCompromisedKeyQuarantineV3 to the key's user")
-    group.add_argument("--verify-canary", action="store_true", help="verify keys of known canary accounts too (trips the canary)")
+    if scan:
+        group.add_argument("--verify-canary", action="store_true", help="verify keys of known canary accounts too (trips the canary)")
 
 
 class Terminated(KeyboardInterrupt):

@@ -42,7 +42,16 @@ def _history_mode(args: argparse.Namespace) -> HistoryMode:
 
 
 def _color(args: argparse.Namespace) -> bool:
-    if args.no_color or os.environ.get("NO_COLOR") or args.output is not None:
+    """--color (or its old alias --no-color) wins; then NO_COLOR, then FORCE_COLOR
+    (no-color.org, force-color.org); then colour only on a terminal."""
+    choice = "never" if args.no_color else getattr(args, "color", None) or "auto"
+    if choice != "auto":
+        return choice == "always"
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR", "") not in ("", "0", "false"):
+        return True
+    if args.output is not None:
         return False
     return sys.stdout.isatty()
 
@@ -50,8 +59,30 @@ def _color(args: argparse.Namespace) -> bool:
 BLOCKED_COMMIT_HELP = """\
 keysweep blocked this commit: the staged change adds the credentials listed above.
   - If they are real: remove them from the files (keep them in a secret store or the
-    environment), `git add` again, and rotate the key: `keysweep revoke KEY_ID --apply`
-    (a committed key may already be copied, even if the commit never leaves this machine).
+    environment), `git add` again, and rotate the key (a committed key may already be copied,
+    even if the commit never leaves this machine): `keysweep revoke KEY_ID --apply`, with the
+    full key ID, which `keysweep scan --staged --show-secrets` prints (on your terminal only).
+  - If one is a false positive: add a `keysweep:allow` comment on its line, or record it
+    in the baseline: `keysweep baseline create` (then pass --baseline or set it in .keysweep.yaml).
+"""
+
+BLOCKED_PUSH_HELP = """\
+keysweep blocked this push: commits being pushed add the credentials listed above.
+  - If they are real: rotate the key first (it is in a commit, which may already be copied):
+    `keysweep revoke KEY_ID --apply`, with the full key ID, which
+    `keysweep scan --range @{upstream}..HEAD --show-secrets` prints (on your terminal only).
+    Then take the secret out of the commits: edit the file and `git commit --amend` for the
+    last commit, or `git rebase -i` from before the first commit that adds it; push again.
+  - If one is a false positive: add a `keysweep:allow` comment on its line, or record it
+    in the baseline: `keysweep baseline create` (then pass --baseline or set it in .keysweep.yaml).
+"""
+
+BLOCKED_FILES_HELP = """\
+keysweep found the credentials listed above in the files it was given (pre-commit --all-files
+or --files scans files whole, not only staged lines).
+  - If they are real: remove them from the files and rotate the key: `keysweep revoke KEY_ID
+    --apply`, with the full key ID, which `keysweep scan --no-history --show-secrets` prints (on
+    your terminal only). A key that was committed stays in history: `keysweep scan` shows where.
   - If one is a false positive: add a `keysweep:allow` comment on its line, or record it
     in the baseline: `keysweep baseline create` (then pass --baseline or set it in .keysweep.yaml).
 """
@@ -89,7 +120,10 @@ def _push_revisions() -> tuple[str, ...]:
 def _settings(args: argparse.Namespace, target: Path) -> tuple[Config, RuleSet]:
     from scanner.scan import check_target
 
-    check_target(target)
+    if str(target) == "-":
+        target = Path(".")  # standard input: the configuration of the current folder's repository
+    else:
+        check_target(target)
     config = load_config(args.config if args.config is not None else find_config(_scan_root(target)))
     return config, load_ruleset([*config.rules, *args.rules])
 
@@ -126,9 +160,17 @@ def _scan(args: argparse.Namespace, config: Config, ruleset: RuleSet, *, history
         excludes=PathFilter((*config.exclude, *getattr(args, "exclude", []))),
         allow_values=config.allow_values,
         progress=progress,
+        files=tuple(getattr(args, "files", None) or ()),
     )
     try:
-        report = run_scan(options, ruleset)
+        if str(target) == "-":
+            from scanner.scan import scan_stream
+
+            if history == "only" or options.staged or revision_range or push_revisions or options.all_objects:
+                raise UsageError("scan - reads standard input: it has no history, index or revisions to scan")
+            report = scan_stream(sys.stdin.buffer, getattr(args, "stdin_name", None) or "<stdin>", options, ruleset)
+        else:
+            report = run_scan(options, ruleset)
     finally:
         if progress is not None:
             progress.close()
@@ -141,6 +183,8 @@ def scan_command(args: argparse.Namespace) -> int:
 
     if args.apply and not args.remediate:
         raise UsageError("--apply carries out a remediation: give --remediate deactivate|delete with it")
+    if args.files and not args.staged:
+        raise UsageError("scan takes one PATH; FILE arguments after it are for --staged (the pre-commit hook)")
     _accounts(args)
     if args.remediate:
         _audit_outside_repository(args, Path(args.path))
@@ -187,8 +231,13 @@ def scan_command(args: argparse.Namespace) -> int:
                  args.output, private=args.show_secrets and fmt != "html")
     failing = _failing(report.findings, getattr(args, "fail_on", None))
     if failing and (args.staged or args.pre_push):
-        print(BLOCKED_COMMIT_HELP.replace("this commit", "this push") if args.pre_push else BLOCKED_COMMIT_HELP,
-              file=sys.stderr, end="")
+        if args.pre_push:
+            advice = BLOCKED_PUSH_HELP
+        elif any(f.source == "file" for f in report.findings):
+            advice = BLOCKED_FILES_HELP
+        else:
+            advice = BLOCKED_COMMIT_HELP
+        print(advice, file=sys.stderr, end="")
     for error in report.errors:
         print(escape_control(f"keysweep: error: {error}"), file=sys.stderr)
     if failed or report.errors:
@@ -543,12 +592,12 @@ def revoke_command(args: argparse.Namespace) -> int:
     # (ListServiceSpecificCredentials shows it; such IDs start ACCA).
     if not (KEY_ID.fullmatch(key_id) and not key_id.startswith("ACCA")):
         if SERVICE_CREDENTIAL_ID.fullmatch(key_id):
-            if args.use_leaked_key:
+            if getattr(args, "use_leaked_key", False):
                 raise UsageError("--use-leaked-key is for access keys; a Bedrock API key cannot sign IAM calls")
             return _revoke_bedrock(args, key_id)
         raise UsageError(f"{key_id!r} is not an AWS access key ID (AKIA… or ASIA… followed by 16 characters), "
                          "nor a Bedrock API key's service-specific credential ID (20 to 128 letters and digits)")
-    if args.use_leaked_key:
+    if getattr(args, "use_leaked_key", False):
         raise UsageError("revoke knows only the key ID; --use-leaked-key needs the secret, so use it with scan --remediate")
     allow = _accounts(args)
     if allow:

@@ -1,51 +1,39 @@
-"""Path excludes: gitignore-like globs matched against repository-relative, '/'-separated paths."""
+"""Path excludes: gitignore patterns matched against repository-relative, '/'-separated paths.
+
+The matching is pathspec's GitIgnoreSpec (git's own wildmatch rules: ``*``, ``?``, ``**``,
+character classes, a leading ``/`` anchoring at the root, a trailing ``/`` for folders, and
+``!`` re-including what an earlier pattern excluded; the last matching pattern decides).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import regex
+import pathspec
 
-
-def _glob_to_regex(glob: str) -> str:
-    anchored = "/" in glob.rstrip("/")
-    glob = glob.strip("/")
-    out = []
-    i = 0
-    while i < len(glob):
-        if glob.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif glob.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif glob[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif glob[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(regex.escape(glob[i]))
-            i += 1
-    body = "".join(out)
-    # A glob without a slash matches a name at any depth; a match on a folder excludes
-    # everything below it.
-    return ("" if anchored else "(?:.*/)?") + body + "(?:/.*)?"
+from scanner.errors import ConfigError
 
 
 @dataclass(frozen=True)
 class PathFilter:
     globs: tuple[str, ...] = ()
-    _compiled: regex.Pattern[str] = field(init=False, repr=False, compare=False)
+    _spec: pathspec.GitIgnoreSpec = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        pattern = "|".join(f"(?:{_glob_to_regex(g)})" for g in self.globs) if self.globs else "(?!)"
-        object.__setattr__(self, "_compiled", regex.compile(pattern))
+        try:
+            spec = pathspec.GitIgnoreSpec.from_lines(self.globs)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"exclude pattern not valid: {exc}") from None
+        object.__setattr__(self, "_spec", spec)
 
     def excluded(self, path: str) -> bool:
-        return self._compiled.fullmatch(path) is not None
+        """Whether a file at ``path`` (or, with a trailing '/', a folder) is excluded."""
+        return bool(self.globs) and self._spec.match_file(path)
+
+    def excluded_folder(self, path: str) -> bool:
+        """Whether the folder at ``path`` is excluded as a whole (git does not look inside it)."""
+        return bool(self.globs) and self._spec.match_file(path.rstrip("/") + "/")
 
 
 def path_filter(globs: Sequence[str]) -> PathFilter:

@@ -7,15 +7,15 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 import regex
 
 from scanner.engine.rules import RuleSet
-from scanner.errors import UsageError
+from scanner.errors import GitError, UsageError
 from scanner.findings import Finding, ScanReport, Skipped, findings_from_matches
 from scanner.pathfilter import PathFilter
-from scanner.sources.git import find_repository
+from scanner.sources.git import Repository, find_repository
 
 if TYPE_CHECKING:
     # Each source is imported by the branch that uses it: the pre-commit hook loads
@@ -50,6 +50,9 @@ class ScanOptions:
     excludes: PathFilter = field(default_factory=PathFilter)
     allow_values: tuple[regex.Pattern[str], ...] = ()
     progress: ProgressCallback | None = None
+    # With staged: the files pre-commit passed. All staged changes: only their added lines;
+    # any that is not (pre-commit --all-files or --files): the files on disk, whole.
+    files: tuple[str, ...] = ()
 
 
 @dataclass
@@ -101,18 +104,31 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
     if options.revision_range is not None:
         check_revisions(options.revision_range.split(".."))
     repo = None
+    subtree = ""  # a folder inside a repository: work tree and history limited to it (git log -- sub)
     if options.history != "none" or options.staged:
-        repo = find_repository(target, search_parents=git_mode)
+        try:
+            repo = find_repository(target, search_parents=git_mode or (target.is_dir() and options.history == "default"))
+        except GitError:
+            if git_mode:
+                raise
+            # A repository above the folder that git refuses: the folder is still scanned as files.
+            repo = find_repository(target, search_parents=False)
+        subtree = _subtree(repo, target) if not (options.staged or revisions) else ""
         if repo is None and git_mode:
             raise UsageError(f"{target}: not a git repository (history, --staged and --range need one)")
         if repo is not None and options.staged and repo.worktree is None:
             raise UsageError(f"{target}: a bare repository has no index: --staged needs a work tree")
     if repo is None:
         scan_worktree(target, options, ruleset, tally)
+    elif options.staged and options.files and repo.worktree is not None and not _all_staged(repo, options.files):
+        tally.warnings.append(f"{len(options.files)} file(s) given are not all staged changes "
+                              "(pre-commit --all-files or --files): scanned whole, as they are on disk")
+        scan_named_files(repo.worktree, options, ruleset, tally)
     elif options.staged:
         from scanner.sources.changes import scan_staged
 
-        _merge(tally, scan_staged(repo, ruleset, options.max_file_size))
+        _merge(tally, scan_staged(repo, ruleset, options.max_file_size,
+                                  paths=frozenset(_repo_relative(repo.worktree, options.files)) if options.files else None))
     elif revisions:
         from scanner.sources.changes import scan_range
 
@@ -123,8 +139,12 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
 
         history = scan_history(repo, ruleset, all_objects=options.all_objects, max_size=options.max_file_size,
                                jobs=options.jobs, progress=options.progress)
+        if subtree:
+            # Attribution by path: what history found outside the folder is not reported.
+            history.findings[:] = [f for f in history.findings if f.path is not None and f.path.startswith(subtree)]
         if options.history != "only" and repo.worktree is not None:
-            scan_worktree(repo.worktree, options, ruleset, tally)
+            scan_worktree(repo.worktree / subtree if subtree else repo.worktree, options, ruleset, tally,
+                          prefix=subtree)
             # A secret that history already reports (same rule, secret and path) is
             # reported once, with its commit, not again as a file on disk.
             known = {f.fingerprint for f in history.findings}
@@ -143,8 +163,44 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
     return redact_report(ScanReport(
         findings=tuple(findings), skipped=tuple(tally.skipped), warnings=tuple(tally.warnings), errors=tuple(tally.errors),
         files_scanned=tally.files, blobs_scanned=tally.blobs, commits_scanned=tally.commits,
-        bytes_scanned=tally.bytes, duration_seconds=time.monotonic() - started, target=str(target),
+        bytes_scanned=tally.bytes, duration_seconds=time.monotonic() - started,
+        target=f"{repo.worktree} (work tree and history limited to {subtree})" if subtree and repo else str(target),
     ), also=excluded)
+
+
+def _subtree(repo: Repository | None, target: Path) -> str:
+    """``target``'s path inside the repository's work tree, '/'-terminated; '' for its root."""
+    if repo is None or repo.worktree is None or not target.is_dir():
+        return ""
+    try:
+        inside = Path(os.path.realpath(target)).relative_to(os.path.realpath(repo.worktree)).as_posix()
+    except ValueError:
+        return ""
+    return "" if inside == "." else inside + "/"
+
+
+def scan_stream(stream: BinaryIO, name: str, options: ScanOptions, ruleset: RuleSet) -> ScanReport:
+    """Standard input (``keysweep scan -``), scanned as one file called ``name``."""
+    from scanner.engine.detect import as_scannable, detect
+    from scanner.engine.rules import timeout_message
+    from scanner.redact import redact_report
+
+    started = time.monotonic()
+    tally = _Tally()
+    data = stream.read(options.max_file_size + 1)  # bounded: input may never end
+    text = as_scannable(data) if len(data) <= options.max_file_size else None
+    if len(data) > options.max_file_size:
+        tally.skipped.append(Skipped(name, f"larger than the {options.max_file_size}-byte limit"))
+    elif text is not None:
+        tally.files, tally.bytes = 1, len(data)
+        tally.findings += findings_from_matches(tuple(detect(text, ruleset)), path=name, source="file")
+        tally.errors += [timeout_message(ruleset, rule_id, name) for rule_id in ruleset.health.take()]
+    findings = [f for f in tally.findings if not _value_allowed(f, options.allow_values)]
+    return redact_report(ScanReport(
+        findings=tuple(findings), skipped=tuple(tally.skipped), warnings=(), errors=tuple(tally.errors),
+        files_scanned=tally.files, blobs_scanned=0, commits_scanned=0, bytes_scanned=tally.bytes,
+        duration_seconds=time.monotonic() - started, target="standard input",
+    ))
 
 
 def _merge(tally: _Tally, scan: HistoryScan) -> None:
@@ -161,8 +217,48 @@ def _value_allowed(finding: Finding, allow: Iterable[regex.Pattern[str]]) -> boo
     return any(pattern.search(finding.secret.reveal()) for pattern in allow)
 
 
-def scan_worktree(root: Path, options: ScanOptions, ruleset: RuleSet, tally: _Tally) -> None:
-    from scanner.sources.files import FileEntry, WalkProblem, scan_files, walk
+def _repo_relative(root: Path | None, names: Iterable[str]) -> list[str]:
+    """Names as pre-commit passes them (relative to the current folder) as repository paths."""
+    base = Path.cwd()
+    out = []
+    for name in names:
+        absolute = Path(os.path.abspath(base / name))
+        try:
+            out.append(absolute.relative_to(root).as_posix() if root is not None else name)
+        except ValueError:
+            raise UsageError(f"{name}: not inside the repository {root}") from None
+    return out
+
+
+def _all_staged(repo: Repository, files: Iterable[str]) -> bool:
+    from scanner.sources.git import staged_changes
+
+    staged = {change.path for change in staged_changes(repo)}
+    return all(path in staged for path in _repo_relative(repo.worktree, files))
+
+
+def scan_named_files(root: Path, options: ScanOptions, ruleset: RuleSet, tally: _Tally) -> None:
+    """The files named (each whole, as on disk); symlinks and folders are not followed."""
+    import stat
+
+    from scanner.sources.files import FileEntry
+
+    entries = []
+    for relative in _repo_relative(root, options.files):
+        if options.excludes.excluded(relative):
+            continue
+        try:
+            info = os.lstat(root / relative)
+        except OSError as exc:
+            tally.skipped.append(Skipped(relative, f"cannot be read: {exc.strerror or exc}"))
+            continue
+        if stat.S_ISREG(info.st_mode):
+            entries.append(FileEntry(str(root / relative), relative, info.st_size))
+    _scan_entries(entries, options, ruleset, tally)
+
+
+def scan_worktree(root: Path, options: ScanOptions, ruleset: RuleSet, tally: _Tally, *, prefix: str = "") -> None:
+    from scanner.sources.files import FileEntry, WalkProblem, walk
 
     entries: list[FileEntry] = []
     for item in walk(root, options.excludes):
@@ -170,7 +266,13 @@ def scan_worktree(root: Path, options: ScanOptions, ruleset: RuleSet, tally: _Ta
             tally.skipped.append(Skipped(item.relative, f"cannot be read: {item.reason}"))
         else:
             entries.append(item)
+    _scan_entries(entries, options, ruleset, tally, prefix=prefix)
+
+
+def _scan_entries(entries: list[FileEntry], options: ScanOptions, ruleset: RuleSet, tally: _Tally, *,
+                  prefix: str = "") -> None:
     from scanner.engine.rules import timeout_message
+    from scanner.sources.files import scan_files
 
     for result in scan_files(entries, ruleset, options.max_file_size, options.jobs):
         tally.errors += [timeout_message(ruleset, rule_id, result.relative) for rule_id in result.timed_out]
@@ -180,4 +282,4 @@ def scan_worktree(root: Path, options: ScanOptions, ruleset: RuleSet, tally: _Ta
             continue
         tally.files += 1
         tally.bytes += result.size
-        tally.findings += findings_from_matches(result.matches, path=result.relative, source="file")
+        tally.findings += findings_from_matches(result.matches, path=prefix + result.relative, source="file")

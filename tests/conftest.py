@@ -47,6 +47,13 @@ def keysweep() -> Callable[..., CliResult]:
     return run_keysweep
 
 
+@pytest.fixture(scope="session")
+def pre_commit_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One PRE_COMMIT_HOME for the whole run: pre-commit pip-installs keysweep's hook
+    environment once per revision, and every test that runs pre-commit shares it."""
+    return tmp_path_factory.mktemp("pre-commit-home")
+
+
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
     """A moto server on 127.0.0.1 (a free port), one per test module, for the real CLI to

@@ -149,6 +149,41 @@ def test_gitlab_job_range_and_new_branch(pushed: tuple[GitRepo, str, str, KeySet
     assert proc.returncode == 0, proc.stderr
 
 
+def _install_steps() -> list[str]:
+    workflow = yaml.safe_load((REPO_ROOT / "examples" / "github-actions.yml").read_text())
+    [github] = [s["run"] for s in workflow["jobs"]["keysweep"]["steps"] if s.get("name") == "Install keysweep"]
+    gitlab = yaml.safe_load((REPO_ROOT / "examples" / "gitlab-ci.yml").read_text())["keysweep"]["before_script"][-1]
+    return [str(github), str(gitlab)]
+
+
+def test_ci_install_step_without_the_package_variable_says_what_to_set(tmp_path: Path) -> None:
+    for step in _install_steps():
+        proc = _run_script(step, tmp_path, {"KEYSWEEP_PACKAGE": ""})
+        assert proc.returncode != 0 and "KEYSWEEP_PACKAGE" in proc.stderr and "git+https://" in proc.stderr
+
+
+@pytest.mark.slow
+def test_ci_install_step_installs_a_pinned_commit_of_this_repository(tmp_path: Path) -> None:
+    """The install step as printed, KEYSWEEP_PACKAGE set as the README says (git+URL@COMMIT),
+    into a fresh virtual environment; the keysweep it installs then scans."""
+    if not (REPO_ROOT / ".git").exists():
+        pytest.skip("needs keysweep's own git checkout")
+    head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    venv = tmp_path / "venv"
+    # The test environment's packages are visible, so pip installs only keysweep itself.
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    env = {"KEYSWEEP_PACKAGE": f"git+file://{REPO_ROOT}@{head}", "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+           "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    proc = subprocess.run(["bash", "-e", "-c", _install_steps()[0]], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, **env})
+    assert proc.returncode == 0, proc.stderr
+    (tmp_path / "a.env").write_text(env_file(KeySet.generate()))
+    scan = subprocess.run([str(venv / "bin" / "keysweep"), "scan", "--no-history", str(tmp_path / "a.env")],
+                          capture_output=True, text=True, timeout=120)
+    assert scan.returncode == 1, scan.stderr
+
+
 # --- baselines --------------------------------------------------------------------------
 
 

@@ -29,7 +29,7 @@ from scanner.secret import PAIRS_WITH_KEY_ID, Secret
 
 # Comments that mark a line as a known false positive. keysweep's own, and those of
 # gitleaks and detect-secrets so a team can switch tools without editing every file.
-ALLOW_MARKERS: tuple[bytes, ...] = (b"keysweep:allow", b"gitleaks:allow", b"pragma: allowlist secret")
+ALLOW_MARKERS: tuple[bytes, ...] = (b"keysweep:allow", b"gitleaks:allow", b"trufflehog:ignore", b"pragma: allowlist secret")
 # A secret pairs with a key ID at most this many lines away (when the text holds several).
 PAIR_LINES = 6
 BINARY_SNIFF_BYTES = 8192

@@ -66,7 +66,7 @@ def walk(root: Path, excludes: PathFilter) -> Iterator[FileEntry | WalkProblem]:
         problems.clear()
         rel_folder = os.path.relpath(folder, root)
         rel_folder = "" if rel_folder == "." else Path(rel_folder).as_posix() + "/"
-        dirs[:] = sorted(d for d in dirs if d != ".git" and not excludes.excluded(rel_folder + d))
+        dirs[:] = sorted(d for d in dirs if d != ".git" and not excludes.excluded_folder(rel_folder + d))
         for name in sorted(files):
             relative = rel_folder + name
             relative = _display(relative)
