@@ -31,10 +31,13 @@ _URL_TOKEN_TABLE = bytes(
 _CONTROL = regex.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Escapes a value can be written with: JSON's \/ (PHP's json_encode escapes every slash),
 # \uXXXX, \u{X}, \xXX, and HTML's &#xX; and &#N;.
+# Only escapes of printable ASCII (what key IDs and secrets are made of): \u2019 in prose is
+# not worth a look, and most texts with escapes hold only such.
 _ESCAPE = regex.compile(
-    rb"\\/|\\u[0-9A-Fa-f]{4}|\\u\{[0-9A-Fa-f]{1,6}\}|\\x[0-9A-Fa-f]{2}|&#[xX][0-9A-Fa-f]{1,6};|&#[0-9]{1,7};"
+    rb"\\/|\\u00[2-7][0-9A-Fa-f]|\\u\{[2-7][0-9A-Fa-f]\}|\\x[2-7][0-9A-Fa-f]|&#[xX][2-7][0-9A-Fa-f];"
+    rb"|&#(?:3[2-9]|[4-9][0-9]|1[01][0-9]|12[0-6]);"
 )
-_ESCAPE_MARKS = (b"\\/", b"\\u", b"\\x", b"&#")
+_ESCAPE_MARKS = (b"\\/", b"\\u00", b"\\u{", b"\\x", b"&#")
 _ESCAPE_TOKEN_TABLE = bytes(
     1 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "\\/+=&#;{}") else 0 for i in range(256)
 )
@@ -80,8 +83,21 @@ class DecodedView:
         return self.original_starts[index]
 
 
-def decoded_views(data: bytes, base64_runs: list[tuple[int, int]]) -> Iterator[DecodedView]:
-    """Views of ``data`` with encoded values decoded, where any decoded value looks worth a look."""
+# What announces each decoding, for a native pass to look for beside the rules (see
+# native.Prefilter): a text without the mark skips that decoder's own searches.
+MARKS: dict[str, bytes] = {
+    "url": rb"%2[BbFf]",
+    "escape": rb"\\/|\\u00|\\u\{|\\x[2-7]|&#",
+    "jwt": rb"eyJ",
+}
+
+
+def decoded_views(data: bytes, base64_runs: list[tuple[int, int]],
+                  marks: frozenset[str] | None = None) -> Iterator[DecodedView]:
+    """Views of ``data`` with encoded values decoded, where any decoded value looks worth a look.
+
+    ``marks``: which decodings' marks a native pass saw in ``data`` (None: not known, so each
+    decoder looks for its own)."""
     substitutions = []
     size = len(data)
     for start, end in base64_runs:
@@ -106,7 +122,7 @@ def decoded_views(data: bytes, base64_runs: list[tuple[int, int]]) -> Iterator[D
         yield _view(data, "base64", substitutions)
     # memchr for a '%' first: most texts have none, and a single-byte search is ~10x faster
     # than any pattern search.
-    percent = data.find(b"%")
+    percent = data.find(b"%") if marks is None or "url" in marks else -1
     if percent >= 0 and _URL_MARK.search(data, percent):
         substitutions = []
         # Each encoded '/' or '+' widened to its whole token: cheap C searches, no regex
@@ -125,25 +141,35 @@ def decoded_views(data: bytes, base64_runs: list[tuple[int, int]]) -> Iterator[D
                 substitutions.append((start, end, decoded))
         if substitutions:
             yield _view(data, "url", substitutions)
-    view = _escape_view(data)
+    view = _escape_view(data) if marks is None or "escape" in marks else None
     if view is not None:
         yield view
-    view = _jwt_view(data)
+    view = _jwt_view(data) if marks is None or "jwt" in marks else None
     if view is not None:
         yield view
 
 
 def _escape_view(data: bytes) -> DecodedView | None:
     """Tokens holding escapes (``abc\\/def``, ``\\u0041KIA…``), unescaped whole."""
-    # Backslashes are everywhere in code; the escapes that matter are not. A few C searches
-    # rule most texts out before any pattern runs.
-    if not any(data.find(mark) >= 0 for mark in _ESCAPE_MARKS):
+    # Where each escape is: memchr-speed searches for its fixed start, the pattern tried only
+    # there (running the pattern over the text costs ~10 ns a byte; most texts have few).
+    places = []
+    for lead in _ESCAPE_MARKS:
+        position = data.find(lead)
+        while position >= 0:
+            places.append(position)
+            position = data.find(lead, position + 1)
+    if not places:
         return None
+    places.sort()
     translated = data.translate(_ESCAPE_TOKEN_TABLE)
     substitutions = []
     last_end = -1
-    for mark in _ESCAPE.finditer(data):
-        if mark.start() < last_end:
+    for place in places:
+        if place < last_end:
+            continue
+        mark = _ESCAPE.match(data, place)
+        if mark is None:
             continue
         start = translated.rfind(b"\x00", max(0, mark.start() - MAX_TOKEN), mark.start()) + 1
         end = translated.find(b"\x00", mark.end())

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import regex
 
 from scanner.engine.decode import BASE64_TABLE, MIN_BASE64_RUN, DecodingKind, decoded_views, value_runs
-from scanner.engine.native import prefilter_for
+from scanner.engine.native import marks_of, prefilter_for
 from scanner.engine.rules import CharClass, Rule, RuleHealth, RuleSet
 from scanner.secret import PAIRS_WITH_KEY_ID, Secret
 
@@ -126,14 +126,16 @@ class _Candidate:
 def detect(data: bytes, ruleset: RuleSet) -> list[Match]:
     """Every secret in ``data`` (already known to be text), paired where possible."""
     runs = _RunCache(data)
-    candidates: list[tuple[_Candidate, DecodingKind | None]] = [(c, None) for c in _find(data, ruleset, runs)]
+    possible = _possible(data, ruleset)
+    candidates: list[tuple[_Candidate, DecodingKind | None]] = [(c, None) for c in _find(data, ruleset, runs, possible)]
     # One layer down: decoded views are scanned, never decoded again.
     # Long encoded values (a secret is 56 characters in base64, a credentials file far
     # more) are looked at everywhere; short ones (a key ID is 28) only in manifests that
     # carry base64 data by design, where the cost of looking at every token is worth it.
     head = data[:MANIFEST_HEAD]
     short = b"apiVersion" in head and any(marker in head for marker in MANIFEST_MARKERS)
-    for view in decoded_views(data, runs.get(BASE64_TABLE, MIN_BASE64_RUN if short else LONG_BASE64_RUN)):
+    marks = marks_of(possible) if possible is not None else None
+    for view in decoded_views(data, runs.get(BASE64_TABLE, MIN_BASE64_RUN if short else LONG_BASE64_RUN), marks):
         view_runs = _RunCache(view.data)
         for candidate in _find(view.data, ruleset, view_runs):
             origin = view.original_offset(candidate.start, candidate.end)
@@ -169,14 +171,19 @@ class _RunCache:
         return cached[1]
 
 
-def _find(data: bytes, ruleset: RuleSet, runs: _RunCache) -> list[_Candidate]:
+def _possible(data: bytes, ruleset: RuleSet) -> set[str] | None:
+    """What the native prefilter says may match in ``data`` (None: no prefilter here)."""
+    prefilter = prefilter_for(ruleset, len(data))
+    return prefilter.possible(data) if prefilter is not None else None
+
+
+def _find(data: bytes, ruleset: RuleSet, runs: _RunCache, possible: set[str] | None = None) -> list[_Candidate]:
     found: list[_Candidate] = []
     lowered: bytes | None = None
     health = ruleset.health
     # Native code (Hyperscan) says in one pass which pattern-driven rules can match at all;
     # the others are not run. The prefilter accepts a superset, so findings do not change.
-    prefilter = prefilter_for(ruleset, len(data))
-    possible = prefilter.possible(data) if prefilter is not None else None
+    # (Decoded views are scanned without it: they are few and small.)
     for rule in ruleset.rules:
         if not rule.patterns or rule.id in health.disabled:
             continue
@@ -326,6 +333,8 @@ def _marker_lines(data: bytes) -> set[int]:
 def _locate(data: bytes, candidates: list[tuple[_Candidate, DecodingKind | None]]) -> list[tuple[Match, Rule]]:
     """Line and column of each candidate, in one sweep over the text (candidates in order of
     place), dropping those on a line with an inline-allow comment."""
+    if not candidates:
+        return []  # most texts: no need to look for allow comments at all
     allowed_lines = _marker_lines(data)
     located = []
     line, line_start, position, chars = 1, 0, 0, 0  # chars: characters from line_start to position

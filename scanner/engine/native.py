@@ -67,6 +67,13 @@ class Prefilter:
                     continue
                 expressions.append(source)
                 self.rule_of.append(rule.id)
+        # The marks that tell the decoders (decode.MARKS) which decodings a text needs, in the
+        # same pass: texts without them skip those searches.
+        from scanner.engine.decode import MARKS
+
+        for name, mark in MARKS.items():
+            expressions.append(mark)
+            self.rule_of.append(MARK_PREFIX + name)
         self.database: Any = None
         if expressions:
             self.database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
@@ -83,7 +90,8 @@ class Prefilter:
         return True
 
     def possible(self, data: bytes) -> set[str]:
-        """Ids of the rules that may match somewhere in ``data``."""
+        """Ids of the rules that may match somewhere in ``data``, and the decoding marks it
+        holds (as ``mark:NAME``)."""
         hits = set(self.always)
         if self.database is not None and data:
             rule_of = self.rule_of
@@ -93,6 +101,13 @@ class Prefilter:
 
             self.database.scan(data, match_event_handler=on_match, scratch=self.scratch)
         return hits
+
+
+MARK_PREFIX = "mark:"
+
+
+def marks_of(possible: set[str]) -> frozenset[str]:
+    return frozenset(name[len(MARK_PREFIX):] for name in possible if name.startswith(MARK_PREFIX))
 
 
 def prefilter_for(ruleset: RuleSet, size: int) -> Prefilter | None:
