@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-import pathspec
+from typing import Any
 
 from scanner.errors import ConfigError
 
@@ -18,9 +17,13 @@ from scanner.errors import ConfigError
 @dataclass(frozen=True)
 class PathFilter:
     globs: tuple[str, ...] = ()
-    _spec: pathspec.GitIgnoreSpec = field(init=False, repr=False, compare=False)
+    _spec: Any = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
+        if not self.globs:
+            return  # most scans (the pre-commit hook among them) exclude nothing: no pathspec import (~15 ms)
+        import pathspec
+
         try:
             spec = pathspec.GitIgnoreSpec.from_lines(self.globs)
         except (ValueError, TypeError) as exc:
@@ -29,11 +32,11 @@ class PathFilter:
 
     def excluded(self, path: str) -> bool:
         """Whether a file at ``path`` (or, with a trailing '/', a folder) is excluded."""
-        return bool(self.globs) and self._spec.match_file(path)
+        return self._spec is not None and bool(self._spec.match_file(path))
 
     def excluded_folder(self, path: str) -> bool:
         """Whether the folder at ``path`` is excluded as a whole (git does not look inside it)."""
-        return bool(self.globs) and self._spec.match_file(path.rstrip("/") + "/")
+        return self._spec is not None and bool(self._spec.match_file(path.rstrip("/") + "/"))
 
 
 def path_filter(globs: Sequence[str]) -> PathFilter:

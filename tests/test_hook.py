@@ -17,7 +17,7 @@ from tests.gitrepo import GitRepo
 from tests.keygen import KeySet
 
 # Never on the plain scan path: each costs the hook tens of milliseconds, and none is used.
-BANNED = ("boto3", "botocore", "git", "gitdb", "dask", "jinja2", "scanner.aws", "difflib")
+BANNED = ("boto3", "botocore", "git", "gitdb", "dask", "jinja2", "scanner.aws", "difflib", "pathspec", "hyperscan")
 
 
 def imported_modules(*args: str | Path, cwd: Path) -> tuple[int, set[str]]:
