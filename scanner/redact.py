@@ -108,17 +108,30 @@ def redactor_for(secrets: Iterable[Secret]) -> Redactor:
     return Redactor(regex.compile(f"[{alphabet}]{{{shortest},}}"), replacements, shortest, prefixes)
 
 
-def _commit(info: CommitInfo | None, redact: Redactor) -> CommitInfo | None:
+# A commit subject is shown on one line: a repository can make it megabytes long, and every
+# finding of that commit would carry it into every report. Cut after redaction, so no cut
+# ever leaves part of a secret standing.
+MAX_SUMMARY = 300
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_SUMMARY else text[:MAX_SUMMARY] + f"… ({len(text)} characters)"
+
+
+def _commit(info: CommitInfo | None, redact: Redactor, done: dict[CommitInfo, CommitInfo]) -> CommitInfo | None:
     if info is None:
         return None
-    return dataclasses.replace(info, author=redact(info.author), email=redact(info.email), summary=redact(info.summary))
+    if info not in done:  # the findings of one commit share it: redacted once
+        done[info] = dataclasses.replace(info, author=_short(redact(info.author)), email=_short(redact(info.email)),
+                                         summary=_short(redact(info.summary)))
+    return done[info]
 
 
-def _finding(finding: Finding, redact: Redactor) -> Finding:
+def _finding(finding: Finding, redact: Redactor, done: dict[CommitInfo, CommitInfo]) -> Finding:
     return dataclasses.replace(
         finding,
         path=redact(finding.path) if finding.path is not None else None,
-        commit=_commit(finding.commit, redact),
+        commit=_commit(finding.commit, redact, done),
     )
 
 
@@ -131,9 +144,10 @@ def redact_report(report: ScanReport, also: Iterable[Secret] = ()) -> ScanReport
     redact = redactor_for([*(f.secret for f in report.findings), *also])
     if redact.pattern is None:
         return report
+    done: dict[CommitInfo, CommitInfo] = {}
     return dataclasses.replace(
         report,
-        findings=tuple(_finding(f, redact) for f in report.findings),
+        findings=tuple(_finding(f, redact, done) for f in report.findings),
         skipped=tuple(Skipped(redact(s.path), redact(s.reason)) for s in report.skipped),
         warnings=tuple(redact(w) for w in report.warnings),
         errors=tuple(redact(e) for e in report.errors),

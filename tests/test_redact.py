@@ -43,3 +43,29 @@ def test_cost_does_not_grow_with_the_number_of_values() -> None:
     assert timings[1] < 10 * timings[0] + 1.0, timings
     hit = f"{text[:5000]}{keys[-1].secret}{text[:5000]}"
     assert many(hit) == f"{text[:5000]}********{text[:5000]}"
+
+
+def test_a_megabyte_commit_subject_is_redacted_once_and_cut_after() -> None:
+    import time
+
+    from scanner.findings import CommitInfo, Finding, ScanReport
+    from scanner.redact import MAX_SUMMARY, redact_report
+    from scanner.secret import Secret
+    from tests.keygen import KeySet
+
+    pairs = [KeySet.generate() for _ in range(200)]
+    subject = ("x" * 999 + " ") * 1000 + pairs[0].secret  # 1 MB, a secret at the very end
+    commit = CommitInfo("a" * 40, "Eve", "eve@example.com", "2026-01-01T00:00:00+00:00", subject)
+    findings = tuple(
+        Finding("aws-secret-access-key", Secret("secret", keys.secret), f"f{i}.env", 1, 1, "git-blob", f"{i:032x}",
+                commit=commit)
+        for i, keys in enumerate(pairs)
+    )
+    report = ScanReport(findings, (), (), 0, 1, 1, 0, 0.0, "repo")
+    started = time.perf_counter()
+    redacted = redact_report(report)
+    assert time.perf_counter() - started < 5
+    summaries = {f.commit.summary for f in redacted.findings if f.commit is not None}
+    assert len(summaries) == 1
+    [summary] = summaries
+    assert len(summary) < MAX_SUMMARY + 40 and pairs[0].secret not in summary
