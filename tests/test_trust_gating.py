@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import run_keysweep
 from tests.gitrepo import GitRepo
 from tests.keygen import KeySet
-from tests.test_trust_remediation import authentication, env_for, make_operator, moto_url, status_of  # noqa: F401
+from tests.test_trust_remediation import authentication, env_for, make_operator, status_of
 
 THROTTLED = (b'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
              b'<Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>1</RequestId></ErrorResponse>')
