@@ -89,3 +89,82 @@ def test_ruleset_pickles_without_the_native_database() -> None:
     ruleset.health.prefilter = native.Prefilter(ruleset)
     copy = pickle.loads(pickle.dumps(ruleset))
     assert copy.health.prefilter is None and [r.id for r in copy.rules] == [r.id for r in ruleset.rules]
+
+
+def _filler(rng: random.Random, size: int) -> bytes:
+    """Text like a large history blob: code, JSON with escapes, paths, long identifiers,
+    base64 that decodes to nothing of interest."""
+    lines = [
+        b'    "description": "The session token for the request, see \\"docs\\" and https:\\/\\/example.com\\/x",',
+        b"from awscli.customizations.cloudformation.deployer import DeployerWithALongName",
+        b"path = 'awscli/examples/cloudformation/deploy/with/a/very/long/path.rst'",
+        b"data = '" + base64.b64encode(bytes(rng.randrange(256) for _ in range(60))) + b"'",
+        b"blob = '" + base64.b64encode(b"plain words in base64, nothing here " * 3) + b"'",
+        b'<p>It&#39;s here &#x27;quoted&#x27; \\u0020 text</p>',
+        b"mail_server = 'smtp.example.com'  # no password",
+        b"",
+    ]
+    out = bytearray()
+    while len(out) < size:
+        out += rng.choice(lines) + b"\n"
+    return bytes(out[:size])
+
+
+def _large_corpus() -> list[bytes]:
+    """Texts past the size where the native pass lists base64 places and decoded views are
+    cut to windows, with secrets far apart, near the edges, and in every encoding."""
+    rng = random.Random(1128)
+    texts = []
+    for index in range(24):
+        keys = KeySet.generate()
+        pieces = [
+            f"aws_secret_access_key = {keys.secret}\n".encode(),
+            f'{{"SecretAccessKey": "{keys.fill("{secret_json}")}"}}\n'.encode(),
+            f"id = {keys.fill('{key_id_u}')}\n".encode(),
+            keys.fill("creds: {creds_b64_b64}\n").encode(),
+            keys.fill("token: {jwt_creds}\n").encode(),
+            f"config: {base64.b64encode(keys.credentials_file().encode()).decode()}\n".encode(),
+            f"{keys.key_id}\n\n{keys.secret}\n".encode(),
+            f"url = https://x/?secret={keys.fill('{secret_url}')}\n".encode(),
+        ]
+        if index % 4 == 0:  # more base64 places than the native pass lists: the fallback
+            pieces.append(b"img = '" + base64.b64encode(b"ABCDEFabcdef" * 20000) + b"'\n")
+        body = bytearray(_filler(rng, rng.randint(40_000, 200_000)))
+        for piece in rng.sample(pieces, rng.randint(1, len(pieces))):
+            at = body.find(b"\n", rng.randrange(len(body))) + 1
+            body[at:at] = piece
+        texts.append(bytes(body))
+    return texts
+
+
+@pytest.mark.skipif(not native.available(), reason="no hyperscan wheel for this platform: the pure-Python engine runs")
+def test_engines_agree_on_large_texts() -> None:
+    plain = load_ruleset()
+    plain.health.prefilter = False
+    prefiltered = load_ruleset()
+    prefiltered.health.prefilter = native.Prefilter(prefiltered)
+    found = 0
+    for text in _large_corpus():
+        expected = _summary(detect(text, plain))
+        assert _summary(detect(text, prefiltered)) == expected
+        found += len(expected)
+    assert found > 40
+
+
+def test_decoded_views_keep_context_far_into_a_large_text() -> None:
+    """A view holds windows around decoded tokens, not the whole text: what a rule needs
+    around a value (its name above it, a key ID a few lines away) is still there."""
+    escaped, encoded = KeySet.generate(), KeySet.generate()
+    while "/" not in escaped.secret:  # an escape to decode
+        escaped = KeySet.generate()
+    filler = b"x = 1  # nothing here\n" * 20_000
+    text = (filler + b"aws_secret_access_key:\n  # rotated 2024\n  " + escaped.fill("{secret_json}").encode() + b"\n"
+            + filler + encoded.key_id.encode() + b"\n\n"
+            + f"value: {base64.b64encode(encoded.secret.encode()).decode()}\n".encode()
+            + filler)
+    ruleset = load_ruleset()
+    ruleset.health.prefilter = False
+    found = {(m.rule_id, m.secret.reveal(), m.decoded) for m in detect(text, ruleset)}
+    assert ("aws-secret-access-key", escaped.secret, "escape") in found
+    assert ("aws-access-key-id", encoded.key_id, None) in found
+    assert ("aws-secret-access-key", encoded.secret, "base64") in found  # bare, two lines below the key ID

@@ -87,17 +87,17 @@ class DecodedView:
 # native.Prefilter): a text without the mark skips that decoder's own searches.
 MARKS: dict[str, bytes] = {
     "url": rb"%2[BbFf]",
-    "escape": rb"\\/|\\u00|\\u\{|\\x[2-7]|&#",
+    "escape": _ESCAPE.pattern,
     "jwt": rb"eyJ",
 }
 
 
 def decoded_views(data: bytes, base64_runs: list[tuple[int, int]],
-                  marks: frozenset[str] | None = None) -> Iterator[DecodedView]:
+                  marks: frozenset[str] | None = None, escapes: list[int] | None = None) -> Iterator[DecodedView]:
     """Views of ``data`` with encoded values decoded, where any decoded value looks worth a look.
 
     ``marks``: which decodings' marks a native pass saw in ``data`` (None: not known, so each
-    decoder looks for its own)."""
+    decoder looks for its own); ``escapes``: where that pass saw escapes end (None: not known)."""
     substitutions = []
     size = len(data)
     for start, end in base64_runs:
@@ -141,7 +141,7 @@ def decoded_views(data: bytes, base64_runs: list[tuple[int, int]],
                 substitutions.append((start, end, decoded))
         if substitutions:
             yield _view(data, "url", substitutions)
-    view = _escape_view(data) if marks is None or "escape" in marks else None
+    view = _escape_view(data, escapes) if marks is None or "escape" in marks else None
     if view is not None:
         yield view
     view = _jwt_view(data) if marks is None or "jwt" in marks else None
@@ -149,39 +149,80 @@ def decoded_views(data: bytes, base64_runs: list[tuple[int, int]],
         yield view
 
 
-def _escape_view(data: bytes) -> DecodedView | None:
-    """Tokens holding escapes (``abc\\/def``, ``\\u0041KIA…``), unescaped whole."""
-    # Where each escape is: memchr-speed searches for its fixed start, the pattern tried only
-    # there (running the pattern over the text costs ~10 ns a byte; most texts have few).
-    places = []
-    for lead in _ESCAPE_MARKS:
-        position = data.find(lead)
-        while position >= 0:
-            places.append(position)
-            position = data.find(lead, position + 1)
-    if not places:
-        return None
-    places.sort()
-    translated = data.translate(_ESCAPE_TOKEN_TABLE)
+def _escape_view(data: bytes, escape_ends: list[int] | None = None) -> DecodedView | None:
+    """Tokens holding escapes (``abc\\/def``, ``\\u0041KIA…``), unescaped whole.
+
+    ``escape_ends``: where the native pass saw each escape end; without it, memchr-speed
+    searches for each escape's fixed start find them (the pattern is tried only there:
+    running it over the text costs ~10 ns a byte, and most texts have few)."""
+    inside: list[int] = []  # a position inside each escape, in order
+    if escape_ends is not None:
+        inside = [end - 1 for end in escape_ends]
+    else:
+        for lead in _ESCAPE_MARKS:
+            position = data.find(lead)
+            while position >= 0:
+                if _ESCAPE.match(data, position) is not None:
+                    inside.append(position)
+                position = data.find(lead, position + 1)
+        inside.sort()
     substitutions = []
     last_end = -1
-    for place in places:
+    for place in inside:
         if place < last_end:
             continue
-        mark = _ESCAPE.match(data, place)
-        if mark is None:
-            continue
-        start = translated.rfind(b"\x00", max(0, mark.start() - MAX_TOKEN), mark.start()) + 1
-        end = translated.find(b"\x00", mark.end())
-        end = len(data) if end < 0 else end
+        # Every character of an escape is a token character: the token around it holds it.
+        start, end = run_bounds(data, place, _ESCAPE_TOKEN_TABLE, MAX_TOKEN)
         last_end = end
-        if end - start > MAX_TOKEN:
-            continue
+        if start < 0:
+            continue  # longer than MAX_TOKEN
         token = data[start:end]
         decoded = _ESCAPE.sub(_unescape, token)
         if decoded != token:
             substitutions.append((start, end, decoded))
     return _view(data, "escape", substitutions) if substitutions else None
+
+
+def run_bounds(data: bytes, position: int, table: bytes, limit: int) -> tuple[int, int]:
+    """The maximal run of ``table``-1 bytes holding ``position``: (start, end), start -1 when the
+    run is longer than ``limit``. The end is always found, so a caller that skips positions
+    before it stays linear however long the run.
+
+    Looks in windows growing fourfold from 256 bytes: the cost is the run's length, not the
+    distance to anything else."""
+    start = -1
+    step = 256
+    low = position
+    while True:
+        window_start = max(0, low - step)
+        zero = data[window_start:low].translate(table).rfind(b"\x00")
+        if zero >= 0:
+            start = window_start + zero + 1
+            break
+        if window_start == 0:
+            start = 0
+            break
+        low = window_start
+        if position - low > limit:
+            break
+        step *= 4
+    step = 256
+    high = position
+    size = len(data)
+    while True:
+        window_end = min(size, high + step)
+        zero = data[high:window_end].translate(table).find(b"\x00")
+        if zero >= 0:
+            end = high + zero
+            break
+        if window_end == size:
+            end = size
+            break
+        high = window_end
+        step *= 4
+    if start >= 0 and end - start > limit:
+        start = -1
+    return start, end
 
 
 def _unescape(match: regex.Match[bytes]) -> bytes:
@@ -249,14 +290,28 @@ def _is_text(raw: bytes) -> bool:
     return True
 
 
+# A view holds each decoded token with this much of the text either side, not the whole text:
+# the rules look at most CONTEXT_BYTES (1 KiB, detect.py) around a value or a key ID, and
+# only what is found inside a token counts. A large text with a few encoded tokens is then
+# not scanned a second time.
+VIEW_MARGIN = 4096
+
+
 def _view(data: bytes, kind: DecodingKind, substitutions: list[tuple[int, int, bytes]]) -> DecodedView:
     parts: list[bytes] = []
     view_starts: list[int] = []
     view_ends: list[int] = []
     original_starts: list[int] = []
-    last = 0
+    last = 0  # where the text copied so far ends
     length = 0
     for start, end, decoded in substitutions:
+        window_start = max(0, start - VIEW_MARGIN)
+        if window_start > last:
+            # A gap: the text between windows is left out, a line break in its place.
+            parts.append(data[last : min(last + VIEW_MARGIN, window_start)])
+            parts.append(b"\n")
+            length += len(parts[-2]) + 1
+            last = window_start
         before = data[last:start]
         parts.append(before)
         length += len(before)
@@ -266,5 +321,5 @@ def _view(data: bytes, kind: DecodingKind, substitutions: list[tuple[int, int, b
         view_ends.append(length)
         original_starts.append(start)
         last = end
-    parts.append(data[last:])
+    parts.append(data[last : last + VIEW_MARGIN])
     return DecodedView(kind, b"".join(parts), tuple(view_starts), tuple(view_ends), tuple(original_starts))

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import regex
 
 from scanner.engine.decode import BASE64_TABLE, MIN_BASE64_RUN, DecodingKind, decoded_views, value_runs
-from scanner.engine.native import marks_of, prefilter_for
+from scanner.engine.native import prefilter_for
 from scanner.engine.rules import CharClass, Rule, RuleHealth, RuleSet
 from scanner.secret import PAIRS_WITH_KEY_ID, Secret
 
@@ -126,7 +126,9 @@ class _Candidate:
 def detect(data: bytes, ruleset: RuleSet) -> list[Match]:
     """Every secret in ``data`` (already known to be text), paired where possible."""
     runs = _RunCache(data)
-    possible = _possible(data, ruleset)
+    prefilter = prefilter_for(ruleset, len(data))
+    native = prefilter.scan(data) if prefilter is not None else None
+    possible = native.rules if native is not None else None
     candidates: list[tuple[_Candidate, DecodingKind | None]] = [(c, None) for c in _find(data, ruleset, runs, possible)]
     # One layer down: decoded views are scanned, never decoded again.
     # Long encoded values (a secret is 56 characters in base64, a credentials file far
@@ -134,8 +136,13 @@ def detect(data: bytes, ruleset: RuleSet) -> list[Match]:
     # carry base64 data by design, where the cost of looking at every token is worth it.
     head = data[:MANIFEST_HEAD]
     short = b"apiVersion" in head and any(marker in head for marker in MANIFEST_MARKERS)
-    marks = marks_of(possible) if possible is not None else None
-    for view in decoded_views(data, runs.get(BASE64_TABLE, MIN_BASE64_RUN if short else LONG_BASE64_RUN), marks):
+    marks = native.marks if native is not None else None
+    # (A native mark for "a run long enough to decode" would save this pass on a fifth of
+    # the bytes of a typical history, but costs Hyperscan more than the pass: no literal
+    # to skip ahead by.)
+    base64_runs = runs.get(BASE64_TABLE, MIN_BASE64_RUN if short else LONG_BASE64_RUN)
+    escapes = native.escape_ends if native is not None else None
+    for view in decoded_views(data, base64_runs, marks, escapes):
         view_runs = _RunCache(view.data)
         for candidate in _find(view.data, ruleset, view_runs):
             origin = view.original_offset(candidate.start, candidate.end)
@@ -171,12 +178,6 @@ class _RunCache:
         return cached[1]
 
 
-def _possible(data: bytes, ruleset: RuleSet) -> set[str] | None:
-    """What the native prefilter says may match in ``data`` (None: no prefilter here)."""
-    prefilter = prefilter_for(ruleset, len(data))
-    return prefilter.possible(data) if prefilter is not None else None
-
-
 def _find(data: bytes, ruleset: RuleSet, runs: _RunCache, possible: set[str] | None = None) -> list[_Candidate]:
     found: list[_Candidate] = []
     lowered: bytes | None = None
@@ -187,10 +188,10 @@ def _find(data: bytes, ruleset: RuleSet, runs: _RunCache, possible: set[str] | N
     for rule in ruleset.rules:
         if not rule.patterns or rule.id in health.disabled:
             continue
+        if possible is not None and rule.id not in possible:
+            continue
         if rule.value is not None:
             found += _run_by_value(rule, data, runs, health)
-            continue
-        if possible is not None and rule.id not in possible:
             continue
         if rule.keywords:
             lowered = data.lower() if lowered is None else lowered

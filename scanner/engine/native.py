@@ -16,6 +16,8 @@ Where the wheel is missing (not x86-64 Linux), the pure-Python engine is used.
 from __future__ import annotations
 
 import os
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from scanner.engine.rules import RuleSet
@@ -58,28 +60,51 @@ class Prefilter:
         expressions: list[bytes] = []
         flags = hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_ALLOWEMPTY
         for rule in ruleset.rules:
-            if rule.value is not None or not rule.patterns:
+            # Value-driven rules too: a value counts only where one of the rule's patterns
+            # confirms it, so a text none of them can match anywhere needs no value search
+            # (the widened pattern matches wherever the exact one matches in any window).
+            if not rule.patterns:
                 continue
             for pattern in rule.patterns:
                 source = pattern.pattern
-                if not isinstance(source, bytes) or not self._compiles(source, flags):
+                if not isinstance(source, bytes):
                     self.always.add(rule.id)
                     continue
-                expressions.append(source)
+                expressions.append(widen_repeats(source))
                 self.rule_of.append(rule.id)
         # The marks that tell the decoders (decode.MARKS) which decodings a text needs, in the
-        # same pass: texts without them skip those searches.
+        # same pass: texts without them skip those searches. Escapes are reported where they
+        # are (exact pattern, every match), so the escape decoder looks only there.
         from scanner.engine.decode import MARKS
 
+        flag_list = [flags] * len(expressions)
         for name, mark in MARKS.items():
             expressions.append(mark)
             self.rule_of.append(MARK_PREFIX + name)
+            flag_list.append(hyperscan.HS_FLAG_ALLOWEMPTY if name == "escape" else flags)
         self.database: Any = None
-        if expressions:
-            self.database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-            self.database.compile(expressions=expressions, ids=list(range(len(expressions))),
-                                  elements=len(expressions), flags=flags)
+        try:
+            self.database = self._compile(expressions, flag_list)
+        except Exception:  # noqa: BLE001 - hyperscan.error: one pattern it cannot take, even widened
+            # Compiling each pattern alone (twice the work) only when the whole set fails.
+            keep = [i for i, source in enumerate(expressions) if self._compiles(source, flag_list[i])]
+            for index in set(range(len(expressions))) - set(keep):
+                self.always.add(self.rule_of[index])
+            expressions = [expressions[i] for i in keep]
+            flag_list = [flag_list[i] for i in keep]
+            self.rule_of = [self.rule_of[i] for i in keep]
+            self.database = self._compile(expressions, flag_list)
+        self.escape_id = self.rule_of.index(MARK_PREFIX + "escape") if MARK_PREFIX + "escape" in self.rule_of else -1
+        if self.database is not None:
             self.scratch = hyperscan.Scratch(self.database)
+
+    def _compile(self, expressions: list[bytes], flags: list[int]) -> Any:
+        if not expressions:
+            return None
+        database = self._hyperscan.Database(mode=self._hyperscan.HS_MODE_BLOCK)
+        database.compile(expressions=expressions, ids=list(range(len(expressions))), elements=len(expressions),
+                         flags=flags)
+        return database
 
     def _compiles(self, source: bytes, flags: int) -> bool:
         try:
@@ -89,25 +114,92 @@ class Prefilter:
             return False
         return True
 
+    def scan(self, data: bytes) -> NativeScan:
+        """What one pass over ``data`` tells: the rules that may match, the decoding marks, and
+        where escapes end (None when there were too many to list: the decoder finds them)."""
+        hits = set(self.always)  # a mark that did not compile is among them: always looked for
+        escape_ends: list[int] | None = None
+        if self.database is not None and data:
+            rule_of = self.rule_of
+            escape_id = self.escape_id
+            ends: list[int] = []
+
+            def on_match(index: int, start: int, end: int, flags: int, context: Any) -> bool:
+                if index == escape_id:
+                    ends.append(end)
+                    # Past the cap the list is dropped, not the scan stopped: the rules
+                    # still need their answer.
+                    if len(ends) > MAX_LISTED:
+                        ends.clear()
+                        hits.add(TOO_MANY_ESCAPES)
+                        return False
+                hits.add(rule_of[index])
+                return False
+
+            self.database.scan(data, match_event_handler=on_match, scratch=self.scratch)
+            escape_ends = None if TOO_MANY_ESCAPES in hits or escape_id < 0 else ends
+        rules = {name for name in hits if not name.startswith(MARK_PREFIX)}
+        marks = frozenset(name[len(MARK_PREFIX):] for name in hits if name.startswith(MARK_PREFIX))
+        return NativeScan(rules, marks, escape_ends)
+
     def possible(self, data: bytes) -> set[str]:
         """Ids of the rules that may match somewhere in ``data``, and the decoding marks it
         holds (as ``mark:NAME``)."""
-        hits = set(self.always)
-        if self.database is not None and data:
-            rule_of = self.rule_of
+        found = self.scan(data)
+        return found.rules | {MARK_PREFIX + mark for mark in found.marks}
 
-            def on_match(index: int, start: int, end: int, flags: int, context: Any) -> None:
-                hits.add(rule_of[index])
 
-            self.database.scan(data, match_event_handler=on_match, scratch=self.scratch)
-        return hits
+@dataclass(frozen=True, slots=True)
+class NativeScan:
+    rules: set[str]  # ids of the rules that may match
+    marks: frozenset[str]  # decoding marks seen (decode.MARKS)
+    escape_ends: list[int] | None  # where each escape ends; None: too many to list
+
+
+# Escapes listed per text at most; past it the Python searches
+# take over, so a text made of nothing else costs no more than without the native pass.
+MAX_LISTED = 4096
+TOO_MANY_ESCAPES = "mark:escape-overflow"
 
 
 MARK_PREFIX = "mark:"
+# Hyperscan tracks a bounded repeat position by position: `{60,8000}` costs it ~1 s/GB where
+# `{60,}` costs nothing. A prefilter may accept more than the pattern, so wide bounds open up.
+WIDE_REPEAT = 256
+_REPEAT = re.compile(rb"(?<!\\)\{(\d+),(\d+)\}")
 
 
-def marks_of(possible: set[str]) -> frozenset[str]:
-    return frozenset(name[len(MARK_PREFIX):] for name in possible if name.startswith(MARK_PREFIX))
+def widen_repeats(source: bytes) -> bytes:
+    """``source`` with each repeat bound above WIDE_REPEAT dropped (``{m,n}`` -> ``{m,}``).
+
+    An escaped brace is left alone; a brace inside a character class is not a repeat, and
+    widening one there would change the class, so such patterns are kept as they are."""
+    if b"[" in source and _REPEAT.search(source) and _brace_in_class(source):
+        return source
+
+    def widen(match: re.Match[bytes]) -> bytes:
+        low, high = match.group(1), match.group(2)
+        return b"{" + low + b",}" if int(high) > WIDE_REPEAT else match.group(0)
+
+    return _REPEAT.sub(widen, source)
+
+
+def _brace_in_class(source: bytes) -> bool:
+    """Whether a ``{`` stands inside a character class (a conservative reading of the syntax)."""
+    inside = escaped = False
+    for byte in source:
+        if escaped:
+            escaped = False
+        elif byte == 0x5C:  # backslash
+            escaped = True
+        elif inside:
+            if byte == 0x5D:  # ]
+                inside = False
+            elif byte == 0x7B:  # {
+                return True
+        elif byte == 0x5B:  # [
+            inside = True
+    return False
 
 
 def prefilter_for(ruleset: RuleSet, size: int) -> Prefilter | None:
