@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     # neither the work-tree walker nor the history workers.
     from scanner.sources.files import FileEntry
     from scanner.sources.history import HistoryScan
+
+log = logging.getLogger(__name__)
 
 HistoryMode = Literal["default", "none", "only"]
 DEFAULT_MAX_FILE_SIZE = 25 * 1024 * 1024
@@ -104,6 +107,7 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
     if options.revision_range is not None:
         check_revisions(options.revision_range.split(".."))
     repo = None
+    head: str | None = None
     subtree = ""  # a folder inside a repository: work tree and history limited to it (git log -- sub)
     if options.history != "none" or options.staged:
         try:
@@ -142,14 +146,17 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
         if subtree:
             # Attribution by path: what history found outside the folder is not reported.
             history.findings[:] = [f for f in history.findings if f.path is not None and f.path.startswith(subtree)]
+        worktree_secrets: set[str] = set()
         if options.history != "only" and repo.worktree is not None:
             scan_worktree(repo.worktree / subtree if subtree else repo.worktree, options, ruleset, tally,
                           prefix=subtree)
+            worktree_secrets = {f.secret.digest for f in tally.findings}
             # A secret that history already reports (same rule, secret and path) is
             # reported once, with its commit, not again as a file on disk.
             known = {f.fingerprint for f in history.findings}
             tally.findings = [f for f in tally.findings if f.fingerprint not in known]
         _merge(tally, history)
+        head = _add_whereabouts(repo, tally, history.secrets_by_blob, worktree_secrets)
     # An excluded path hides a finding, not its secret: its value is still redacted elsewhere.
     excluded = [f.secret for f in tally.findings if f.path is not None and options.excludes.excluded(f.path)]
     tally.findings = [f for f in tally.findings if f.path is None or not options.excludes.excluded(f.path)]
@@ -165,7 +172,28 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
         files_scanned=tally.files, blobs_scanned=tally.blobs, commits_scanned=tally.commits,
         bytes_scanned=tally.bytes, duration_seconds=time.monotonic() - started,
         target=f"{repo.worktree} (work tree and history limited to {subtree})" if subtree and repo else str(target),
+        head=head,
     ), also=excluded)
+
+
+def _add_whereabouts(repo: Repository, tally: _Tally, secrets_by_blob: dict[str, frozenset[str]],
+                     worktree_secrets: set[str]) -> str | None:
+    """Mark where each finding still lives (in_head, refs); returns HEAD's name for the report."""
+    if not tally.findings:
+        return None
+    from scanner.sources.whereabouts import add_whereabouts, head_name
+
+    started = time.monotonic()
+    try:
+        tally.findings = add_whereabouts(repo, tally.findings, secrets_by_blob=secrets_by_blob,
+                                         worktree_secrets=worktree_secrets)
+        head = head_name(repo)
+    except GitError as exc:
+        # Not worth failing the scan: the findings stand, only where they live is unknown.
+        tally.warnings.append(f"cannot tell which refs reach the findings' commits: {exc}")
+        return None
+    log.info("refs and HEAD looked up in %.2fs", time.monotonic() - started)
+    return head
 
 
 def _subtree(repo: Repository | None, target: Path) -> str:
