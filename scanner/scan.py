@@ -131,20 +131,39 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
     elif options.staged:
         from scanner.sources.changes import scan_staged
 
+        log.info("scanning the lines the staged change adds")
+
         _merge(tally, scan_staged(repo, ruleset, options.max_file_size,
                                   paths=frozenset(_repo_relative(repo.worktree, options.files)) if options.files else None))
     elif revisions:
         from scanner.sources.changes import scan_range
+
+        log.info("scanning the commits of %d revision argument(s)", len(revisions))
 
         _merge(tally, scan_range(repo, ruleset, revisions, max_size=options.max_file_size,
                                  jobs=options.jobs, progress=options.progress))
     else:
         from scanner.sources.history import scan_history
 
-        history = scan_history(repo, ruleset, all_objects=options.all_objects, max_size=options.max_file_size,
-                               jobs=options.jobs, progress=options.progress)
+        log.info("scanning history%s%s with %d job(s)", " (all objects)" if options.all_objects else "",
+                 " of a subfolder" if subtree else "", options.jobs)
+        phase = time.monotonic()
         if subtree:
-            # Attribution by path: what history found outside the folder is not reported.
+            # Only the folder's history is read (git log -- ':(top,literal)sub'), not every object.
+            from scanner.sources.subtree import scan_subtree_history
+
+            if options.all_objects:
+                tally.warnings.append("--all-objects: objects no ref reaches have no path, so a scan limited to "
+                                      "a folder leaves them out (scan the repository's top folder for them)")
+            history = scan_subtree_history(repo, ruleset, subtree, max_size=options.max_file_size,
+                                           jobs=options.jobs, progress=options.progress)
+        else:
+            history = scan_history(repo, ruleset, all_objects=options.all_objects, max_size=options.max_file_size,
+                                   jobs=options.jobs, progress=options.progress)
+        log.info("history: %d blob(s), %d commit(s), %.1f MiB in %.2fs", history.blobs, history.commits,
+                 history.bytes / 2**20, time.monotonic() - phase)
+        if subtree:
+            # git's pathspec already limits the changes; kept as the definition of the scope.
             history.findings[:] = [f for f in history.findings if f.path is not None and f.path.startswith(subtree)]
         worktree_secrets: set[str] = set()
         if options.history != "only" and repo.worktree is not None:
@@ -288,13 +307,18 @@ def scan_named_files(root: Path, options: ScanOptions, ruleset: RuleSet, tally: 
 def scan_worktree(root: Path, options: ScanOptions, ruleset: RuleSet, tally: _Tally, *, prefix: str = "") -> None:
     from scanner.sources.files import FileEntry, WalkProblem, walk
 
+    started, files, size = time.monotonic(), tally.files, tally.bytes
+
     entries: list[FileEntry] = []
     for item in walk(root, options.excludes):
         if isinstance(item, WalkProblem):
             tally.skipped.append(Skipped(item.relative, f"cannot be read: {item.reason}"))
         else:
             entries.append(item)
+    log.debug("work tree: %d file(s) listed in %.2fs", len(entries), time.monotonic() - started)
     _scan_entries(entries, options, ruleset, tally, prefix=prefix)
+    log.info("work tree: %d file(s), %.1f MiB in %.2fs", tally.files - files, (tally.bytes - size) / 2**20,
+             time.monotonic() - started)
 
 
 def _scan_entries(entries: list[FileEntry], options: ScanOptions, ruleset: RuleSet, tally: _Tally, *,
