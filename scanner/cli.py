@@ -165,6 +165,16 @@ class _Diagnostics(logging.Formatter):
         return _printable(f"keysweep: {self.LABELS.get(record.levelname, '')}{record.getMessage()}")
 
 
+class _LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """On a terminal, a message first clears the line: a progress line may be drawn there
+    (it is redrawn at its next update)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(self.stream, "isatty", lambda: False)():
+            self.stream.write("\r\033[K")
+        super().emit(record)
+
+
 def configure_logging(verbose: int, quiet: bool) -> None:
     """Diagnostics go to standard error through the ``scanner`` logger: -q keeps only errors,
     the default adds warnings, -v information (what is scanned, timings), -vv debug lines.
@@ -173,7 +183,7 @@ def configure_logging(verbose: int, quiet: bool) -> None:
     logger = logging.getLogger("scanner")
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _LineHandler(sys.stderr)
     handler.setFormatter(_Diagnostics())
     logger.addHandler(handler)
     logger.propagate = False
