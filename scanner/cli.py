@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import stat
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "always or never (default auto)")
     out.add_argument("--no-color", action="store_true", help="same as --color=never")
     out.add_argument("--no-progress", action="store_true", help="no progress display on standard error")
+    _add_verbosity(out)
     out.add_argument("--fail-on", choices=("critical", "high", "medium", "low"), default=None, metavar="SEVERITY",
                      help="exit 1 only for findings of this severity or worse: critical, high, medium, low (default: any finding)")
     aws = scan.add_argument_group("AWS (network; nothing is sent without --verify or --remediate)")
@@ -105,11 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="extra rule file or folder (repeatable), as for scan")
     create.add_argument("--config", type=Path, metavar="FILE",
                         help="configuration file (default: .keysweep.yaml or [tool.keysweep] in pyproject.toml)")
+    _add_verbosity(create)
 
     revoke = commands.add_parser("revoke", help="deactivate (and with --delete, delete) an access key or a Bedrock API key in IAM")
     revoke.add_argument("key_id", metavar="KEY_ID", help="an access key ID, or a Bedrock API key's service-specific credential ID")
     revoke.add_argument("--delete", action="store_true", help="delete the key after deactivating it")
     _add_remediation_flags(revoke, scan=False)
+    _add_verbosity(revoke)
     _add_audit_parser(commands)
     return parser
 
@@ -142,6 +146,49 @@ def _add_audit_parser(commands: argparse._SubParsersAction) -> None:  # type: ig
     audit.add_argument("--fail-on", choices=("critical", "high", "medium", "low"), default=None,
                        help="exit 1 only for findings of this severity or higher (default: any finding)")
     audit.add_argument("--no-progress", action="store_true", help="no progress display on standard error")
+
+
+def _add_verbosity(group: argparse._ActionsContainer) -> None:
+    loud = group.add_mutually_exclusive_group()
+    loud.add_argument("-v", "--verbose", action="count", default=0,
+                      help="say more on standard error: what is scanned and how long each part took (-vv: debug)")
+    loud.add_argument("-q", "--quiet", action="store_true", help="no warnings on standard error (errors still shown)")
+
+
+class _Diagnostics(logging.Formatter):
+    """Formats keysweep's log records as its messages always looked ("keysweep: warning: ..."),
+    with control characters escaped: a message may quote a path or a ref name."""
+
+    LABELS = {"WARNING": "warning: ", "ERROR": "error: ", "CRITICAL": "error: ", "DEBUG": "debug: "}
+
+    def format(self, record: logging.LogRecord) -> str:
+        return _printable(f"keysweep: {self.LABELS.get(record.levelname, '')}{record.getMessage()}")
+
+
+class _LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """On a terminal, a message first clears the line: a progress line may be drawn there
+    (it is redrawn at its next update)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(self.stream, "isatty", lambda: False)():
+            self.stream.write("\r\033[K")
+        super().emit(record)
+
+
+def configure_logging(verbose: int, quiet: bool) -> None:
+    """Diagnostics go to standard error through the ``scanner`` logger: -q keeps only errors,
+    the default adds warnings, -v information (what is scanned, timings), -vv debug lines.
+    Nothing logged ever holds a secret: messages carry counts, timings, and report texts that
+    are already redacted."""
+    logger = logging.getLogger("scanner")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    handler = _LineHandler(sys.stderr)
+    handler.setFormatter(_Diagnostics())
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.ERROR if quiet else logging.DEBUG if verbose >= 2 else logging.INFO if verbose
+                    else logging.WARNING)
 
 
 def _add_remediation_flags(group: argparse._ActionsContainer, *, scan: bool = True) -> None:
@@ -188,6 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging(getattr(args, "verbose", 0), getattr(args, "quiet", False))
     _install_signal_handlers()
     try:
         if args.command == "scan":

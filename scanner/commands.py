@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -23,6 +24,8 @@ from scanner.progress import ProgressLine
 from scanner.reporters import ReportFormat, render
 from scanner.reporters.text import escape_control
 from scanner.scan import DEFAULT_MAX_FILE_SIZE, HistoryMode, ScanOptions, default_jobs, run_scan
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     # scanner.aws pulls in boto3 (~0.1 s): imported where a command uses it, never by a plain scan.
@@ -136,8 +139,7 @@ def _scan(args: argparse.Namespace, config: Config, ruleset: RuleSet, *, history
     most_jobs = 4 * (os.cpu_count() or 1)
     if jobs > most_jobs:
         # Each job is a process with its own git: thousands would exhaust the machine.
-        print(f"keysweep: warning: --jobs {jobs} is more than 4x the {os.cpu_count() or 1} core(s); using {most_jobs}",
-              file=sys.stderr)
+        log.warning("--jobs %d is more than 4x the %d core(s); using %d", jobs, os.cpu_count() or 1, most_jobs)
         jobs = most_jobs
     revision_range = getattr(args, "revision_range", None)
     if getattr(args, "since", None):
@@ -170,7 +172,10 @@ def _scan(args: argparse.Namespace, config: Config, ruleset: RuleSet, *, history
                 raise UsageError("scan - reads standard input: it has no history, index or revisions to scan")
             report = scan_stream(sys.stdin.buffer, getattr(args, "stdin_name", None) or "<stdin>", options, ruleset)
         else:
+            log.debug("%d rule(s), %d exclude pattern(s), max file size %d bytes", len(ruleset.rules),
+                      len(config.exclude) + len(getattr(args, "exclude", [])), max_size)
             report = run_scan(options, ruleset)
+        log.info("%d finding(s) in %.2fs", len(report.findings), report.duration_seconds)
     finally:
         if progress is not None:
             progress.close()
@@ -224,7 +229,7 @@ def scan_command(args: argparse.Namespace) -> int:
         # The text report lists what was skipped; a machine-readable one keeps it in its
         # summary, so a person watching the terminal is told here.
         for skipped in report.skipped:
-            print(escape_control(f"keysweep: warning: skipped {skipped.path}: {skipped.reason}"), file=sys.stderr)
+            log.warning("skipped %s: %s", skipped.path, skipped.reason)
     html = _html_context(args, started) if fmt == "html" else None
     # The HTML report is always redacted, so it is never a private file on that account.
     write_output(render(report, fmt, ruleset, show_secrets=args.show_secrets, color=_color(args), html=html),
@@ -239,7 +244,7 @@ def scan_command(args: argparse.Namespace) -> int:
             advice = BLOCKED_COMMIT_HELP
         print(advice, file=sys.stderr, end="")
     for error in report.errors:
-        print(escape_control(f"keysweep: error: {error}"), file=sys.stderr)
+        log.error("%s", error)
     if failed or report.errors:
         return EXIT_FAILURE  # an incomplete scan is never reported as clean, nor as only findings
     return EXIT_FINDINGS if failing else EXIT_CLEAN
@@ -253,7 +258,7 @@ def _add_exposure(report: ScanReport, target: Path) -> ScanReport:
 
     findings, warnings = add_exposure(report.findings, target)
     for warning in warnings:
-        print(escape_control(f"keysweep: warning: {warning}"), file=sys.stderr)
+        log.warning("%s", warning)
     return dataclasses.replace(report, findings=tuple(findings), warnings=(*report.warnings, *warnings))
 
 
@@ -338,7 +343,7 @@ def html_context(targets: Sequence[Path], *, scope: str, started: datetime.datet
 
 def _print_warnings(report: ScanReport) -> None:
     for warning in report.warnings:
-        print(escape_control(f"keysweep: warning: {warning}"), file=sys.stderr)
+        log.warning("%s", warning)
 
 
 def baseline_create_command(args: argparse.Namespace) -> int:

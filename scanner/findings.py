@@ -64,6 +64,7 @@ class Exposure:
     last_used: LastUsed | None = None
     used_after_leak: bool | None = None  # None: unknown
     errors: tuple[str, ...] = ()
+    head: str | None = None  # a repository scan: HEAD's branch, or "detached at <sha>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,13 @@ class Finding:
     exposure: Exposure | None = None
     access: Access | None = None
     bedrock: BedrockKey | None = None  # what a Bedrock API key carries, decoded offline
+    # Where the value still lives (repository scans only; None elsewhere): in HEAD's tree or
+    # the work tree today, and the refs whose history reaches the introducing commit
+    # (the first MAX_REFS in order: HEAD's branch, branches, remotes, tags, stash, others;
+    # refs_total counts them all). () with in_head False: no ref reaches it.
+    in_head: bool | None = None
+    refs: tuple[str, ...] | None = None
+    refs_total: int = 0
 
 
 def fingerprint(rule_id: str, secret: Secret, place: str) -> str:
@@ -202,3 +210,4 @@ class ScanReport:
     # What could not be read (corrupt objects, a broken history walk, a rule that ran out of
     # time): the findings are real but the scan is incomplete, so it must not pass as clean.
     errors: tuple[str, ...] = ()
+    head: str | None = None  # a repository scan: HEAD's branch, or "detached at <sha>"

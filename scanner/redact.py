@@ -132,6 +132,8 @@ def _finding(finding: Finding, redact: Redactor, done: dict[CommitInfo, CommitIn
         finding,
         path=redact(finding.path) if finding.path is not None else None,
         commit=_commit(finding.commit, redact, done),
+        # Ref names are the repository's text too (a branch can be named after a key).
+        refs=tuple(redact(name) for name in finding.refs) if finding.refs is not None else None,
     )
 
 
@@ -152,4 +154,5 @@ def redact_report(report: ScanReport, also: Iterable[Secret] = ()) -> ScanReport
         warnings=tuple(redact(w) for w in report.warnings),
         errors=tuple(redact(e) for e in report.errors),
         target=redact(report.target),
+        head=redact(report.head) if report.head is not None else None,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     # neither the work-tree walker nor the history workers.
     from scanner.sources.files import FileEntry
     from scanner.sources.history import HistoryScan
+
+log = logging.getLogger(__name__)
 
 HistoryMode = Literal["default", "none", "only"]
 DEFAULT_MAX_FILE_SIZE = 25 * 1024 * 1024
@@ -104,6 +107,7 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
     if options.revision_range is not None:
         check_revisions(options.revision_range.split(".."))
     repo = None
+    head: str | None = None
     subtree = ""  # a folder inside a repository: work tree and history limited to it (git log -- sub)
     if options.history != "none" or options.staged:
         try:
@@ -127,29 +131,51 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
     elif options.staged:
         from scanner.sources.changes import scan_staged
 
+        log.info("scanning the lines the staged change adds")
+
         _merge(tally, scan_staged(repo, ruleset, options.max_file_size,
                                   paths=frozenset(_repo_relative(repo.worktree, options.files)) if options.files else None))
     elif revisions:
         from scanner.sources.changes import scan_range
+
+        log.info("scanning the commits of %d revision argument(s)", len(revisions))
 
         _merge(tally, scan_range(repo, ruleset, revisions, max_size=options.max_file_size,
                                  jobs=options.jobs, progress=options.progress))
     else:
         from scanner.sources.history import scan_history
 
-        history = scan_history(repo, ruleset, all_objects=options.all_objects, max_size=options.max_file_size,
-                               jobs=options.jobs, progress=options.progress)
+        log.info("scanning history%s%s with %d job(s)", " (all objects)" if options.all_objects else "",
+                 " of a subfolder" if subtree else "", options.jobs)
+        phase = time.monotonic()
         if subtree:
-            # Attribution by path: what history found outside the folder is not reported.
+            # Only the folder's history is read (git log -- ':(top,literal)sub'), not every object.
+            from scanner.sources.subtree import scan_subtree_history
+
+            if options.all_objects:
+                tally.warnings.append("--all-objects: objects no ref reaches have no path, so a scan limited to "
+                                      "a folder leaves them out (scan the repository's top folder for them)")
+            history = scan_subtree_history(repo, ruleset, subtree, max_size=options.max_file_size,
+                                           jobs=options.jobs, progress=options.progress)
+        else:
+            history = scan_history(repo, ruleset, all_objects=options.all_objects, max_size=options.max_file_size,
+                                   jobs=options.jobs, progress=options.progress)
+        log.info("history: %d blob(s), %d commit(s), %.1f MiB in %.2fs", history.blobs, history.commits,
+                 history.bytes / 2**20, time.monotonic() - phase)
+        if subtree:
+            # git's pathspec already limits the changes; kept as the definition of the scope.
             history.findings[:] = [f for f in history.findings if f.path is not None and f.path.startswith(subtree)]
+        worktree_secrets: set[str] = set()
         if options.history != "only" and repo.worktree is not None:
             scan_worktree(repo.worktree / subtree if subtree else repo.worktree, options, ruleset, tally,
                           prefix=subtree)
+            worktree_secrets = {f.secret.digest for f in tally.findings}
             # A secret that history already reports (same rule, secret and path) is
             # reported once, with its commit, not again as a file on disk.
             known = {f.fingerprint for f in history.findings}
             tally.findings = [f for f in tally.findings if f.fingerprint not in known]
         _merge(tally, history)
+        head = _add_whereabouts(repo, tally, history.secrets_by_blob, worktree_secrets)
     # An excluded path hides a finding, not its secret: its value is still redacted elsewhere.
     excluded = [f.secret for f in tally.findings if f.path is not None and options.excludes.excluded(f.path)]
     tally.findings = [f for f in tally.findings if f.path is None or not options.excludes.excluded(f.path)]
@@ -165,7 +191,28 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
         files_scanned=tally.files, blobs_scanned=tally.blobs, commits_scanned=tally.commits,
         bytes_scanned=tally.bytes, duration_seconds=time.monotonic() - started,
         target=f"{repo.worktree} (work tree and history limited to {subtree})" if subtree and repo else str(target),
+        head=head,
     ), also=excluded)
+
+
+def _add_whereabouts(repo: Repository, tally: _Tally, secrets_by_blob: dict[str, frozenset[str]],
+                     worktree_secrets: set[str]) -> str | None:
+    """Mark where each finding still lives (in_head, refs); returns HEAD's name for the report."""
+    if not tally.findings:
+        return None
+    from scanner.sources.whereabouts import add_whereabouts, head_name
+
+    started = time.monotonic()
+    try:
+        tally.findings = add_whereabouts(repo, tally.findings, secrets_by_blob=secrets_by_blob,
+                                         worktree_secrets=worktree_secrets)
+        head = head_name(repo)
+    except GitError as exc:
+        # Not worth failing the scan: the findings stand, only where they live is unknown.
+        tally.warnings.append(f"cannot tell which refs reach the findings' commits: {exc}")
+        return None
+    log.info("refs and HEAD looked up in %.2fs", time.monotonic() - started)
+    return head
 
 
 def _subtree(repo: Repository | None, target: Path) -> str:
@@ -260,13 +307,18 @@ def scan_named_files(root: Path, options: ScanOptions, ruleset: RuleSet, tally: 
 def scan_worktree(root: Path, options: ScanOptions, ruleset: RuleSet, tally: _Tally, *, prefix: str = "") -> None:
     from scanner.sources.files import FileEntry, WalkProblem, walk
 
+    started, files, size = time.monotonic(), tally.files, tally.bytes
+
     entries: list[FileEntry] = []
     for item in walk(root, options.excludes):
         if isinstance(item, WalkProblem):
             tally.skipped.append(Skipped(item.relative, f"cannot be read: {item.reason}"))
         else:
             entries.append(item)
+    log.debug("work tree: %d file(s) listed in %.2fs", len(entries), time.monotonic() - started)
     _scan_entries(entries, options, ruleset, tally, prefix=prefix)
+    log.info("work tree: %d file(s), %.1f MiB in %.2fs", tally.files - files, (tally.bytes - size) / 2**20,
+             time.monotonic() - started)
 
 
 def _scan_entries(entries: list[FileEntry], options: ScanOptions, ruleset: RuleSet, tally: _Tally, *,

@@ -142,3 +142,31 @@ def test_folder_inside_a_repository_limits_work_tree_and_history(tmp_path: Path)
     history = run_keysweep("scan", "--history-only", "sub", cwd=repo.path)
     assert "sub/a.env" in history.stdout and "other/b.env" not in history.stdout
     assert "limited to sub/" in history.stdout
+
+
+def test_folder_history_reads_only_that_folder_with_a_literal_pathspec(tmp_path: Path) -> None:
+    repo = GitRepo(tmp_path / "repo")
+    glob_name = "s[ub]*"  # as a glob it would also match "sub" and "sb"
+    inside, sibling, side = KeySet.generate(), KeySet.generate(), KeySet.generate()
+    repo.commit("base", {f"{glob_name}/app.py": "x = 1\n", "sub/b.env": _pair(sibling), "sb/c.py": "y = 2\n"})
+    repo.commit("key inside", {f"{glob_name}/a.env": _pair(inside)})
+    # A side branch adds a key under the folder and takes it out again before its merge: git's
+    # default history simplification for a path would skip it.
+    repo.git("checkout", "-q", "-b", "side")
+    repo.commit("side key", {f"{glob_name}/side.env": _pair(side)})
+    repo.commit("side undo", {f"{glob_name}/side.env": None})
+    repo.git("checkout", "-q", "main")
+    repo.commit("main moves", {"sb/c.py": "y = 3\n"})
+    repo.git("merge", "-q", "--no-ff", "-m", "merge side", "side")
+    repo.git("branch", "-D", "side")
+    result = run_keysweep("scan", "--history-only", "--format", "json", "-v", glob_name, cwd=repo.path)
+    assert result.returncode == 1, result.stderr
+    document = result.json()
+    found = {(f["path"], f["secret"]) for f in document["findings"] if f["rule"] == "aws-access-key-id"}
+    assert found == {(f"{glob_name}/a.env", inside.key_id[:8] + "…"), (f"{glob_name}/side.env", side.key_id[:8] + "…")}
+    # Only the folder's blobs were read: app.py, a.env, side.env (not sub/b.env nor sb/c.py's two versions).
+    assert document["summary"]["blobs_scanned"] == 3
+    assert f"limited to {glob_name}/" in document["summary"]["target"]
+    assert "of a subfolder" in result.stderr
+    whole = run_keysweep("scan", "--history-only", "--format", "json", cwd=repo.path).json()
+    assert whole["summary"]["blobs_scanned"] == 6

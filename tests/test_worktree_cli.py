@@ -46,7 +46,7 @@ def test_default_path_is_current_folder_and_python_m_works(tmp_path: Path, keys:
 JSON_FIELDS = {
     "rule", "description", "kind", "secret", "redacted", "fingerprint", "path", "line", "column", "source",
     "commit", "blob", "reachable", "decoded", "account_id", "canary", "pair", "session_token", "occurrences",
-    "verification", "severity", "exposure", "access", "bedrock",
+    "verification", "severity", "exposure", "access", "bedrock", "in_head", "refs", "refs_total",
 }
 
 

@@ -44,6 +44,9 @@ def finding_dict(finding: Finding, ruleset: RuleSet, *, show_secrets: bool) -> d
         "exposure": exposure_dict(finding),
         "access": access_dict(finding),
         "bedrock": _bedrock(finding, show_secrets),
+        "in_head": finding.in_head,
+        "refs": list(finding.refs) if finding.refs is not None else None,
+        "refs_total": finding.refs_total if finding.refs is not None else None,
     }
     if finding.repository is not None:
         data["repository"] = finding.repository

@@ -70,6 +70,11 @@ def _result(finding: Finding, index: int, description: str) -> dict[str, Any]:
             properties[name] = value
     if finding.canary:
         properties["canary"] = True
+    if finding.in_head is not None:
+        properties["inHead"] = finding.in_head
+    if finding.refs is not None:
+        properties["refs"] = list(finding.refs)
+        properties["refsTotal"] = finding.refs_total
     if finding.repository is not None:
         properties["repository"] = finding.repository
     if finding.verification is not None:

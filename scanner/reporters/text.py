@@ -56,6 +56,9 @@ def render_text(report: ScanReport, *, show_secrets: bool, color: bool) -> str:
             c = finding.commit
             details.append(f"commit {escape_control(c.sha[:12])} by {escape_control(c.author)} <{escape_control(c.email)}> "
                            f"on {escape_control(c.date[:10])}: {escape_control(c.summary)}")
+        lives = _whereabouts(finding, report.head)
+        if lives:
+            details.append(lives)
         if finding.source not in ("file", "git-blob", "staged"):
             details.append(f"found in {finding.source}" + ("" if finding.reachable else " (no ref reaches it)"))
         if finding.decoded:
@@ -81,6 +84,28 @@ def render_text(report: ScanReport, *, show_secrets: bool, color: bool) -> str:
     for error in report.errors:
         lines.append(paint(_RED, escape_control(f"incomplete: {error}")))
     return "\n".join(lines) + "\n"
+
+
+# Refs named on a finding's line; the rest are counted (a release history has thousands of tags).
+SHOWN_REFS = 5
+
+
+def _whereabouts(finding: Finding, head: str | None) -> str:
+    """Where the secret still lives: in HEAD today, only in history (and which refs reach it),
+    or nowhere a ref reaches. Ref names are the repository's text: escaped."""
+    if finding.in_head is None:
+        return ""
+    if finding.in_head:
+        if finding.source == "file":
+            return "in the work tree (not committed at this path)"
+        return f"still in HEAD ({escape_control(head)})" if head else "still in HEAD or the work tree"
+    if finding.refs is None:
+        return "only in history"
+    if not finding.refs:
+        return "unreachable (no ref reaches it: only --all-objects finds it)"
+    names = ", ".join(escape_control(name) for name in finding.refs[:SHOWN_REFS])
+    more = max(finding.refs_total, len(finding.refs)) - min(len(finding.refs), SHOWN_REFS)
+    return f"only in history; reachable from: {names}" + (f" and {more} more" if more > 0 else "")
 
 
 def _yes_no(value: bool | None, yes: str, no: str) -> str:

@@ -371,6 +371,8 @@ class HistoryScan:
     warnings: list[str]
     skipped: list[tuple[str, str]]  # (path or object, reason)
     errors: list[str] = field(default_factory=list)  # what could not be read: the scan is incomplete
+    # Blob -> digests of the values found in it: which values HEAD's tree still holds.
+    secrets_by_blob: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -552,5 +554,7 @@ def attribute(repo: Repository, listing: ObjectListing, scanned: ObjectScan, log
             for finding in findings_from_matches(found.matches, path=None, source="tag-message", commit=info,
                                                  reachable=name is not None):
                 candidates.append((None, finding))
+    secrets_by_blob = {sha: frozenset(m.secret.digest for m in found.matches)
+                       for sha, found in scanned.found.items() if found.kind == "blob"}
     return HistoryScan(earliest_findings(candidates), scanned.blobs, scanned.commits, scanned.bytes, warnings, skipped,
-                       errors)
+                       errors, secrets_by_blob)
