@@ -198,6 +198,8 @@ def _find(data: bytes, ruleset: RuleSet, runs: _RunCache, possible: set[str] | N
             if not any(keyword in lowered for keyword in rule.keywords):
                 continue
         found += _run(rule, rule.patterns, data, 0, len(data), health)
+    if not found:
+        return found  # no anchors for the near patterns (most texts)
     for rule in ruleset.rules:
         if rule.near is None or rule.id in health.disabled:
             continue
