@@ -4,6 +4,7 @@ time, leak shapes other tools find, and encodings. Each test was written failing
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 
@@ -12,7 +13,7 @@ import pytest
 from scanner.engine import native
 from scanner.engine.detect import Match, as_scannable, detect
 from scanner.engine.rules import load_ruleset
-from tests.keygen import KeySet
+from tests.keygen import SECRET_ALPHABET, KeySet, secret_key
 
 RULESET = load_ruleset()
 KIB = 1024
@@ -24,6 +25,45 @@ HOSTILE: dict[str, Callable[[int], bytes]] = {
     "a run of eyJ": lambda n: b"eyJ" * (n // 3),
     "a JWT header, then a payload run of eyJ": lambda n: (b"eyJhbGciOiJIUzI1NiJ9." + b"eyJ" * n)[:n],
 }
+
+
+def _fill(unit: Callable[[random.Random], str], size: int) -> bytes:
+    rng = random.Random(11)
+    parts: list[str] = []
+    total = 0
+    while total < size:
+        parts.append(unit(rng))
+        total += len(parts[-1])
+    return "".join(parts).encode()[:size]
+
+
+def _run(rng: random.Random, length: int) -> str:
+    return "".join(rng.choice(SECRET_ALPHABET) for _ in range(length))
+
+
+# Shapes that made a built-in rule's pattern run past its time budget, which disables the rule
+# for the rest of the scan: one such file and every later secret of that kind was missed.
+# The name part of a pattern and what follows it could split a run in many ways, each tried.
+BUDGET: dict[str, Callable[[int], bytes]] = {
+    "'secret' over and over, with a value now and then": lambda n: _fill(
+        lambda r: ("secret" * 6 + "sec ") * 20 + " " + secret_key(r) + " ", n),
+    "'secret' then dashes, then a value": lambda n: _fill(
+        lambda r: ("secret" + "-" * 120) * 6 + " " + secret_key(r) + " ", n),
+    "'secret' then dots and dashes to the line end, a value below": lambda n: _fill(
+        lambda r: ("secret" + "." * 80 + "-" * 40) * 6 + "\n" + secret_key(r) + "\n", n),
+    "'sessiontoken' inside one long base64 run": lambda n: _fill(lambda r: "sessiontoken" + _run(r, 20), n),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(BUDGET))
+def test_built_in_rules_stay_within_their_time_budget(shape: str) -> None:
+    ruleset = load_ruleset()
+    data = BUDGET[shape](1024 * KIB)
+    started = time.perf_counter()
+    detect(data, ruleset)
+    elapsed = time.perf_counter() - started
+    assert not ruleset.health.disabled, f"{shape}: rules disabled (out of time): {ruleset.health.disabled}"
+    assert elapsed < 10, f"{shape}: {elapsed:.1f} s for 1 MiB"
 
 
 @pytest.mark.parametrize("shape", sorted(HOSTILE))

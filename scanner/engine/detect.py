@@ -239,7 +239,7 @@ def _run_by_value(rule: Rule, data: bytes, runs: _RunCache, health: RuleHealth) 
         window_start = _lines_before(data, start, shape.context_lines + 1)
         window_end = _line_end(data, end)
         values.append((start, end))
-        if windows and window_start <= windows[-1][1]:
+        if windows and window_start <= windows[-1][1] and windows[-1][1] - windows[-1][0] < MAX_WINDOW:
             windows[-1] = (min(window_start, windows[-1][0]), max(window_end, windows[-1][1]))
         else:
             windows.append((window_start, window_end))
@@ -262,6 +262,11 @@ def _run_by_value(rule: Rule, data: bytes, runs: _RunCache, health: RuleHealth) 
 # can be megabytes long (minified code, a CSV on one line), and looking back to its start
 # for every value would make the scan quadratic.
 CONTEXT_BYTES = 1024
+# Overlapping windows are merged, but no further than this: each pattern call runs under the
+# time budget, and a megabyte line of values would otherwise be one call, past the budget
+# on a hostile line (which disables the rule for the rest of the scan). A window that starts
+# a new range is whole in it, so what is found does not change.
+MAX_WINDOW = 64 * 1024
 
 
 def _lines_before(data: bytes, offset: int, lines: int) -> int:
@@ -306,7 +311,7 @@ def _windows(data: bytes, anchors: list[int], lines: int) -> list[tuple[int, int
     for anchor in sorted(set(anchors)):
         start = _lines_before(data, anchor, lines + 1)
         end = _line_end(data, anchor, lines + 1)
-        if ranges and start <= ranges[-1][1]:
+        if ranges and start <= ranges[-1][1] and ranges[-1][1] - ranges[-1][0] < MAX_WINDOW:
             ranges[-1] = (min(start, ranges[-1][0]), max(end, ranges[-1][1]))
         else:
             ranges.append((start, end))
