@@ -44,26 +44,28 @@ def _run(rng: random.Random, length: int) -> str:
 # Shapes that made a built-in rule's pattern run past its time budget, which disables the rule
 # for the rest of the scan: one such file and every later secret of that kind was missed.
 # The name part of a pattern and what follows it could split a run in many ways, each tried.
-BUDGET: dict[str, Callable[[int], bytes]] = {
-    "'secret' over and over, with a value now and then": lambda n: _fill(
-        lambda r: ("secret" * 6 + "sec ") * 20 + " " + secret_key(r) + " ", n),
-    "'secret' then dashes, then a value": lambda n: _fill(
-        lambda r: ("secret" + "-" * 120) * 6 + " " + secret_key(r) + " ", n),
-    "'secret' then dots and dashes to the line end, a value below": lambda n: _fill(
-        lambda r: ("secret" + "." * 80 + "-" * 40) * 6 + "\n" + secret_key(r) + "\n", n),
-    "'sessiontoken' inside one long base64 run": lambda n: _fill(lambda r: "sessiontoken" + _run(r, 20), n),
+BUDGET: dict[str, tuple[int, Callable[[int], bytes]]] = {  # KiB, shape
+    "'secret' over and over, with a value now and then": (512, lambda n: _fill(
+        lambda r: ("secret" * 6 + "sec ") * 20 + " " + secret_key(r) + " ", n)),
+    "'secret' then dashes, then a value": (512, lambda n: _fill(
+        lambda r: ("secret" + "-" * 120) * 6 + " " + secret_key(r) + " ", n)),
+    "'secret' then dots and dashes to the line end, a value below": (512, lambda n: _fill(
+        lambda r: ("secret" + "." * 80 + "-" * 40) * 6 + "\n" + secret_key(r) + "\n", n)),
+    "'sessiontoken' inside one long base64 run": (1024, lambda n: _fill(
+        lambda r: "sessiontoken" + _run(r, 20), n)),
 }
 
 
 @pytest.mark.parametrize("shape", sorted(BUDGET))
 def test_built_in_rules_stay_within_their_time_budget(shape: str) -> None:
     ruleset = load_ruleset()
-    data = BUDGET[shape](1024 * KIB)
+    kib, make = BUDGET[shape]
+    data = make(kib * KIB)
     started = time.perf_counter()
     detect(data, ruleset)
     elapsed = time.perf_counter() - started
     assert not ruleset.health.disabled, f"{shape}: rules disabled (out of time): {ruleset.health.disabled}"
-    assert elapsed < 10, f"{shape}: {elapsed:.1f} s for 1 MiB"
+    assert elapsed < 10, f"{shape}: {elapsed:.1f} s for {kib} KiB"
 
 
 @pytest.mark.parametrize("shape", sorted(HOSTILE))
@@ -85,3 +87,37 @@ def _found(text: str | bytes, ruleset=RULESET) -> set[tuple[str, str]]:  # type:
 def test_jwt_payload_is_still_decoded(keys: KeySet) -> None:
     assert ("aws-secret-access-key", keys.secret) in _found(f"Authorization: Bearer {keys.jwt()}")
     assert ("aws-secret-access-key", keys.secret) in _found(f'{{"token":"{keys.jwt()}"}}')
+
+
+def _credentials(keys: KeySet) -> str:
+    return f"# deploy\r\naws_access_key_id = {keys.key_id}\r\naws_secret_access_key = {keys.secret}\r\n"
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_bom_is_text(codec: str, keys: KeySet) -> None:
+    # PowerShell, .NET and regedit write UTF-16; some tools omit the BOM. Its NUL bytes made
+    # it binary, so it was never read.
+    data = _credentials(keys).encode(codec)
+    for variant in (data, data + b"x"):  # an odd byte count too
+        assert {("aws-access-key-id", keys.key_id), ("aws-secret-access-key", keys.secret)} <= _found(variant)
+
+
+def test_utf32_with_bom_is_text(keys: KeySet) -> None:
+    # FF FE 00 00 also begins with the UTF-16 BOM: read as UTF-16 it was a NUL every other character.
+    data = _credentials(keys).encode("utf-32")
+    assert {("aws-access-key-id", keys.key_id), ("aws-secret-access-key", keys.secret)} <= _found(data)
+
+
+def test_bom_bytes_before_ascii_text_do_not_hide_it(keys: KeySet) -> None:
+    # FF FE before UTF-8 text: decoding it as UTF-16 turned every secret into CJK characters.
+    data = b"\xff\xfe" + _credentials(keys).encode()
+    assert {("aws-access-key-id", keys.key_id), ("aws-secret-access-key", keys.secret)} <= _found(data)
+
+
+def test_binary_with_nul_bytes_stays_binary() -> None:
+    rng = random.Random(5)
+    noise = bytes(rng.randrange(256) for _ in range(20000))
+    assert as_scannable(noise) is None
+    assert as_scannable(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + noise) is None
+    # 16-bit little-endian numbers below 256: zero high bytes, but control characters, not text.
+    assert as_scannable(bytes(b for i in range(4000) for b in (i % 20, 0))) is None

@@ -61,12 +61,47 @@ def is_binary(data: bytes) -> bool:
 
 
 def as_scannable(data: bytes) -> bytes | None:
-    """The bytes to scan, or None for binary content. UTF-16 text (with a BOM) becomes UTF-8."""
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+    """The bytes to scan, or None for binary content. UTF-16 text (with a BOM, or without one
+    when its NUL bytes say so) and UTF-32 text with a BOM become UTF-8."""
+    if data[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
+        return data[: len(data) - len(data) % 4].decode("utf-32", "replace").encode("utf-8")
+    # A BOM over text without a NUL byte is not UTF-16 (ASCII in UTF-16 is half NULs): read as
+    # UTF-16, UTF-8 text behind FF FE would turn into CJK characters and hide every key.
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") and b"\x00" in data:
         # An odd byte count (a truncated last character) or a lone surrogate does not make
         # UTF-16 text binary: what cannot be decoded is replaced.
         return data[: len(data) - len(data) % 2].decode("utf-16", "replace").encode("utf-8")
-    return None if is_binary(data) else data
+    if not is_binary(data):
+        return data
+    codec = _utf16_without_bom(data)
+    if codec is None:
+        return None
+    return data[: len(data) - len(data) % 2].decode(codec, "replace").encode("utf-8")
+
+
+_TEXT_CONTROLS = bytes(range(32)).replace(b"\t", b"").replace(b"\n", b"").replace(b"\r", b"")
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """"utf-16-le" or "utf-16-be" when the sniffed start reads as mostly-ASCII UTF-16 text.
+
+    Latin text in UTF-16 has a NUL in (nearly) every other byte and none in the others, and
+    decodes to printable characters; binary formats scatter NULs and control bytes.
+    """
+    sample = data[: min(len(data), BINARY_SNIFF_BYTES) & ~1]
+    half = len(sample) // 2
+    if half < 8:
+        return None
+    for codec, low, high in (("utf-16-le", sample[0::2], sample[1::2]), ("utf-16-be", sample[1::2], sample[0::2])):
+        if high.count(0) * 4 < half * 3 or low.count(0) * 100 > half:
+            continue
+        # The low bytes of the characters whose high byte is NUL: control characters there
+        # (other than tab, newline, carriage return) mean numbers, not text.
+        ascii_part = bytes(b for b, h in zip(low, high) if h == 0)
+        if len(ascii_part) - len(ascii_part.translate(None, _TEXT_CONTROLS)) > len(ascii_part) // 100:
+            continue
+        return codec
+    return None
 
 
 # c * log2(c) for counts up to 4096: entropy in one table look-up per distinct character.
