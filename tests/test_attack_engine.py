@@ -7,12 +7,14 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from scanner.engine import native
 from scanner.engine.detect import Match, as_scannable, detect
 from scanner.engine.rules import load_ruleset
+from tests.conftest import run_keysweep
 from tests.keygen import SECRET_ALPHABET, KeySet, secret_key
 
 RULESET = load_ruleset()
@@ -121,3 +123,41 @@ def test_binary_with_nul_bytes_stays_binary() -> None:
     assert as_scannable(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + noise) is None
     # 16-bit little-endian numbers below 256: zero high bytes, but control characters, not text.
     assert as_scannable(bytes(b for i in range(4000) for b in (i % 20, 0))) is None
+
+
+def _rule_file(tmp_path: Path, pattern: str, charset: str | None = None) -> Path:
+    value = f"\n    value: {{charset: '{charset}', min-length: 8}}" if charset else ""
+    path = tmp_path / "rules.yaml"
+    path.write_text("version: 1\nrules:\n  - id: custom\n    description: custom token\n    kind: bearer-token"
+                    f"{value}\n    patterns: ['{pattern}']\n    examples: {{positive: [x]}}\n")
+    return path
+
+
+@pytest.mark.parametrize(("pattern", "charset"), [
+    ("(?u)(?P<secret>TOK[0-9]{8})", None),  # a str-only flag on a bytes pattern
+    ("(?V1)(?P<secret>TOK[0-9]{8})", None),  # VERSION1 against keysweep's VERSION0
+    ("(?P<secret>TOK[0-9]{8})", "a-z](?u)["),  # the same, smuggled through a value charset
+])
+def test_rule_pattern_the_regex_module_refuses_with_valueerror_exits_2(tmp_path: Path, pattern: str,
+                                                                      charset: str | None) -> None:
+    result = run_keysweep("scan", "-", "--rules", _rule_file(tmp_path, pattern, charset), "--no-progress")
+    assert result.returncode == 2, result.stderr
+    assert "rules.yaml" in result.stderr and "internal error" not in result.stderr
+
+
+@pytest.mark.skipif(not native.available(), reason="no hyperscan wheel for this platform")
+@pytest.mark.parametrize(("pattern", "text"), [
+    ("(?P<secret>(?:TOKZ){e<=1}[0-9]{8})", b"id TOKA12345678"),  # regex's fuzzy matching
+    ("\\m(?P<secret>TOK[0-9]{8})", b"TOK12345678"),  # regex's start-of-word
+    ("(?P<secret>TOK[0-9]{,8})", b"TOK12345678"),  # {,n}: a quantifier to regex, text to Hyperscan
+])
+def test_prefilter_never_rules_out_a_custom_pattern_it_reads_differently(tmp_path: Path, pattern: str,
+                                                                        text: bytes) -> None:
+    path = _rule_file(tmp_path, pattern)
+    plain = load_ruleset([path], builtin=False)
+    plain.health.prefilter = False
+    prefiltered = load_ruleset([path], builtin=False)
+    prefiltered.health.prefilter = native.Prefilter(prefiltered)
+    expected = [(m.rule_id, m.secret.reveal()) for m in detect(text, plain)]
+    assert expected
+    assert [(m.rule_id, m.secret.reveal()) for m in detect(text, prefiltered)] == expected
