@@ -4,6 +4,7 @@ time, leak shapes other tools find, and encodings. Each test was written failing
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable
@@ -161,3 +162,13 @@ def test_prefilter_never_rules_out_a_custom_pattern_it_reads_differently(tmp_pat
     expected = [(m.rule_id, m.secret.reveal()) for m in detect(text, plain)]
     assert expected
     assert [(m.rule_id, m.secret.reveal()) for m in detect(text, prefiltered)] == expected
+
+
+def test_scan_stdin_when_standard_input_is_closed_exits_2() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(["sh", "-c", '"$0" -m scanner scan - --no-progress <&-', sys.executable],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "NO_COLOR": "1"})
+    assert proc.returncode == 2, proc.stderr
+    assert "standard input" in proc.stderr and "internal error" not in proc.stderr
