@@ -172,3 +172,18 @@ def test_scan_stdin_when_standard_input_is_closed_exits_2() -> None:
                           capture_output=True, text=True, timeout=60, env={**os.environ, "NO_COLOR": "1"})
     assert proc.returncode == 2, proc.stderr
     assert "standard input" in proc.stderr and "internal error" not in proc.stderr
+
+
+@pytest.mark.parametrize("width", [76, 64])
+def test_base64_wrapped_over_lines_is_decoded(width: int, keys: KeySet) -> None:
+    # `base64` wraps at 76 characters, openssl and PEM at 64: each line decoded alone cut the
+    # key ID and the secret in two.
+    import base64
+    import textwrap
+
+    encoded = base64.b64encode(keys.credentials_file().encode()).decode()
+    lines = textwrap.wrap(encoded, width)
+    assert len(lines) > 1
+    for text in ("\n".join(lines) + "\n", "creds: |\r\n" + "".join(f"    {line}\r\n" for line in lines)):
+        found = _found(text)
+        assert {("aws-access-key-id", keys.key_id), ("aws-secret-access-key", keys.secret)} <= found, text
