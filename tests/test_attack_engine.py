@@ -187,3 +187,17 @@ def test_base64_wrapped_over_lines_is_decoded(width: int, keys: KeySet) -> None:
     for text in ("\n".join(lines) + "\n", "creds: |\r\n" + "".join(f"    {line}\r\n" for line in lines)):
         found = _found(text)
         assert {("aws-access-key-id", keys.key_id), ("aws-secret-access-key", keys.secret)} <= found, text
+
+
+def test_allow_comment_on_a_long_line_covers_only_what_is_near_it() -> None:
+    # A minified bundle or a one-line JSON dump is one line: a single "pragma: allowlist
+    # secret" anywhere in it hid every key in the file.
+    first, second = KeySet.generate(), KeySet.generate()
+    padding = ",".join(f'"k{i}": "{"v" * 60}"' for i in range(200))
+    text = (f'{{"a": {{"AccessKeyId": "{first.key_id}", "note": "keysweep:allow"}}, {padding}, '
+            f'"b": {{"AccessKeyId": "{second.key_id}", "SecretAccessKey": "{second.secret}"}}}}')
+    found = _found(text)
+    assert ("aws-access-key-id", first.key_id) not in found
+    assert {("aws-access-key-id", second.key_id), ("aws-secret-access-key", second.secret)} <= found
+    # On an ordinary line the comment still covers the whole line.
+    assert not _found(f"AWS_SECRET_ACCESS_KEY={first.secret}  # keysweep:allow")

@@ -353,31 +353,40 @@ def _windows(data: bytes, anchors: list[int], lines: int) -> list[tuple[int, int
     return ranges
 
 
-def _marker_lines(data: bytes) -> set[int]:
-    """Line numbers (1-based) holding an inline-allow comment: found once per text."""
+# An allow comment covers its whole line, unless the line is longer than this (minified code,
+# a one-line JSON dump): there it covers what starts within ALLOW_REACH bytes of it, or one
+# marker anywhere in a bundle would hide every key in it.
+LONG_LINE = 4096
+ALLOW_REACH = 1024
+
+
+def _marker_lines(data: bytes) -> dict[int, list[int]]:
+    """Line numbers (1-based) holding an inline-allow comment, with the comments' offsets:
+    found once per text."""
     offsets = []
     for marker in ALLOW_MARKERS:
         position = data.find(marker)
         while position >= 0:
             offsets.append(position)
             position = data.find(marker, position + 1)
-    lines: set[int] = set()
+    lines: dict[int, list[int]] = {}
     line, previous = 1, 0
     for offset in sorted(offsets):
         line += data.count(b"\n", previous, offset)
         previous = offset
-        lines.add(line)
+        lines.setdefault(line, []).append(offset)
     return lines
 
 
 def _locate(data: bytes, candidates: list[tuple[_Candidate, DecodingKind | None]]) -> list[tuple[Match, Rule]]:
     """Line and column of each candidate, in one sweep over the text (candidates in order of
-    place), dropping those on a line with an inline-allow comment."""
+    place), dropping those an inline-allow comment covers."""
     if not candidates:
         return []  # most texts: no need to look for allow comments at all
     allowed_lines = _marker_lines(data)
     located = []
     line, line_start, position, chars = 1, 0, 0, 0  # chars: characters from line_start to position
+    long_line: tuple[int, bool] = (0, False)  # (line, whether it is longer than LONG_LINE), found once a line
     for candidate, decoded in sorted(candidates, key=lambda item: item[0].start):
         start = candidate.start
         newlines = data.count(b"\n", position, start)
@@ -390,8 +399,16 @@ def _locate(data: bytes, candidates: list[tuple[_Candidate, DecodingKind | None]
         # sequence (valid or not) runs across.
         chars += len(data[position:start].decode("utf-8", "replace"))
         position = start
-        if line in allowed_lines:
-            continue
+        markers = allowed_lines.get(line)
+        if markers is not None:
+            if long_line[0] != line:
+                long_line = (line, data.find(b"\n", line_start, line_start + LONG_LINE + 1) < 0
+                             and len(data) - line_start > LONG_LINE)
+            if not long_line[1]:
+                continue
+            nearest = bisect.bisect_left(markers, start)
+            if any(abs(markers[i] - start) <= ALLOW_REACH for i in (nearest - 1, nearest) if 0 <= i < len(markers)):
+                continue
         secret = Secret(candidate.rule.kind, candidate.value.decode("ascii", "replace"))
         located.append((Match(candidate.rule.id, secret, start, line, chars + 1, decoded), candidate.rule))
     return located
