@@ -170,6 +170,8 @@ def _scan(args: argparse.Namespace, config: Config, ruleset: RuleSet, *, history
 
             if history == "only" or options.staged or revision_range or push_revisions or options.all_objects:
                 raise UsageError("scan - reads standard input: it has no history, index or revisions to scan")
+            if sys.stdin is None:  # started with standard input closed (<&-)
+                raise UsageError("scan - reads standard input, but it is closed")
             report = scan_stream(sys.stdin.buffer, getattr(args, "stdin_name", None) or "<stdin>", options, ruleset)
         else:
             log.debug("%d rule(s), %d exclude pattern(s), max file size %d bytes", len(ruleset.rules),

@@ -42,7 +42,9 @@ _ESCAPE_TOKEN_TABLE = bytes(
     1 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "\\/+=&#;{}") else 0 for i in range(256)
 )
 # A JSON Web Token: base64url header and payload, no padding. The payload is decoded.
-_JWT = regex.compile(rb"eyJ[A-Za-z0-9_-]{8,}\.(eyJ[A-Za-z0-9_-]{8,})\.[A-Za-z0-9_-]*")
+# It starts a token, and no run is given back once taken (possessive): without both, a run
+# of "eyJ" was retried to its end from every "eyJ" inside it, minutes for 256 KiB.
+_JWT = regex.compile(rb"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}+\.(eyJ[A-Za-z0-9_-]{8,}+)\.[A-Za-z0-9_-]*+")
 _ASCII_GROUP_LEAD = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef"
 _KEY_PREFIXES = (b"AKIA", b"ASIA", b"ABIA", b"ACCA", b"A3T")
 _CONTEXT_WORDS = (b"secret", b"token", b"aws")
@@ -100,7 +102,22 @@ def decoded_views(data: bytes, base64_runs: list[tuple[int, int]],
     decoder looks for its own); ``escapes``: where that pass saw escapes end (None: not known)."""
     substitutions = []
     size = len(data)
+    covered = -1  # end of the last block of wrapped lines decoded whole
+    walked = -1  # end of the last block looked at: its lines do not start another (linear)
     for start, end in base64_runs:
+        if start < covered:
+            continue
+        # Lines of one width (76 from `base64`, 64 from openssl) are one token: decoded line
+        # by line, a key ID or secret across a line break was cut in two.
+        wrapped = _wrapped(data, start, end) if start >= walked else None
+        if wrapped is not None:
+            block_end, joined = wrapped
+            walked = block_end
+            decoded = _decode_base64(joined) if not joined[0::4].translate(None, _ASCII_GROUP_LEAD) else None
+            if decoded is not None and _interesting(decoded):
+                substitutions.append((start, block_end, decoded))
+                covered = block_end
+                continue
         if end - start > MAX_TOKEN:
             continue
         # Padding completes a token to a multiple of 4; a run that cannot be completed so
@@ -147,6 +164,48 @@ def decoded_views(data: bytes, base64_runs: list[tuple[int, int]],
     view = _jwt_view(data) if marks is None or "jwt" in marks else None
     if view is not None:
         yield view
+
+
+_BASE64_BYTES = bytes(i for i in range(256) if BASE64_TABLE[i])
+
+
+def _wrapped(data: bytes, start: int, end: int) -> tuple[int, bytes] | None:
+    """Base64 wrapped over lines, ``data[start:end]`` its first line: (where the block ends,
+    its lines joined), or None if the next line does not continue it.
+
+    Every line but the last is as long as the first (a multiple of 4); the last may be
+    shorter, with its padding, and must end its line. Lines may be indented (a YAML block)
+    and end in CRLF. Each line is looked at once: linear.
+    """
+    width = end - start
+    if width % 4 or not 40 <= width <= 256 or data[end : end + 1] not in (b"\n", b"\r"):
+        return None
+    size = len(data)
+    pieces = [data[start:end]]
+    total = width
+    position = end
+    while total + width <= MAX_TOKEN:  # a longer block is decoded in pieces of whole lines
+        line = position + (2 if data.startswith(b"\r\n", position) else 1 if data.startswith(b"\n", position) else 0)
+        if line == position:
+            break
+        body = line
+        while body < size and body - line < 40 and data[body] in b" \t":
+            body += 1
+        window = data[body : body + width + 1]
+        length = len(window) - len(window.lstrip(_BASE64_BYTES))
+        after = body + length
+        if length == width and data[after : after + 1] in (b"", b"\n", b"\r"):
+            pieces.append(window[:width])
+            total += width
+            position = after
+            continue
+        if 0 < length < width:
+            padding = len(data[after : after + 2]) - len(data[after : after + 2].lstrip(b"="))
+            if data[after + padding : after + padding + 1] in (b"", b"\n", b"\r") and (length + padding) % 4 == 0:
+                pieces.append(data[body : after + padding])
+                position = after + padding
+        break
+    return (position, b"".join(pieces)) if len(pieces) > 1 else None
 
 
 def _escape_view(data: bytes, escape_ends: list[int] | None = None) -> DecodedView | None:

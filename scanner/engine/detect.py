@@ -61,12 +61,47 @@ def is_binary(data: bytes) -> bool:
 
 
 def as_scannable(data: bytes) -> bytes | None:
-    """The bytes to scan, or None for binary content. UTF-16 text (with a BOM) becomes UTF-8."""
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+    """The bytes to scan, or None for binary content. UTF-16 text (with a BOM, or without one
+    when its NUL bytes say so) and UTF-32 text with a BOM become UTF-8."""
+    if data[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
+        return data[: len(data) - len(data) % 4].decode("utf-32", "replace").encode("utf-8")
+    # A BOM over text without a NUL byte is not UTF-16 (ASCII in UTF-16 is half NULs): read as
+    # UTF-16, UTF-8 text behind FF FE would turn into CJK characters and hide every key.
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") and b"\x00" in data:
         # An odd byte count (a truncated last character) or a lone surrogate does not make
         # UTF-16 text binary: what cannot be decoded is replaced.
         return data[: len(data) - len(data) % 2].decode("utf-16", "replace").encode("utf-8")
-    return None if is_binary(data) else data
+    if not is_binary(data):
+        return data
+    codec = _utf16_without_bom(data)
+    if codec is None:
+        return None
+    return data[: len(data) - len(data) % 2].decode(codec, "replace").encode("utf-8")
+
+
+_TEXT_CONTROLS = bytes(range(32)).replace(b"\t", b"").replace(b"\n", b"").replace(b"\r", b"")
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """"utf-16-le" or "utf-16-be" when the sniffed start reads as mostly-ASCII UTF-16 text.
+
+    Latin text in UTF-16 has a NUL in (nearly) every other byte and none in the others, and
+    decodes to printable characters; binary formats scatter NULs and control bytes.
+    """
+    sample = data[: min(len(data), BINARY_SNIFF_BYTES) & ~1]
+    half = len(sample) // 2
+    if half < 8:
+        return None
+    for codec, low, high in (("utf-16-le", sample[0::2], sample[1::2]), ("utf-16-be", sample[1::2], sample[0::2])):
+        if high.count(0) * 4 < half * 3 or low.count(0) * 100 > half:
+            continue
+        # The low bytes of the characters whose high byte is NUL: control characters there
+        # (other than tab, newline, carriage return) mean numbers, not text.
+        ascii_part = bytes(b for b, h in zip(low, high) if h == 0)
+        if len(ascii_part) - len(ascii_part.translate(None, _TEXT_CONTROLS)) > len(ascii_part) // 100:
+            continue
+        return codec
+    return None
 
 
 # c * log2(c) for counts up to 4096: entropy in one table look-up per distinct character.
@@ -242,7 +277,7 @@ def _run_by_value(rule: Rule, data: bytes, runs: _RunCache, health: RuleHealth) 
         window_start = _lines_before(data, start, shape.context_lines + 1)
         window_end = _line_end(data, end)
         values.append((start, end))
-        if windows and window_start <= windows[-1][1]:
+        if windows and window_start <= windows[-1][1] and windows[-1][1] - windows[-1][0] < MAX_WINDOW:
             windows[-1] = (min(window_start, windows[-1][0]), max(window_end, windows[-1][1]))
         else:
             windows.append((window_start, window_end))
@@ -265,6 +300,11 @@ def _run_by_value(rule: Rule, data: bytes, runs: _RunCache, health: RuleHealth) 
 # can be megabytes long (minified code, a CSV on one line), and looking back to its start
 # for every value would make the scan quadratic.
 CONTEXT_BYTES = 1024
+# Overlapping windows are merged, but no further than this: each pattern call runs under the
+# time budget, and a megabyte line of values would otherwise be one call, past the budget
+# on a hostile line (which disables the rule for the rest of the scan). A window that starts
+# a new range is whole in it, so what is found does not change.
+MAX_WINDOW = 64 * 1024
 
 
 def _lines_before(data: bytes, offset: int, lines: int) -> int:
@@ -309,38 +349,47 @@ def _windows(data: bytes, anchors: list[int], lines: int) -> list[tuple[int, int
     for anchor in sorted(set(anchors)):
         start = _lines_before(data, anchor, lines + 1)
         end = _line_end(data, anchor, lines + 1)
-        if ranges and start <= ranges[-1][1]:
+        if ranges and start <= ranges[-1][1] and ranges[-1][1] - ranges[-1][0] < MAX_WINDOW:
             ranges[-1] = (min(start, ranges[-1][0]), max(end, ranges[-1][1]))
         else:
             ranges.append((start, end))
     return ranges
 
 
-def _marker_lines(data: bytes) -> set[int]:
-    """Line numbers (1-based) holding an inline-allow comment: found once per text."""
+# An allow comment covers its whole line, unless the line is longer than this (minified code,
+# a one-line JSON dump): there it covers what starts within ALLOW_REACH bytes of it, or one
+# marker anywhere in a bundle would hide every key in it.
+LONG_LINE = 4096
+ALLOW_REACH = 1024
+
+
+def _marker_lines(data: bytes) -> dict[int, list[int]]:
+    """Line numbers (1-based) holding an inline-allow comment, with the comments' offsets:
+    found once per text."""
     offsets = []
     for marker in ALLOW_MARKERS:
         position = data.find(marker)
         while position >= 0:
             offsets.append(position)
             position = data.find(marker, position + 1)
-    lines: set[int] = set()
+    lines: dict[int, list[int]] = {}
     line, previous = 1, 0
     for offset in sorted(offsets):
         line += data.count(b"\n", previous, offset)
         previous = offset
-        lines.add(line)
+        lines.setdefault(line, []).append(offset)
     return lines
 
 
 def _locate(data: bytes, candidates: list[tuple[_Candidate, DecodingKind | None]]) -> list[tuple[Match, Rule]]:
     """Line and column of each candidate, in one sweep over the text (candidates in order of
-    place), dropping those on a line with an inline-allow comment."""
+    place), dropping those an inline-allow comment covers."""
     if not candidates:
         return []  # most texts: no need to look for allow comments at all
     allowed_lines = _marker_lines(data)
     located = []
     line, line_start, position, chars = 1, 0, 0, 0  # chars: characters from line_start to position
+    long_line: tuple[int, bool] = (0, False)  # (line, whether it is longer than LONG_LINE), found once a line
     for candidate, decoded in sorted(candidates, key=lambda item: item[0].start):
         start = candidate.start
         newlines = data.count(b"\n", position, start)
@@ -353,8 +402,16 @@ def _locate(data: bytes, candidates: list[tuple[_Candidate, DecodingKind | None]
         # sequence (valid or not) runs across.
         chars += len(data[position:start].decode("utf-8", "replace"))
         position = start
-        if line in allowed_lines:
-            continue
+        markers = allowed_lines.get(line)
+        if markers is not None:
+            if long_line[0] != line:
+                long_line = (line, data.find(b"\n", line_start, line_start + LONG_LINE + 1) < 0
+                             and len(data) - line_start > LONG_LINE)
+            if not long_line[1]:
+                continue
+            nearest = bisect.bisect_left(markers, start)
+            if any(abs(markers[i] - start) <= ALLOW_REACH for i in (nearest - 1, nearest) if 0 <= i < len(markers)):
+                continue
         secret = Secret(candidate.rule.kind, candidate.value.decode("ascii", "replace"))
         located.append((Match(candidate.rule.id, secret, start, line, chars + 1, decoded), candidate.rule))
     return located

@@ -67,7 +67,7 @@ class Prefilter:
                 continue
             for pattern in rule.patterns:
                 source = pattern.pattern
-                if not isinstance(source, bytes):
+                if not isinstance(source, bytes) or not shared_syntax(source):
                     self.always.add(rule.id)
                     continue
                 expressions.append(widen_repeats(source))
@@ -167,6 +167,40 @@ MARK_PREFIX = "mark:"
 # `{60,}` costs nothing. A prefilter may accept more than the pattern, so wide bounds open up.
 WIDE_REPEAT = 256
 _REPEAT = re.compile(rb"(?<!\\)\{(\d+),(\d+)\}")
+
+# Escapes that mean the same to the regex module and to Hyperscan; a letter outside these
+# (regex's \m, \M, \L<...>, \G, \K, \X, \h, \z...) may be read differently.
+_SHARED_ESCAPES = frozenset(b"dDwWsSbBAZnrtfvx0123456789")
+_SHARED_FLAGS = frozenset(b"imsx-")
+
+
+def shared_syntax(source: bytes) -> bool:
+    r"""Whether Hyperscan reads ``source`` as the regex module does, as far as a quick look can
+    tell; if not, its rule runs on every text (never ruled out by a misreading).
+
+    Hyperscan compiles some of regex's own syntax without complaint but as something else:
+    fuzzy matching ``(?:x){e<=1}`` and ``{,n}`` become literal text, ``\m`` a letter, so the
+    prefilter would rule out texts the pattern matches. Anything unusual is refused here.
+    """
+    index, size = 0, len(source)
+    while index < size:
+        byte = source[index]
+        if byte == 0x5C:  # backslash
+            following = source[index + 1 : index + 2]
+            if following.isalpha() and following[0] not in _SHARED_ESCAPES:
+                return False
+            index += 2
+            continue
+        if byte == 0x7B and not source[index + 1 : index + 2].isdigit():  # "{" that is not {n}, {n,}, {n,m}
+            return False
+        if source.startswith(b"(?", index) and source[index + 2 : index + 4] not in (b"P<", b"P=", b"P>"):
+            flags = source[index + 2 : index + 2 + 16]
+            end = next((i for i, b in enumerate(flags) if not (0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A or b == 0x2D)),
+                       len(flags))
+            if end and (any(b not in _SHARED_FLAGS for b in flags[:end]) or flags[end : end + 1] not in (b")", b":")):
+                return False
+        index += 1
+    return True
 
 
 def widen_repeats(source: bytes) -> bytes:

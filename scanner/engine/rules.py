@@ -313,8 +313,8 @@ def _parse_value(raw: Any, file: str, rule_id: str, fail: Any) -> ValueShape:
         raise fail("value.charset", "required: the inside of a character class, such as 'A-Za-z0-9/+'")
     try:
         char_class = regex.compile(f"[{charset}]".encode())
-    except regex.error as exc:
-        raise fail("value.charset", f"invalid character class [{charset}]: {exc}") from None
+    except (regex.error, ValueError) as exc:  # ValueError: flags the module refuses, such as (?u) on bytes
+        raise fail("value.charset", f"invalid character class {bounded(f'[{charset}]')}: {bounded(str(exc))}") from None
     table = bytes(1 if char_class.fullmatch(bytes([i])) else 0 for i in range(256))
     numbers: dict[str, int | None] = {}
     for field, default in (("min-length", None), ("max-length", None), ("context-lines", 2)):
@@ -347,7 +347,7 @@ def _str_list(value: Any, fail: Any, field: str) -> list[str]:
 def _compile(pattern: str, fail: Any, field: str, need_group: bool) -> regex.Pattern[bytes]:
     try:
         compiled = regex.compile(pattern.encode(), regex.VERSION0)
-    except regex.error as exc:
+    except (regex.error, ValueError) as exc:  # ValueError: (?u) on bytes, (?V1) against VERSION0
         raise fail(field, f"invalid regular expression {bounded(pattern)}: {exc}") from None
     except (RecursionError, OverflowError, MemoryError):
         raise fail(field, f"regular expression {bounded(pattern)} is nested too deeply or too large") from None

@@ -1,0 +1,203 @@
+"""Attacks on the detection engine from outside: hostile shapes that once took super-linear
+time, leak shapes other tools find, and encodings. Each test was written failing first
+(notes/attack-engine.md in the session notes lists every attack tried)."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from scanner.engine import native
+from scanner.engine.detect import Match, as_scannable, detect
+from scanner.engine.rules import load_ruleset
+from tests.conftest import run_keysweep
+from tests.keygen import SECRET_ALPHABET, KeySet, secret_key
+
+RULESET = load_ruleset()
+KIB = 1024
+
+# Shapes that grew with the square of the input (or worse). 256 KiB of each took minutes;
+# linear code takes milliseconds. The bound is generous for a busy 2-core machine.
+HOSTILE: dict[str, Callable[[int], bytes]] = {
+    # The JWT pattern retried its unbounded header run from every "eyJ" inside one token.
+    "a run of eyJ": lambda n: b"eyJ" * (n // 3),
+    "a JWT header, then a payload run of eyJ": lambda n: (b"eyJhbGciOiJIUzI1NiJ9." + b"eyJ" * n)[:n],
+}
+
+
+def _fill(unit: Callable[[random.Random], str], size: int) -> bytes:
+    rng = random.Random(11)
+    parts: list[str] = []
+    total = 0
+    while total < size:
+        parts.append(unit(rng))
+        total += len(parts[-1])
+    return "".join(parts).encode()[:size]
+
+
+def _run(rng: random.Random, length: int) -> str:
+    return "".join(rng.choice(SECRET_ALPHABET) for _ in range(length))
+
+
+# Shapes that made a built-in rule's pattern run past its time budget, which disables the rule
+# for the rest of the scan: one such file and every later secret of that kind was missed.
+# The name part of a pattern and what follows it could split a run in many ways, each tried.
+BUDGET: dict[str, tuple[int, Callable[[int], bytes]]] = {  # KiB, shape
+    "'secret' over and over, with a value now and then": (512, lambda n: _fill(
+        lambda r: ("secret" * 6 + "sec ") * 20 + " " + secret_key(r) + " ", n)),
+    "'secret' then dashes, then a value": (512, lambda n: _fill(
+        lambda r: ("secret" + "-" * 120) * 6 + " " + secret_key(r) + " ", n)),
+    "'secret' then dots and dashes to the line end, a value below": (512, lambda n: _fill(
+        lambda r: ("secret" + "." * 80 + "-" * 40) * 6 + "\n" + secret_key(r) + "\n", n)),
+    "'sessiontoken' inside one long base64 run": (1024, lambda n: _fill(
+        lambda r: "sessiontoken" + _run(r, 20), n)),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(BUDGET))
+def test_built_in_rules_stay_within_their_time_budget(shape: str) -> None:
+    ruleset = load_ruleset()
+    kib, make = BUDGET[shape]
+    data = make(kib * KIB)
+    started = time.perf_counter()
+    detect(data, ruleset)
+    elapsed = time.perf_counter() - started
+    assert not ruleset.health.disabled, f"{shape}: rules disabled (out of time): {ruleset.health.disabled}"
+    assert elapsed < 10, f"{shape}: {elapsed:.1f} s for {kib} KiB"
+
+
+@pytest.mark.parametrize("shape", sorted(HOSTILE))
+def test_hostile_shape_scans_in_linear_time(shape: str) -> None:
+    data = HOSTILE[shape](256 * KIB)
+    started = time.perf_counter()
+    detect(data, RULESET)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 3, f"{shape}: {elapsed:.1f} s for 256 KiB"
+
+
+def _found(text: str | bytes, ruleset=RULESET) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    data = text.encode() if isinstance(text, str) else text
+    scannable = as_scannable(data)
+    assert scannable is not None, "treated as binary"
+    return {(m.rule_id, m.secret.reveal()) for m in detect(scannable, ruleset)}
+
+
+def test_jwt_payload_is_still_decoded(keys: KeySet) -> None:
+    assert ("aws-secret-access-key", keys.secret) in _found(f"Authorization: Bearer {keys.jwt()}")
+    assert ("aws-secret-access-key", keys.secret) in _found(f'{{"token":"{keys.jwt()}"}}')
+
+
+def _credentials(keys: KeySet) -> str:
+    return f"# deploy\r\naws_access_key_id = {keys.key_id}\r\naws_secret_access_key = {keys.secret}\r\n"
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_bom_is_text(codec: str, keys: KeySet) -> None:
+    # PowerShell, .NET and regedit write UTF-16; some tools omit the BOM. Its NUL bytes made
+    # it binary, so it was never read.
+    data = _credentials(keys).encode(codec)
+    for variant in (data, data + b"x"):  # an odd byte count too
+        assert {("aws-access-key-id", keys.key_id), ("aws-secret-access-key", keys.secret)} <= _found(variant)
+
+
+def test_utf32_with_bom_is_text(keys: KeySet) -> None:
+    # FF FE 00 00 also begins with the UTF-16 BOM: read as UTF-16 it was a NUL every other character.
+    data = _credentials(keys).encode("utf-32")
+    assert {("aws-access-key-id", keys.key_id), ("aws-secret-access-key", keys.secret)} <= _found(data)
+
+
+def test_bom_bytes_before_ascii_text_do_not_hide_it(keys: KeySet) -> None:
+    # FF FE before UTF-8 text: decoding it as UTF-16 turned every secret into CJK characters.
+    data = b"\xff\xfe" + _credentials(keys).encode()
+    assert {("aws-access-key-id", keys.key_id), ("aws-secret-access-key", keys.secret)} <= _found(data)
+
+
+def test_binary_with_nul_bytes_stays_binary() -> None:
+    rng = random.Random(5)
+    noise = bytes(rng.randrange(256) for _ in range(20000))
+    assert as_scannable(noise) is None
+    assert as_scannable(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + noise) is None
+    # 16-bit little-endian numbers below 256: zero high bytes, but control characters, not text.
+    assert as_scannable(bytes(b for i in range(4000) for b in (i % 20, 0))) is None
+
+
+def _rule_file(tmp_path: Path, pattern: str, charset: str | None = None) -> Path:
+    value = f"\n    value: {{charset: '{charset}', min-length: 8}}" if charset else ""
+    path = tmp_path / "rules.yaml"
+    path.write_text("version: 1\nrules:\n  - id: custom\n    description: custom token\n    kind: bearer-token"
+                    f"{value}\n    patterns: ['{pattern}']\n    examples: {{positive: [x]}}\n")
+    return path
+
+
+@pytest.mark.parametrize(("pattern", "charset"), [
+    ("(?u)(?P<secret>TOK[0-9]{8})", None),  # a str-only flag on a bytes pattern
+    ("(?V1)(?P<secret>TOK[0-9]{8})", None),  # VERSION1 against keysweep's VERSION0
+    ("(?P<secret>TOK[0-9]{8})", "a-z](?u)["),  # the same, smuggled through a value charset
+])
+def test_rule_pattern_the_regex_module_refuses_with_valueerror_exits_2(tmp_path: Path, pattern: str,
+                                                                      charset: str | None) -> None:
+    result = run_keysweep("scan", "-", "--rules", _rule_file(tmp_path, pattern, charset), "--no-progress")
+    assert result.returncode == 2, result.stderr
+    assert "rules.yaml" in result.stderr and "internal error" not in result.stderr
+
+
+@pytest.mark.skipif(not native.available(), reason="no hyperscan wheel for this platform")
+@pytest.mark.parametrize(("pattern", "text"), [
+    ("(?P<secret>(?:TOKZ){e<=1}[0-9]{8})", b"id TOKA12345678"),  # regex's fuzzy matching
+    ("\\m(?P<secret>TOK[0-9]{8})", b"TOK12345678"),  # regex's start-of-word
+    ("(?P<secret>TOK[0-9]{,8})", b"TOK12345678"),  # {,n}: a quantifier to regex, text to Hyperscan
+])
+def test_prefilter_never_rules_out_a_custom_pattern_it_reads_differently(tmp_path: Path, pattern: str,
+                                                                        text: bytes) -> None:
+    path = _rule_file(tmp_path, pattern)
+    plain = load_ruleset([path], builtin=False)
+    plain.health.prefilter = False
+    prefiltered = load_ruleset([path], builtin=False)
+    prefiltered.health.prefilter = native.Prefilter(prefiltered)
+    expected = [(m.rule_id, m.secret.reveal()) for m in detect(text, plain)]
+    assert expected
+    assert [(m.rule_id, m.secret.reveal()) for m in detect(text, prefiltered)] == expected
+
+
+def test_scan_stdin_when_standard_input_is_closed_exits_2() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(["sh", "-c", '"$0" -m scanner scan - --no-progress <&-', sys.executable],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "NO_COLOR": "1"})
+    assert proc.returncode == 2, proc.stderr
+    assert "standard input" in proc.stderr and "internal error" not in proc.stderr
+
+
+@pytest.mark.parametrize("width", [76, 64])
+def test_base64_wrapped_over_lines_is_decoded(width: int, keys: KeySet) -> None:
+    # `base64` wraps at 76 characters, openssl and PEM at 64: each line decoded alone cut the
+    # key ID and the secret in two.
+    import base64
+    import textwrap
+
+    encoded = base64.b64encode(keys.credentials_file().encode()).decode()
+    lines = textwrap.wrap(encoded, width)
+    assert len(lines) > 1
+    for text in ("\n".join(lines) + "\n", "creds: |\r\n" + "".join(f"    {line}\r\n" for line in lines)):
+        found = _found(text)
+        assert {("aws-access-key-id", keys.key_id), ("aws-secret-access-key", keys.secret)} <= found, text
+
+
+def test_allow_comment_on_a_long_line_covers_only_what_is_near_it() -> None:
+    # A minified bundle or a one-line JSON dump is one line: a single "pragma: allowlist
+    # secret" anywhere in it hid every key in the file.
+    first, second = KeySet.generate(), KeySet.generate()
+    padding = ",".join(f'"k{i}": "{"v" * 60}"' for i in range(200))
+    text = (f'{{"a": {{"AccessKeyId": "{first.key_id}", "note": "keysweep:allow"}}, {padding}, '
+            f'"b": {{"AccessKeyId": "{second.key_id}", "SecretAccessKey": "{second.secret}"}}}}')
+    found = _found(text)
+    assert ("aws-access-key-id", first.key_id) not in found
+    assert {("aws-access-key-id", second.key_id), ("aws-secret-access-key", second.secret)} <= found
+    # On an ordinary line the comment still covers the whole line.
+    assert not _found(f"AWS_SECRET_ACCESS_KEY={first.secret}  # keysweep:allow")
