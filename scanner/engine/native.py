@@ -164,8 +164,10 @@ TOO_MANY_ESCAPES = "mark:escape-overflow"
 
 MARK_PREFIX = "mark:"
 # Hyperscan tracks a bounded repeat position by position: `{60,8000}` costs it ~1 s/GB where
-# `{60,}` costs nothing. A prefilter may accept more than the pattern, so wide bounds open up.
-WIDE_REPEAT = 256
+# `{60,}` costs nothing, and a bounded repeat of a group multiplies its automaton (the
+# secret rule's next-line pattern alone: 0.9 s to compile, 2 s/GB to scan; widened: 0.05 s
+# and 0.25 s/GB). A prefilter may accept more than the pattern, so bounds open up.
+WIDE_REPEAT = 16
 _REPEAT = re.compile(rb"(?<!\\)\{(\d+),(\d+)\}")
 
 # Escapes that mean the same to the regex module and to Hyperscan; a letter outside these
