@@ -168,3 +168,22 @@ def test_decoded_views_keep_context_far_into_a_large_text() -> None:
     assert ("aws-secret-access-key", escaped.secret, "escape") in found
     assert ("aws-access-key-id", encoded.key_id, None) in found
     assert ("aws-secret-access-key", encoded.secret, "base64") in found  # bare, two lines below the key ID
+
+
+@pytest.mark.skipif(not native.available(), reason="no hyperscan wheel for this platform")
+def test_native_base64_runs_are_the_runs_value_runs_finds() -> None:
+    from scanner.engine.decode import BASE64_TABLE, value_runs
+
+    prefilter = native.Prefilter(load_ruleset())
+    rng = random.Random(40)
+    alphabet = b"ABCxyz019+/"
+    texts = [b"", b"A" * 39, b"A" * 40, b"A" * 40 + b" " + b"B" * 80, b"x" * 100_000]
+    for _ in range(200):
+        parts = []
+        for _ in range(rng.randint(1, 60)):
+            parts.append(bytes(rng.choice(alphabet) for _ in range(rng.choice((5, 39, 40, 41, 120)))))
+            parts.append(rng.choice((b" ", b"\n", b"-", b"\x00", b"==")))
+        texts.append(b"".join(parts))
+    texts.append((b"A" * 45 + b" ") * 5000)  # dense: the rest goes to one translate
+    for text in texts:
+        assert prefilter.base64_runs(text) == value_runs(text, BASE64_TABLE, native.NATIVE_RUN), text[:80]

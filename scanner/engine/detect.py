@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import regex
 
 from scanner.engine.decode import BASE64_TABLE, MIN_BASE64_RUN, DecodingKind, decoded_views, value_runs
-from scanner.engine.native import prefilter_for
+from scanner.engine.native import NATIVE_RUN, Prefilter, prefilter_for
 from scanner.engine.rules import CharClass, Rule, RuleHealth, RuleSet
 from scanner.secret import PAIRS_WITH_KEY_ID, Secret
 
@@ -160,8 +160,8 @@ class _Candidate:
 
 def detect(data: bytes, ruleset: RuleSet) -> list[Match]:
     """Every secret in ``data`` (already known to be text), paired where possible."""
-    runs = _RunCache(data)
     prefilter = prefilter_for(ruleset, len(data))
+    runs = _RunCache(data, prefilter)
     native = prefilter.scan(data) if prefilter is not None else None
     possible = native.rules if native is not None else None
     candidates: list[tuple[_Candidate, DecodingKind | None]] = [(c, None) for c in _find(data, ruleset, runs, possible)]
@@ -199,13 +199,18 @@ def detect(data: bytes, ruleset: RuleSet) -> list[Match]:
 class _RunCache:
     """Runs of each value charset, computed once per text and shared by the rules."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, prefilter: Prefilter | None = None) -> None:
         self.data = data
+        self.prefilter = prefilter
         self.runs: dict[bytes, tuple[int, list[tuple[int, int]]]] = {}
 
     def get(self, table: bytes, min_length: int) -> list[tuple[int, int]]:
         cached = self.runs.get(table)
         if cached is None or cached[0] > min_length:
+            if self.prefilter is not None and table == BASE64_TABLE and min_length >= NATIVE_RUN:
+                cached = (NATIVE_RUN, self.prefilter.base64_runs(self.data))
+                self.runs[table] = cached
+                return [(s, e) for s, e in cached[1] if e - s >= min_length]
             cached = (min_length, value_runs(self.data, table, min_length))
             self.runs[table] = cached
         elif cached[0] < min_length:

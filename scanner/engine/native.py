@@ -97,6 +97,45 @@ class Prefilter:
         self.escape_id = self.rule_of.index(MARK_PREFIX + "escape") if MARK_PREFIX + "escape" in self.rule_of else -1
         if self.database is not None:
             self.scratch = hyperscan.Scratch(self.database)
+        self.runs_database = self._compile([b"[A-Za-z0-9+/]{%d}" % NATIVE_RUN], [hyperscan.HS_FLAG_SINGLEMATCH])
+        self.runs_scratch = hyperscan.Scratch(self.runs_database)
+
+    def base64_runs(self, data: bytes) -> list[tuple[int, int]]:
+        """Every maximal run of base64 characters at least NATIVE_RUN long, as
+        ``decode.value_runs(data, BASE64_TABLE, NATIVE_RUN)`` finds them.
+
+        Hyperscan finds the next run and stops; the run is measured where it is and the search
+        goes on after it. Far cheaper than translating the whole text where runs are sparse
+        (~0.7 of the time on a history); where they are dense (a run every few hundred
+        bytes), the per-run cost would dominate, so the rest of the text goes to value_runs.
+        """
+        from scanner.engine.decode import BASE64_TABLE, run_bounds, value_runs
+
+        found: list[tuple[int, int]] = []
+        size = len(data)
+        view = memoryview(data)
+        position = 0
+        hit = [-1]
+
+        def on_match(index: int, start: int, end: int, flags: int, context: Any) -> bool:
+            hit[0] = end
+            return True  # stop: the run is measured here
+
+        while position < size:
+            if len(found) >= DENSE_RUNS and position < len(found) * SPARSE_RUN_BYTES:
+                found += [(s + position, e + position) for s, e in value_runs(data[position:], BASE64_TABLE, NATIVE_RUN)]
+                break
+            hit[0] = -1
+            try:
+                self.runs_database.scan(view[position:], match_event_handler=on_match, scratch=self.runs_scratch)
+            except self._hyperscan.ScanTerminated:
+                pass
+            if hit[0] < 0:
+                break
+            start, end = run_bounds(data, position + hit[0] - 1, BASE64_TABLE, size)
+            found.append((start, end))
+            position = end
+        return found
 
     def _compile(self, expressions: list[bytes], flags: list[int]) -> Any:
         if not expressions:
@@ -156,6 +195,12 @@ class NativeScan:
     escape_ends: list[int] | None  # where each escape ends; None: too many to list
 
 
+# Base64 runs found by Prefilter.base64_runs: this long at least (the decoder's and the
+# secret key's length); past DENSE_RUNS runs closer than SPARSE_RUN_BYTES apart on average,
+# the rest of the text is left to one translate.
+NATIVE_RUN = 40
+DENSE_RUNS = 256
+SPARSE_RUN_BYTES = 1024
 # Escapes listed per text at most; past it the Python searches
 # take over, so a text made of nothing else costs no more than without the native pass.
 MAX_LISTED = 4096
