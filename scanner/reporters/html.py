@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 VERIFICATION_STATES = ("valid", "invalid", "unknown", "canary", "not verified")
 SEVERITIES = ("critical", "high", "medium", "low", "info")
+# Rows per table in the findings and by-path lists: off-screen tables are skipped by the
+# browser's style and layout (content-visibility), so only a few of them cost anything at load.
+CHUNK_ROWS = 500
 # Web hosts whose commit pages live at <base>/commit/<sha> (GitLab: /-/commit/).
 _COMMIT_PATHS = {"github.com": "/commit/", "gitlab.com": "/-/commit/"}
 _SCP_LIKE = re.compile(r"^(?:[^@/]+@)?([^:/]+):(?!//)(.+)$")
@@ -327,6 +330,14 @@ def _by_path(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return result
 
 
+def _optional_columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Pushed, Access and Remediation are shown only when some finding has a value for them:
+    fewer cells for the browser, more room for the path."""
+    names = {"pushed": "pushed", "flags": "access", "remediation": "remediation"}
+    shown = {key: any(row[key] for row in rows) for key in names}
+    return {**shown, "left_out": [names[key] for key, present in shown.items() if not present]}
+
+
 def _csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
@@ -381,7 +392,7 @@ def render_html(report: ScanReport, ruleset: RuleSet, context: HtmlContext | Non
         targets=context.targets or (report.target,), repositories=repositories, scope=context.scope,
         started=started.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         duration=_duration(report.duration_seconds), bytes_read=_human_bytes(report.bytes_scanned),
-        rows=rows, severities=severities, by_severity=by_severity, by_verification=by_verification,
+        rows=rows, chunk_rows=CHUNK_ROWS, optional=_optional_columns(rows), severities=severities, by_severity=by_severity, by_verification=by_verification,
         verification_states=VERIFICATION_STATES, by_remediation=sorted(by_remediation.items()),
         timeline=timeline(rows), by_author=_group(rows, "author"), by_path=_by_path(rows),
         live_keys=len({f.secret.digest for f in report.findings
