@@ -101,40 +101,15 @@ def open_page(page: Path) -> dict[str, float]:
     clock from navigation start; ``cpu``: CPU seconds of all browser processes over that same span
     (hardly affected by what else the machine runs, unlike wall time); ``rows``: finding rows in the DOM.
     """
-    from tests.browser import _Pipe, chromium
+    from tests.browser import Session
 
-    to_child_r, to_child_w = os.pipe()
-    from_child_r, from_child_w = os.pipe()
-
-    def wire() -> None:
-        read_end, write_end = os.dup(to_child_r), os.dup(from_child_w)
-        os.dup2(read_end, 3)
-        os.dup2(write_end, 4)
-
-    with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.Popen([chromium(), *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe",
-                                 "--window-size=1280,900", "about:blank"], preexec_fn=wire, pass_fds=(3, 4),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        os.close(to_child_r)
-        os.close(from_child_w)
-        pipe = _Pipe(to_child_w, from_child_r)
-        try:
-            target = pipe.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-            session = pipe.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-            pipe.call("Page.enable", {}, session)
-            pipe.call("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 900, "deviceScaleFactor": 1,
-                                                             "mobile": False}, session)
-            cpu_before = _descendants_cpu(proc.pid)
-            started = time.perf_counter()
-            pipe.call("Page.navigate", {"url": page.as_uri()}, session, wait_event="Page.loadEventFired")
-            reply = pipe.call("Runtime.evaluate", {"expression": _AFTER_FIRST_FRAME, "awaitPromise": True}, session)
-            wall = time.perf_counter() - started
-            cpu = _descendants_cpu(proc.pid) - cpu_before
-            figures = json.loads(reply["result"]["value"])
-            pipe.call("Browser.close")
-        finally:
-            pipe.close()
-            proc.wait(timeout=30)
+    with Session() as browser:
+        cpu_before = _descendants_cpu(browser.proc.pid)
+        started = time.perf_counter()
+        browser.open(page)
+        figures = json.loads(browser.evaluate(_AFTER_FIRST_FRAME))
+        wall = time.perf_counter() - started
+        cpu = _descendants_cpu(browser.proc.pid) - cpu_before
     return {"wall": wall, "cpu": cpu, "painted": figures["painted"] / 1000, "load": figures["load"] / 1000,
             "dcl": figures["dcl"] / 1000, "fcp": figures["fcp"] / 1000, "rows": figures["rows"]}
 

@@ -13,6 +13,7 @@ import html as html_module
 import http.server
 import json
 import os
+import random
 import re
 import subprocess
 import threading
@@ -27,11 +28,14 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from scanner.reporters.html import web_base
-from tests.browser import browse, dom_without_javascript
+from scanner.engine.rules import load_ruleset
+from scanner.findings import CommitInfo, Finding, ScanReport, Verification
+from scanner.reporters.html import CHUNK_ROWS, HtmlContext, render_html, web_base
+from scanner.secret import Secret
+from tests.browser import Session, browse, dom_without_javascript
 from tests.conftest import REPO_ROOT, run_keysweep
 from tests.gitrepo import GitRepo
-from tests.keygen import KeySet
+from tests.keygen import KeySet, key_id
 
 CANARY_ACCOUNT = "052310077262"  # canarytokens.org, in scanner/data/aws-canary-accounts.txt
 HOSTILE_PATH = "conf/<img src=x onerror=alert(1)>.env"
@@ -284,3 +288,86 @@ def test_folder_report_without_git_or_remote(tmp_path: Path, keys: KeySet) -> No
     assert "app.env:1" in page and "app.env:2" in page and "<a href" not in page
     assert "in files on disk only" in page  # no timeline without commits, and it says why
     assert keys.secret not in page and keys.key_id[:9] not in page
+
+
+# --- A large report: rows in tables of CHUNK_ROWS, still one list to read, sort, filter, print --------
+
+def _large_report(count: int) -> ScanReport:
+    rng = random.Random(12)
+    findings = []
+    for index in range(count):
+        commit = CommitInfo("%040x" % rng.getrandbits(160), f"Author {index % 40}", "dev@example.com",
+                            f"{2020 + index % 5:04d}-{1 + index % 12:02d}-{1 + index % 28:02d}T12:00:00+00:00",
+                            f"change {index}")
+        status = ("valid", "invalid", "unknown", None)[index % 4]
+        findings.append(Finding("aws-access-key-id", Secret("key-id", key_id(rng=rng)), f"svc{index % 97}/app.env",
+                                1, 1, "git-blob", f"print{index}", commit=commit,
+                                verification=Verification(status) if status else None))  # type: ignore[arg-type]
+    return ScanReport(tuple(findings), (), (), 0, count, count, 10**6, 1.0, "/srv/repos/big")
+
+
+@pytest.fixture(scope="module")
+def large_page(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ScanReport]:
+    report = _large_report(CHUNK_ROWS * 2 + 200)
+    page = tmp_path_factory.mktemp("large") / "large.html"
+    page.write_text(render_html(report, load_ruleset([]), HtmlContext()), encoding="utf-8")
+    return page, report
+
+
+def test_large_report_is_chunked(large_page: tuple[Path, ScanReport]) -> None:
+    html = large_page[0].read_text(encoding="utf-8")
+    findings = html[html.index('id="findings"'):html.index('id="by-author"')]
+    chunks = findings.split('<div class="chunk')[1:]
+    assert [len(_rows(chunk)) for chunk in chunks] == [CHUNK_ROWS, CHUNK_ROWS, 200]
+    assert findings.count("<thead>") == 1 and findings.count('<thead class="again">') == 2  # headings once on screen
+    assert findings.count("<th>Pushed</th>") == 0 and "Left out, as no finding has a value for them: pushed" in html
+
+
+_VISIBLE = "Array.from(document.querySelectorAll('#findings tr[data-s]')).filter(r => r.offsetParent !== null)"
+
+
+def test_large_report_sorts_filters_and_prints_across_chunks(large_page: tuple[Path, ScanReport]) -> None:
+    page, report = large_page
+    total = len(report.findings)
+    wanted = [f for f in report.findings if f.path == "svc7/app.env"]
+    with Session() as browser:
+        browser.open(page)
+        assert browser.evaluate("document.querySelectorAll('#findings tr[data-s]').length") == total
+        assert browser.evaluate("document.getElementById('shown').textContent") == f"{total} shown"
+        # Filter: the matching rows, and only they, are shown, packed into the first table.
+        browser.evaluate("(q => { q.value = 'svc7/app.env'; q.dispatchEvent(new Event('input')); })"
+                         "(document.getElementById('q'))")
+        browser.evaluate("new Promise(done => setTimeout(done, 400))")  # the filter waits for typing to pause
+        assert browser.evaluate("document.getElementById('shown').textContent") == f"{len(wanted)} of {total} shown"
+        shown = browser.evaluate(f"{_VISIBLE}.map(r => r.cells[4].textContent)")
+        assert shown == ["svc7/app.env:1"] * len(wanted)
+        assert browser.evaluate("Array.from(document.querySelectorAll('#findings .chunk')).map(c => c.hidden)") == [
+            False, True, True]
+        # Printed, the filter does not apply: every row and table is laid out.
+        browser.call("Emulation.setEmulatedMedia", {"media": "print"})
+        assert browser.evaluate(f"{_VISIBLE}.length") == total
+        browser.call("Emulation.setEmulatedMedia", {"media": ""})
+        # Sort by date (ascending, then descending) with the filter cleared: one order over all tables.
+        browser.evaluate("(q => { q.value = ''; q.dispatchEvent(new Event('input')); })(document.getElementById('q'))")
+        browser.evaluate("new Promise(done => setTimeout(done, 400))")
+        dates = sorted(f.commit.date[:10] for f in report.findings if f.commit)
+        for direction in (dates, dates[::-1]):
+            browser.evaluate("document.querySelector('#findings th:nth-child(8) button').click()")
+            assert browser.evaluate(f"{_VISIBLE}.map(r => r.cells[7].textContent)") == direction
+        assert browser.evaluate("document.querySelectorAll('#findings .chunk:not([hidden])').length") == 3
+
+
+def test_large_report_without_javascript_shows_all_rows(large_page: tuple[Path, ScanReport]) -> None:
+    with Session(script=False) as browser:
+        browser.open(large_page[0])
+        assert browser.evaluate("document.documentElement.dataset.js") is None  # the page's script did not run
+        assert browser.evaluate("document.getElementById('controls').hidden") is True
+        assert browser.evaluate("document.querySelectorAll('#findings tr[data-s]:not([hidden])').length") == len(
+            large_page[1].findings)
+        # Off screen, the last table is skipped (its placeholder height); scrolled to and drawn (a
+        # screenshot makes a frame), it is laid out with its rows, scripting off.
+        last = "document.querySelector('#findings .chunk.last').getBoundingClientRect().height"
+        assert browser.evaluate(last) == 1500
+        browser.evaluate("document.querySelector('#findings .chunk.last').scrollIntoView()")
+        browser.call("Page.captureScreenshot", {"format": "png"})
+        assert browser.evaluate(last) > 200 * 20
