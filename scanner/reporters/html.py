@@ -425,7 +425,7 @@ def render_html(report: ScanReport, ruleset: RuleSet, context: HtmlContext | Non
     by_remediation = Counter(row["remediation"] for row in rows if row["remediation"])
     severities = [s for s in SEVERITIES if by_severity.get(s)] + sorted(set(by_severity) - set(SEVERITIES))
     repositories = sorted({row["repository"] for row in rows} or {report.target})
-    csp = ("default-src 'none'; img-src data:; form-action 'none'; base-uri 'none'; "
+    csp = ("default-src 'none'; form-action 'none'; base-uri 'none'; "
            f"style-src {_csp_hash(style)}; script-src {_csp_hash(script)}")
     template = environment.get_template("report.html.j2")
     page: str = template.render(
