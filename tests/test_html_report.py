@@ -379,3 +379,80 @@ def test_large_report_without_javascript_shows_all_rows(large_page: tuple[Path, 
         browser.evaluate(f"{last}.scrollIntoView()")
         browser.call("Page.captureScreenshot", {"format": "png"})
         assert browser.evaluate(drawn) is True
+
+
+# --- Hostile input, as an outsider would write it -----------------------------------------------
+
+BIDI = "\u202e\u2066\u2069\u202a\u200f"
+HOSTILE = "</script><script>document.title='pwned'</script><!-- \"' javascript:alert(1) \u202egnp.exe\u202c"
+
+
+def test_hostile_repository_report(tmp_path: Path, keys: KeySet) -> None:
+    """Paths, author, subject and remote made by an attacker, the found values written into the
+    subject (scanned too) and a path, --show-secrets: the page shows the text as
+    text, runs only its own script, and holds no secret, no token, no bidirectional override."""
+    other = KeySet.generate()
+    token = "ghp" + other.secret.replace("/", "x").replace("+", "y")  # a token as the URL's user name
+    repo = GitRepo(tmp_path / "checkout")
+    repo.git("remote", "add", "origin", f"https://{token}@github.com/acme/app.git")
+    deep = "/".join(c * 200 for c in "pqrst")  # a path over MAX_TEXT characters, on every row it is on
+    repo.write(f"a{BIDI}<b>/evil{HOSTILE}{keys.key_id}.env",
+               keys.fill("AWS_ACCESS_KEY_ID={key_id}\nAWS_SECRET_ACCESS_KEY={secret}\n"))
+    repo.write(f"{deep}/x.env", other.fill("aws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n"))
+    repo.git("add", "-A")
+    message = tmp_path / "message"
+    message.write_text(f"add {keys.key_id} {keys.secret} {other.secret} {HOSTILE} " + "A" * 300_000)
+    repo.git("commit", "-q", "-F", str(message), f"--author=Mallory {HOSTILE} {keys.secret} <m@example.com>")
+    page = tmp_path / "report.html"
+    result = run_keysweep("scan", "--no-progress", "--show-secrets", "--format", "html", "-o", page, repo.path)
+    assert result.returncode == 1, result.stderr
+    html = page.read_text(encoding="utf-8")
+    found = run_keysweep("scan", "--no-progress", "--format", "json", repo.path).json()["findings"]
+    assert len(_rows(html)) == len(found) >= 4
+    for key in (keys, other):
+        assert key.secret not in html and key.key_id[:9] not in html and key.key_id[:8] in html
+    assert token not in html and token[:12] not in html
+    assert not any(char in html for char in BIDI + "\u202c") and "\\u202egnp.exe\\u202c" in html
+    assert html.count("<script") == 1 and "<!--" not in html and "<b>/evil" not in html and "&lt;b&gt;/evil" in html
+    assert "&lt;/script&gt;&lt;script&gt;document.title=&#39;pwned&#39;" in html
+    assert f'href="https://github.com/acme/app/commit/{repo.git("rev-parse", "HEAD")}"' in html
+    assert f"\u2026 ({len(deep) + len('/x.env')} characters)" in html and "p" * 200 + "/" + "q" * 200 in html  # cut
+    assert len(html) < 60_000  # the 300,000-character subject is not repeated per row
+    with Session() as browser:
+        browser.open(page)
+        assert browser.evaluate("document.title").startswith("keysweep audit report")
+        assert browser.evaluate("document.documentElement.dataset.js") == "on"
+        assert browser.evaluate("document.querySelectorAll('script').length") == 1
+        assert browser.evaluate("document.querySelectorAll('#findings tr[data-s]').length") == len(found)
+
+
+def test_credentials_and_values_in_what_the_caller_passes_are_not_shown(keys: KeySet) -> None:
+    """Targets, repository names and errors come from the caller (audit: URLs): a URL's user
+    and password are dropped, a found value redacted, whatever the caller did."""
+    token = "tok" + keys.secret.replace("/", "x").replace("+", "y")
+    url = f"https://{token}@github.com/acme/app.git"
+    finding = Finding("aws-secret-access-key", Secret("secret", keys.secret), "app.env", 1, 1, "file", "f1",
+                      repository=url)
+    report = ScanReport((finding,), (), (f"warning: {keys.secret}",), 1, 0, 0, 10, 0.1, url,
+                        errors=(f"https://user:{token}@gitlab.com/x.git: could not read",))
+    context = HtmlContext(targets=(url, f"/srv/{keys.secret}"), web_remotes={url: "https://github.com/acme/app"},
+                          repository_errors=(f"ssh://git:{token}@host/x.git: clone failed", ))
+    html = render_html(report, load_ruleset([]), context)
+    assert token not in html and keys.secret not in html
+    assert "https://github.com/acme/app.git" in html and "ssh://host/x.git: clone failed" in html
+
+
+def test_empty_report_opens(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("nothing here\n")
+    page = tmp_path / "out.html"
+    result = run_keysweep("scan", "--no-progress", "--format", "html", "--output", page, tmp_path / "src")
+    assert result.returncode == 0 and result.stdout == "", result.stderr
+    html = page.read_text(encoding="utf-8")
+    assert 'data-count="total">0<' in html and "No findings." in html and not _rows(html)
+    with Session() as browser:
+        browser.open(page)
+        assert browser.evaluate("document.getElementById('shown').textContent") == "0 shown"
+    missing = run_keysweep("scan", "--no-progress", "--format", "html", "-o", tmp_path / "no" / "r.html",
+                           tmp_path / "src")
+    assert missing.returncode == 2 and "cannot write" in missing.stderr and "Traceback" not in missing.stderr
