@@ -164,7 +164,7 @@ def main() -> None:
         for name, runs in opened.items():
             print(f"  {name}: " + "; ".join(
                 f"{label} {statistics.median(r[key] for r in runs):.2f} s "
-                f"[{', '.join(f'{r[key]:.2f}' for r in runs)}]"
+                f"[{', '.join(f'{r[key]:.2f}' for r in runs)}]" if all(r[key] >= 0 for r in runs) else f"{label} none"
                 for key, label in (("wall", "navigate to loaded and painted"), ("load", "load event"),
                                    ("dcl", "DOM parsed"), ("fcp", "first paint"), ("cpu", "browser CPU"))))
         cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
