@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import subprocess
 import tempfile
@@ -42,13 +43,15 @@ def browse(page: Path, *args: str, timeout: float = 60) -> str:
 class _Pipe:
     def __init__(self, write: int, read: int) -> None:
         self.out = os.fdopen(write, "wb")
-        self.inp = os.fdopen(read, "rb")
+        self.inp = os.fdopen(read, "rb", buffering=0)  # unbuffered: select() sees every byte not yet read
         self.buffer = b""
         self.counter = 0
 
-    def _message(self) -> dict[str, Any]:
+    def _message(self, timeout: float = 60) -> dict[str, Any]:
         while b"\0" not in self.buffer:
-            chunk = self.inp.read1(65536)
+            if not select.select([self.inp], [], [], timeout)[0]:
+                raise AssertionError(f"no word from the browser in {timeout} s")
+            chunk = self.inp.read(65536)
             if not chunk:
                 raise AssertionError("the browser closed the DevTools pipe")
             self.buffer += chunk
@@ -85,41 +88,80 @@ class _Pipe:
                 pass
 
 
-def dom_without_javascript(page: Path, timeout: float = 60) -> str:
-    to_child_r, to_child_w = os.pipe()
-    from_child_r, from_child_w = os.pipe()
+class Session:
+    """One headless Chromium driven over the DevTools pipe, with one page (a 1280x900 viewport)."""
 
-    def wire() -> None:
-        # dup first: a pipe end may already sit on fd 3 or 4; dup2's copies are inheritable.
-        read_end, write_end = os.dup(to_child_r), os.dup(from_child_w)
-        os.dup2(read_end, 3)
-        os.dup2(write_end, 4)
+    def __init__(self, script: bool = True, timeout: float = 60) -> None:
+        self.timeout = timeout
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
 
-    with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.Popen(
-            [chromium(), *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"],
+        def wire() -> None:
+            # dup first: a pipe end may already sit on fd 3 or 4; dup2's copies are inheritable.
+            read_end, write_end = os.dup(to_child_r), os.dup(from_child_w)
+            os.dup2(read_end, 3)
+            os.dup2(write_end, 4)
+
+        self.profile = tempfile.TemporaryDirectory()
+        self.proc = subprocess.Popen(
+            [chromium(), *FLAGS, f"--user-data-dir={self.profile.name}", "--remote-debugging-pipe", "about:blank"],
             preexec_fn=wire, pass_fds=(3, 4), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         os.close(to_child_r)
         os.close(from_child_w)
-        pipe = _Pipe(to_child_w, from_child_r)
+        self.pipe = _Pipe(to_child_w, from_child_r)
         try:
-            target = pipe.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-            session = pipe.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-            pipe.call("Emulation.setScriptExecutionDisabled", {"value": True}, session)
-            pipe.call("Page.enable", {}, session)
-            pipe.call("Page.navigate", {"url": page.as_uri()}, session, wait_event="Page.loadEventFired")
-            root = pipe.call("DOM.getDocument", {"depth": 0}, session)["root"]["nodeId"]
-            html: str = pipe.call("DOM.getOuterHTML", {"nodeId": root}, session)["outerHTML"]
-            try:
-                pipe.call("Browser.close")
-            except AssertionError:
-                pass
-            return html
-        finally:
-            pipe.close()
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            target = self.pipe.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+            self.session = self.pipe.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+            if not script:
+                self.call("Emulation.setScriptExecutionDisabled", {"value": True})
+            self.call("Page.enable")
+            self.call("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 900, "deviceScaleFactor": 1,
+                                                             "mobile": False})
+        except BaseException:
+            self.close()
+            raise
+
+    def call(self, method: str, params: dict[str, Any] | None = None, wait_event: str | None = None) -> dict[str, Any]:
+        return self.pipe.call(method, params, self.session, wait_event)
+
+    def open(self, page: Path) -> None:
+        self.call("Page.navigate", {"url": page.as_uri()}, wait_event="Page.loadEventFired")
+
+    def evaluate(self, expression: str) -> Any:
+        """The value of a JavaScript expression in the page (promises awaited), run by DevTools: it
+        works with the page's scripting off and is not subject to the page's CSP."""
+        reply = self.call("Runtime.evaluate", {"expression": expression, "awaitPromise": True, "returnByValue": True})
+        if "exceptionDetails" in reply:
+            raise AssertionError(f"{expression[:80]}: {reply['exceptionDetails']}")
+        return reply["result"].get("value")
+
+    def html(self) -> str:
+        root = self.call("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+        html: str = self.call("DOM.getOuterHTML", {"nodeId": root})["outerHTML"]
+        return html
+
+    def close(self) -> None:
+        try:
+            self.pipe.call("Browser.close")
+        except (AssertionError, OSError, ValueError):
+            pass
+        self.pipe.close()
+        try:
+            self.proc.wait(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.profile.cleanup()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def dom_without_javascript(page: Path, timeout: float = 60) -> str:
+    with Session(script=False, timeout=timeout) as browser:
+        browser.open(page)
+        return browser.html()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -457,9 +458,12 @@ def test_audit_html_report(dask_cluster: DaskProcesses, tmp_path: Path) -> None:
     first.git("remote", "add", "origin", "git@gitlab.com:acme/alpha.git")
     make_repo(org / "beta", 2)
     corrupt(make_repo(org / "broken", 3))
+    # A remote that cannot be reached, its token as the URL's user name: named, token dropped.
+    token = "ghp" + secrets.token_hex(16)
+    gone = f"https://{token}@127.0.0.1:9/acme/gone.git"
     page = tmp_path / "audit.html"
-    html_run = run_audit(org, "--scheduler", dask_cluster.address, "--state", tmp_path / "a.sqlite",
-                         "--format", "html", "-o", page)
+    html_run = run_audit(org, gone, "--scheduler", dask_cluster.address, "--state", tmp_path / "a.sqlite",
+                         "--cache", tmp_path / "cache", "--format", "html", "-o", page)
     assert html_run.returncode in (1, 3), html_run.stderr
     json_run = run_audit(org, "--scheduler", dask_cluster.address, "--state", tmp_path / "b.sqlite", "--format", "json")
     findings = json_run.json()["findings"]
@@ -471,3 +475,4 @@ def test_audit_html_report(dask_cluster: DaskProcesses, tmp_path: Path) -> None:
     assert "gitlab.com/acme/beta" not in html
     errors = re.search(r'<div class="notice errors" id="errors">(.*?)</div>', html, flags=re.S)
     assert errors is not None and "broken" in errors.group(1)
+    assert "https://127.0.0.1:9/acme/gone.git: cannot clone" in errors.group(1) and token not in html

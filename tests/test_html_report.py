@@ -13,6 +13,7 @@ import html as html_module
 import http.server
 import json
 import os
+import random
 import re
 import subprocess
 import threading
@@ -27,11 +28,14 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from scanner.reporters.html import web_base
-from tests.browser import browse, dom_without_javascript
+from scanner.engine.rules import load_ruleset
+from scanner.findings import CommitInfo, Finding, ScanReport, Verification
+from scanner.reporters.html import CHUNK_ROWS, HtmlContext, render_html, web_base
+from scanner.secret import Secret
+from tests.browser import Session, browse, dom_without_javascript
 from tests.conftest import REPO_ROOT, run_keysweep
 from tests.gitrepo import GitRepo
-from tests.keygen import KeySet
+from tests.keygen import KeySet, key_id
 
 CANARY_ACCOUNT = "052310077262"  # canarytokens.org, in scanner/data/aws-canary-accounts.txt
 HOSTILE_PATH = "conf/<img src=x onerror=alert(1)>.env"
@@ -212,7 +216,12 @@ def test_file_names_no_external_resource(rendered: Rendered) -> None:
     csp = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', html)
     assert csp is not None
     policy = html_module.unescape(csp.group(1))
-    assert "default-src 'none'" in policy and "unsafe-inline" not in policy and "script-src 'sha256-" in policy
+    # Nothing but the page's own style and script, by hash: no source, no 'unsafe-*', no data: or blob:.
+    directives = [d.strip() for d in policy.split(";")]
+    assert directives[:3] == ["default-src 'none'", "form-action 'none'", "base-uri 'none'"]
+    assert [d.split(" ")[0] for d in directives[3:]] == ["style-src", "script-src"]
+    assert all(re.fullmatch(r"(style|script)-src 'sha256-[A-Za-z0-9+/]{43}='", d) for d in directives[3:])
+    assert html.index('http-equiv="Content-Security-Policy"') < html.index("<title>")  # before any repository text
     tags = re.findall(r"<([a-zA-Z][a-zA-Z0-9]*)\b([^>]*)>", html)
     assert {name.lower() for name, _ in tags}.isdisjoint({"link", "img", "iframe", "object", "embed", "base", "audio",
                                                          "video", "source", "frame", "form"})
@@ -284,3 +293,166 @@ def test_folder_report_without_git_or_remote(tmp_path: Path, keys: KeySet) -> No
     assert "app.env:1" in page and "app.env:2" in page and "<a href" not in page
     assert "in files on disk only" in page  # no timeline without commits, and it says why
     assert keys.secret not in page and keys.key_id[:9] not in page
+
+
+# --- A large report: rows in tables of CHUNK_ROWS, still one list to read, sort, filter, print --------
+
+def _large_report(count: int) -> ScanReport:
+    rng = random.Random(12)
+    findings = []
+    for index in range(count):
+        commit = CommitInfo("%040x" % rng.getrandbits(160), f"Author {index % 40}", "dev@example.com",
+                            f"{2020 + index % 5:04d}-{1 + index % 12:02d}-{1 + index % 28:02d}T12:00:00+00:00",
+                            f"change {index}")
+        status = ("valid", "invalid", "unknown", None)[index % 4]
+        findings.append(Finding("aws-access-key-id", Secret("key-id", key_id(rng=rng)), f"svc{index % 97}/app.env",
+                                1, 1, "git-blob", f"print{index}", commit=commit,
+                                verification=Verification(status) if status else None))  # type: ignore[arg-type]
+    return ScanReport(tuple(findings), (), (), 0, count, count, 10**6, 1.0, "/srv/repos/big")
+
+
+@pytest.fixture(scope="module")
+def large_page(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ScanReport]:
+    report = _large_report(CHUNK_ROWS * 2 + 200)
+    page = tmp_path_factory.mktemp("large") / "large.html"
+    page.write_text(render_html(report, load_ruleset([]), HtmlContext()), encoding="utf-8")
+    return page, report
+
+
+def test_large_report_is_chunked(large_page: tuple[Path, ScanReport]) -> None:
+    html = large_page[0].read_text(encoding="utf-8")
+    findings = html[html.index('id="findings"'):html.index('id="by-author"')]
+    chunks = findings.split('<div class="chunk')[1:]
+    assert [len(_rows(chunk)) for chunk in chunks] == [CHUNK_ROWS, CHUNK_ROWS, 200]
+    assert findings.count("<thead>") == 1 and findings.count('<thead class="again">') == 2  # headings once on screen
+    assert findings.count("<th>Pushed</th>") == 0 and "Left out, as no finding has a value for them: pushed" in html
+
+
+_VISIBLE = "Array.from(document.querySelectorAll('#findings tr[data-s]')).filter(r => r.offsetParent !== null)"
+
+
+def test_large_report_sorts_filters_and_prints_across_chunks(large_page: tuple[Path, ScanReport]) -> None:
+    page, report = large_page
+    total = len(report.findings)
+    wanted = [f for f in report.findings if f.path == "svc7/app.env"]
+    with Session() as browser:
+        browser.open(page)
+        assert browser.evaluate("document.querySelectorAll('#findings tr[data-s]').length") == total
+        assert browser.evaluate("document.getElementById('shown').textContent") == f"{total} shown"
+        # Filter: the matching rows, and only they, are shown, packed into the first table.
+        browser.evaluate("(q => { q.value = 'svc7/app.env'; q.dispatchEvent(new Event('input')); })"
+                         "(document.getElementById('q'))")
+        browser.evaluate("new Promise(done => setTimeout(done, 400))")  # the filter waits for typing to pause
+        assert browser.evaluate("document.getElementById('shown').textContent") == f"{len(wanted)} of {total} shown"
+        shown = browser.evaluate(f"{_VISIBLE}.map(r => r.cells[4].textContent)")
+        assert shown == ["svc7/app.env:1"] * len(wanted)
+        assert browser.evaluate("Array.from(document.querySelectorAll('#findings .chunk')).map(c => c.hidden)") == [
+            False, True, True]
+        # Printed, the filter does not apply: every row and table is laid out.
+        browser.call("Emulation.setEmulatedMedia", {"media": "print"})
+        assert browser.evaluate(f"{_VISIBLE}.length") == total
+        browser.call("Emulation.setEmulatedMedia", {"media": ""})
+        # Sort by date (ascending, then descending) with the filter cleared: one order over all tables.
+        browser.evaluate("(q => { q.value = ''; q.dispatchEvent(new Event('input')); })(document.getElementById('q'))")
+        browser.evaluate("new Promise(done => setTimeout(done, 400))")
+        dates = sorted(f.commit.date[:10] for f in report.findings if f.commit)
+        for direction in (dates, dates[::-1]):
+            browser.evaluate("document.querySelector('#findings th:nth-child(8) button').click()")
+            assert browser.evaluate(f"{_VISIBLE}.map(r => r.cells[7].textContent)") == direction
+        assert browser.evaluate("document.querySelectorAll('#findings .chunk:not([hidden])').length") == 3
+
+
+def test_large_report_without_javascript_shows_all_rows(large_page: tuple[Path, ScanReport]) -> None:
+    with Session(script=False) as browser:
+        browser.open(large_page[0])
+        assert browser.evaluate("document.documentElement.dataset.js") is None  # the page's script did not run
+        assert browser.evaluate("document.getElementById('controls').hidden") is True
+        assert browser.evaluate("document.querySelectorAll('#findings tr[data-s]:not([hidden])').length") == len(
+            large_page[1].findings)
+        # Off screen, the last table's rows are skipped (content-visibility) and its placeholder
+        # height is the r4 class's (200 rows); scrolled to and drawn (a screenshot makes a frame),
+        # they are laid out, scripting off.
+        last = "document.querySelector('#findings .chunk.last')"
+        drawn = f"{last}.querySelector('tr[data-s]').checkVisibility({{contentVisibilityAuto: true}})"
+        assert browser.evaluate(f"{last}.getBoundingClientRect().height") == 4 * 1500
+        assert browser.evaluate(drawn) is False
+        browser.evaluate(f"{last}.scrollIntoView()")
+        browser.call("Page.captureScreenshot", {"format": "png"})
+        assert browser.evaluate(drawn) is True
+
+
+# --- Hostile input, as an outsider would write it -----------------------------------------------
+
+BIDI = "\u202e\u2066\u2069\u202a\u200f"
+HOSTILE = "</script><script>document.title='pwned'</script><!-- \"' javascript:alert(1) \u202egnp.exe\u202c"
+
+
+def test_hostile_repository_report(tmp_path: Path, keys: KeySet) -> None:
+    """Paths, author, subject and remote made by an attacker, the found values written into the
+    subject (scanned too) and a path, --show-secrets: the page shows the text as
+    text, runs only its own script, and holds no secret, no token, no bidirectional override."""
+    other = KeySet.generate()
+    token = "ghp" + other.secret.replace("/", "x").replace("+", "y")  # a token as the URL's user name
+    repo = GitRepo(tmp_path / "checkout")
+    repo.git("remote", "add", "origin", f"https://{token}@github.com/acme/app.git")
+    deep = "/".join(c * 200 for c in "pqrst")  # a path over MAX_TEXT characters, on every row it is on
+    repo.write(f"a{BIDI}<b>/evil{HOSTILE}{keys.key_id}.env",
+               keys.fill("AWS_ACCESS_KEY_ID={key_id}\nAWS_SECRET_ACCESS_KEY={secret}\n"))
+    repo.write(f"{deep}/x.env", other.fill("aws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n"))
+    repo.git("add", "-A")
+    message = tmp_path / "message"
+    message.write_text(f"add {keys.key_id} {keys.secret} {other.secret} {HOSTILE} " + "A" * 300_000)
+    repo.git("commit", "-q", "-F", str(message), f"--author=Mallory {HOSTILE} {keys.secret} <m@example.com>")
+    page = tmp_path / "report.html"
+    result = run_keysweep("scan", "--no-progress", "--show-secrets", "--format", "html", "-o", page, repo.path)
+    assert result.returncode == 1, result.stderr
+    html = page.read_text(encoding="utf-8")
+    found = run_keysweep("scan", "--no-progress", "--format", "json", repo.path).json()["findings"]
+    assert len(_rows(html)) == len(found) >= 4
+    for key in (keys, other):
+        assert key.secret not in html and key.key_id[:9] not in html and key.key_id[:8] in html
+    assert token not in html and token[:12] not in html
+    assert not any(char in html for char in BIDI + "\u202c") and "\\u202egnp.exe\\u202c" in html
+    assert html.count("<script") == 1 and "<!--" not in html and "<b>/evil" not in html and "&lt;b&gt;/evil" in html
+    assert "&lt;/script&gt;&lt;script&gt;document.title=&#39;pwned&#39;" in html
+    assert f'href="https://github.com/acme/app/commit/{repo.git("rev-parse", "HEAD")}"' in html
+    assert f"\u2026 ({len(deep) + len('/x.env')} characters)" in html and "p" * 200 + "/" + "q" * 200 in html  # cut
+    assert len(html) < 60_000  # the 300,000-character subject is not repeated per row
+    with Session() as browser:
+        browser.open(page)
+        assert browser.evaluate("document.title").startswith("keysweep audit report")
+        assert browser.evaluate("document.documentElement.dataset.js") == "on"
+        assert browser.evaluate("document.querySelectorAll('script').length") == 1
+        assert browser.evaluate("document.querySelectorAll('#findings tr[data-s]').length") == len(found)
+
+
+def test_credentials_and_values_in_what_the_caller_passes_are_not_shown(keys: KeySet) -> None:
+    """Targets, repository names and errors come from the caller (audit: URLs): a URL's user
+    and password are dropped, a found value redacted, whatever the caller did."""
+    token = "tok" + keys.secret.replace("/", "x").replace("+", "y")
+    url = f"https://{token}@github.com/acme/app.git"
+    finding = Finding("aws-secret-access-key", Secret("secret", keys.secret), "app.env", 1, 1, "file", "f1",
+                      repository=url)
+    report = ScanReport((finding,), (), (f"warning: {keys.secret}",), 1, 0, 0, 10, 0.1, url,
+                        errors=(f"https://user:{token}@gitlab.com/x.git: could not read",))
+    context = HtmlContext(targets=(url, f"/srv/{keys.secret}"), web_remotes={url: "https://github.com/acme/app"},
+                          repository_errors=(f"ssh://git:{token}@host/x.git: clone failed", ))
+    html = render_html(report, load_ruleset([]), context)
+    assert token not in html and keys.secret not in html
+    assert "https://github.com/acme/app.git" in html and "ssh://host/x.git: clone failed" in html
+
+
+def test_empty_report_opens(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("nothing here\n")
+    page = tmp_path / "out.html"
+    result = run_keysweep("scan", "--no-progress", "--format", "html", "--output", page, tmp_path / "src")
+    assert result.returncode == 0 and result.stdout == "", result.stderr
+    html = page.read_text(encoding="utf-8")
+    assert 'data-count="total">0<' in html and "No findings." in html and not _rows(html)
+    with Session() as browser:
+        browser.open(page)
+        assert browser.evaluate("document.getElementById('shown').textContent") == "0 shown"
+    missing = run_keysweep("scan", "--no-progress", "--format", "html", "-o", tmp_path / "no" / "r.html",
+                           tmp_path / "src")
+    assert missing.returncode == 2 and "cannot write" in missing.stderr and "Traceback" not in missing.stderr

@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 VERIFICATION_STATES = ("valid", "invalid", "unknown", "canary", "not verified")
 SEVERITIES = ("critical", "high", "medium", "low", "info")
+# Rows per table in the findings and by-path lists: off-screen tables are skipped by the
+# browser's style and layout (content-visibility), so only a few of them cost anything at load.
+CHUNK_ROWS = 500
 # Web hosts whose commit pages live at <base>/commit/<sha> (GitLab: /-/commit/).
 _COMMIT_PATHS = {"github.com": "/commit/", "gitlab.com": "/-/commit/"}
 _SCP_LIKE = re.compile(r"^(?:[^@/]+@)?([^:/]+):(?!//)(.+)$")
@@ -327,11 +330,57 @@ def _by_path(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return result
 
 
+def _optional_columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Pushed, Access and Remediation are shown only when some finding has a value for them:
+    fewer cells for the browser, more room for the path."""
+    names = {"pushed": "pushed", "flags": "access", "remediation": "remediation"}
+    shown = {key: any(row[key] for row in rows) for key in names}
+    return {**shown, "left_out": [names[key] for key, present in shown.items() if not present]}
+
+
 def _csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
-def _environment() -> jinja2.Environment:
+# A URL's user and password (https://user:token@host/..., or a token as the user name) are
+# dropped wherever a URL stands in a shown text: a target, a repository name, an error message.
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#@]*@")
+# One shown text at most this long (a path can be kilobytes, on every row).
+MAX_TEXT = 1000
+
+
+def _shown(redact: Callable[[str], str]) -> Callable[[Any], Any]:
+    """Jinja's finalize: every text a template prints passes here first, then autoescaping.
+
+    Values found by the scan are redacted (again: whatever the caller did), credentials in URLs
+    dropped, control and bidirectional-override characters shown as escapes (so a name cannot
+    reorder what the reader sees), and the text cut to MAX_TEXT characters, after redaction,
+    so no cut leaves part of a secret. Markup (the page's own style and script) passes as is."""
+    from markupsafe import Markup
+
+    from scanner.reporters.text import escape_control
+
+    done: dict[str, str] = {}  # one render: most texts (states, rules, authors, dates) repeat
+
+    def finalize(value: Any) -> Any:
+        if not isinstance(value, str) or isinstance(value, Markup):
+            return value
+        shown = done.get(value)
+        if shown is None:
+            shown = done[value] = clean(value)
+        return shown
+
+    def clean(value: str) -> str:
+        text = redact(value)
+        if "@" in text:
+            text = _URL_USERINFO.sub(r"\1", text)
+        text = escape_control(text)
+        return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + f"\u2026 ({len(text)} characters)"
+
+    return finalize
+
+
+def _environment(finalize: Callable[[Any], Any] | None = None) -> jinja2.Environment:
     import jinja2  # here: only an HTML report pays for it
 
     return jinja2.Environment(
@@ -340,6 +389,7 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=finalize,
     )
 
 
@@ -361,8 +411,10 @@ def _duration(seconds: float) -> str:
 
 def render_html(report: ScanReport, ruleset: RuleSet, context: HtmlContext | None = None) -> str:
     context = context or HtmlContext()
+    from scanner.redact import redactor_for
+
     rows = finding_rows(report, context, ruleset)
-    environment = _environment()
+    environment = _environment(_shown(redactor_for(f.secret for f in report.findings)))
     assert environment.loader is not None
     # The style and script go into the page verbatim, so the CSP can name them by hash.
     style = environment.loader.get_source(environment, "report.css")[0]
@@ -373,7 +425,7 @@ def render_html(report: ScanReport, ruleset: RuleSet, context: HtmlContext | Non
     by_remediation = Counter(row["remediation"] for row in rows if row["remediation"])
     severities = [s for s in SEVERITIES if by_severity.get(s)] + sorted(set(by_severity) - set(SEVERITIES))
     repositories = sorted({row["repository"] for row in rows} or {report.target})
-    csp = ("default-src 'none'; img-src data:; form-action 'none'; base-uri 'none'; "
+    csp = ("default-src 'none'; form-action 'none'; base-uri 'none'; "
            f"style-src {_csp_hash(style)}; script-src {_csp_hash(script)}")
     template = environment.get_template("report.html.j2")
     page: str = template.render(
@@ -381,7 +433,8 @@ def render_html(report: ScanReport, ruleset: RuleSet, context: HtmlContext | Non
         targets=context.targets or (report.target,), repositories=repositories, scope=context.scope,
         started=started.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         duration=_duration(report.duration_seconds), bytes_read=_human_bytes(report.bytes_scanned),
-        rows=rows, severities=severities, by_severity=by_severity, by_verification=by_verification,
+        rows=rows, chunk_rows=CHUNK_ROWS, optional=_optional_columns(rows), severities=severities,
+        by_severity=by_severity, by_verification=by_verification,
         verification_states=VERIFICATION_STATES, by_remediation=sorted(by_remediation.items()),
         timeline=timeline(rows), by_author=_group(rows, "author"), by_path=_by_path(rows),
         live_keys=len({f.secret.digest for f in report.findings
