@@ -242,6 +242,21 @@ def _escape_view(data: bytes, escape_ends: list[int] | None = None) -> DecodedVi
     return _view(data, "escape", substitutions) if substitutions else None
 
 
+def run_end(data: bytes, position: int, table: bytes) -> int:
+    """Where the run of ``table``-1 bytes going on at ``position`` ends (windows growing fourfold)."""
+    step = 64
+    size = len(data)
+    while True:
+        window_end = min(size, position + step)
+        zero = data[position:window_end].translate(table).find(b"\x00")
+        if zero >= 0:
+            return position + zero
+        if window_end == size:
+            return size
+        position = window_end
+        step *= 4
+
+
 def run_bounds(data: bytes, position: int, table: bytes, limit: int) -> tuple[int, int]:
     """The maximal run of ``table``-1 bytes holding ``position``: (start, end), start -1 when the
     run is longer than ``limit``. The end is always found, so a caller that skips positions
@@ -265,20 +280,7 @@ def run_bounds(data: bytes, position: int, table: bytes, limit: int) -> tuple[in
         if position - low > limit:
             break
         step *= 4
-    step = 256
-    high = position
-    size = len(data)
-    while True:
-        window_end = min(size, high + step)
-        zero = data[high:window_end].translate(table).find(b"\x00")
-        if zero >= 0:
-            end = high + zero
-            break
-        if window_end == size:
-            end = size
-            break
-        high = window_end
-        step *= 4
+    end = run_end(data, position, table)
     if start >= 0 and end - start > limit:
         start = -1
     return start, end

@@ -109,7 +109,7 @@ class Prefilter:
         (~0.7 of the time on a history); where they are dense (a run every few hundred
         bytes), the per-run cost would dominate, so the rest of the text goes to value_runs.
         """
-        from scanner.engine.decode import BASE64_TABLE, run_bounds, value_runs
+        from scanner.engine.decode import BASE64_TABLE, run_end, value_runs
 
         found: list[tuple[int, int]] = []
         size = len(data)
@@ -132,7 +132,9 @@ class Prefilter:
                 pass
             if hit[0] < 0:
                 break
-            start, end = run_bounds(data, position + hit[0] - 1, BASE64_TABLE, size)
+            # The first place a 40-character window ends is 40 characters into its run.
+            start = position + hit[0] - NATIVE_RUN
+            end = run_end(data, start + NATIVE_RUN, BASE64_TABLE)
             found.append((start, end))
             position = end
         return found
