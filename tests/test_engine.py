@@ -10,7 +10,7 @@ import pytest
 
 from scanner.engine import native
 from scanner.engine.detect import Match, detect
-from scanner.engine.rules import load_ruleset
+from scanner.engine.rules import RuleSet, load_ruleset
 from tests.keygen import KeySet
 
 RULESET = load_ruleset()
@@ -49,12 +49,18 @@ def _corpus() -> list[bytes]:
     return texts
 
 
-@pytest.mark.skipif(not native.available(), reason="no hyperscan wheel for this platform: the pure-Python engine runs")
-def test_hyperscan_prefilter_and_python_engine_find_the_same() -> None:
+def _both_engines() -> tuple[RuleSet, RuleSet]:
+    """The built-in rules twice: pure Python, and behind the native prefilter."""
     plain = load_ruleset()
     plain.health.prefilter = False
     prefiltered = load_ruleset()
     prefiltered.health.prefilter = native.Prefilter(prefiltered)
+    return plain, prefiltered
+
+
+@pytest.mark.skipif(not native.available(), reason="no hyperscan wheel for this platform: the pure-Python engine runs")
+def test_hyperscan_prefilter_and_python_engine_find_the_same() -> None:
+    plain, prefiltered = _both_engines()
     assert prefiltered.health.prefilter.database is not None
     found_any = 0
     skipped_any = 0
@@ -139,10 +145,7 @@ def _large_corpus() -> list[bytes]:
 
 @pytest.mark.skipif(not native.available(), reason="no hyperscan wheel for this platform: the pure-Python engine runs")
 def test_engines_agree_on_large_texts() -> None:
-    plain = load_ruleset()
-    plain.health.prefilter = False
-    prefiltered = load_ruleset()
-    prefiltered.health.prefilter = native.Prefilter(prefiltered)
+    plain, prefiltered = _both_engines()
     found = 0
     for text in _large_corpus():
         expected = _summary(detect(text, plain))
