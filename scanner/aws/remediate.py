@@ -63,6 +63,9 @@ class Plan:
     actions: tuple[Action, ...]
     refusal: str | None = None
     note: str = ""
+    # The key could not be looked up (AccessDenied, throttling, endpoint down): it may well be
+    # live and untouched, so this is a failure of the run (exit 3), not a refusal.
+    failure: str | None = None
 
 
 def connect(profile: str | None, region: str | None, leaked: KeyPair | None = None) -> Operator:
@@ -114,19 +117,30 @@ def _plan_one(target: Target, mode: RemediationMode, operator: Operator, iam: An
         return refuse("it is the key keysweep is signed with; use other credentials to remediate it")
     if target.arn is not None and target.arn.endswith(":root"):
         return refuse(ROOT_ADVICE, "root")
+
+    def failed(call: str, exc: Exception, user: str | None = None) -> Plan:
+        code = error_code(exc) if isinstance(exc, botocore.exceptions.ClientError) else type(exc).__name__
+        if code in ("ExpiredToken", "ExpiredTokenException"):
+            raise AwsError(EXPIRED_OPERATOR) from None
+        hint = " (the operator lacks the IAM permission for this)" if code in ("AccessDenied", "AccessDeniedException") else ""
+        return Plan(key_id, account, user, None, (), failure=f"cannot look the key up: {call}: {code}: "
+                    f"{error_message(exc)}{hint}; nothing was changed")
+
     try:
         user = iam.get_access_key_last_used(AccessKeyId=key_id).get("UserName")
     except botocore.exceptions.ClientError as exc:
-        code = error_code(exc)
-        if code == "NoSuchEntity":
+        if error_code(exc) == "NoSuchEntity":
             return Plan(key_id, account, None, None, (), note=f"not found in account {operator.account}: "
                         "already deleted, or never in this account")
-        if code in ("ExpiredToken", "ExpiredTokenException"):
-            raise AwsError(EXPIRED_OPERATOR) from None
-        return refuse(f"cannot look the key up ({code}: {error_message(exc)})")
+        return failed("GetAccessKeyLastUsed", exc)
+    except (botocore.exceptions.BotoCoreError, OSError) as exc:
+        return failed("GetAccessKeyLastUsed", exc)
     if not user or user == "root" or user == "<root_account>":
         return refuse(ROOT_ADVICE, "root")
-    status = _status(iam, user, key_id)
+    try:
+        status = _status(iam, user, key_id)
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, OSError) as exc:
+        return failed("ListAccessKeys", exc, user)
     if status is None:
         return Plan(key_id, account or operator.account, user, None, (), note="not found: already deleted")
     actions: list[Action] = []
@@ -178,6 +192,9 @@ def apply(plans: Sequence[Plan], operator: Operator, audit: AuditLog, *, dry_run
         base = (item.key_id, item.account, item.user)
         if item.refusal is not None:
             record(Outcome(*base, "none", "refused", item.refusal, dry_run))
+            continue
+        if item.failure is not None:
+            record(Outcome(*base, "none", "failed", item.failure, dry_run))
             continue
         if not item.actions:
             result: Literal["already-inactive", "not-found"] = "already-inactive" if item.status == "Inactive" else "not-found"
@@ -256,6 +273,8 @@ def describe(item: Plan) -> str:
     where = f"account {item.account}" if item.account else "account unknown"
     if item.refusal is not None:
         return f"{item.key_id}: refused: {item.refusal}"
+    if item.failure is not None:
+        return f"{item.key_id}: failed: {item.failure}"
     if not item.actions:
         return f"{item.key_id} ({who}, {where}): nothing to do: {item.note or 'no action needed'}"
     steps = " then ".join(item.actions)

@@ -1,0 +1,146 @@
+"""An outsider's attacks on incident response, remediation and the fleet audit, each kept as a
+regression test (the log of every attack tried, held or not, is in the attack-aws notes).
+
+AWS is moto in process (``mock_aws``), botocore's Stubber where moto lacks an API, or a
+small local HTTP server answering as a broken or hostile endpoint would. Keys are generated
+when the tests run.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.exceptions
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from scanner.aws import bedrock, remediate
+from scanner.aws.audit import AuditLog
+from scanner.aws.clients import KeyPair
+from scanner.engine.awskeys import bedrock_key_facts
+from tests.conftest import run_keysweep
+from tests.gitrepo import GitRepo
+from tests.keygen import KeySet, bedrock_long_term_key
+
+ACCOUNT = "123456789012"
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_BEDROCK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
+def aws() -> Iterator[Any]:
+    with mock_aws():
+        yield boto3.client("iam", region_name="us-east-1")
+
+
+def make_user(iam: Any, name: str) -> KeyPair:
+    iam.create_user(UserName=name)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return KeyPair(key["AccessKeyId"], key["SecretAccessKey"])
+
+
+def use_operator(monkeypatch: pytest.MonkeyPatch, pair: KeyPair) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", pair.key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", pair.secret)
+
+
+def key_status(iam: Any, user: str, key_id: str) -> str | None:
+    for key in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]:
+        if key["AccessKeyId"] == key_id:
+            return str(key["Status"])
+    return None
+
+
+def inject(monkeypatch: pytest.MonkeyPatch, module: Any,
+           failures: dict[str, Callable[[dict[str, Any]], BaseException | None]]) -> None:
+    """Every client ``module`` makes raises ``fail(params)`` (when not None) on each operation named."""
+    original = module.client
+
+    def patched(session: Any, service: str) -> Any:
+        made = original(session, service)
+        for operation, fail in failures.items():
+            def handler(params: dict[str, Any], fail: Any = fail, **_: Any) -> None:
+                error = fail(params)
+                if error is not None:
+                    raise error
+
+            made.meta.events.register(f"provide-client-params.{service}.{operation}", handler)
+        return made
+
+    monkeypatch.setattr(module, "client", patched)
+
+
+def client_error(code: str, operation: str, status: int = 400) -> botocore.exceptions.ClientError:
+    return botocore.exceptions.ClientError(
+        {"Error": {"Code": code, "Message": f"{code} for this test"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        operation)
+
+
+# --- remediation: an AWS error while planning is that key's failure, never the run's ---------
+
+
+def test_a_key_whose_lookup_fails_fails_alone_and_the_others_are_remediated(
+        aws: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    operator_pair = make_user(aws, "security")
+    denied, throttled, down, fine = (make_user(aws, name) for name in ("denied", "throttled", "down", "fine"))
+    use_operator(monkeypatch, operator_pair)
+
+    def lookup(params: dict[str, Any]) -> BaseException | None:
+        if params.get("AccessKeyId") == throttled.key_id:
+            return client_error("Throttling", "GetAccessKeyLastUsed")
+        if params.get("AccessKeyId") == down.key_id:
+            return botocore.exceptions.EndpointConnectionError(endpoint_url="https://iam.amazonaws.com/")
+        return None
+
+    inject(monkeypatch, remediate, {
+        "GetAccessKeyLastUsed": lookup,
+        "ListAccessKeys": lambda p: client_error("AccessDenied", "ListAccessKeys", 403)
+        if p.get("UserName") == "denied" else None,
+    })
+    operator = remediate.connect(None, None)
+    targets = [remediate.Target(k.key_id) for k in (denied, throttled, down, fine)]
+    plans = remediate.plan(targets, "deactivate", operator)  # raised before: the whole run was lost
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    outcomes = remediate.apply(plans, operator, audit, dry_run=False)
+    by_key = {o.key_id: o for o in outcomes}
+    assert by_key[fine.key_id].result == "ok" and key_status(aws, "fine", fine.key_id) == "Inactive"
+    for key, word in ((denied, "AccessDenied"), (throttled, "Throttling"), (down, "EndpointConnectionError")):
+        # A key that could not be looked up is a failure (exit 3), not a refusal: it is still live.
+        assert by_key[key.key_id].result == "failed" and word in by_key[key.key_id].detail
+    assert key_status(aws, "denied", denied.key_id) == "Active"
+    logged = [json.loads(line) for line in audit.path.read_text().splitlines()]
+    assert {e["key_id"] for e in logged if e.get("result") == "failed"} == {denied.key_id, throttled.key_id, down.key_id}
+
+
+def test_revoke_whose_lookup_is_denied_exits_3_not_2(aws: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from scanner import cli
+
+    operator_pair = make_user(aws, "security")
+    leaked = make_user(aws, "deploy")
+    use_operator(monkeypatch, operator_pair)
+    inject(monkeypatch, remediate, {"GetAccessKeyLastUsed": lambda p: client_error("AccessDenied", "GetAccessKeyLastUsed", 403)})
+    code = cli.main(["revoke", leaked.key_id, "--apply", "--audit-log", str(tmp_path / "audit.jsonl")])
+    err = capsys.readouterr().err
+    assert code == 3, err  # 2 says "you asked wrongly"; the operator's permissions failed
+    assert "AccessDenied" in err and "internal error" not in err
+    assert key_status(aws, "deploy", leaked.key_id) == "Active"
