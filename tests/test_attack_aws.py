@@ -144,3 +144,30 @@ def test_revoke_whose_lookup_is_denied_exits_3_not_2(aws: Any, monkeypatch: pyte
     assert code == 3, err  # 2 says "you asked wrongly"; the operator's permissions failed
     assert "AccessDenied" in err and "internal error" not in err
     assert key_status(aws, "deploy", leaked.key_id) == "Active"
+
+
+# --- fleet audit: credentials in target URLs ---------------------------------------------------
+
+
+@pytest.mark.parametrize("url", [
+    "https://{t}@github.com/org/app.git",  # a token as the user name (GitHub, GitLab accept it)
+    "https://oauth2:{t}@gitlab.example.com/org/app.git",
+    "http://{t}@127.0.0.1:9/org/app.git",
+    "https://{t}@[::1/org/app.git",  # urlsplit refuses it: the user part must still go
+    "ssh://deploy:{t}@git.example.com/org/app.git",
+])
+def test_a_token_in_a_target_url_is_never_shown(url: str) -> None:
+    from scanner.fleet.targets import display_url, mirror_path
+
+    token = "tok3n" + "Z9y8X7w6" * 4
+    shown = display_url(url.format(t=token))
+    assert token not in shown and "***" in shown
+    assert token not in str(mirror_path(Path("/cache"), shown))
+
+
+def test_a_user_name_that_is_no_secret_is_kept() -> None:
+    from scanner.fleet.targets import display_url
+
+    assert display_url("ssh://git@github.com/org/app.git") == "ssh://git@github.com/org/app.git"
+    assert display_url("git@github.com:org/app.git") == "git@github.com:org/app.git"
+    assert display_url("https://github.com/org/app.git") == "https://github.com/org/app.git"
