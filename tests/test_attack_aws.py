@@ -171,3 +171,35 @@ def test_a_user_name_that_is_no_secret_is_kept() -> None:
     assert display_url("ssh://git@github.com/org/app.git") == "ssh://git@github.com/org/app.git"
     assert display_url("git@github.com:org/app.git") == "git@github.com:org/app.git"
     assert display_url("https://github.com/org/app.git") == "https://github.com/org/app.git"
+
+
+# --- fleet audit: hostile repositories -------------------------------------------------------------
+
+
+def test_audit_state_and_messages_hold_no_secret_nor_control_character(tmp_path: Path) -> None:
+    """A secret used bare as a commit subject (found in the file, not in the message) and
+    repositories whose folder names carry terminal escapes, one of them corrupt."""
+    keys = KeySet.generate()
+    repo = GitRepo(tmp_path / "org" / "evil\x1b[31mRED\x07")
+    repo.commit(f"fix {keys.secret}", {"a.env": f"AWS_ACCESS_KEY_ID={keys.key_id}\nAWS_SECRET_ACCESS_KEY={keys.secret}\n"})
+    broken = GitRepo(tmp_path / "org" / "broken\x1b[2J")
+    broken.commit("x", {"b.txt": "hello\n"})
+    for path in (broken.path / ".git" / "objects").rglob("*"):
+        if path.is_file():
+            path.chmod(0o644)
+            path.write_bytes(b"garbage")
+    state = tmp_path / "state.sqlite"
+    result = run_keysweep("audit", "--no-progress", "--workers", "1", "--state", state, tmp_path / "org", timeout=180)
+    assert result.returncode == 3, result.stderr
+    assert "aws-secret-access-key" in result.stdout and "broken" in result.stderr
+    assert "\x1b" not in result.stdout and "\x1b" not in result.stderr and "\x07" not in result.stdout
+    assert "\\x1b[31mRED" in result.stdout
+    assert keys.secret not in result.stdout + result.stderr
+    # The state keeps what reports show: the subject redacted, never the secret itself.
+    assert keys.secret.encode() not in state.read_bytes()
+    with sqlite3.connect(state) as db:
+        stored = [json.loads(data) for (data,) in db.execute("SELECT data FROM findings")]
+    assert stored and all(s["commit"]["summary"] == "fix ********" for s in stored)
+    again = run_keysweep("audit", "--no-progress", "--workers", "1", "--state", state, repo.path, timeout=180)
+    assert again.returncode == 1 and again.stdout.count("aws-secret-access-key") >= 1, again.stderr
+    assert keys.secret not in again.stdout and "fix ********" in again.stdout
