@@ -203,3 +203,74 @@ def test_audit_state_and_messages_hold_no_secret_nor_control_character(tmp_path:
     again = run_keysweep("audit", "--no-progress", "--workers", "1", "--state", state, repo.path, timeout=180)
     assert again.returncode == 1 and again.stdout.count("aws-secret-access-key") >= 1, again.stderr
     assert keys.secret not in again.stdout and "fix ********" in again.stdout
+
+
+def _old_state(path: Path) -> None:
+    with sqlite3.connect(path) as db:  # as an earlier keysweep might have left it
+        db.execute("CREATE TABLE repositories (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL)")
+
+
+def _damaged_rows(path: Path) -> None:
+    from scanner.fleet.state import AuditState
+
+    AuditState(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO repositories (id, name, rules, refs) VALUES (1, 'x', 'r', 'f')")
+        db.execute("INSERT INTO findings VALUES (1, 'fp', 'obj', '{not json', 't', 't', 'open')")
+
+
+@pytest.mark.parametrize("make", [_old_state, _damaged_rows])
+def test_a_state_from_another_version_or_damaged_is_a_clear_error(make: Callable[[Path], None], tmp_path: Path) -> None:
+    from scanner.errors import UsageError
+    from scanner.fleet.state import AuditState
+
+    path = tmp_path / "state.sqlite"
+    make(path)
+    with pytest.raises(UsageError, match="--state .*state.sqlite"):
+        state = AuditState(path)
+        state.known("x", "r")
+        state.live_findings("x")
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to watch the worker start")
+def test_sigterm_while_the_embedded_cluster_starts_prints_no_traceback(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    repo = GitRepo(tmp_path / "org" / "r")
+    repo.commit("x", {"README.md": "hi\n"})
+    proc = subprocess.Popen([sys.executable, "-m", "scanner", "audit", "--no-progress", "--workers", "1", "--state",
+                             str(tmp_path / "s.sqlite"), str(repo.path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not _descendants(proc.pid) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.01)
+        time.sleep(0.2)  # the worker process exists and is starting: Dask calls it Status.init
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and err.strip() == "keysweep: stopped by SIGTERM", err
+    time.sleep(2)
+    assert _descendants(proc.pid) == []

@@ -129,6 +129,7 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
             client.close()
         return
     count = workers or os.cpu_count() or 1
+    _quiet_cluster_exit()
     with warnings.catch_warnings():
         # Loopback only, and any free port for the scheduler's HTTP server (Dask's default
         # port, taken by another cluster, would cost a warning).
@@ -141,6 +142,29 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
     finally:
         client.close()
         cluster.close()
+
+
+def _quiet_cluster_exit() -> None:
+    """A signal while the embedded cluster starts interrupts its constructor, so no one holds
+    the cluster to close it; Dask's own exit hook then closes it and fails on the worker still
+    starting (an assertion), printing a traceback after "stopped by SIGTERM". The hook still
+    runs (its processes are stopped as far as Dask can), without the traceback."""
+    import atexit
+
+    from distributed.deploy import spec
+
+    hook = getattr(spec, "close_clusters", None)
+    if hook is None or getattr(hook, "__wrapped_quiet__", False):
+        return
+
+    def close_clusters() -> None:
+        with contextlib.suppress(Exception):
+            hook()
+
+    close_clusters.__wrapped_quiet__ = True  # type: ignore[attr-defined]
+    atexit.unregister(hook)
+    atexit.register(close_clusters)
+    spec.close_clusters = close_clusters
 
 
 def worker_count(client: Any) -> int:
