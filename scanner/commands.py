@@ -577,7 +577,7 @@ def _revoke_bedrock(args: argparse.Namespace, credential_id: str) -> int:
                          allow_accounts=_accounts(args))
     outcomes = bedrock.apply(plans, operator, _audit(args), dry_run=not args.apply)
     _print_outcomes(plans, outcomes, args.apply, _audit(args))
-    if any(o.result == "failed" for o in outcomes):
+    if any(o.result in ("failed", "uncertain", "interrupted") for o in outcomes):
         return EXIT_FAILURE
     if any(o.result == "refused" for o in outcomes):
         return EXIT_USAGE

@@ -8,6 +8,7 @@ when the tests run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import sqlite3
@@ -274,3 +275,94 @@ def test_sigterm_while_the_embedded_cluster_starts_prints_no_traceback(tmp_path:
     assert "Traceback" not in err and err.strip() == "keysweep: stopped by SIGTERM", err
     time.sleep(2)
     assert _descendants(proc.pid) == []
+
+
+# --- Bedrock API keys: a lost answer is uncertain, as for access keys ---------------------------
+
+
+class _Session:
+    def __init__(self, iam: Any) -> None:
+        self.iam = iam
+
+    def client(self, service: str, **_: Any) -> Any:
+        return self.iam
+
+
+@contextlib.contextmanager
+def _silent_server() -> Iterator[str]:
+    """Accepts connections and reads requests, never answers: the call's answer is lost."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.1)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            held.append(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        # Stopped and joined before the socket is closed: a thread still in accept() on a
+        # closed descriptor would take the connections of whatever socket reuses its number.
+        stop.set()
+        thread.join()
+        server.close()
+        for conn in held:
+            conn.close()
+
+
+def _bedrock_plan() -> remediate.Plan:
+    return remediate.Plan("ACCAZ2QSECRETLEAKED0002", ACCOUNT, "alice", "Active", ("deactivate", "delete"))
+
+
+def test_bedrock_call_whose_answer_is_lost_is_uncertain_not_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.config import Config
+
+    with _silent_server() as url:
+        iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1", aws_access_key_id="x",
+                           aws_secret_access_key="x",
+                           config=Config(read_timeout=0.5, connect_timeout=2, retries={"max_attempts": 1}))
+        operator = remediate.Operator(_Session(iam), ACCOUNT, f"arn:aws:iam::{ACCOUNT}:user/security", None, False)
+        monkeypatch.setattr(bedrock, "client", lambda session, service: iam)
+        audit = AuditLog(tmp_path / "audit.jsonl")
+        outcomes = bedrock.apply([_bedrock_plan()], operator, audit, dry_run=False)
+    # The request went out: AWS may have deactivated the key. "failed" would say it is untouched.
+    assert [(o.action, o.result) for o in outcomes] == [("deactivate", "uncertain")]
+    assert "may have landed" in outcomes[0].detail
+
+
+def test_bedrock_call_answered_with_a_server_error_is_uncertain(tmp_path: Path) -> None:
+    iam = boto3.client("iam", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    operator = remediate.Operator(_Session(iam), ACCOUNT, f"arn:aws:iam::{ACCOUNT}:user/security", None, False)
+    with Stubber(iam) as stubber:
+        stubber.add_client_error("update_service_specific_credential", "ServiceFailure", "try again", 500)
+        outcomes = bedrock.apply([_bedrock_plan()], operator, AuditLog(tmp_path / "a.jsonl"), dry_run=False)
+    assert [(o.action, o.result) for o in outcomes] == [("deactivate", "uncertain")]
+
+
+def test_revoke_of_a_bedrock_credential_whose_answer_is_lost_exits_3(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from scanner import cli
+
+    iam = boto3.client("iam", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    operator = remediate.Operator(_Session(iam), ACCOUNT, f"arn:aws:iam::{ACCOUNT}:user/security", None, False)
+    monkeypatch.setattr(remediate, "connect", lambda *a, **k: operator)
+    with Stubber(iam) as stubber:
+        stubber.add_response("list_service_specific_credentials", {"ServiceSpecificCredentials": [{
+            "UserName": "alice", "Status": "Active", "CreateDate": "2026-01-01T00:00:00Z",
+            "ServiceSpecificCredentialId": "ACCAZ2QSECRETLEAKED0002", "ServiceName": "bedrock.amazonaws.com",
+            "ServiceUserName": "BedrockAPIKey-x-at-123456789012"}], "IsTruncated": False})
+        stubber.add_client_error("update_service_specific_credential", "ServiceFailure", "try again", 503)
+        code = cli.main(["revoke", "ACCAZ2QSECRETLEAKED0002", "--apply", "--audit-log", str(tmp_path / "a.jsonl")])
+    assert code == 3, capsys.readouterr().err

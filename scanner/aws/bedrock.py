@@ -21,7 +21,9 @@ from typing import Any, Literal
 
 from scanner.aws.audit import AuditLog
 from scanner.aws.clients import client, error_code, error_message
-from scanner.aws.remediate import EXPIRED_OPERATOR, Action, Operator, Plan, RemediationMode
+from scanner.aws.remediate import (
+    EXPIRED_OPERATOR, MAY_HAVE_LANDED, Action, Operator, Plan, RemediationMode, _never_sent, _server_side,
+)
 from scanner.engine.awskeys import BedrockKey
 from scanner.errors import AwsError
 from scanner.findings import RemediationOutcome as Outcome
@@ -166,11 +168,22 @@ def apply(plans: Sequence[Plan], operator: Operator, audit: AuditLog, *, dry_run
                 if code == "NoSuchEntity":
                     record(Outcome(*base, action, "already-deleted", error_message(exc), dry_run))
                     break
+                if code in ("ExpiredToken", "ExpiredTokenException"):
+                    record(Outcome(*base, action, "failed", EXPIRED_OPERATOR, dry_run))
+                    break
+                if _server_side(exc):
+                    # AWS failed while handling it: the change may or may not have been made.
+                    record(Outcome(*base, action, "uncertain", f"{code}: {error_message(exc)}; {MAY_HAVE_LANDED}",
+                                   dry_run))
+                    break
                 hint = " (the operator lacks the IAM permission for this)" if code in ("AccessDenied", "AccessDeniedException") else ""
                 record(Outcome(*base, action, "failed", f"{code}: {error_message(exc)}{hint}", dry_run))
                 break
             except (botocore.exceptions.BotoCoreError, OSError) as exc:
-                record(Outcome(*base, action, "failed", f"{type(exc).__name__}: {exc}", dry_run))
+                # As for access keys: "failed" only when the request certainly never reached AWS.
+                lost: Literal["failed", "uncertain"] = "failed" if _never_sent(exc) else "uncertain"
+                detail = f"{type(exc).__name__}: {exc}" + ("" if lost == "failed" else f"; {MAY_HAVE_LANDED}")
+                record(Outcome(*base, action, lost, detail, dry_run))
                 break
             except KeyboardInterrupt:
                 record(Outcome(*base, action, "interrupted", "the call was in flight: it may have landed; "
