@@ -366,3 +366,128 @@ def test_revoke_of_a_bedrock_credential_whose_answer_is_lost_exits_3(
         stubber.add_client_error("update_service_specific_credential", "ServiceFailure", "try again", 503)
         code = cli.main(["revoke", "ACCAZ2QSECRETLEAKED0002", "--apply", "--audit-log", str(tmp_path / "a.jsonl")])
     assert code == 3, capsys.readouterr().err
+
+
+# --- verification and access analysis against malformed answers ---------------------------------
+
+
+@contextlib.contextmanager
+def _answering(status: int, body: bytes, content_type: str = "text/xml") -> Iterator[str]:
+    """An endpoint that answers every request with this status and body."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+STS_EMPTY = (b'<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+             b"<GetCallerIdentityResult></GetCallerIdentityResult></GetCallerIdentityResponse>")
+
+
+@pytest.mark.parametrize(("status", "body"), [
+    (200, b"<html><body>captive portal</body></html"),  # not XML at all
+    (200, STS_EMPTY),  # XML, but no identity in it
+    (200, b""),
+    (502, b"<html>bad gateway</html>"),
+])
+def test_a_malformed_sts_answer_is_unknown_never_valid_nor_a_crash(status: int, body: bytes,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from scanner.aws.verify import verify_pair
+
+    keys = KeySet.generate()
+    with _answering(status, body) as url:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+        outcome = verify_pair(KeyPair(keys.key_id, keys.secret))
+    assert outcome.status == "unknown", outcome
+    assert keys.secret not in (outcome.reason or "")
+
+
+def test_a_policy_document_nested_beyond_the_parser_is_an_error_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """IAM's documents are parsed twice (botocore decodes them, then keysweep): a document
+    nested deeper than Python's recursion limit must not end the scan."""
+    from scanner.aws import access
+
+    deep = "[" * 5000 + "]" * 5000
+    assert access.allow_statements(deep) == []
+    assert access.allow_statements("%7B" + "%5B" * 5000) == []
+    iam = boto3.client("iam", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    arn = f"arn:aws:iam::{ACCOUNT}:policy/deep"
+    with Stubber(iam) as stubber:
+        stubber.add_response("list_attached_user_policies", {"AttachedPolicies": [{"PolicyName": "deep", "PolicyArn": arn}],
+                                                             "IsTruncated": False})
+        stubber.add_response("get_policy", {"Policy": {"PolicyName": "deep", "Arn": arn, "DefaultVersionId": "v1"}})
+        stubber.add_response("get_policy_version", {"PolicyVersion": {"Document": "%5B" * 5000, "VersionId": "v1"}})
+        stubber.add_response("list_user_policies", {"PolicyNames": ["inline"], "IsTruncated": False})
+        stubber.add_response("get_user_policy", {"UserName": "u", "PolicyName": "inline", "PolicyDocument":
+                             json.dumps({"Statement": {"Effect": "Allow", "Action": "iam:CreateUser", "Resource": "*"}})})
+        stubber.add_response("list_groups_for_user", {"Groups": [], "IsTruncated": False})
+        result = access.analyse(iam, f"arn:aws:iam::{ACCOUNT}:user/u")
+    assert result.flags == ("iam-write",)  # what could be read still counts
+    assert [p.name for p in result.policies] == ["deep", "inline"]
+    assert any("GetPolicyVersion" in e for e in result.errors), result.errors
+
+
+@pytest.mark.parametrize("body", [b"<html>captive portal</html", STS_EMPTY])
+def test_a_malformed_answer_to_the_operator_is_a_clear_error(body: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scanner.aws.exposure import snapshot
+    from scanner.errors import AwsError
+
+    keys = KeySet.generate()
+    use_operator(monkeypatch, KeyPair(keys.key_id, keys.secret))
+    with _answering(200, body) as url:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+        with pytest.raises(AwsError, match="operator"):
+            remediate.connect(None, None)
+        # IAM's last-use record is read the same way: an error on that key, not the scan's end.
+        activity = snapshot([keys.key_id], None, None)
+    assert activity[keys.key_id].last_used is None and activity[keys.key_id].error
+
+
+def test_bedrock_listing_that_cannot_reach_iam_is_that_key_s_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    iam = boto3.client("iam", endpoint_url="http://127.0.0.1:9", region_name="us-east-1", aws_access_key_id="x",
+                       aws_secret_access_key="x", config=__import__("botocore.config").config.Config(
+                           retries={"max_attempts": 1}, connect_timeout=2))
+    operator = remediate.Operator(_Session(iam), ACCOUNT, f"arn:aws:iam::{ACCOUNT}:user/security", None, False)
+    monkeypatch.setattr(bedrock, "client", lambda session, service: iam)
+    facts = bedrock_key_facts(bedrock_long_term_key(ACCOUNT))
+    assert facts is not None
+    plans = bedrock.plan([bedrock.Credential("k", facts=facts)], "delete", operator)
+    assert [p.actions for p in plans] == [()] and "EndpointConnectionError" in (plans[0].refusal or "")
+
+
+@pytest.mark.parametrize("module", [remediate, bedrock])
+def test_a_mutating_call_answered_with_garbage_is_uncertain(module: Any, tmp_path: Path) -> None:
+    """The request reached something that answered 200 with a page that is not IAM's: the
+    change may have landed. Before, the exception ended the run between intent and result."""
+    from botocore.config import Config
+
+    with _answering(200, b"<html>not iam</html") as url:
+        iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1", aws_access_key_id="x",
+                           aws_secret_access_key="x", config=Config(retries={"max_attempts": 1}))
+        operator = remediate.Operator(_Session(iam), ACCOUNT, f"arn:aws:iam::{ACCOUNT}:user/security", None, False)
+        plan = remediate.Plan("AKIA" + "Q" * 16, ACCOUNT, "alice", "Active", ("deactivate", "delete"))
+        audit = AuditLog(tmp_path / "audit.jsonl")
+        outcomes = module.apply([plan], operator, audit, dry_run=False)
+    assert [(o.action, o.result) for o in outcomes] == [("deactivate", "uncertain")]
+    logged = [json.loads(line) for line in audit.path.read_text().splitlines()]
+    assert [(e["phase"], e.get("result")) for e in logged] == [("intent", None), ("result", "uncertain")]

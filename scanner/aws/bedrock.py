@@ -25,7 +25,7 @@ from scanner.aws.remediate import (
     EXPIRED_OPERATOR, MAY_HAVE_LANDED, Action, Operator, Plan, RemediationMode, _never_sent, _server_side,
 )
 from scanner.engine.awskeys import BedrockKey
-from scanner.errors import AwsError
+from scanner.errors import AwsError, bounded
 from scanner.findings import RemediationOutcome as Outcome
 
 SERVICE_NAME = "bedrock.amazonaws.com"
@@ -96,7 +96,7 @@ def plan(targets: Sequence[Credential], mode: RemediationMode, operator: Operato
         if listed is None:
             try:
                 listed = list(_credentials(iam))
-            except botocore.exceptions.ClientError as exc:
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, OSError) as exc:
                 code = error_code(exc)
                 if code in ("ExpiredToken", "ExpiredTokenException"):
                     raise AwsError(EXPIRED_OPERATOR) from None
@@ -184,6 +184,10 @@ def apply(plans: Sequence[Plan], operator: Operator, audit: AuditLog, *, dry_run
                 lost: Literal["failed", "uncertain"] = "failed" if _never_sent(exc) else "uncertain"
                 detail = f"{type(exc).__name__}: {exc}" + ("" if lost == "failed" else f"; {MAY_HAVE_LANDED}")
                 record(Outcome(*base, action, lost, detail, dry_run))
+                break
+            except Exception as exc:  # noqa: BLE001 - an answer botocore cannot read (not IAM's): sent, so maybe done
+                record(Outcome(*base, action, "uncertain", f"{type(exc).__name__}: {bounded(str(exc), 200)}; "
+                               f"{MAY_HAVE_LANDED}", dry_run))
                 break
             except KeyboardInterrupt:
                 record(Outcome(*base, action, "interrupted", "the call was in flight: it may have landed; "

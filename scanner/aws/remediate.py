@@ -15,7 +15,7 @@ from typing import Any, Literal
 from scanner.aws.audit import AuditLog
 from scanner.aws.clients import KeyPair, client, error_code, error_message, operator_session, session_for_pair
 from scanner.engine.awskeys import account_id_from_key_id
-from scanner.errors import AwsError
+from scanner.errors import AwsError, bounded
 from scanner.findings import RemediationOutcome as Outcome
 
 RemediationMode = Literal["deactivate", "delete"]
@@ -85,6 +85,11 @@ def connect(profile: str | None, region: str | None, leaked: KeyPair | None = No
         raise AwsError(f"cannot identify the operator ({code}: {error_message(exc)})") from None
     except (botocore.exceptions.BotoCoreError, OSError) as exc:
         raise AwsError(f"cannot reach AWS STS: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - an answer that is not STS's (ResponseParserError, KeyError)
+        raise AwsError(f"cannot identify the operator: STS's answer could not be read ({type(exc).__name__}: "
+                       f"{bounded(str(exc), 120)})") from None
+    if not identity.get("Account") or not str(identity.get("Arn") or "").startswith("arn:"):
+        raise AwsError("cannot identify the operator: STS answered without an account or ARN")
     credentials = session.get_credentials()
     own = credentials.access_key if credentials is not None else None
     return Operator(session, str(identity["Account"]), str(identity["Arn"]), own, leaked is not None)
@@ -236,6 +241,10 @@ def apply(plans: Sequence[Plan], operator: Operator, audit: AuditLog, *, dry_run
                     # connection): "failed" would tell the operator the key is untouched.
                     record(Outcome(*base, action, "uncertain", f"{type(exc).__name__}: {exc}; {MAY_HAVE_LANDED}",
                                    dry_run))
+                break
+            except Exception as exc:  # noqa: BLE001 - an answer botocore cannot read (not IAM's): sent, so maybe done
+                record(Outcome(*base, action, "uncertain", f"{type(exc).__name__}: {bounded(str(exc), 200)}; "
+                               f"{MAY_HAVE_LANDED}", dry_run))
                 break
             except KeyboardInterrupt:
                 # Ctrl-C, SIGTERM or SIGHUP while the call was in flight: AWS may have done it.

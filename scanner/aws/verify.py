@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from scanner.aws.clients import KeyPair, error_code, error_message, leaked_key_client
+from scanner.errors import bounded
 from scanner.findings import Finding, Verification
 
 # Errors that mean the credentials themselves are not (or no longer) accepted.
@@ -46,9 +47,13 @@ def verify_pair(pair: KeyPair, region: str | None = None) -> Verification:
         code = error_code(exc)
         reason = _scrubbed(f"{code}: {error_message(exc)}", pair)
         return Verification("invalid" if code in NOT_LIVE else "unknown", reason=reason)
-    except (botocore.exceptions.BotoCoreError, OSError) as exc:
-        return Verification("unknown", reason=_scrubbed(f"{type(exc).__name__}: {exc}", pair))
-    arn = str(identity.get("Arn", ""))
+    except Exception as exc:  # noqa: BLE001 - BotoCoreError, OSError, and an answer that is not STS's (a
+        # proxy's or captive portal's page: ResponseParserError, or KeyError on XML of another shape).
+        return Verification("unknown", reason=_scrubbed(f"{type(exc).__name__}: {bounded(str(exc), 200)}", pair))
+    arn = str(identity.get("Arn") or "")
+    if not arn.startswith("arn:"):
+        # Only an identity proves the key live: an answer without one proves nothing.
+        return Verification("unknown", reason="STS answered without a caller identity")
     return Verification("valid", arn=arn, account=str(identity.get("Account", "")) or None, user=principal_from_arn(arn))
 
 
