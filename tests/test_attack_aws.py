@@ -491,3 +491,33 @@ def test_a_mutating_call_answered_with_garbage_is_uncertain(module: Any, tmp_pat
     assert [(o.action, o.result) for o in outcomes] == [("deactivate", "uncertain")]
     logged = [json.loads(line) for line in audit.path.read_text().splitlines()]
     assert [(e["phase"], e.get("result")) for e in logged] == [("intent", None), ("result", "uncertain")]
+
+
+# --- exposure: hostile commit and tag objects -------------------------------------------------------
+
+
+def _raw_object(repo: GitRepo, kind: str, body: str) -> str:
+    proc = subprocess.run(["git", "hash-object", "-t", kind, "-w", "--stdin", "--literally"], input=body.encode(),
+                          cwd=repo.path, capture_output=True, check=True)
+    return proc.stdout.decode().strip()
+
+
+@pytest.mark.parametrize(("stamp", "leaked_at"), [
+    ("99999999999999999999 +0000", None), ("253402300800 +1400", None), ("", None), ("x +0000", None),
+    ("-5 -0000", "1969-12-31T23:59:55+00:00"),  # before 1970 is a date like any other
+])
+def test_a_tag_dated_out_of_range_does_not_hide_every_finding(stamp: str, leaked_at: str | None, tmp_path: Path) -> None:
+    """One annotated tag whose tagger date overflows time_t ended the whole scan with an
+    internal error (exit 3) and no finding reported."""
+    keys = KeySet.generate()
+    repo = GitRepo(tmp_path / "r")
+    commit = repo.commit("add", {"a.env": f"AWS_ACCESS_KEY_ID={keys.key_id}\nAWS_SECRET_ACCESS_KEY={keys.secret}\n"})
+    tag = _raw_object(repo, "tag", f"object {commit}\ntype commit\ntag v1\ntagger Evil <e@x> {stamp}\n\n"
+                                   f"release {keys.key_id} {keys.secret}\n")
+    repo.git("update-ref", "refs/tags/v1", tag)
+    result = run_keysweep("scan", "--no-progress", "--history-only", "--format", "json", repo.path)
+    assert result.returncode == 1, result.stderr
+    findings = result.json()["findings"]
+    in_tag = [f for f in findings if f["commit"] and f["commit"]["summary"] == "tag v1"]
+    assert in_tag and {f["exposure"]["leaked_at"] for f in in_tag} == {leaked_at}  # no date: null, not ""
+    assert {f["exposure"]["leaked_at"][:4] for f in findings if f not in in_tag} == {"2023"}
