@@ -521,3 +521,20 @@ def test_a_tag_dated_out_of_range_does_not_hide_every_finding(stamp: str, leaked
     in_tag = [f for f in findings if f["commit"] and f["commit"]["summary"] == "tag v1"]
     assert in_tag and {f["exposure"]["leaked_at"] for f in in_tag} == {leaked_at}  # no date: null, not ""
     assert {f["exposure"]["leaked_at"][:4] for f in findings if f not in in_tag} == {"2023"}
+
+
+# --- Bedrock verification: an answer that quotes the key --------------------------------------------
+
+
+@pytest.mark.parametrize("status", [400, 403, 500])
+def test_a_bedrock_answer_quoting_the_key_never_carries_it_into_the_reason(status: int,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    key = bedrock_long_term_key(ACCOUNT)
+    facts = bedrock_key_facts(key)
+    assert facts is not None
+    body = json.dumps({"message": f"Malformed Authorization header 'Bearer {key}'"}).encode()
+    with _answering(status, body, "application/json") as url:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK", url)
+        outcome = bedrock.verify_key(key, facts)
+    assert outcome.reason and "Malformed Authorization header" in outcome.reason
+    assert key not in outcome.reason and key[4:40] not in outcome.reason

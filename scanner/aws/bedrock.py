@@ -235,7 +235,10 @@ def verify_key(value: str, facts: BedrockKey, region: str | None = None) -> Any:
         except ValueError:
             error = {}
         kind = str(exc.headers.get("x-amzn-ErrorType", "") or (error.get("__type", "") if isinstance(error, dict) else ""))
-        message = str(error.get("message") or error.get("Message") or body[:200]) if isinstance(error, dict) else body[:200]
+        message = str(error.get("message") or error.get("Message") or body) if isinstance(error, dict) else body
+        # An answer can quote the request (the Authorization header): the reason is printed in
+        # every report, so the key goes before the message is cut (a cut must not leave half of it).
+        message = message.replace(value, "********")[:200]
         reason = f"HTTP {exc.code} {kind.split(':')[0]}: {message}".strip()
         if exc.code == 401 or any(w in (kind + message).lower() for w in ("invalid", "expired", "unrecognized")):
             return Verification("invalid", reason=reason, account=facts.account)
