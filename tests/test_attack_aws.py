@@ -538,3 +538,32 @@ def test_a_bedrock_answer_quoting_the_key_never_carries_it_into_the_reason(statu
         outcome = bedrock.verify_key(key, facts)
     assert outcome.reason and "Malformed Authorization header" in outcome.reason
     assert key not in outcome.reason and key[4:40] not in outcome.reason
+
+
+# --- the audit log ------------------------------------------------------------------------------------
+
+
+def test_an_audit_log_that_is_a_fifo_without_reader_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    import os
+
+    from scanner.aws.audit import AuditLogError
+
+    fifo = tmp_path / "audit.jsonl"
+    os.mkfifo(fifo)
+    outcome: list[BaseException | None] = []
+
+    def write() -> None:
+        try:
+            AuditLog(fifo).check_writable()
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():  # unblock the writer so the test run can end
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        thread.join(5)
+        pytest.fail("opening the audit log blocked on a FIFO nobody reads")
+    assert outcome and isinstance(outcome[0], AuditLogError) and str(fifo) in str(outcome[0])
