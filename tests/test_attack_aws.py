@@ -567,3 +567,19 @@ def test_an_audit_log_that_is_a_fifo_without_reader_is_an_error_not_a_hang(tmp_p
         thread.join(5)
         pytest.fail("opening the audit log blocked on a FIFO nobody reads")
     assert outcome and isinstance(outcome[0], AuditLogError) and str(fifo) in str(outcome[0])
+
+
+def test_a_leak_dated_in_the_future_never_clears_a_used_key() -> None:
+    """The author date is the repository's to choose: a commit dated 2099 must not make a key
+    used yesterday read as 'not used since the leak'."""
+    import datetime
+
+    from scanner.aws.exposure import used_after
+    from scanner.findings import LastUsed
+
+    yesterday = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)).isoformat()
+    used = LastUsed(yesterday, "s3", "eu-west-1")
+    assert used_after(used, "2099-01-01T00:00:00+00:00") is None  # unknown, not False
+    assert used_after(used, "2020-01-01T00:00:00+00:00") is True
+    assert used_after(LastUsed("2019-01-01T00:00:00+00:00", "s3", None), "2020-01-01T00:00:00+00:00") is False
+    assert used_after(LastUsed(None, None, None), "2099-01-01T00:00:00+00:00") is False  # never used at all

@@ -85,6 +85,10 @@ def used_after(last_used: LastUsed | None, leaked_at: str | None) -> bool | None
     used, leaked = _parse(last_used.date), _parse(leaked_at)
     if used is None or leaked is None:
         return None
+    if leaked > datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1):
+        # An author date is whatever the committer's clock or a rebase says: a leak "in the
+        # future" is no date to clear a key by.
+        return None
     return used > leaked
 
 
