@@ -583,3 +583,52 @@ def test_a_leak_dated_in_the_future_never_clears_a_used_key() -> None:
     assert used_after(used, "2020-01-01T00:00:00+00:00") is True
     assert used_after(LastUsed("2019-01-01T00:00:00+00:00", "s3", None), "2020-01-01T00:00:00+00:00") is False
     assert used_after(LastUsed(None, None, None), "2099-01-01T00:00:00+00:00") is False  # never used at all
+
+
+# --- interrupts ----------------------------------------------------------------------------------------
+
+
+def test_sigterm_while_verifying_stops_within_seconds(tmp_path: Path) -> None:
+    """STS accepts the connections and never answers: SIGTERM must not wait for the read
+    timeouts and retries of every pair in flight (it took 43 s)."""
+    import os
+    import signal
+    import time
+
+    folder = tmp_path / "leaks"
+    folder.mkdir()
+    pairs = [KeySet.generate() for _ in range(6)]
+    (folder / "keys.env").write_text("".join(f"AWS_ACCESS_KEY_ID={k.key_id}\nAWS_SECRET_ACCESS_KEY={k.secret}\n" + "\n" * 8
+                                             for k in pairs))
+    with _silent_server() as sts:
+        env = {**os.environ, "AWS_ENDPOINT_URL_STS": sts, "AWS_ENDPOINT_URL_IAM": "http://127.0.0.1:9",
+               "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_EC2_METADATA_DISABLED": "true",
+               "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+        env.pop("AWS_ENDPOINT_URL", None)
+        proc = subprocess.Popen([sys.executable, "-m", "scanner", "scan", "--no-progress", "--verify", str(folder)],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            port = int(sts.rsplit(":", 1)[1])
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not _connected_to(port):
+                time.sleep(0.05)
+            time.sleep(0.3)
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=60)
+            took = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 143, err
+    assert took < 5, f"stopping took {took:.1f}s"
+
+
+def _connected_to(port: int) -> bool:
+    """Is any TCP connection established to 127.0.0.1:port (from /proc/net/tcp)?"""
+    try:
+        table = Path("/proc/net/tcp").read_text()
+    except OSError:
+        return True
+    needle = f"0100007F:{port:04X}"
+    return any(line.split()[2] == needle and line.split()[3] == "01" for line in table.splitlines()[1:])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from scanner.aws.clients import KeyPair, error_code, error_message, leaked_key_client
@@ -57,6 +56,42 @@ def verify_pair(pair: KeyPair, region: str | None = None) -> Verification:
     return Verification("valid", arn=arn, account=str(identity.get("Account", "")) or None, user=principal_from_arn(arn))
 
 
+def _verify_all(pairs: list[KeyPair], region: str | None) -> list[Verification]:
+    """Each pair verified, MAX_CONCURRENCY at a time, in daemon threads: a signal stops the
+    run at once, instead of waiting (as a thread pool does, even at exit) for every call in
+    flight to time out and be retried (15 s read timeout, 2 attempts each)."""
+    import queue
+    import threading
+
+    todo: queue.SimpleQueue[tuple[int, KeyPair]] = queue.SimpleQueue()
+    for item in enumerate(pairs):
+        todo.put(item)
+    done: queue.SimpleQueue[tuple[int, Verification]] = queue.SimpleQueue()
+
+    def work() -> None:
+        while True:
+            try:
+                index, pair = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                outcome = verify_pair(pair, region)
+            except BaseException as exc:  # noqa: BLE001 - a result for every pair, or the wait never ends
+                outcome = Verification("unknown", reason=_scrubbed(f"{type(exc).__name__}: {bounded(str(exc), 200)}", pair))
+            done.put((index, outcome))
+
+    for _ in range(min(MAX_CONCURRENCY, len(pairs))):
+        threading.Thread(target=work, name="keysweep-verify", daemon=True).start()
+    results: dict[int, Verification] = {}
+    while len(results) < len(pairs):
+        try:
+            index, outcome = done.get(timeout=0.2)  # a timeout: the main thread stays interruptible
+        except queue.Empty:
+            continue
+        results[index] = outcome
+    return [results[i] for i in range(len(pairs))]
+
+
 def pairs_in(findings: Sequence[Finding]) -> dict[str, tuple[Finding, Finding | None, Finding | None]]:
     """Each key ID finding with its paired secret and session token findings, by fingerprint."""
     by_print = {f.fingerprint: f for f in findings}
@@ -95,9 +130,8 @@ def verify_findings(findings: Sequence[Finding], *, allow_accounts: frozenset[st
         for member in members:
             decided[member] = outcome
     if to_check:
-        with ThreadPoolExecutor(max_workers=MAX_CONCURRENCY) as pool:
-            outcomes = pool.map(lambda pair: verify_pair(pair, region), list(to_check))
-            for members, outcome in zip(to_check.values(), outcomes, strict=True):
-                for member in members:
-                    decided[member] = outcome
+        outcomes = _verify_all(list(to_check), region)
+        for members, outcome in zip(to_check.values(), outcomes, strict=True):
+            for member in members:
+                decided[member] = outcome
     return [replace(f, verification=decided[f.fingerprint]) if f.fingerprint in decided else f for f in findings]
