@@ -220,7 +220,17 @@ def _damaged_rows(path: Path) -> None:
         db.execute("INSERT INTO findings VALUES (1, 'fp', 'obj', '{not json', 't', 't', 'open')")
 
 
-@pytest.mark.parametrize("make", [_old_state, _damaged_rows])
+def _rows_of_another_shape(path: Path) -> None:
+    from scanner.fleet.state import AuditState
+
+    AuditState(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO repositories (id, name, rules, refs) VALUES (1, 'x', 'r', 'f')")
+        db.execute("INSERT INTO findings VALUES (1, 'fp', 'obj', ?, 't', 't', 'open')",
+                   (json.dumps({"rule_id": "r", "commit": {"sha": "s"}}),))
+
+
+@pytest.mark.parametrize("make", [_old_state, _damaged_rows, _rows_of_another_shape])
 def test_a_state_from_another_version_or_damaged_is_a_clear_error(make: Callable[[Path], None], tmp_path: Path) -> None:
     from scanner.errors import UsageError
     from scanner.fleet.state import AuditState

@@ -95,6 +95,22 @@ def finding_data(finding: Finding) -> dict[str, Any]:
     }
 
 
+DATA_KEYS = frozenset({"rule_id", "kind", "redacted", "path", "line", "column", "source", "commit", "blob", "reachable",
+                       "occurrences"})
+COMMIT_KEYS = frozenset(f.name for f in dataclasses.fields(CommitInfo))
+
+
+def _stored_data(text: str) -> dict[str, Any]:
+    """A finding's stored data, checked for the shape ``finding_data`` writes (ValueError if not)."""
+    data = json.loads(text)
+    if not isinstance(data, dict) or not DATA_KEYS <= data.keys():
+        raise ValueError("a finding's data lacks fields this keysweep writes")
+    commit = data["commit"]
+    if commit is not None and (not isinstance(commit, dict) or set(commit) != COMMIT_KEYS):
+        raise ValueError("a finding's commit has other fields than this keysweep writes")
+    return data
+
+
 def rebuild(stored: StoredFinding, found: ObjectMatches | None) -> Finding | None:
     """A finding from the state and its object's matches (None if the secret is not there)."""
     if found is None:
@@ -184,7 +200,7 @@ class AuditState:
         if status is not None:
             query += " AND f.status = ?"
             params = (name, status)
-        return [StoredFinding(name, fp, obj, json.loads(data), first, last, st)
+        return [StoredFinding(name, fp, obj, _stored_data(data), first, last, st)
                 for fp, obj, data, first, last, st in self.db.execute(query + " ORDER BY f.rowid", params)]
 
     def record(self, name: str, *, rules: str, refs: str, new_objects: Iterable[str], findings: Sequence[Finding],
