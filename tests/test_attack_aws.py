@@ -642,3 +642,21 @@ def _connected_to(port: int) -> bool:
         return True
     needle = f"0100007F:{port:04X}"
     return any(line.split()[2] == needle and line.split()[3] == "01" for line in table.splitlines()[1:])
+
+
+def test_a_short_term_bedrock_key_dated_year_9999_does_not_hide_every_finding(tmp_path: Path) -> None:
+    """Its expiry (issue time + X-Amz-Expires) overflowed datetime: an internal error ended
+    the scan, exit 3, no finding reported, for any repository holding one such string."""
+    import datetime
+
+    from tests.keygen import bedrock_short_term_key, key_id
+
+    keys = KeySet.generate()
+    late = bedrock_short_term_key(key_id("ASIA", ACCOUNT), "tok",
+                                  when=datetime.datetime(9999, 12, 31, 23, 0, tzinfo=datetime.timezone.utc))
+    (tmp_path / "a.env").write_text(f"AWS_BEARER_TOKEN_BEDROCK={late}\n"
+                                    f"AWS_ACCESS_KEY_ID={keys.key_id}\nAWS_SECRET_ACCESS_KEY={keys.secret}\n")
+    result = run_keysweep("scan", "--no-progress", "--format", "json", tmp_path)
+    assert result.returncode == 1, result.stderr
+    rules = {f["rule"] for f in result.json()["findings"]}
+    assert {"aws-access-key-id", "aws-secret-access-key", "aws-bedrock-short-term-api-key"} <= rules

@@ -109,7 +109,7 @@ def bedrock_key_facts(value: str) -> BedrockKey | None:
             seconds = int(query.get("X-Amz-Expires", ""))
             if 0 <= seconds <= 7 * 86400:
                 expires = (start + datetime.timedelta(seconds=seconds)).isoformat()
-        except ValueError:
+        except (ValueError, OverflowError):  # hostile input: issued late in year 9999 overflows the expiry
             pass
         return BedrockKey("short-term", account=account_id_from_key_id(signer) if signer else None,
                           signer_key_id=signer, region=region, issued_at=issued, expires_at=expires)
