@@ -660,3 +660,29 @@ def test_a_short_term_bedrock_key_dated_year_9999_does_not_hide_every_finding(tm
     assert result.returncode == 1, result.stderr
     rules = {f["rule"] for f in result.json()["findings"]}
     assert {"aws-access-key-id", "aws-secret-access-key", "aws-bedrock-short-term-api-key"} <= rules
+
+
+def _sts_error(code: str, message: str) -> bytes:
+    return (f'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+            f"<Code>{code}</Code><Message>{message}</Message></Error><RequestId>r</RequestId></ErrorResponse>").encode()
+
+
+@pytest.mark.parametrize("message", [
+    "Signature expired: 20261128T100000Z is now earlier than 20261128T103000Z (20261128T103500Z - 5 min.)",
+    "Signature not yet current: 20261128T120000Z is still later than 20261128T104000Z (20261128T103500Z + 5 min.)",
+])
+def test_a_clock_off_by_minutes_never_clears_a_live_key(message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SigV4 refuses a request signed with this machine's clock more than 5 minutes off as
+    SignatureDoesNotMatch: that says nothing of the key, so it must not read 'invalid' (which
+    --remediate turns into 'not-compromised' and severity 'low')."""
+    from scanner.aws.verify import verify_pair
+
+    keys = KeySet.generate()
+    with _answering(403, _sts_error("SignatureDoesNotMatch", message)) as url:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+        outcome = verify_pair(KeyPair(keys.key_id, keys.secret))
+    assert outcome.status == "unknown" and "clock" in (outcome.reason or ""), outcome
+    with _answering(403, _sts_error("SignatureDoesNotMatch", "The request signature we calculated does not match "
+                                    "the signature you provided.")) as url:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+        assert verify_pair(KeyPair(keys.key_id, keys.secret)).status == "invalid"  # a wrong secret still is

@@ -15,6 +15,8 @@ NOT_LIVE = frozenset({
     "InvalidAccessKeyId", "UnrecognizedClientException", "AuthFailure", "InvalidToken",
 })
 MAX_CONCURRENCY = 4
+# SignatureDoesNotMatch with these messages is SigV4 refusing the request time, whatever the key.
+CLOCK_SKEW = ("Signature expired", "Signature not yet current")
 
 
 def principal_from_arn(arn: str) -> str | None:
@@ -44,7 +46,11 @@ def verify_pair(pair: KeyPair, region: str | None = None) -> Verification:
         identity = leaked_key_client("sts", pair, region).get_caller_identity()
     except botocore.exceptions.ClientError as exc:
         code = error_code(exc)
-        reason = _scrubbed(f"{code}: {error_message(exc)}", pair)
+        message = error_message(exc)
+        reason = _scrubbed(f"{code}: {message}", pair)
+        if message.startswith(CLOCK_SKEW):
+            # SigV4 refused this machine's clock (more than 5 minutes off), not the key.
+            return Verification("unknown", reason=f"this machine's clock is off: {reason}")
         return Verification("invalid" if code in NOT_LIVE else "unknown", reason=reason)
     except Exception as exc:  # noqa: BLE001 - BotoCoreError, OSError, and an answer that is not STS's (a
         # proxy's or captive portal's page: ResponseParserError, or KeyError on XML of another shape).
