@@ -15,7 +15,7 @@ import regex
 
 from scanner.config import Config, find_config, load_config
 from scanner.engine.rules import RuleSet, load_ruleset
-from scanner.errors import UsageError
+from scanner.errors import UsageError, bounded
 from scanner.exitcodes import EXIT_CLEAN, EXIT_FAILURE, EXIT_FINDINGS, EXIT_USAGE
 from scanner.findings import Finding, RemediationOutcome, ScanReport
 from scanner.pathfilter import PathFilter
@@ -363,7 +363,7 @@ def _accounts(args: argparse.Namespace) -> frozenset[str]:
     accounts = frozenset(a.strip() for a in args.allow_account)
     for account in accounts:
         if not regex.fullmatch(r"\d{12}", account):
-            raise UsageError(f"--allow-account {account!r}: an AWS account ID is 12 digits")
+            raise UsageError(f"--allow-account {bounded(account)}: an AWS account ID is 12 digits")
     return accounts
 
 
@@ -595,7 +595,7 @@ def revoke_command(args: argparse.Namespace) -> int:
             if getattr(args, "use_leaked_key", False):
                 raise UsageError("--use-leaked-key is for access keys; a Bedrock API key cannot sign IAM calls")
             return _revoke_bedrock(args, key_id)
-        raise UsageError(f"{key_id!r} is not an AWS access key ID (AKIA… or ASIA… followed by 16 characters), "
+        raise UsageError(f"{bounded(key_id)} is not an AWS access key ID (AKIA… or ASIA… followed by 16 characters), "
                          "nor a Bedrock API key's service-specific credential ID (20 to 128 letters and digits)")
     if getattr(args, "use_leaked_key", False):
         raise UsageError("revoke knows only the key ID; --use-leaked-key needs the secret, so use it with scan --remediate")

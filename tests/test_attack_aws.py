@@ -686,3 +686,13 @@ def test_a_clock_off_by_minutes_never_clears_a_live_key(message: str, monkeypatc
                                     "the signature you provided.")) as url:
         monkeypatch.setenv("AWS_ENDPOINT_URL", url)
         assert verify_pair(KeyPair(keys.key_id, keys.secret)).status == "invalid"  # a wrong secret still is
+
+
+def test_revoke_and_allow_account_errors_quote_a_bounded_value(capsys: pytest.CaptureFixture[str]) -> None:
+    from scanner import cli
+
+    assert cli.main(["revoke", "\x1b[2J" + "x" * 100_000]) == 2
+    err = capsys.readouterr().err
+    assert len(err) < 500 and "\x1b" not in err
+    assert cli.main(["revoke", "AKIA" + "Q" * 16, "--allow-account", "1" * 100_000]) == 2
+    assert len(capsys.readouterr().err) < 500
