@@ -696,3 +696,32 @@ def test_revoke_and_allow_account_errors_quote_a_bounded_value(capsys: pytest.Ca
     assert len(err) < 500 and "\x1b" not in err
     assert cli.main(["revoke", "AKIA" + "Q" * 16, "--allow-account", "1" * 100_000]) == 2
     assert len(capsys.readouterr().err) < 500
+
+
+@pytest.mark.parametrize("region", ["evil.example/x?", "x@10.0.0.1:8443/", "us-east-1\x1b[31m", "a" * 300])
+def test_a_short_term_bedrock_key_cannot_choose_where_verification_is_sent(region: str,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The region comes from the key's own X-Amz-Credential, which the repository wrote; it went
+    into https://bedrock.{region}.amazonaws.com, so a planted key sent keysweep (with the key as
+    bearer token, and the answer's first 200 characters into the report) to any host."""
+    import datetime
+    import urllib.parse
+    import urllib.request
+
+    from scanner.engine.awskeys import BedrockKey
+    from tests.keygen import bedrock_short_term_key, key_id
+
+    key = bedrock_short_term_key(key_id("ASIA", ACCOUNT), "tok", region=urllib.parse.quote(region, safe=""))
+    facts = bedrock_key_facts(key)
+    assert facts is not None and facts.term == "short-term" and facts.region is None
+    sent: list[str] = []
+
+    def urlopen(request: urllib.request.Request, timeout: float) -> Any:
+        sent.append(request.full_url)
+        raise OSError("not sent in tests")
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    later = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)).isoformat()
+    forged = BedrockKey("short-term", account=ACCOUNT, region=region, expires_at=later)  # as an older decoder made it
+    bedrock.verify_key(key, forged)
+    assert sent == ["https://bedrock.us-east-1.amazonaws.com/foundation-models"]

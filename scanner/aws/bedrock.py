@@ -222,7 +222,12 @@ def verify_key(value: str, facts: BedrockKey, region: str | None = None) -> Any:
         if expires < datetime.datetime.now(datetime.timezone.utc):
             return Verification("invalid", reason=f"expired at {facts.expires_at} (not sent to AWS)",
                                 account=facts.account)
-    request = urllib.request.Request(_endpoint(region or facts.region or "us-east-1"),
+    from scanner.engine.awskeys import AWS_REGION
+
+    # facts.region came from the key, written by whoever wrote the repository: it picks a host
+    # only when it is an AWS region (the decoder checks too).
+    found = facts.region if facts.region and AWS_REGION.fullmatch(facts.region) else None
+    request = urllib.request.Request(_endpoint(region or found or "us-east-1"),
                                      headers={"Authorization": f"Bearer {value}", "Accept": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310 - https or a configured endpoint
