@@ -525,17 +525,25 @@ def remediate_bedrock_findings(args: argparse.Namespace, findings: Sequence[Find
     Only keys proven live are acted on (verified here if the scan did not verify them), unless
     --include-unconfirmed (the "Trust" rule for access keys, applied to Bedrock keys too).
     """
-    keys = {f.bedrock.name or f.fingerprint: f for f in findings if f.bedrock is not None and not f.canary}
-    if not keys:
+    found = [f for f in findings if f.bedrock is not None and not f.canary]
+    if not found:
         return []
     from scanner.aws import bedrock, remediate
 
     include_unconfirmed = bool(getattr(args, "include_unconfirmed", False))
-    long_term = [f for f in keys.values() if f.bedrock is not None and f.bedrock.term == "long-term"]
+    long_term = [f for f in found if f.bedrock is not None and f.bedrock.term == "long-term"]
     if not include_unconfirmed and any(f.verification is None for f in long_term):
         checked = {f.fingerprint: f for f in bedrock.verify_findings(
             long_term, allow_accounts=_accounts(args), include_canary=args.verify_canary, region=args.region)}
-        keys = {label: checked.get(f.fingerprint, f) for label, f in keys.items()}
+        found = [checked.get(f.fingerprint, f) for f in found]
+    # One credential can stand in several places with different secrets (reset keeps its public
+    # name): it is proven live if any of them is accepted, whichever was found last.
+    keys: dict[str, Finding] = {}
+    for finding in found:
+        label = finding.bedrock.name or finding.fingerprint if finding.bedrock is not None else finding.fingerprint
+        kept = keys.get(label)
+        if kept is None or (_bedrock_valid(finding) and not _bedrock_valid(kept)):
+            keys[label] = finding
     targets = []
     unproven: list[remediate.Plan] = []
     for label, finding in keys.items():
@@ -563,6 +571,10 @@ def remediate_bedrock_findings(args: argparse.Namespace, findings: Sequence[Find
     outcomes = bedrock.apply(plans, operator, _audit(args), dry_run=not args.apply)
     _print_outcomes(plans, outcomes, args.apply, _audit(args))
     return outcomes
+
+
+def _bedrock_valid(finding: Finding) -> bool:
+    return finding.verification is not None and finding.verification.status == "valid"
 
 
 SERVICE_CREDENTIAL_ID = regex.compile(r"[A-Za-z0-9_]{20,128}")

@@ -725,3 +725,47 @@ def test_a_short_term_bedrock_key_cannot_choose_where_verification_is_sent(regio
     forged = BedrockKey("short-term", account=ACCOUNT, region=region, expires_at=later)  # as an older decoder made it
     bedrock.verify_key(key, forged)
     assert sent == ["https://bedrock.us-east-1.amazonaws.com/foundation-models"]
+
+
+@pytest.mark.parametrize("live_first", [True, False])
+def test_a_reset_bedrock_key_is_remediated_whatever_the_old_value_beside_it(
+        live_first: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """ResetServiceSpecificCredential gives a credential a new secret under the same public
+    name: the old value (dead) and the new one (live) can both be in a repository. Keyed by
+    name, the last one found decided, and a dead old value left the live key alone."""
+    import base64
+
+    from scanner import cli
+    from tests.test_bedrock import LIST_PARAMS, _Bedrock, _metadata
+
+    name = f"BedrockAPIKey-reset01-at-{ACCOUNT}"
+
+    def absk(secret: bytes) -> str:
+        return "ABSK" + base64.b64encode(f"{name}:".encode() + base64.b64encode(secret)).decode()
+
+    live, dead = absk(b"L" * 45), absk(b"D" * 45)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "a.env").write_text(f"AWS_BEARER_TOKEN_BEDROCK={live if live_first else dead}\n")
+    (app / "b.env").write_text(f"AWS_BEARER_TOKEN_BEDROCK={dead if live_first else live}\n")
+    iam = boto3.client("iam", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    operator = remediate.Operator(_Session(iam), ACCOUNT, f"arn:aws:iam::{ACCOUNT}:user/security", None, False)
+    monkeypatch.setattr(remediate, "connect", lambda *a, **k: operator)
+    endpoint = _Bedrock(live)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK", endpoint.url)
+    try:
+        with Stubber(iam) as stubber:
+            stubber.add_response("list_service_specific_credentials", {
+                "ServiceSpecificCredentials": [_metadata("ACCAZ2QSECRETLEAKED0002", "alice", service_user=name)],
+                "IsTruncated": False}, LIST_PARAMS)
+            stubber.add_response("update_service_specific_credential", {}, {
+                "UserName": "alice", "ServiceSpecificCredentialId": "ACCAZ2QSECRETLEAKED0002", "Status": "Inactive"})
+            code = cli.main(["scan", "--no-progress", str(app), "--remediate", "deactivate", "--apply",
+                             "--audit-log", str(tmp_path / "audit.jsonl")])
+            err = capsys.readouterr().err
+            stubber.assert_no_pending_responses()
+    finally:
+        endpoint.close()
+    assert code == 1, err
+    assert "ACCAZ2QSECRETLEAKED0002: deactivate: ok" in err
+    assert live not in err and dead not in err
