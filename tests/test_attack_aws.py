@@ -769,3 +769,19 @@ def test_a_reset_bedrock_key_is_remediated_whatever_the_old_value_beside_it(
     assert code == 1, err
     assert "ACCAZ2QSECRETLEAKED0002: deactivate: ok" in err
     assert live not in err and dead not in err
+
+
+def test_bedrock_call_interrupted_in_flight_leaves_intent_and_interrupted(tmp_path: Path) -> None:
+    iam = boto3.client("iam", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    operator = remediate.Operator(_Session(iam), ACCOUNT, f"arn:aws:iam::{ACCOUNT}:user/security", None, False)
+
+    def interrupt(**_: Any) -> None:
+        raise KeyboardInterrupt  # as SIGINT (or keysweep's SIGTERM handler) would, mid-call
+
+    iam.meta.events.register("before-send.iam.UpdateServiceSpecificCredential", interrupt)
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    with pytest.raises(KeyboardInterrupt):
+        bedrock.apply([_bedrock_plan()], operator, audit, dry_run=False)
+    logged = [json.loads(line) for line in audit.path.read_text().splitlines()]
+    assert [(e["phase"], e["action"], e.get("result")) for e in logged] == [
+        ("intent", "deactivate", None), ("result", "deactivate", "interrupted")]
