@@ -785,3 +785,31 @@ def test_bedrock_call_interrupted_in_flight_leaves_intent_and_interrupted(tmp_pa
     logged = [json.loads(line) for line in audit.path.read_text().splitlines()]
     assert [(e["phase"], e["action"], e.get("result")) for e in logged] == [
         ("intent", "deactivate", None), ("result", "deactivate", "interrupted")]
+
+
+# --- severity and --fail-on when AWS cannot answer -------------------------------------------------
+
+
+def test_an_aws_outage_during_verify_does_not_lower_severity_below_offline(tmp_path: Path) -> None:
+    """A pair found together is 'high' offline. With --verify during throttling or an outage
+    (verification 'unknown') it became 'medium', so `--fail-on high` passed a CI gate that
+    fails without --verify. A Bedrock key not shown dead is 'high' (README), it too was 'medium'."""
+    import os
+
+    keys = KeySet.generate()
+    (tmp_path / "a.env").write_text(f"AWS_ACCESS_KEY_ID={keys.key_id}\nAWS_SECRET_ACCESS_KEY={keys.secret}\n"
+                                    f"AWS_BEARER_TOKEN_BEDROCK={bedrock_long_term_key(ACCOUNT)}\n")
+    throttled = _sts_error("Throttling", "Rate exceeded")
+    with _answering(400, throttled) as url:
+        env = {"AWS_ENDPOINT_URL": url, "AWS_ENDPOINT_URL_BEDROCK": url, "AWS_ACCESS_KEY_ID": "x",
+               "AWS_SECRET_ACCESS_KEY": "y", "AWS_EC2_METADATA_DISABLED": "true", "AWS_MAX_ATTEMPTS": "1",
+               "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+        offline = run_keysweep("scan", "--no-progress", "--fail-on", "high", "--format", "json", tmp_path,
+                               env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")})
+        verified = run_keysweep("scan", "--no-progress", "--verify", "--fail-on", "high", "--format", "json", tmp_path,
+                                env=env)
+    assert offline.returncode == 1, offline.stderr
+    assert verified.returncode == 1, verified.stderr
+    found = verified.json()["findings"]
+    assert {f["verification"]["status"] for f in found} == {"unknown"}
+    assert {f["severity"] for f in found} == {"high"}
