@@ -813,3 +813,14 @@ def test_an_aws_outage_during_verify_does_not_lower_severity_below_offline(tmp_p
     found = verified.json()["findings"]
     assert {f["verification"]["status"] for f in found} == {"unknown"}
     assert {f["severity"] for f in found} == {"high"}
+
+
+def test_a_lookup_answered_with_garbage_fails_that_key(tmp_path: Path) -> None:
+    from botocore.config import Config
+
+    with _answering(200, b"<html>not iam</html") as url:
+        iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1", aws_access_key_id="x",
+                           aws_secret_access_key="x", config=Config(retries={"max_attempts": 1}))
+        operator = remediate.Operator(_Session(iam), ACCOUNT, f"arn:aws:iam::{ACCOUNT}:user/security", None, False)
+        [plan] = remediate.plan([remediate.Target("AKIAI" + "Q" * 15)], "delete", operator)
+    assert plan.actions == () and plan.failure is not None and "GetAccessKeyLastUsed" in plan.failure

@@ -138,13 +138,13 @@ def _plan_one(target: Target, mode: RemediationMode, operator: Operator, iam: An
             return Plan(key_id, account, None, None, (), note=f"not found in account {operator.account}: "
                         "already deleted, or never in this account")
         return failed("GetAccessKeyLastUsed", exc)
-    except (botocore.exceptions.BotoCoreError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - endpoint down, or an answer botocore cannot read: a read, so failed
         return failed("GetAccessKeyLastUsed", exc)
     if not user or user == "root" or user == "<root_account>":
         return refuse(ROOT_ADVICE, "root")
     try:
         status = _status(iam, user, key_id)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - as above
         return failed("ListAccessKeys", exc, user)
     if status is None:
         return Plan(key_id, account or operator.account, user, None, (), note="not found: already deleted")
