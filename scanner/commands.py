@@ -16,7 +16,7 @@ import regex
 
 from scanner.config import Config, find_config, load_config
 from scanner.engine.rules import RuleSet, load_ruleset
-from scanner.errors import UsageError
+from scanner.errors import UsageError, bounded
 from scanner.exitcodes import EXIT_CLEAN, EXIT_FAILURE, EXIT_FINDINGS, EXIT_USAGE
 from scanner.findings import Finding, RemediationOutcome, ScanReport
 from scanner.pathfilter import PathFilter
@@ -370,7 +370,7 @@ def _accounts(args: argparse.Namespace) -> frozenset[str]:
     accounts = frozenset(a.strip() for a in args.allow_account)
     for account in accounts:
         if not regex.fullmatch(r"\d{12}", account):
-            raise UsageError(f"--allow-account {account!r}: an AWS account ID is 12 digits")
+            raise UsageError(f"--allow-account {bounded(account)}: an AWS account ID is 12 digits")
     return accounts
 
 
@@ -532,17 +532,25 @@ def remediate_bedrock_findings(args: argparse.Namespace, findings: Sequence[Find
     Only keys proven live are acted on (verified here if the scan did not verify them), unless
     --include-unconfirmed (the "Trust" rule for access keys, applied to Bedrock keys too).
     """
-    keys = {f.bedrock.name or f.fingerprint: f for f in findings if f.bedrock is not None and not f.canary}
-    if not keys:
+    found = [f for f in findings if f.bedrock is not None and not f.canary]
+    if not found:
         return []
     from scanner.aws import bedrock, remediate
 
     include_unconfirmed = bool(getattr(args, "include_unconfirmed", False))
-    long_term = [f for f in keys.values() if f.bedrock is not None and f.bedrock.term == "long-term"]
+    long_term = [f for f in found if f.bedrock is not None and f.bedrock.term == "long-term"]
     if not include_unconfirmed and any(f.verification is None for f in long_term):
         checked = {f.fingerprint: f for f in bedrock.verify_findings(
             long_term, allow_accounts=_accounts(args), include_canary=args.verify_canary, region=args.region)}
-        keys = {label: checked.get(f.fingerprint, f) for label, f in keys.items()}
+        found = [checked.get(f.fingerprint, f) for f in found]
+    # One credential can stand in several places with different secrets (reset keeps its public
+    # name): it is proven live if any of them is accepted, whichever was found last.
+    keys: dict[str, Finding] = {}
+    for finding in found:
+        label = finding.bedrock.name or finding.fingerprint if finding.bedrock is not None else finding.fingerprint
+        kept = keys.get(label)
+        if kept is None or (_bedrock_valid(finding) and not _bedrock_valid(kept)):
+            keys[label] = finding
     targets = []
     unproven: list[remediate.Plan] = []
     for label, finding in keys.items():
@@ -572,6 +580,10 @@ def remediate_bedrock_findings(args: argparse.Namespace, findings: Sequence[Find
     return outcomes
 
 
+def _bedrock_valid(finding: Finding) -> bool:
+    return finding.verification is not None and finding.verification.status == "valid"
+
+
 SERVICE_CREDENTIAL_ID = regex.compile(r"[A-Za-z0-9_]{20,128}")
 
 
@@ -584,7 +596,7 @@ def _revoke_bedrock(args: argparse.Namespace, credential_id: str) -> int:
                          allow_accounts=_accounts(args))
     outcomes = bedrock.apply(plans, operator, _audit(args), dry_run=not args.apply)
     _print_outcomes(plans, outcomes, args.apply, _audit(args))
-    if any(o.result == "failed" for o in outcomes):
+    if any(o.result in ("failed", "uncertain", "interrupted") for o in outcomes):
         return EXIT_FAILURE
     if any(o.result == "refused" for o in outcomes):
         return EXIT_USAGE
@@ -602,7 +614,7 @@ def revoke_command(args: argparse.Namespace) -> int:
             if getattr(args, "use_leaked_key", False):
                 raise UsageError("--use-leaked-key is for access keys; a Bedrock API key cannot sign IAM calls")
             return _revoke_bedrock(args, key_id)
-        raise UsageError(f"{key_id!r} is not an AWS access key ID (AKIA… or ASIA… followed by 16 characters), "
+        raise UsageError(f"{bounded(key_id)} is not an AWS access key ID (AKIA… or ASIA… followed by 16 characters), "
                          "nor a Bedrock API key's service-specific credential ID (20 to 128 letters and digits)")
     if getattr(args, "use_leaked_key", False):
         raise UsageError("revoke knows only the key ID; --use-leaked-key needs the secret, so use it with scan --remediate")

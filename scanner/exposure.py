@@ -40,7 +40,7 @@ def add_exposure(findings: Sequence[Finding], target: Path) -> tuple[list[Findin
         else:
             pushed = None
         exposure = Exposure(
-            leaked_at=finding.commit.date if finding.commit else None,
+            leaked_at=(finding.commit.date or None) if finding.commit else None,  # a dateless tag: unknown
             leaked_by=finding.commit.author if finding.commit else None,
             pushed=pushed,
         )

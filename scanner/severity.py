@@ -1,8 +1,8 @@
 """Severity of each finding, from what is known of its key: offline shape, verification, access.
 
 critical  the root user's key, or a valid key that is admin or can write IAM (persistence)
-high      a valid key; offline (no --verify), a key ID found with its secret
-medium    unconfirmed: no secret found with it, verification unknown or skipped
+high      a valid key; a key ID found with its secret, offline (no --verify) or whose check failed
+medium    unconfirmed: no secret found with it, verification skipped
 low       invalid, a canary-account key, or a key IAM reports inactive
 """
 
@@ -32,6 +32,10 @@ def _of_key(key: Finding, has_secret: bool) -> Severity:
         return "high" if has_secret else "medium"
     if verification.status in ("invalid", "canary"):
         return "low"
+    if verification.status == "unknown":
+        # The check failed (throttling, an outage, the clock): nothing learnt, so what the scan
+        # knows offline stands. Lower would let an AWS outage pass a `--fail-on high` gate.
+        return "high" if has_secret else "medium"
     if verification.status != "valid":
         return "medium"
     if verification.arn is not None and verification.arn.endswith(":root"):
@@ -53,7 +57,7 @@ def _of_bearer(finding: Finding) -> Severity:
     if verification is not None:
         if verification.status in ("invalid", "canary"):
             return "low"
-        if verification.status != "valid":
+        if verification.status not in ("valid", "unknown"):  # unknown: not shown dead, so high
             return "medium"
     bedrock = finding.bedrock
     if bedrock is not None and bedrock.expires_at is not None:

@@ -109,7 +109,7 @@ def _finding(kind: str, print_: str, pair: str | None = None, **extra: Any) -> F
     (Verification("valid", arn=f"arn:aws:iam::{ACCOUNT}:user/u"), Access("a", False, flags=("data-read",)), None, "high"),
     (Verification("valid", arn=f"arn:aws:iam::{ACCOUNT}:root"), None, None, "critical"),
     (Verification("valid", arn="a"), None, Exposure(None, None, None, key_status="Inactive"), "low"),
-    (Verification("unknown"), None, None, "medium"),
+    (Verification("unknown"), None, None, "high"),  # a failed check (throttling) keeps the offline severity
     (Verification("skipped"), None, None, "medium"),
     (Verification("invalid"), None, None, "low"),
 ])

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scanner.aws.clients import client, error_code, error_message
+from scanner.errors import bounded
 from scanner.findings import Access, AccessFlag, PolicyRef
 
 ADMIN_POLICY_ARNS = frozenset({"arn:aws:iam::aws:policy/AdministratorAccess"})
@@ -54,7 +55,7 @@ def allow_statements(document: Any) -> list[Statement]:
         text = document if document.lstrip().startswith("{") else urllib.parse.unquote(document)
         try:
             document = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             return []
     if not isinstance(document, dict):
         return []
@@ -107,27 +108,36 @@ def flags_of(statements: list[Statement]) -> set[AccessFlag]:
     return flags
 
 
+def _unreadable() -> tuple[type[BaseException], ...]:
+    # Read-only and best effort: an answer botocore cannot parse (ResponseParserError, or a
+    # KeyError on XML of the wrong shape), a policy document nested deeper than botocore's own
+    # JSON decoding goes (RecursionError): that call's error, never the scan's end.
+    return (Exception,)
+
+
 def _pages(iam: Any, operation: str, key: str, errors: list[str], **kwargs: Any) -> Iterator[Any]:
     import botocore.exceptions
 
+    unreadable = _unreadable()
     try:
         for page in iam.get_paginator(operation).paginate(**kwargs):
             yield from page.get(key, [])
     except botocore.exceptions.ClientError as exc:
         errors.append(f"{operation}: {error_code(exc)}: {error_message(exc)}")
-    except (botocore.exceptions.BotoCoreError, OSError) as exc:
-        errors.append(f"{operation}: {type(exc).__name__}: {exc}")
+    except unreadable as exc:
+        errors.append(f"{operation}: {type(exc).__name__}: {bounded(str(exc), 200)}")
 
 
 def _call(fn: Callable[..., Any], errors: list[str], name: str, **kwargs: Any) -> Any:
     import botocore.exceptions
 
+    unreadable = _unreadable()
     try:
         return fn(**kwargs)
     except botocore.exceptions.ClientError as exc:
         errors.append(f"{name}: {error_code(exc)}: {error_message(exc)}")
-    except (botocore.exceptions.BotoCoreError, OSError) as exc:
-        errors.append(f"{name}: {type(exc).__name__}: {exc}")
+    except unreadable as exc:
+        errors.append(f"{name}: {type(exc).__name__}: {bounded(str(exc), 200)}")
     return None
 
 

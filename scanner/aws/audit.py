@@ -41,8 +41,11 @@ class AuditLog:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # O_APPEND: concurrent runs never interleave within a line.
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            # O_NONBLOCK for the open only: a FIFO nobody reads fails at once (ENXIO) instead of
+            # hanging the run before its first change; writes then block as usual.
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK, 0o600)
             try:
+                os.set_blocking(fd, True)
                 if line:
                     os.write(fd, line)
                 if sync:

@@ -21,9 +21,11 @@ from typing import Any, Literal
 
 from scanner.aws.audit import AuditLog
 from scanner.aws.clients import client, error_code, error_message
-from scanner.aws.remediate import EXPIRED_OPERATOR, Action, Operator, Plan, RemediationMode
+from scanner.aws.remediate import (
+    EXPIRED_OPERATOR, MAY_HAVE_LANDED, Action, Operator, Plan, RemediationMode, _never_sent, _server_side,
+)
 from scanner.engine.awskeys import BedrockKey
-from scanner.errors import AwsError
+from scanner.errors import AwsError, bounded
 from scanner.findings import RemediationOutcome as Outcome
 
 SERVICE_NAME = "bedrock.amazonaws.com"
@@ -94,7 +96,7 @@ def plan(targets: Sequence[Credential], mode: RemediationMode, operator: Operato
         if listed is None:
             try:
                 listed = list(_credentials(iam))
-            except botocore.exceptions.ClientError as exc:
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, OSError) as exc:
                 code = error_code(exc)
                 if code in ("ExpiredToken", "ExpiredTokenException"):
                     raise AwsError(EXPIRED_OPERATOR) from None
@@ -166,11 +168,26 @@ def apply(plans: Sequence[Plan], operator: Operator, audit: AuditLog, *, dry_run
                 if code == "NoSuchEntity":
                     record(Outcome(*base, action, "already-deleted", error_message(exc), dry_run))
                     break
+                if code in ("ExpiredToken", "ExpiredTokenException"):
+                    record(Outcome(*base, action, "failed", EXPIRED_OPERATOR, dry_run))
+                    break
+                if _server_side(exc):
+                    # AWS failed while handling it: the change may or may not have been made.
+                    record(Outcome(*base, action, "uncertain", f"{code}: {error_message(exc)}; {MAY_HAVE_LANDED}",
+                                   dry_run))
+                    break
                 hint = " (the operator lacks the IAM permission for this)" if code in ("AccessDenied", "AccessDeniedException") else ""
                 record(Outcome(*base, action, "failed", f"{code}: {error_message(exc)}{hint}", dry_run))
                 break
             except (botocore.exceptions.BotoCoreError, OSError) as exc:
-                record(Outcome(*base, action, "failed", f"{type(exc).__name__}: {exc}", dry_run))
+                # As for access keys: "failed" only when the request certainly never reached AWS.
+                lost: Literal["failed", "uncertain"] = "failed" if _never_sent(exc) else "uncertain"
+                detail = f"{type(exc).__name__}: {exc}" + ("" if lost == "failed" else f"; {MAY_HAVE_LANDED}")
+                record(Outcome(*base, action, lost, detail, dry_run))
+                break
+            except Exception as exc:  # noqa: BLE001 - an answer botocore cannot read (not IAM's): sent, so maybe done
+                record(Outcome(*base, action, "uncertain", f"{type(exc).__name__}: {bounded(str(exc), 200)}; "
+                               f"{MAY_HAVE_LANDED}", dry_run))
                 break
             except KeyboardInterrupt:
                 record(Outcome(*base, action, "interrupted", "the call was in flight: it may have landed; "
@@ -205,7 +222,12 @@ def verify_key(value: str, facts: BedrockKey, region: str | None = None) -> Any:
         if expires < datetime.datetime.now(datetime.timezone.utc):
             return Verification("invalid", reason=f"expired at {facts.expires_at} (not sent to AWS)",
                                 account=facts.account)
-    request = urllib.request.Request(_endpoint(region or facts.region or "us-east-1"),
+    from scanner.engine.awskeys import AWS_REGION
+
+    # facts.region came from the key, written by whoever wrote the repository: it picks a host
+    # only when it is an AWS region (the decoder checks too).
+    found = facts.region if facts.region and AWS_REGION.fullmatch(facts.region) else None
+    request = urllib.request.Request(_endpoint(region or found or "us-east-1"),
                                      headers={"Authorization": f"Bearer {value}", "Accept": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310 - https or a configured endpoint
@@ -218,7 +240,10 @@ def verify_key(value: str, facts: BedrockKey, region: str | None = None) -> Any:
         except ValueError:
             error = {}
         kind = str(exc.headers.get("x-amzn-ErrorType", "") or (error.get("__type", "") if isinstance(error, dict) else ""))
-        message = str(error.get("message") or error.get("Message") or body[:200]) if isinstance(error, dict) else body[:200]
+        message = str(error.get("message") or error.get("Message") or body) if isinstance(error, dict) else body
+        # An answer can quote the request (the Authorization header): the reason is printed in
+        # every report, so the key goes before the message is cut (a cut must not leave half of it).
+        message = message.replace(value, "********")[:200]
         reason = f"HTTP {exc.code} {kind.split(':')[0]}: {message}".strip()
         if exc.code == 401 or any(w in (kind + message).lower() for w in ("invalid", "expired", "unrecognized")):
             return Verification("invalid", reason=reason, account=facts.account)

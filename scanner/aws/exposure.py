@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from scanner.aws.clients import client, error_code, error_message
+from scanner.errors import bounded
 from scanner.findings import Exposure, Finding, LastUsed
 
 
@@ -50,8 +51,8 @@ def last_used_of(iam: Any, key_id: str) -> KeyActivity:
         response = iam.get_access_key_last_used(AccessKeyId=key_id)
     except botocore.exceptions.ClientError as exc:
         return KeyActivity(None, None, f"GetAccessKeyLastUsed: {error_code(exc)}: {error_message(exc)}")
-    except (botocore.exceptions.BotoCoreError, OSError) as exc:
-        return KeyActivity(None, None, f"GetAccessKeyLastUsed: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - botocore raises KeyError, ResponseParserError… on an answer not IAM's
+        return KeyActivity(None, None, f"GetAccessKeyLastUsed: {type(exc).__name__}: {bounded(str(exc), 200)}")
     used = response.get("AccessKeyLastUsed") or {}
     date = _iso(used.get("LastUsedDate"))
     # IAM answers "N/A" for service and region of a key never used.
@@ -84,6 +85,10 @@ def used_after(last_used: LastUsed | None, leaked_at: str | None) -> bool | None
     used, leaked = _parse(last_used.date), _parse(leaked_at)
     if used is None or leaked is None:
         return None
+    if leaked > datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1):
+        # An author date is whatever the committer's clock or a rebase says: a leak "in the
+        # future" is no date to clear a key by.
+        return None
     return used > leaked
 
 
@@ -97,8 +102,8 @@ def _metadata(iam: Any, user: str, key_id: str) -> tuple[str | None, str | None,
                     return _iso(key.get("CreateDate")), str(key.get("Status")), None
     except botocore.exceptions.ClientError as exc:
         return None, None, f"ListAccessKeys: {error_code(exc)}: {error_message(exc)}"
-    except (botocore.exceptions.BotoCoreError, OSError) as exc:
-        return None, None, f"ListAccessKeys: {type(exc).__name__}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - an answer not IAM's: this key's error, not the scan's end
+        return None, None, f"ListAccessKeys: {type(exc).__name__}: {bounded(str(exc), 200)}"
     return None, None, "ListAccessKeys: the key is not among its user's keys"
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from scanner.aws.audit import AuditLog
 from scanner.aws.clients import KeyPair, client, error_code, error_message, operator_session, session_for_pair
 from scanner.engine.awskeys import account_id_from_key_id
-from scanner.errors import AwsError
+from scanner.errors import AwsError, bounded
 from scanner.findings import RemediationOutcome as Outcome
 
 RemediationMode = Literal["deactivate", "delete"]
@@ -63,6 +63,9 @@ class Plan:
     actions: tuple[Action, ...]
     refusal: str | None = None
     note: str = ""
+    # The key could not be looked up (AccessDenied, throttling, endpoint down): it may well be
+    # live and untouched, so this is a failure of the run (exit 3), not a refusal.
+    failure: str | None = None
 
 
 def connect(profile: str | None, region: str | None, leaked: KeyPair | None = None) -> Operator:
@@ -82,6 +85,11 @@ def connect(profile: str | None, region: str | None, leaked: KeyPair | None = No
         raise AwsError(f"cannot identify the operator ({code}: {error_message(exc)})") from None
     except (botocore.exceptions.BotoCoreError, OSError) as exc:
         raise AwsError(f"cannot reach AWS STS: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - an answer that is not STS's (ResponseParserError, KeyError)
+        raise AwsError(f"cannot identify the operator: STS's answer could not be read ({type(exc).__name__}: "
+                       f"{bounded(str(exc), 120)})") from None
+    if not identity.get("Account") or not str(identity.get("Arn") or "").startswith("arn:"):
+        raise AwsError("cannot identify the operator: STS answered without an account or ARN")
     credentials = session.get_credentials()
     own = credentials.access_key if credentials is not None else None
     return Operator(session, str(identity["Account"]), str(identity["Arn"]), own, leaked is not None)
@@ -114,19 +122,30 @@ def _plan_one(target: Target, mode: RemediationMode, operator: Operator, iam: An
         return refuse("it is the key keysweep is signed with; use other credentials to remediate it")
     if target.arn is not None and target.arn.endswith(":root"):
         return refuse(ROOT_ADVICE, "root")
+
+    def failed(call: str, exc: Exception, user: str | None = None) -> Plan:
+        code = error_code(exc) if isinstance(exc, botocore.exceptions.ClientError) else type(exc).__name__
+        if code in ("ExpiredToken", "ExpiredTokenException"):
+            raise AwsError(EXPIRED_OPERATOR) from None
+        hint = " (the operator lacks the IAM permission for this)" if code in ("AccessDenied", "AccessDeniedException") else ""
+        return Plan(key_id, account, user, None, (), failure=f"cannot look the key up: {call}: {code}: "
+                    f"{error_message(exc)}{hint}; nothing was changed")
+
     try:
         user = iam.get_access_key_last_used(AccessKeyId=key_id).get("UserName")
     except botocore.exceptions.ClientError as exc:
-        code = error_code(exc)
-        if code == "NoSuchEntity":
+        if error_code(exc) == "NoSuchEntity":
             return Plan(key_id, account, None, None, (), note=f"not found in account {operator.account}: "
                         "already deleted, or never in this account")
-        if code in ("ExpiredToken", "ExpiredTokenException"):
-            raise AwsError(EXPIRED_OPERATOR) from None
-        return refuse(f"cannot look the key up ({code}: {error_message(exc)})")
+        return failed("GetAccessKeyLastUsed", exc)
+    except Exception as exc:  # noqa: BLE001 - endpoint down, or an answer botocore cannot read: a read, so failed
+        return failed("GetAccessKeyLastUsed", exc)
     if not user or user == "root" or user == "<root_account>":
         return refuse(ROOT_ADVICE, "root")
-    status = _status(iam, user, key_id)
+    try:
+        status = _status(iam, user, key_id)
+    except Exception as exc:  # noqa: BLE001 - as above
+        return failed("ListAccessKeys", exc, user)
     if status is None:
         return Plan(key_id, account or operator.account, user, None, (), note="not found: already deleted")
     actions: list[Action] = []
@@ -179,6 +198,9 @@ def apply(plans: Sequence[Plan], operator: Operator, audit: AuditLog, *, dry_run
         if item.refusal is not None:
             record(Outcome(*base, "none", "refused", item.refusal, dry_run))
             continue
+        if item.failure is not None:
+            record(Outcome(*base, "none", "failed", item.failure, dry_run))
+            continue
         if not item.actions:
             result: Literal["already-inactive", "not-found"] = "already-inactive" if item.status == "Inactive" else "not-found"
             record(Outcome(*base, "none", result, item.note, dry_run))
@@ -220,6 +242,10 @@ def apply(plans: Sequence[Plan], operator: Operator, audit: AuditLog, *, dry_run
                     record(Outcome(*base, action, "uncertain", f"{type(exc).__name__}: {exc}; {MAY_HAVE_LANDED}",
                                    dry_run))
                 break
+            except Exception as exc:  # noqa: BLE001 - an answer botocore cannot read (not IAM's): sent, so maybe done
+                record(Outcome(*base, action, "uncertain", f"{type(exc).__name__}: {bounded(str(exc), 200)}; "
+                               f"{MAY_HAVE_LANDED}", dry_run))
+                break
             except KeyboardInterrupt:
                 # Ctrl-C, SIGTERM or SIGHUP while the call was in flight: AWS may have done it.
                 record(Outcome(*base, action, "interrupted", f"the call was in flight: {MAY_HAVE_LANDED}", dry_run))
@@ -256,6 +282,8 @@ def describe(item: Plan) -> str:
     where = f"account {item.account}" if item.account else "account unknown"
     if item.refusal is not None:
         return f"{item.key_id}: refused: {item.refusal}"
+    if item.failure is not None:
+        return f"{item.key_id}: failed: {item.failure}"
     if not item.actions:
         return f"{item.key_id} ({who}, {where}): nothing to do: {item.note or 'no action needed'}"
     steps = " then ".join(item.actions)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from scanner.aws.clients import KeyPair, error_code, error_message, leaked_key_client
+from scanner.errors import bounded
 from scanner.findings import Finding, Verification
 
 # Errors that mean the credentials themselves are not (or no longer) accepted.
@@ -15,6 +15,8 @@ NOT_LIVE = frozenset({
     "InvalidAccessKeyId", "UnrecognizedClientException", "AuthFailure", "InvalidToken",
 })
 MAX_CONCURRENCY = 4
+# SignatureDoesNotMatch with these messages is SigV4 refusing the request time, whatever the key.
+CLOCK_SKEW = ("Signature expired", "Signature not yet current")
 
 
 def principal_from_arn(arn: str) -> str | None:
@@ -44,12 +46,56 @@ def verify_pair(pair: KeyPair, region: str | None = None) -> Verification:
         identity = leaked_key_client("sts", pair, region).get_caller_identity()
     except botocore.exceptions.ClientError as exc:
         code = error_code(exc)
-        reason = _scrubbed(f"{code}: {error_message(exc)}", pair)
+        message = error_message(exc)
+        reason = _scrubbed(f"{code}: {message}", pair)
+        if message.startswith(CLOCK_SKEW):
+            # SigV4 refused this machine's clock (more than 5 minutes off), not the key.
+            return Verification("unknown", reason=f"this machine's clock is off: {reason}")
         return Verification("invalid" if code in NOT_LIVE else "unknown", reason=reason)
-    except (botocore.exceptions.BotoCoreError, OSError) as exc:
-        return Verification("unknown", reason=_scrubbed(f"{type(exc).__name__}: {exc}", pair))
-    arn = str(identity.get("Arn", ""))
+    except Exception as exc:  # noqa: BLE001 - BotoCoreError, OSError, and an answer that is not STS's (a
+        # proxy's or captive portal's page: ResponseParserError, or KeyError on XML of another shape).
+        return Verification("unknown", reason=_scrubbed(f"{type(exc).__name__}: {bounded(str(exc), 200)}", pair))
+    arn = str(identity.get("Arn") or "")
+    if not arn.startswith("arn:"):
+        # Only an identity proves the key live: an answer without one proves nothing.
+        return Verification("unknown", reason="STS answered without a caller identity")
     return Verification("valid", arn=arn, account=str(identity.get("Account", "")) or None, user=principal_from_arn(arn))
+
+
+def _verify_all(pairs: list[KeyPair], region: str | None) -> list[Verification]:
+    """Each pair verified, MAX_CONCURRENCY at a time, in daemon threads: a signal stops the
+    run at once, instead of waiting (as a thread pool does, even at exit) for every call in
+    flight to time out and be retried (15 s read timeout, 2 attempts each)."""
+    import queue
+    import threading
+
+    todo: queue.SimpleQueue[tuple[int, KeyPair]] = queue.SimpleQueue()
+    for item in enumerate(pairs):
+        todo.put(item)
+    done: queue.SimpleQueue[tuple[int, Verification]] = queue.SimpleQueue()
+
+    def work() -> None:
+        while True:
+            try:
+                index, pair = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                outcome = verify_pair(pair, region)
+            except BaseException as exc:  # noqa: BLE001 - a result for every pair, or the wait never ends
+                outcome = Verification("unknown", reason=_scrubbed(f"{type(exc).__name__}: {bounded(str(exc), 200)}", pair))
+            done.put((index, outcome))
+
+    for _ in range(min(MAX_CONCURRENCY, len(pairs))):
+        threading.Thread(target=work, name="keysweep-verify", daemon=True).start()
+    results: dict[int, Verification] = {}
+    while len(results) < len(pairs):
+        try:
+            index, outcome = done.get(timeout=0.2)  # a timeout: the main thread stays interruptible
+        except queue.Empty:
+            continue
+        results[index] = outcome
+    return [results[i] for i in range(len(pairs))]
 
 
 def pairs_in(findings: Sequence[Finding]) -> dict[str, tuple[Finding, Finding | None, Finding | None]]:
@@ -90,9 +136,8 @@ def verify_findings(findings: Sequence[Finding], *, allow_accounts: frozenset[st
         for member in members:
             decided[member] = outcome
     if to_check:
-        with ThreadPoolExecutor(max_workers=MAX_CONCURRENCY) as pool:
-            outcomes = pool.map(lambda pair: verify_pair(pair, region), list(to_check))
-            for members, outcome in zip(to_check.values(), outcomes, strict=True):
-                for member in members:
-                    decided[member] = outcome
+        outcomes = _verify_all(list(to_check), region)
+        for members, outcome in zip(to_check.values(), outcomes, strict=True):
+            for member in members:
+                decided[member] = outcome
     return [replace(f, verification=decided[f.fingerprint]) if f.fingerprint in decided else f for f in findings]

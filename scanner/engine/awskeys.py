@@ -72,6 +72,7 @@ class BedrockKey:
     expires_at: str | None = None  # issued_at + X-Amz-Expires
 
 
+AWS_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+){1,3}-\d{1,2}")  # us-east-1, us-gov-west-1, ap-southeast-5
 _LONG_TERM = re.compile(r"(BedrockAPIKey-[A-Za-z0-9_.+=,@\-]{1,200}-at-(\d{12})):.+", re.S)
 
 
@@ -100,7 +101,8 @@ def bedrock_key_facts(value: str) -> BedrockKey | None:
         query = dict(urllib.parse.parse_qsl(decoded.split("?", 1)[1]))
         parts = query.get("X-Amz-Credential", "").split("/")
         signer = parts[0] if parts and re.fullmatch(r"A[A-Z0-9]{3}[A-Z2-7]{16}", parts[0]) else None
-        region = parts[2] if len(parts) >= 3 else None
+        # The region names the host verification calls: only an AWS region's shape, never a host.
+        region = parts[2] if len(parts) >= 3 and AWS_REGION.fullmatch(parts[2]) else None
         issued = expires = None
         try:
             start = datetime.datetime.strptime(query.get("X-Amz-Date", ""), "%Y%m%dT%H%M%SZ").replace(
@@ -109,7 +111,7 @@ def bedrock_key_facts(value: str) -> BedrockKey | None:
             seconds = int(query.get("X-Amz-Expires", ""))
             if 0 <= seconds <= 7 * 86400:
                 expires = (start + datetime.timedelta(seconds=seconds)).isoformat()
-        except ValueError:
+        except (ValueError, OverflowError):  # hostile input: issued late in year 9999 overflows the expiry
             pass
         return BedrockKey("short-term", account=account_id_from_key_id(signer) if signer else None,
                           signer_key_id=signer, region=region, issued_at=issued, expires_at=expires)

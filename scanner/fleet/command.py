@@ -129,6 +129,7 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
             client.close()
         return
     count = workers or os.cpu_count() or 1
+    _quiet_cluster_exit()
     with warnings.catch_warnings():
         # Loopback only, and any free port for the scheduler's HTTP server (Dask's default
         # port, taken by another cluster, would cost a warning).
@@ -141,6 +142,29 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
     finally:
         client.close()
         cluster.close()
+
+
+def _quiet_cluster_exit() -> None:
+    """A signal while the embedded cluster starts interrupts its constructor, so no one holds
+    the cluster to close it; Dask's own exit hook then closes it and fails on the worker still
+    starting (an assertion), printing a traceback after "stopped by SIGTERM". The hook still
+    runs (its processes are stopped as far as Dask can), without the traceback."""
+    import atexit
+
+    from distributed.deploy import spec
+
+    hook = getattr(spec, "close_clusters", None)
+    if hook is None or getattr(hook, "__wrapped_quiet__", False):
+        return
+
+    def close_clusters() -> None:
+        with contextlib.suppress(Exception):
+            hook()
+
+    close_clusters.__wrapped_quiet__ = True  # type: ignore[attr-defined]
+    atexit.unregister(hook)
+    atexit.register(close_clusters)
+    spec.close_clusters = close_clusters
 
 
 def worker_count(client: Any) -> int:
@@ -183,8 +207,22 @@ def audit_targets(client: Any, targets: Sequence[Target], state: AuditState, rul
     settings = AuditSettings(cache=cache, max_size=DEFAULT_MAX_FILE_SIZE, split_slices=worker_count(client))
     results = run_fleet(client, targets, knowns, settings, ruleset, progress)
     when = state_module.now_iso()
-    for result in results.values():
-        _finalise(result, state, rules, when, baseline)
+    found = {name: _found(result, state) for name, result in results.items()}
+    # The state keeps the commit as reports show it: a secret used bare in a commit subject or
+    # an author name (found elsewhere, in any repository) is redacted before it is stored.
+    from scanner.redact import redact_report
+
+    everything = [f for findings in found.values() if findings for f in findings]
+    redacted = iter(redact_report(ScanReport(
+        findings=tuple(everything), skipped=(), warnings=(), files_scanned=0, blobs_scanned=0, commits_scanned=0,
+        bytes_scanned=0, duration_seconds=0.0, target="")).findings)
+    for name, result in results.items():
+        findings = found[name]
+        if findings is not None:
+            # The path stays as found: it is part of each finding's fingerprint, which the next
+            # audit recomputes from it (reports still redact it).
+            _finalise(result, state, rules, when, baseline,
+                      [replace(f, commit=next(redacted).commit) for f in findings])
     return [results[t.name] for t in targets]
 
 
@@ -198,21 +236,28 @@ def _targets(args: argparse.Namespace) -> list[Target]:
     return expand_targets(texts)
 
 
-def _finalise(result: RepoResult, state: AuditState, rules: str, when: str, baseline: Baseline | None) -> None:
-    """The repository's findings (from its scan, or rebuilt from the state), then remembered.
-    Findings in the baseline are remembered as baselined and not reported."""
+def _found(result: RepoResult, state: AuditState) -> list[Finding] | None:
+    """The repository's findings: from its scan, or rebuilt from the state (None: it failed)."""
     done = result.done
     if done is None:
-        return
+        return None
     name = result.target.name
     if done.history is not None:
         findings = list(done.history.findings)
     else:
         rebuilt = (rebuild(stored, done.recheck.get(stored.object)) for stored in state.live_findings(name))
         findings = [f for f in rebuilt if f is not None]
-    findings = [replace(f, repository=name) for f in findings]
+    return [replace(f, repository=name) for f in findings]
+
+
+def _finalise(result: RepoResult, state: AuditState, rules: str, when: str, baseline: Baseline | None,
+              findings: list[Finding]) -> None:
+    """The repository's findings remembered. Findings in the baseline are remembered as
+    baselined and not reported."""
+    done = result.done
+    assert done is not None
     known = baseline.fingerprints if baseline is not None else frozenset()
-    result.stored = state.record(name, rules=rules, refs=done.refs, new_objects=done.new_objects,
+    result.stored = state.record(result.target.name, rules=rules, refs=done.refs, new_objects=done.new_objects,
                                  findings=findings, when=when, baselined=known)
     result.findings = [f for f in findings if f.fingerprint not in known]
 
@@ -254,7 +299,9 @@ def _summary_text(summaries: list[dict[str, Any]]) -> str:
         lines.append(f"  {s['repository']}: {s['objects']} new object(s), {s['rechecked']} re-read, "
                      f"{s['bytes'] / 2**20:.1f} MiB, {s['findings']} finding(s), {s['baselined']} baselined, "
                      f"{len(s['gone'])} gone, {s['seconds']:.2f}s")
-    return "\n".join(lines) + "\n"
+    from scanner.reporters.text import escape_control
+
+    return "\n".join(escape_control(line) for line in lines) + "\n"
 
 
 def _with_history(rendered: str, report: ScanReport, results: Sequence[RepoResult],
@@ -338,12 +385,16 @@ def audit_command(args: argparse.Namespace) -> int:
     )
     from scanner.redact import redact_report
 
+    from scanner.reporters.text import escape_control
+
     report = redact_report(report)
-    for warning in warnings:
-        print(f"keysweep: warning: {warning}", file=sys.stderr)
+    # Repository names (folder names, URLs) and git's messages are repository text: escaped
+    # on a terminal like every other, and the warnings redacted like the report's.
+    for warning in report.warnings:
+        print(escape_control(f"keysweep: warning: {warning}"), file=sys.stderr)
     for result in ordered:
         if result.error:
-            print(f"keysweep: error: {result.target.name}: {result.error}", file=sys.stderr)
+            print(escape_control(f"keysweep: error: {result.target.name}: {result.error}"), file=sys.stderr)
     summaries = [repository_summary(r) for r in ordered]
     fmt = cast(ReportFormat, args.format or "text")
     html = _html_context(args, ordered, started_at) if fmt == "html" else None
@@ -356,7 +407,7 @@ def audit_command(args: argparse.Namespace) -> int:
         sys.stderr.write(_summary_text(summaries))
     write_output(rendered, args.output, private=args.show_secrets and fmt != "html")  # html: always redacted
     for error in report.errors:
-        print(f"keysweep: error: {error}", file=sys.stderr)
+        print(escape_control(f"keysweep: error: {error}"), file=sys.stderr)
     if any(r.error for r in ordered) or report.errors:
         return EXIT_FAILURE
     return EXIT_FINDINGS if _failing(report.findings, args.fail_on) else EXIT_CLEAN

@@ -36,6 +36,13 @@ CREATE TABLE IF NOT EXISTS findings (
     first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, status TEXT NOT NULL,
     PRIMARY KEY (repo, fingerprint));
 """
+# The columns this version reads: a state another version wrote may lack some (CREATE TABLE IF
+# NOT EXISTS leaves an existing table as it is).
+COLUMNS = {
+    "repositories": {"id", "name", "rules", "refs", "audited"},
+    "scanned": {"repo", "sha"},
+    "findings": {"repo", "fingerprint", "object", "data", "first_seen", "last_seen", "status"},
+}
 
 
 def default_state_path() -> Path:
@@ -88,6 +95,22 @@ def finding_data(finding: Finding) -> dict[str, Any]:
     }
 
 
+DATA_KEYS = frozenset({"rule_id", "kind", "redacted", "path", "line", "column", "source", "commit", "blob", "reachable",
+                       "occurrences"})
+COMMIT_KEYS = frozenset(f.name for f in dataclasses.fields(CommitInfo))
+
+
+def _stored_data(text: str) -> dict[str, Any]:
+    """A finding's stored data, checked for the shape ``finding_data`` writes (ValueError if not)."""
+    data = json.loads(text)
+    if not isinstance(data, dict) or not DATA_KEYS <= data.keys():
+        raise ValueError("a finding's data lacks fields this keysweep writes")
+    commit = data["commit"]
+    if commit is not None and (not isinstance(commit, dict) or set(commit) != COMMIT_KEYS):
+        raise ValueError("a finding's commit has other fields than this keysweep writes")
+    return data
+
+
 def rebuild(stored: StoredFinding, found: ObjectMatches | None) -> Finding | None:
     """A finding from the state and its object's matches (None if the secret is not there)."""
     if found is None:
@@ -120,17 +143,36 @@ class AuditState:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
+            missing = []
+            for table, columns in COLUMNS.items():
+                present = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+                missing += [f"{table}.{column}" for column in sorted(columns - present)]
         except (OSError, sqlite3.Error) as exc:
             raise UsageError(f"--state {path}: cannot open the audit state: {exc}") from None
+        if missing:
+            self.db.close()
+            raise UsageError(f"--state {path}: not an audit state this keysweep can use (no column "
+                             f"{', '.join(missing)}: another version wrote it?); give --state a new file, or move "
+                             "this one away (the next audit then reads every object again)")
 
     def close(self) -> None:
         self.db.close()
+
+    def _damaged(self, exc: Exception) -> UsageError:
+        return UsageError(f"--state {self.path}: the audit state is damaged ({type(exc).__name__}: {exc}); give --state "
+                          "a new file, or move this one away (the next audit then reads every object again)")
 
     def _repo_id(self, name: str) -> int | None:
         row = self.db.execute("SELECT id FROM repositories WHERE name = ?", (name,)).fetchone()
         return int(row[0]) if row else None
 
     def known(self, name: str, rules: str) -> Known:
+        try:
+            return self._known(name, rules)
+        except (sqlite3.Error, ValueError, TypeError) as exc:
+            raise self._damaged(exc) from None
+
+    def _known(self, name: str, rules: str) -> Known:
         row = self.db.execute("SELECT id, rules, refs FROM repositories WHERE name = ?", (name,)).fetchone()
         if row is None:
             return Known()
@@ -146,19 +188,34 @@ class AuditState:
         return [s for s in self._findings(name, None) if s.status != "gone"]
 
     def _findings(self, name: str, status: str | None) -> list[StoredFinding]:
+        try:
+            return self._read_findings(name, status)
+        except (sqlite3.Error, ValueError, TypeError) as exc:
+            raise self._damaged(exc) from None
+
+    def _read_findings(self, name: str, status: str | None) -> list[StoredFinding]:
         query = ("SELECT f.fingerprint, f.object, f.data, f.first_seen, f.last_seen, f.status FROM findings f "
                  "JOIN repositories r ON r.id = f.repo WHERE r.name = ?")
         params: tuple[str, ...] = (name,)
         if status is not None:
             query += " AND f.status = ?"
             params = (name, status)
-        return [StoredFinding(name, fp, obj, json.loads(data), first, last, st)
+        return [StoredFinding(name, fp, obj, _stored_data(data), first, last, st)
                 for fp, obj, data, first, last, st in self.db.execute(query + " ORDER BY f.rowid", params)]
 
     def record(self, name: str, *, rules: str, refs: str, new_objects: Iterable[str], findings: Sequence[Finding],
                when: str, baselined: frozenset[str] = frozenset()) -> list[StoredFinding]:
         """Remember one repository's audit (``findings``: every finding, baselined ones
         included); returns its findings as now stored (open, baselined and gone)."""
+        try:
+            self._record(name, rules=rules, refs=refs, new_objects=new_objects, findings=findings, when=when,
+                         baselined=baselined)
+        except (sqlite3.Error, ValueError, TypeError) as exc:
+            raise self._damaged(exc) from None
+        return self._findings(name, None)
+
+    def _record(self, name: str, *, rules: str, refs: str, new_objects: Iterable[str], findings: Sequence[Finding],
+                when: str, baselined: frozenset[str]) -> None:
         with self.db:
             repo_id = self._repo_id(name)
             if repo_id is None:
@@ -187,4 +244,3 @@ class AuditState:
                 if stored.fingerprint not in current:
                     self.db.execute("UPDATE findings SET status = 'gone' WHERE repo = ? AND fingerprint = ?",
                                     (repo_id, stored.fingerprint))
-        return self._findings(name, None)

@@ -29,19 +29,29 @@ class Target:
 
 
 def display_url(url: str) -> str:
-    """A URL as reports and the state name it: a password or token in it replaced by ***."""
+    """A URL as reports and the state name it: a password or token in it replaced by ***.
+
+    Over http(s) a user name alone is a credential too (``https://TOKEN@github.com/...`` is how
+    GitHub and GitLab take a token), so it goes; ssh's user name (``git@``) is kept."""
     import urllib.parse
 
     if not url.startswith(URL_SCHEMES):
         return url
+    scheme, _, rest = url.partition("://")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if "@" not in authority:
+        return url
     try:
         parts = urllib.parse.urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+        if parts.password is not None or scheme.lower() in ("http", "https"):
+            user = parts.username if parts.password is not None else None
+            shown = f"{user}:***" if user else "***"
+            return urllib.parse.urlunsplit(parts._replace(netloc=f"{shown}@{host}"))
+        return url
     except ValueError:
-        return url
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+        # Not a URL urlsplit accepts: drop everything before the authority's last '@'.
+        return f"{scheme}://***@{rest[len(authority.rpartition('@')[0]) + 1:]}"
 
 
 def is_url(text: str) -> bool:

@@ -51,7 +51,7 @@ def render_text(report: ScanReport, *, show_secrets: bool, color: bool) -> str:
         lines.append(f"{paint(_BOLD, _place(finding))}  {severity}{paint(_RED, finding.rule_id)}  {value}")
         details = []
         if finding.repository is not None:
-            details.append(f"repository {finding.repository}")
+            details.append(f"repository {escape_control(finding.repository)}")
         if finding.commit is not None:
             c = finding.commit
             details.append(f"commit {escape_control(c.sha[:12])} by {escape_control(c.author)} <{escape_control(c.email)}> "

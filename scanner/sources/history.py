@@ -358,7 +358,8 @@ def _epoch_to_iso(stamp: str) -> str:
         offset = datetime.timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])) * sign
         moment = datetime.datetime.fromtimestamp(int(seconds), datetime.timezone(offset))
         return moment.isoformat()
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, OverflowError, OSError):
+        # A tag object is hostile input: a tagger date past time_t (or year 9999) is no date.
         return ""
 
 
