@@ -17,12 +17,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from scanner.aws.audit import AuditLog
 from scanner.aws.clients import client, error_code, error_message
 from scanner.aws.remediate import (
-    EXPIRED_OPERATOR, MAY_HAVE_LANDED, Action, Operator, Plan, RemediationMode, _never_sent, _server_side,
+    EXPIRED_OPERATOR, Action, Operator, Plan, RemediationMode, carry_out,
 )
 from scanner.engine.awskeys import BedrockKey
 from scanner.errors import AwsError, bounded
@@ -126,75 +126,18 @@ def plan(targets: Sequence[Credential], mode: RemediationMode, operator: Operato
 
 
 def apply(plans: Sequence[Plan], operator: Operator, audit: AuditLog, *, dry_run: bool) -> list[Outcome]:
-    """Carry out (or with dry_run, only record) each plan; one failure does not stop the others."""
-    import botocore.exceptions
+    """Carry out (or with dry_run, only record) each plan; one failure does not stop the others.
+    The same write-ahead protocol as access keys (remediate.carry_out)."""
 
-    iam = client(operator.session, "iam")
-    outcomes: list[Outcome] = []
+    def call(iam: Any, item: Plan, action: Action) -> None:
+        if action == "deactivate":
+            iam.update_service_specific_credential(UserName=item.user, ServiceSpecificCredentialId=item.key_id,
+                                                   Status="Inactive")
+        else:
+            iam.delete_service_specific_credential(UserName=item.user, ServiceSpecificCredentialId=item.key_id)
 
-    if not dry_run:
-        audit.check_writable()  # nothing is changed without its record
-
-    def record(outcome: Outcome) -> None:
-        outcomes.append(outcome)
-        audit.append(phase="result", key_id=outcome.key_id, credential="bedrock-api-key", account=outcome.account,
-                     user=outcome.user, action=outcome.action, result=outcome.result, detail=outcome.detail,
-                     operator=operator.arn, dry_run=outcome.dry_run)
-
-    for item in plans:
-        base = (item.key_id, item.account, item.user)
-        if item.refusal is not None:
-            record(Outcome(*base, "none", "refused", item.refusal, dry_run))
-            continue
-        if not item.actions:
-            result: Literal["already-inactive", "not-found"] = "already-inactive" if item.status == "Inactive" else "not-found"
-            record(Outcome(*base, "none", result, item.note, dry_run))
-            continue
-        for action in item.actions:
-            if dry_run:
-                record(Outcome(*base, action, "planned", "", dry_run))
-                continue
-            # Written (and synced) ahead: if the run dies during the call, this says it may have landed.
-            audit.append(phase="intent", sync=True, key_id=item.key_id, credential="bedrock-api-key",
-                         account=item.account, user=item.user, action=action, operator=operator.arn, dry_run=False)
-            try:
-                if action == "deactivate":
-                    iam.update_service_specific_credential(UserName=item.user, ServiceSpecificCredentialId=item.key_id,
-                                                           Status="Inactive")
-                else:
-                    iam.delete_service_specific_credential(UserName=item.user, ServiceSpecificCredentialId=item.key_id)
-            except botocore.exceptions.ClientError as exc:
-                code = error_code(exc)
-                if code == "NoSuchEntity":
-                    record(Outcome(*base, action, "already-deleted", error_message(exc), dry_run))
-                    break
-                if code in ("ExpiredToken", "ExpiredTokenException"):
-                    record(Outcome(*base, action, "failed", EXPIRED_OPERATOR, dry_run))
-                    break
-                if _server_side(exc):
-                    # AWS failed while handling it: the change may or may not have been made.
-                    record(Outcome(*base, action, "uncertain", f"{code}: {error_message(exc)}; {MAY_HAVE_LANDED}",
-                                   dry_run))
-                    break
-                hint = " (the operator lacks the IAM permission for this)" if code in ("AccessDenied", "AccessDeniedException") else ""
-                record(Outcome(*base, action, "failed", f"{code}: {error_message(exc)}{hint}", dry_run))
-                break
-            except (botocore.exceptions.BotoCoreError, OSError) as exc:
-                # As for access keys: "failed" only when the request certainly never reached AWS.
-                lost: Literal["failed", "uncertain"] = "failed" if _never_sent(exc) else "uncertain"
-                detail = f"{type(exc).__name__}: {exc}" + ("" if lost == "failed" else f"; {MAY_HAVE_LANDED}")
-                record(Outcome(*base, action, lost, detail, dry_run))
-                break
-            except Exception as exc:  # noqa: BLE001 - an answer botocore cannot read (not IAM's): sent, so maybe done
-                record(Outcome(*base, action, "uncertain", f"{type(exc).__name__}: {bounded(str(exc), 200)}; "
-                               f"{MAY_HAVE_LANDED}", dry_run))
-                break
-            except KeyboardInterrupt:
-                record(Outcome(*base, action, "interrupted", "the call was in flight: it may have landed; "
-                               "check the credential's status in IAM", dry_run))
-                raise
-            record(Outcome(*base, action, "ok", "", dry_run))
-    return outcomes
+    return carry_out(plans, operator, audit, call, dry_run=dry_run, audit_fields={"credential": "bedrock-api-key"},
+                     may_have_landed="it may have landed; check the credential's status in IAM")
 
 
 def _endpoint(region: str) -> str:

@@ -8,7 +8,7 @@ the leaked key unless asked. Each key is looked up in the operator's account
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -173,8 +173,34 @@ def _status(iam: Any, user: str, key_id: str) -> str | None:
 
 def apply(plans: Sequence[Plan], operator: Operator, audit: AuditLog, *, dry_run: bool) -> list[Outcome]:
     """Carry out (or with dry_run, only record) each plan; one key's failure does not stop the others."""
+
+    def call(iam: Any, item: Plan, action: Action) -> None:
+        if action == "deactivate":
+            iam.update_access_key(UserName=item.user, AccessKeyId=item.key_id, Status="Inactive")
+        elif action == "delete":
+            iam.delete_access_key(UserName=item.user, AccessKeyId=item.key_id)
+        else:
+            iam.attach_user_policy(UserName=item.user, PolicyArn=QUARANTINE_POLICY)
+
+    return carry_out(plans, operator, audit, call, dry_run=dry_run)
+
+
+IamCall = Callable[[Any, Plan, Action], None]
+
+
+def carry_out(plans: Sequence[Plan], operator: Operator, audit: AuditLog, call: IamCall, *, dry_run: bool,
+              audit_fields: dict[str, str] | None = None, may_have_landed: str = "") -> list[Outcome]:
+    """The write-ahead protocol every remediation follows, whatever IAM call ``call`` makes.
+
+    The audit log is probed before any change; each mutating call has a synced ``intent`` line
+    before it and a ``result`` line after; an answer lost in flight is ``uncertain`` (never
+    ``failed``, which would say the credential is untouched), a signal mid-call ``interrupted``.
+    One plan's failure does not stop the others; a failed action skips the plan's next one.
+    """
     import botocore.exceptions
 
+    may_have_landed = may_have_landed or MAY_HAVE_LANDED
+    fields: dict[str, Any] = dict(audit_fields or {})
     iam = client(operator.session, "iam")
     outcomes: list[Outcome] = []
 
@@ -183,15 +209,9 @@ def apply(plans: Sequence[Plan], operator: Operator, audit: AuditLog, *, dry_run
 
     def record(outcome: Outcome) -> None:
         outcomes.append(outcome)
-        audit.append(phase="result", key_id=outcome.key_id, account=outcome.account, user=outcome.user,
+        audit.append(phase="result", key_id=outcome.key_id, **fields, account=outcome.account, user=outcome.user,
                      action=outcome.action, result=outcome.result, detail=outcome.detail, operator=operator.arn,
                      dry_run=outcome.dry_run)
-
-    def intend(item: Plan, action: str) -> None:
-        # Written (and synced) before the call: if the run is killed while the call is in
-        # flight, this line says which change may have landed.
-        audit.append(phase="intent", sync=True, key_id=item.key_id, account=item.account, user=item.user,
-                     action=action, operator=operator.arn, dry_run=False)
 
     for item in plans:
         base = (item.key_id, item.account, item.user)
@@ -209,14 +229,12 @@ def apply(plans: Sequence[Plan], operator: Operator, audit: AuditLog, *, dry_run
             if dry_run:
                 record(Outcome(*base, action, "planned", "", dry_run))
                 continue
-            intend(item, action)
+            # Written (and synced) before the call: if the run is killed while the call is in
+            # flight, this line says which change may have landed.
+            audit.append(phase="intent", sync=True, key_id=item.key_id, **fields, account=item.account, user=item.user,
+                         action=action, operator=operator.arn, dry_run=False)
             try:
-                if action == "deactivate":
-                    iam.update_access_key(UserName=item.user, AccessKeyId=item.key_id, Status="Inactive")
-                elif action == "delete":
-                    iam.delete_access_key(UserName=item.user, AccessKeyId=item.key_id)
-                else:
-                    iam.attach_user_policy(UserName=item.user, PolicyArn=QUARANTINE_POLICY)
+                call(iam, item, action)
             except botocore.exceptions.ClientError as exc:
                 code = error_code(exc)
                 if code == "NoSuchEntity" and action in ("deactivate", "delete"):
@@ -227,7 +245,7 @@ def apply(plans: Sequence[Plan], operator: Operator, audit: AuditLog, *, dry_run
                     break
                 if _server_side(exc):
                     # AWS failed while handling it: the change may or may not have been made.
-                    record(Outcome(*base, action, "uncertain", f"{code}: {error_message(exc)}; {MAY_HAVE_LANDED}",
+                    record(Outcome(*base, action, "uncertain", f"{code}: {error_message(exc)}; {may_have_landed}",
                                    dry_run))
                     break
                 hint = " (the operator lacks the IAM permission for this)" if code in ("AccessDenied", "AccessDeniedException") else ""
@@ -239,16 +257,16 @@ def apply(plans: Sequence[Plan], operator: Operator, audit: AuditLog, *, dry_run
                 else:
                     # The request went out and its answer was lost (a read timeout, a dropped
                     # connection): "failed" would tell the operator the key is untouched.
-                    record(Outcome(*base, action, "uncertain", f"{type(exc).__name__}: {exc}; {MAY_HAVE_LANDED}",
+                    record(Outcome(*base, action, "uncertain", f"{type(exc).__name__}: {exc}; {may_have_landed}",
                                    dry_run))
                 break
             except Exception as exc:  # noqa: BLE001 - an answer botocore cannot read (not IAM's): sent, so maybe done
                 record(Outcome(*base, action, "uncertain", f"{type(exc).__name__}: {bounded(str(exc), 200)}; "
-                               f"{MAY_HAVE_LANDED}", dry_run))
+                               f"{may_have_landed}", dry_run))
                 break
             except KeyboardInterrupt:
                 # Ctrl-C, SIGTERM or SIGHUP while the call was in flight: AWS may have done it.
-                record(Outcome(*base, action, "interrupted", f"the call was in flight: {MAY_HAVE_LANDED}", dry_run))
+                record(Outcome(*base, action, "interrupted", f"the call was in flight: {may_have_landed}", dry_run))
                 raise
             record(Outcome(*base, action, "ok", "", dry_run))
     return outcomes
