@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from scanner.engine import native
-from scanner.engine.detect import Match, as_scannable, detect
+from scanner.engine.detect import as_scannable, detect
 from scanner.engine.rules import load_ruleset
 from tests.conftest import run_keysweep
 from tests.keygen import SECRET_ALPHABET, KeySet, secret_key
@@ -80,11 +80,11 @@ def test_hostile_shape_scans_in_linear_time(shape: str) -> None:
     assert elapsed < 3, f"{shape}: {elapsed:.1f} s for 256 KiB"
 
 
-def _found(text: str | bytes, ruleset=RULESET) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def _found(text: str | bytes) -> set[tuple[str, str]]:
     data = text.encode() if isinstance(text, str) else text
     scannable = as_scannable(data)
     assert scannable is not None, "treated as binary"
-    return {(m.rule_id, m.secret.reveal()) for m in detect(scannable, ruleset)}
+    return {(m.rule_id, m.secret.reveal()) for m in detect(scannable, RULESET)}
 
 
 def test_jwt_payload_is_still_decoded(keys: KeySet) -> None:

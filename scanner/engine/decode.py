@@ -20,6 +20,9 @@ import regex
 DecodingKind = Literal["base64", "url", "escape"]
 
 MAX_TOKEN = 64 * 1024
+# The shortest value a rule finds (a key ID): a shorter escaped or URL-encoded token, which
+# decodes shorter still, cannot hold one and is not decoded (a text of tiny tokens was ~1 s/MiB).
+MIN_VALUE = 20
 MIN_BASE64_RUN = 20
 BASE64_TABLE = bytes(
     1 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "+/") else 0 for i in range(256)
@@ -153,6 +156,8 @@ def decoded_views(data: bytes, base64_runs: list[tuple[int, int]],
             end = translated.find(b"\x00", mark.end())
             end = size if end < 0 else end
             last_end = end
+            if end - start < MIN_VALUE:
+                continue
             decoded = _decode_url(data[start:end])
             if decoded is not None:
                 substitutions.append((start, end, decoded))
@@ -233,8 +238,8 @@ def _escape_view(data: bytes, escape_ends: list[int] | None = None) -> DecodedVi
         # Every character of an escape is a token character: the token around it holds it.
         start, end = run_bounds(data, place, _ESCAPE_TOKEN_TABLE, MAX_TOKEN)
         last_end = end
-        if start < 0:
-            continue  # longer than MAX_TOKEN
+        if start < 0 or end - start < MIN_VALUE:
+            continue  # longer than MAX_TOKEN, or too short to hold a key ID
         token = data[start:end]
         decoded = _ESCAPE.sub(_unescape, token)
         if decoded != token:
