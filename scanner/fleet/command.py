@@ -65,7 +65,7 @@ def run_fleet(client: Any, targets: Sequence[Target], knowns: dict[str, Known], 
               ruleset: RuleSet, progress: Progress | None = None) -> dict[str, RepoResult]:
     """Every target through the cluster behind ``client``; a failed repository is a result
     with its error, never an exception that loses the others."""
-    return collect_fleet(client, submit_fleet(client, targets, knowns, settings, ruleset), settings, ruleset, progress)
+    return collect_fleet(client, submit_fleet(client, targets, knowns, settings, ruleset), ruleset, progress)
 
 
 @dataclass
@@ -74,12 +74,15 @@ class Submitted:
     owner: dict[str, Target]
     pending: Any  # distributed.as_completed
     run: str
+    settings: AuditSettings  # as sent (with the rules digest)
 
 
 def submit_fleet(client: Any, targets: Sequence[Target], knowns: dict[str, Known], settings: AuditSettings,
                  ruleset: RuleSet) -> Submitted:
     from distributed import as_completed
 
+    if settings.rules is None:
+        settings = replace(settings, rules=rules_digest(ruleset))
     # The ruleset is passed with each task (8 KB), not scattered: scattered data lives only
     # on workers and cannot be recomputed, so a worker lost at the wrong moment would fail
     # every repository.
@@ -92,12 +95,13 @@ def submit_fleet(client: Any, targets: Sequence[Target], knowns: dict[str, Known
                                key=f"keysweep-audit-{run}-{index}", retries=TASK_RETRIES, pure=False)
         owner[future.key] = target
         pending.add(future)
-    return Submitted(list(targets), owner, pending, run)
+    return Submitted(list(targets), owner, pending, run, settings)
 
 
-def collect_fleet(client: Any, submitted: Submitted, settings: AuditSettings, ruleset: RuleSet,
+def collect_fleet(client: Any, submitted: Submitted, ruleset: RuleSet,
                   progress: Progress | None = None) -> dict[str, RepoResult]:
     targets, owner, pending, run = submitted.targets, submitted.owner, submitted.pending, submitted.run
+    settings = submitted.settings
     rules = ruleset
     results = {t.name: RepoResult(t) for t in targets}
     done = read = 0
@@ -268,7 +272,7 @@ def audit_targets(client: Any, targets: Sequence[Target], state: AuditState, rul
     if submitted:
         connect = client.get if isinstance(client, ClusterOnDemand) else (lambda: client)
         live = connect()
-        settings = AuditSettings(cache=cache, max_size=DEFAULT_MAX_FILE_SIZE, split_slices=worker_count(live))
+        settings = AuditSettings(cache=cache, max_size=DEFAULT_MAX_FILE_SIZE, split_slices=worker_count(live), rules=rules)
         offset = len(unchanged)
 
         def shifted(done: int, total: int, read: int) -> None:
@@ -278,7 +282,7 @@ def audit_targets(client: Any, targets: Sequence[Target], state: AuditState, rul
         # The tasks run while the unchanged repositories are re-read here.
         futures = submit_fleet(live, submitted, knowns, settings, ruleset)
         results.update(recheck_locally(unchanged, knowns, ruleset))
-        results.update(collect_fleet(live, futures, settings, ruleset, shifted if progress is not None else None))
+        results.update(collect_fleet(live, futures, ruleset, shifted if progress is not None else None))
     else:
         results.update(recheck_locally(unchanged, knowns, ruleset))
         if progress is not None:
