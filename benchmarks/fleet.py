@@ -20,10 +20,12 @@ hold planted keys, and a scan of this repository must stay clean.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -110,9 +112,13 @@ def main() -> None:
     import dask
     import distributed
 
+    from scanner.fleet.command import _silence_dask
+
+    _silence_dask()
     print(f"{len(targets)} repositories" + (f" (with {args.large})" if args.large else ""))
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}, dask {dask.__version__}, distributed {distributed.__version__}")
+          f"{platform.python_version()}, dask {getattr(dask, '__version__', '?')}, "
+          f"distributed {getattr(distributed, '__version__', '?')}")
     ruleset = load_ruleset()
     plain = AuditSettings(cache=None, max_size=DEFAULT_MAX_FILE_SIZE, split_slices=1)
     clusters = {n: Cluster(n) for n in (1, 2)}
@@ -120,7 +126,8 @@ def main() -> None:
         # The first task of a new worker pays its imports: run once, untimed.
         run_fleet(cluster.client, targets[:1], {}, replace(plain, split_slices=n), ruleset)
         print(f"LocalCluster({n}) start-up {cluster.start_up:.2f} s", flush=True)
-    rows: dict[str, list[tuple[float, float]]] = {k: [] for k in ("sequential", "one", "two", "first", "again")}
+    rows: dict[str, list[tuple[float, float]]] = {
+        k: [] for k in ("sequential", "one", "two", "first", "again", "cli-first", "cli-again")}
     findings: set[int] = set()
 
     def timed(name: str, work: Callable[[], int], cpu: Callable[[], float]) -> None:
@@ -161,6 +168,18 @@ def main() -> None:
             return sum(len(r.findings) for r in ordered)
         return work
 
+    def cli(state_file: Path) -> Callable[[], int]:
+        """The command as a user runs it: a new process, the embedded cluster started (only
+        when some repository needs a task), the report written."""
+        def work() -> int:
+            report = state_file.with_suffix(".json")
+            proc = subprocess.run([sys.executable, "-m", "scanner", "audit", "--no-progress", "--workers", "2",
+                                   "--state", str(state_file), "--format", "json", "--output", str(report),
+                                   *(t.name for t in targets)], capture_output=True, text=True)
+            assert proc.returncode == 1, proc.stderr
+            return len(json.loads(report.read_text())["findings"])
+        return work
+
     try:
         for number in range(1, args.rounds + 1):
             print(f"round {number}", flush=True)
@@ -172,6 +191,8 @@ def main() -> None:
                 timed("first", audit(Path(folder) / "state.sqlite", tasks), clusters[2].cpu)
                 timed("again", audit(Path(folder) / "state.sqlite", tasks), clusters[2].cpu)
                 print(f"  Dask tasks: first audit {tasks[0]}, re-audit {tasks[1]}")
+                timed("cli-first", cli(Path(folder) / "cli.sqlite"), own_cpu)
+                timed("cli-again", cli(Path(folder) / "cli.sqlite"), own_cpu)
     finally:
         for cluster in clusters.values():
             cluster.close()
@@ -183,13 +204,15 @@ def main() -> None:
     print(f"medians of {args.rounds} rounds (wall / CPU of all processes):")
     for name, label in (("sequential", "plain sequential loop (no Dask)"), ("one", "audit, 1 worker"),
                         ("two", "audit, 2 workers"), ("first", "first audit with state, 2 workers"),
-                        ("again", "re-audit, nothing new")):
+                        ("again", "re-audit, nothing new"), ("cli-first", "keysweep audit --workers 2, first"),
+                        ("cli-again", "keysweep audit --workers 2, again")):
         print(f"  {label:36} {median([w for w, _ in rows[name]]):8.2f} s {median([c for _, c in rows[name]]):8.2f} CPU-s")
     print(f"Dask overhead on 1 worker, wall        {100 * (ratios('one', 'sequential', 0) - 1):+7.1f} %  (goal <= 10%)")
     print(f"Dask overhead on 1 worker, CPU         {100 * (ratios('one', 'sequential', 1) - 1):+7.1f} %")
     print(f"throughput 2 workers / 1 worker         {ratios('one', 'two', 0):7.2f} x  (goal >= 1.8x on 2 cores)")
     print(f"cores busy: 1 worker {ratios_busy(rows['one']):.2f}, 2 workers {ratios_busy(rows['two']):.2f}")
     print(f"re-audit / first audit                  {100 * ratios('again', 'first', 0):7.1f} %  (goal < 5%)")
+    print(f"the same, whole command (process, cluster start-up, report) {100 * ratios('cli-again', 'cli-first', 0):.1f} %")
     print(f"load average at the end {load()}")
 
 
