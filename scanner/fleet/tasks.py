@@ -13,8 +13,9 @@ import os
 import sys
 import threading
 import time
+from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from scanner.engine.rules import RuleSet
@@ -61,11 +62,41 @@ class RepoDone:
     seconds: float
 
 
+KINDS = ("blob", "commit", "tag", "tree")
+
+
+@dataclass(frozen=True)
+class PackedObjects:
+    """A list of ObjectInfo as three flat buffers. A split repository's objects travel
+    worker -> client -> workers: for aws-cli's 144,000 objects as dataclasses that was
+    9.7 MB and 1.3 s to pickle and 1.1 s to unpickle at each hop (~7 CPU-s an audit);
+    packed, milliseconds."""
+
+    shas: bytes  # 20 bytes each
+    kinds: bytes  # one byte each: an index into KINDS
+    sizes: bytes  # array("Q")
+
+    @classmethod
+    def pack(cls, objects: Sequence[ObjectInfo]) -> PackedObjects:
+        return cls(b"".join(bytes.fromhex(o.sha) for o in objects), bytes(KINDS.index(o.kind) for o in objects),
+                   array("Q", (o.size for o in objects)).tobytes())
+
+    def unpack(self) -> list[ObjectInfo]:
+        sizes = array("Q")
+        sizes.frombytes(self.sizes)
+        shas = self.shas
+        return [ObjectInfo(shas[20 * i : 20 * i + 20].hex(), KINDS[kind], size)
+                for i, (kind, size) in enumerate(zip(self.kinds, sizes, strict=True))]
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+
 @dataclass
 class RepoSplit:
     name: str
-    listing: ObjectListing
-    slices: list[Sequence[ObjectInfo]]
+    listing: ObjectListing  # what attribution needs: the objects to read are in the slices
+    slices: list[PackedObjects]
     new_objects: list[str]
     rechecked: int
     refs: str
@@ -178,8 +209,10 @@ def audit_repository(target: Target, known: Known, settings: AuditSettings, rule
         # More slices than workers: the other repositories' tasks fill the gaps, and no
         # worker is left with the one long slice at the end.
         count = min(SLICES_PER_WORKER * settings.split_slices, max(2, total // settings.split_bytes))
-        slices = history.byte_slices(to_read, count)
-        return RepoSplit(target.name, listing, slices, new, rechecked, refs, time.monotonic() - started)
+        slices = [PackedObjects.pack(part) for part in history.byte_slices(to_read, count)]
+        # The attribution never looks at the objects to scan, nor (outside --all-objects) the commits.
+        attribution = replace(listing, to_scan=[], commit_objects=[])
+        return RepoSplit(target.name, attribution, slices, new, rechecked, refs, time.monotonic() - started)
     log = history.start_log(repo, listing, all_objects=False)
     scanned = history.scan_slice(repo, to_read, ruleset)
     result = history.attribute(repo, listing, scanned, log.chunks(), all_objects=False, max_size=settings.max_size)
@@ -198,13 +231,13 @@ def _done(name: str, result: HistoryScan, scanned: ObjectScan, listing: ObjectLi
     return RepoDone(name, result, {}, remembered, len(new), rechecked, scanned.bytes, "" if damaged else refs, seconds)
 
 
-def scan_slice_task(target: Target, settings: AuditSettings, objects: Sequence[ObjectInfo],
+def scan_slice_task(target: Target, settings: AuditSettings, objects: PackedObjects | Sequence[ObjectInfo],
                     ruleset: RuleSet) -> SliceResult:
     started = time.monotonic()
     undo_trim_threshold()
     ruleset = shared_ruleset(ruleset, settings)
     repo = open_repository(target, settings.cache, refresh=False)
-    scan = history.scan_slice(repo, objects, ruleset)
+    scan = history.scan_slice(repo, objects.unpack() if isinstance(objects, PackedObjects) else objects, ruleset)
     return SliceResult(scan, time.monotonic() - started)
 
 
