@@ -544,11 +544,12 @@ def test_reaudit_with_nothing_new_submits_nothing_and_reports_open_findings(dask
     assert sum(len(r.findings) for r in moved) == 12 and all(r.error is None for r in moved)
 
 
-def test_reaudit_of_an_unchanged_repository_that_lost_its_objects_reports_the_findings_gone(
+def test_reaudit_of_an_unchanged_repository_that_lost_its_finding_objects_is_an_error(
         dask_cluster: DaskProcesses, tmp_path: Path) -> None:
     """The refs stand where they stood, but the blobs holding the findings are gone (a
-    damaged copy): the client's re-check finds no secret there, so the findings are gone,
-    never reported from the state without their secret."""
+    damaged copy): the repository is reported with an error and its findings stay open in
+    the state, never turned `gone` (which would hide a leaked key) nor reported without
+    their secret."""
     from scanner.fleet.command import ClusterOnDemand, audit_targets
     from scanner.fleet.state import AuditState
     from scanner.fleet.targets import expand_targets
@@ -563,17 +564,20 @@ def test_reaudit_of_an_unchanged_repository_that_lost_its_objects_reports_the_fi
         finally:
             with_cluster.close()
         assert len(first.findings) == 4
-        for finding in first.findings:
-            assert finding.blob is not None
-            loose = repo.path / ".git" / "objects" / finding.blob[:2] / finding.blob[2:]
-            loose.unlink(missing_ok=True)
+        blobs = {f.blob for f in first.findings}
+        for blob in blobs:
+            assert blob is not None
+            (repo.path / ".git" / "objects" / blob[:2] / blob[2:]).unlink()
         on_demand = ClusterOnDemand(f"tcp://127.0.0.1:{closed_port()}", None)
         [again] = audit_targets(on_demand, [target], state, load_ruleset(), full=False, cache=None)
         assert not on_demand.started
+        assert again.findings == [] and again.error is not None and "damaged" in again.error
+        assert sorted(s.status for s in state.live_findings(target.name)) == ["open"] * 4
     finally:
         state.close()
-    assert again.findings == [] and again.error is None
-    assert sorted(s.status for s in again.stored) == ["gone"] * 4
+    # The same from the command line: exit 3, the repository named with its error.
+    result = run_audit(repo.path, "--scheduler", f"tcp://127.0.0.1:{closed_port()}", "--state", tmp_path / "state.sqlite")
+    assert result.returncode == 3 and f"{repo.path}: object " in result.stderr and "damaged" in result.stderr
 
 
 def test_the_ref_digest_follows_every_ref_and_nothing_else(tmp_path: Path) -> None:

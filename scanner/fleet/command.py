@@ -27,7 +27,8 @@ from scanner.fleet import state as state_module
 from scanner.fleet.state import AuditState, StoredFinding, rebuild, rules_digest
 from scanner.fleet.targets import Target, estimated_size, expand_targets, read_targets_file
 from scanner.fleet.refs import git_dir_of, local_refs_state
-from scanner.fleet.tasks import AuditSettings, Known, RepoDone, RepoSplit, attribute_task, audit_repository, scan_slice_task
+from scanner.fleet.tasks import (AuditSettings, Known, RepoDone, RepoSplit, attribute_task, audit_repository,
+                                 scan_slice_task, unreadable_holders)
 from scanner.reporters import ReportFormat, render
 from scanner.scan import DEFAULT_MAX_FILE_SIZE
 from scanner.sources.git import GitObject, Repository, read_objects
@@ -332,6 +333,10 @@ def recheck_locally(targets: Sequence[Target], knowns: dict[str, Known], ruleset
                 started, objects = outcome.result()
             except (GitError, OSError) as exc:
                 result.error = str(exc) if isinstance(exc, KeysweepError) else f"{type(exc).__name__}: {exc}"
+                continue
+            problems = [(obj.sha, obj.problem or obj.kind) for obj in objects if obj.data is None]
+            if problems:
+                result.error = unreadable_holders(problems)
                 continue
             found: dict[str, ObjectMatches] = {}
             for obj in objects:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from scanner.engine.rules import RuleSet
+from scanner.errors import GitError
 from scanner.fleet.refs import refs_state
 from scanner.fleet.targets import Target, open_repository
 from scanner.sources import history
@@ -167,14 +168,26 @@ def recheck(repo: Repository, name: str, known: Known, refs: str, started: float
     same, so are the findings and their attribution, kept in the state. Objects no ref
     reaches do not count (an audit reads history, not --all-objects), so the object database
     is not even listed. Only the objects holding findings are read again, for the secrets
-    the state never stores; one that vanished makes its finding gone."""
+    the state never stores."""
     holders = [ObjectInfo(sha, "blob", 0) for sha in sorted(known.finding_objects)]
     found: dict[str, ObjectMatches] = {}
     read = 0
     if holders:
         scan = history.scan_slice(repo, holders, ruleset)
+        if scan.problems:
+            raise GitError(unreadable_holders(scan.problems))
         found, read = scan.found, scan.bytes
     return RepoDone(name, None, found, [], 0, len(holders), read, refs, time.monotonic() - started)
+
+
+def unreadable_holders(problems: Sequence[tuple[str, str]]) -> str:
+    """An object holding a known finding that cannot be read, while every ref stands where
+    it stood, is damage, not a finding gone: the repository is reported with this error and
+    its findings stay open in the state."""
+    sha, problem = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return (f"object {sha}{more}, holding findings of an earlier audit, could not be read ({problem}): "
+            "the repository is damaged")
 
 
 def _to_read(listing: ObjectListing, known: Known) -> tuple[list[ObjectInfo], list[str], int]:
