@@ -7,8 +7,12 @@ Measures, on the same repositories (every audit reads every object, as a first a
   - a plain sequential loop in this process (no Dask): the same task function per repository
   - the audit on a LocalCluster of 1 worker: Dask's overhead against that loop (goal <= 10%)
   - the audit on a LocalCluster of 2 workers: throughput against 1 worker (goal >= 1.8x on 2 cores)
-  - a re-audit with nothing new, against the first audit's time (goal < 5%)
-Cluster start-up is timed apart (it is paid once per `keysweep audit`, not per repository).
+  - a first audit with a state file, then a re-audit with nothing new (goal < 5% of the first)
+The configurations take turns within each round, so that load from other processes on a
+shared machine falls on all of them alike; each ratio is taken within a round, and the
+median over rounds is printed, with wall and CPU time (this process, the workers and every
+git they ran) and the load average. Cluster start-up is timed apart (paid once per
+`keysweep audit`, not per repository), as is the workers' first task (their imports).
 The generated repositories live outside the checkout ($TMPDIR/keysweep-bench/fleet): they
 hold planted keys, and a scan of this repository must stay clean.
 """
@@ -16,20 +20,26 @@ hold planted keys, and a scan of this repository must stay clean.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import platform
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from scanner.engine.rules import load_ruleset  # noqa: E402
-from scanner.fleet.command import audit_targets, run_fleet  # noqa: E402
+from scanner.fleet.command import audit_targets, local_cluster, run_fleet  # noqa: E402
 from scanner.fleet.state import AuditState  # noqa: E402
-from scanner.fleet.targets import Target, expand_targets  # noqa: E402
+from scanner.fleet.targets import expand_targets  # noqa: E402
 from scanner.fleet.tasks import AuditSettings, Known, RepoDone, audit_repository  # noqa: E402
 from scanner.scan import DEFAULT_MAX_FILE_SIZE  # noqa: E402
 
@@ -43,64 +53,46 @@ def generate_fleet(root: Path, count: int, megabytes: int) -> None:
             generate(path, commits=max(20, megabytes * 25), megabytes=megabytes, keys=2, seed=1000 + index)
 
 
-def cpu_seconds() -> float:
-    """CPU time of this process and of every child it has reaped (worker processes, their git
-    processes): unlike wall time, barely moved by other load on a shared machine."""
+def own_cpu() -> float:
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
 
 
-def sequential(targets: list[Target], rounds: int) -> tuple[list[float], int]:
-    ruleset = load_ruleset()
-    settings = AuditSettings(cache=None, max_size=DEFAULT_MAX_FILE_SIZE, split_slices=1)
-    times = []
-    for _ in range(rounds):
-        started, cpu = time.perf_counter(), cpu_seconds()
-        findings = 0
-        for target in targets:
-            done = audit_repository(target, Known(), settings, ruleset)
-            assert isinstance(done, RepoDone) and done.history is not None
-            findings += len(done.history.findings)
-        times.append(time.perf_counter() - started)
-        print(f"  round {times[-1]:8.2f} s wall, {cpu_seconds() - cpu:8.2f} CPU-s (all processes)", flush=True)
-    return times, findings
+class Cluster:
+    """A LocalCluster as `keysweep audit --workers N` starts it, and the CPU time its
+    worker processes (with the git processes they ran) have used so far."""
+
+    def __init__(self, workers: int) -> None:
+        from distributed import Client
+
+        started = time.perf_counter()
+        self.cluster = local_cluster(workers)
+        self.client = Client(self.cluster)
+        self.workers = workers
+        self.start_up = time.perf_counter() - started
+        import psutil
+
+        pids = self.client.run(os.getpid).values()
+        self.processes = [psutil.Process(pid) for pid in pids]
+
+    def cpu(self) -> float:
+        total = own_cpu()
+        for process in self.processes:
+            t = process.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+        return total
+
+    def close(self) -> None:
+        self.client.close()
+        self.cluster.close()
 
 
-def on_cluster(targets: list[Target], workers: int, state_file: Path | None, rounds: int) -> list[float]:
-    """Seconds per audit round (cluster start-up printed apart)."""
-    from distributed import Client, LocalCluster
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
 
-    started, cpu = time.perf_counter(), cpu_seconds()
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address="127.0.0.1:0",
-                           silence_logs=logging.CRITICAL)
-    client = Client(cluster)
-    print(f"  LocalCluster({workers}) start-up      {time.perf_counter() - started:8.2f} s", flush=True)
-    ruleset = load_ruleset()
-    times = []
-    try:
-        for _ in range(rounds):
-            started = time.perf_counter()
-            if state_file is None:
-                settings = AuditSettings(cache=None, max_size=DEFAULT_MAX_FILE_SIZE, split_slices=workers)
-                results = run_fleet(client, targets, {}, settings, ruleset)
-                assert all(r.error is None for r in results.values())
-            else:
-                state = AuditState(state_file)
-                try:
-                    ordered = audit_targets(client, targets, state, ruleset, full=False, cache=None)
-                finally:
-                    state.close()
-                assert all(r.error is None for r in ordered)
-                read = sum(r.done.objects for r in ordered if r.done)
-                print(f"  audit round: {read} new objects read, {sum(len(r.findings) for r in ordered)} findings")
-            times.append(time.perf_counter() - started)
-            print(f"  round {times[-1]:8.2f} s wall", flush=True)
-    finally:
-        client.close()
-        cluster.close()
-    print(f"  CPU seconds (all processes, with start-up) {cpu_seconds() - cpu:8.2f} s")
-    return times
+
+def load() -> str:
+    return "/".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def main() -> None:
@@ -109,9 +101,7 @@ def main() -> None:
     parser.add_argument("--repos", type=int, default=50)
     parser.add_argument("--megabytes", type=int, default=4, help="content of each generated repository")
     parser.add_argument("--large", type=Path, help="a large repository to add (e.g. a bare mirror of aws/aws-cli)")
-    parser.add_argument("--rounds", type=int, default=3, help="audits per configuration; the best is compared "
-                        "(the first on a new cluster also pays the workers' imports)")
-    parser.add_argument("--skip", action="append", default=[], choices=("sequential", "one", "two", "reaudit"))
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are printed")
     args = parser.parse_args()
     root = Path(tempfile.gettempdir()) / "keysweep-bench" / "fleet"
     print(f"generating {args.repos} repositories in {root} (once)...", flush=True)
@@ -119,30 +109,115 @@ def main() -> None:
     targets = expand_targets([str(root / f"repo-{i:02}") for i in range(args.repos)])
     if args.large is not None:
         targets += expand_targets([str(args.large)])
+    import dask
+    import distributed
+
+    from scanner.fleet.command import _silence_dask
+
+    _silence_dask()
     print(f"{len(targets)} repositories" + (f" (with {args.large})" if args.large else ""))
-    figures: dict[str, float] = {}
-    if "sequential" not in args.skip:
-        times, findings = sequential(targets, args.rounds)
-        figures["sequential"] = min(times)
-        print(f"plain sequential loop (no Dask)      {figures['sequential']:8.2f} s best   {findings} findings", flush=True)
-    if "one" not in args.skip:
-        times = on_cluster(targets, 1, None, args.rounds)
-        figures["one"] = min(times)
-        print(f"audit, 1 worker                      {figures['one']:8.2f} s best (first round {times[0]:.2f} s)", flush=True)
-    if "two" not in args.skip:
-        times = on_cluster(targets, 2, None, args.rounds)
-        figures["two"] = min(times)
-        print(f"audit, 2 workers                     {figures['two']:8.2f} s best (first round {times[0]:.2f} s)", flush=True)
-    if "sequential" in figures and "one" in figures:
-        print(f"Dask overhead on 1 worker            {100 * (figures['one'] / figures['sequential'] - 1):+8.1f} %  (goal <= 10%)")
-    if "one" in figures and "two" in figures:
-        print(f"throughput 2 workers / 1 worker      {figures['one'] / figures['two']:8.2f} x  (goal >= 1.8x on 2 free cores)")
-    if "reaudit" not in args.skip:
-        with tempfile.TemporaryDirectory() as folder:
-            first, *again_rounds = on_cluster(targets, 2, Path(folder) / "state.sqlite", rounds=max(2, args.rounds))
-            again = min(again_rounds)
-        print(f"first audit (with state), 2 workers  {first:8.2f} s")
-        print(f"re-audit, nothing new                {again:8.2f} s best   {100 * again / first:.1f} % of the first (goal < 5%)")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}, dask {getattr(dask, '__version__', '?')}, "
+          f"distributed {getattr(distributed, '__version__', '?')}")
+    ruleset = load_ruleset()
+    plain = AuditSettings(cache=None, max_size=DEFAULT_MAX_FILE_SIZE, split_slices=1)
+    clusters = {n: Cluster(n) for n in (1, 2)}
+    for n, cluster in clusters.items():
+        # The first task of a new worker pays its imports: run once, untimed.
+        run_fleet(cluster.client, targets[:1], {}, replace(plain, split_slices=n), ruleset)
+        print(f"LocalCluster({n}) start-up {cluster.start_up:.2f} s", flush=True)
+    rows: dict[str, list[tuple[float, float]]] = {
+        k: [] for k in ("sequential", "one", "two", "first", "again", "cli-first", "cli-again")}
+    findings: set[int] = set()
+
+    def timed(name: str, work: Callable[[], int], cpu: Callable[[], float]) -> None:
+        before_wall, before_cpu = time.perf_counter(), cpu()
+        found = work()
+        wall, used = time.perf_counter() - before_wall, cpu() - before_cpu
+        rows[name].append((wall, used))
+        findings.add(found)
+        print(f"  {name:10} {wall:8.2f} s wall {used:8.2f} CPU-s  load {load()}  {found} findings", flush=True)
+
+    def loop() -> int:
+        found = 0
+        for target in targets:
+            done = audit_repository(target, Known(), plain, ruleset)
+            assert isinstance(done, RepoDone) and done.history is not None
+            found += len(done.history.findings)
+        return found
+
+    def on(n: int) -> Callable[[], int]:
+        def work() -> int:
+            results = run_fleet(clusters[n].client, targets, {}, replace(plain, split_slices=n), ruleset)
+            assert all(r.error is None and r.done is not None and r.done.history is not None for r in results.values())
+            return sum(len(r.done.history.findings) for r in results.values() if r.done and r.done.history)
+        return work
+
+    def audit(state_file: Path, tasks: list[int]) -> Callable[[], int]:
+        def work() -> int:
+            from distributed import get_task_stream
+
+            state = AuditState(state_file)
+            try:
+                with get_task_stream(clusters[2].client) as stream:
+                    ordered = audit_targets(clusters[2].client, targets, state, ruleset, full=False, cache=None)
+            finally:
+                state.close()
+            assert all(r.error is None for r in ordered)
+            tasks.append(len(stream.data))
+            return sum(len(r.findings) for r in ordered)
+        return work
+
+    def cli(state_file: Path) -> Callable[[], int]:
+        """The command as a user runs it: a new process, the embedded cluster started (only
+        when some repository needs a task), the report written."""
+        def work() -> int:
+            report = state_file.with_suffix(".json")
+            proc = subprocess.run([sys.executable, "-m", "scanner", "audit", "--no-progress", "--workers", "2",
+                                   "--state", str(state_file), "--format", "json", "--output", str(report),
+                                   *(t.name for t in targets)], capture_output=True, text=True)
+            assert proc.returncode == 1, proc.stderr
+            return len(json.loads(report.read_text())["findings"])
+        return work
+
+    try:
+        for number in range(1, args.rounds + 1):
+            print(f"round {number}", flush=True)
+            timed("sequential", loop, own_cpu)
+            timed("one", on(1), clusters[1].cpu)
+            timed("two", on(2), clusters[2].cpu)
+            with tempfile.TemporaryDirectory() as folder:
+                tasks: list[int] = []
+                timed("first", audit(Path(folder) / "state.sqlite", tasks), clusters[2].cpu)
+                timed("again", audit(Path(folder) / "state.sqlite", tasks), clusters[2].cpu)
+                print(f"  Dask tasks: first audit {tasks[0]}, re-audit {tasks[1]}")
+                timed("cli-first", cli(Path(folder) / "cli.sqlite"), own_cpu)
+                timed("cli-again", cli(Path(folder) / "cli.sqlite"), own_cpu)
+    finally:
+        for cluster in clusters.values():
+            cluster.close()
+    assert len(findings) == 1, f"the configurations disagree: {findings}"
+
+    def ratios(a: str, b: str, index: int) -> float:
+        return median([x[index] / y[index] for x, y in zip(rows[a], rows[b], strict=True)])
+
+    print(f"medians of {args.rounds} rounds (wall / CPU of all processes):")
+    for name, label in (("sequential", "plain sequential loop (no Dask)"), ("one", "audit, 1 worker"),
+                        ("two", "audit, 2 workers"), ("first", "first audit with state, 2 workers"),
+                        ("again", "re-audit, nothing new"), ("cli-first", "keysweep audit --workers 2, first"),
+                        ("cli-again", "keysweep audit --workers 2, again")):
+        print(f"  {label:36} {median([w for w, _ in rows[name]]):8.2f} s {median([c for _, c in rows[name]]):8.2f} CPU-s")
+    print(f"Dask overhead on 1 worker, wall        {100 * (ratios('one', 'sequential', 0) - 1):+7.1f} %  (goal <= 10%)")
+    print(f"Dask overhead on 1 worker, CPU         {100 * (ratios('one', 'sequential', 1) - 1):+7.1f} %")
+    print(f"throughput 2 workers / 1 worker         {ratios('one', 'two', 0):7.2f} x  (goal >= 1.8x on 2 cores)")
+    print(f"cores busy: 1 worker {ratios_busy(rows['one']):.2f}, 2 workers {ratios_busy(rows['two']):.2f}")
+    print(f"re-audit / first audit                  {100 * ratios('again', 'first', 0):7.1f} %  (goal < 5%)")
+    print(f"the same, whole command (process, cluster start-up, report) {100 * ratios('cli-again', 'cli-first', 0):.1f} %")
+    print(f"load average at the end {load()}")
+
+
+def ratios_busy(row: list[tuple[float, float]]) -> float:
+    return median([cpu / wall for wall, cpu in row])
 
 
 if __name__ == "__main__":

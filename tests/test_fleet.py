@@ -7,8 +7,10 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,8 @@ import pytest
 
 from scanner.engine.rules import load_ruleset
 from scanner.fleet.targets import Target, expand_targets, is_url, read_targets_file
-from scanner.fleet.tasks import AuditSettings, Known, RepoDone
+from scanner.fleet.refs import files_digest, git_dir_of, local_refs_state, refs_state
+from scanner.fleet.tasks import AuditSettings, Known, RepoDone, shared_ruleset
 from scanner.scan import DEFAULT_MAX_FILE_SIZE
 from scanner.sources.git import find_repository
 from scanner.sources.history import scan_history
@@ -171,16 +174,21 @@ def test_targets_are_found_in_folders_and_files(fleet: tuple[Path, Path], tmp_pa
 
 
 def test_local_cluster_in_process_splits_a_repository_and_attributes_after(tmp_path: Path) -> None:
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
-    from scanner.fleet.command import run_fleet
+    from scanner.fleet.command import local_cluster, run_fleet
 
     repos = [make_repo(tmp_path / f"r{i}", i, filler=50) for i in range(2)]
     targets = [Target(str(r.path)) for r in repos]
     ruleset = load_ruleset()
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0") as cluster, \
-            Client(cluster) as client:
+    with local_cluster(2) as cluster, Client(cluster) as client:
+        # The embedded cluster's workers start without Dask's malloc setting and profiler.
+        def setup() -> tuple[str | None, bool]:
+            import dask
+
+            return os.environ.get("MALLOC_TRIM_THRESHOLD_"), bool(dask.config.get("distributed.worker.profile.enabled"))
+
+        assert list(client.run(setup).values()) == [(None, False)] * 2
         # split_bytes=1: every repository is cut into slices scanned by both workers.
         settings = AuditSettings(cache=None, max_size=DEFAULT_MAX_FILE_SIZE, split_slices=2, split_bytes=1)
         results = run_fleet(client, targets, {}, settings, ruleset)
@@ -476,3 +484,197 @@ def test_audit_html_report(dask_cluster: DaskProcesses, tmp_path: Path) -> None:
     errors = re.search(r'<div class="notice errors" id="errors">(.*?)</div>', html, flags=re.S)
     assert errors is not None and "broken" in errors.group(1)
     assert "https://127.0.0.1:9/acme/gone.git: cannot clone" in errors.group(1) and token not in html
+
+
+# --- what makes an audit cheap: the client's fast path, the ref digest, the worker's set-up ---
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:  # bound, then closed: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_reaudit_with_nothing_new_submits_nothing_and_reports_open_findings(dask_cluster: DaskProcesses,
+                                                                             tmp_path: Path) -> None:
+    from scanner.fleet.command import ClusterOnDemand, audit_targets
+    from scanner.fleet.state import AuditState
+    from scanner.fleet.targets import expand_targets
+
+    repos = [make_repo(tmp_path / "org" / f"r{i}", i) for i in range(3)]
+    state = tmp_path / "state.sqlite"
+    first = run_audit(tmp_path / "org", "--scheduler", dask_cluster.address, "--state", state, "--format", "json",
+                      "--show-secrets")
+    assert first.returncode == 1, first.stderr
+    expected = {(f["repository"], f["fingerprint"], f["secret"], f["first_seen"]) for f in first.json()["findings"]}
+    assert len(expected) == 12
+
+    # Nothing moved: decided without the cluster. A scheduler nobody listens on proves it:
+    # any task (or a mere connection) would fail the audit with exit 3.
+    nowhere = f"tcp://127.0.0.1:{closed_port()}"
+    again = run_audit(tmp_path / "org", "--scheduler", nowhere, "--state", state, "--format", "json", "--show-secrets")
+    assert again.returncode == 1, again.stderr
+    assert {(f["repository"], f["fingerprint"], f["secret"], f["first_seen"]) for f in again.json()["findings"]} == expected
+    assert all(f["status"] == "open" for f in again.json()["findings"])
+    assert [(s["objects"], s["rechecked"], s["errors"]) for s in summaries(again).values()] == [(0, 2, [])] * 3
+
+    # One repository moves: only it goes to the cluster, and only its new objects are read.
+    repos[2].commit("more", {"notes.txt": "nothing secret\n"})
+    submitted: list[str] = []
+
+    class Recording:
+        def __init__(self, client: Any) -> None:
+            self.client = client
+
+        def submit(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+            submitted.append(args[0].name)
+            return self.client.submit(function, *args, **kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.client, name)
+
+    on_demand = ClusterOnDemand(dask_cluster.address, None)
+    audit_state = AuditState(state)
+    try:
+        targets = expand_targets([str(tmp_path / "org")])
+        unchanged = audit_targets(on_demand, targets[:2], audit_state, load_ruleset(), full=False, cache=None)
+        assert not on_demand.started  # nothing to submit: no connection at all
+        assert sum(len(r.findings) for r in unchanged) == 8
+        moved = audit_targets(Recording(on_demand.get()), targets, audit_state, load_ruleset(), full=False, cache=None)
+    finally:
+        audit_state.close()
+        on_demand.close()
+    assert submitted == [str(repos[2].path)]
+    assert [(r.done.objects, r.done.rechecked) for r in moved if r.done] == [(0, 2), (0, 2), (2, 2)]
+    assert sum(len(r.findings) for r in moved) == 12 and all(r.error is None for r in moved)
+
+
+def test_reaudit_of_an_unchanged_repository_that_lost_its_finding_objects_is_an_error(
+        dask_cluster: DaskProcesses, tmp_path: Path) -> None:
+    """The refs stand where they stood, but the blobs holding the findings are gone (a
+    damaged copy): the repository is reported with an error and its findings stay open in
+    the state, never turned `gone` (which would hide a leaked key) nor reported without
+    their secret."""
+    from scanner.fleet.command import ClusterOnDemand, audit_targets
+    from scanner.fleet.state import AuditState
+    from scanner.fleet.targets import expand_targets
+
+    repo = make_repo(tmp_path / "org" / "app", 0)
+    state = AuditState(tmp_path / "state.sqlite")
+    try:
+        [target] = expand_targets([str(repo.path)])
+        with_cluster = ClusterOnDemand(dask_cluster.address, None)
+        try:
+            [first] = audit_targets(with_cluster, [target], state, load_ruleset(), full=False, cache=None)
+        finally:
+            with_cluster.close()
+        assert len(first.findings) == 4
+        blobs = {f.blob for f in first.findings}
+        for blob in blobs:
+            assert blob is not None
+            (repo.path / ".git" / "objects" / blob[:2] / blob[2:]).unlink()
+        on_demand = ClusterOnDemand(f"tcp://127.0.0.1:{closed_port()}", None)
+        [again] = audit_targets(on_demand, [target], state, load_ruleset(), full=False, cache=None)
+        assert not on_demand.started
+        assert again.findings == [] and again.error is not None and "damaged" in again.error
+        assert sorted(s.status for s in state.live_findings(target.name)) == ["open"] * 4
+    finally:
+        state.close()
+    # The same from the command line: exit 3, the repository named with its error.
+    result = run_audit(repo.path, "--scheduler", f"tcp://127.0.0.1:{closed_port()}", "--state", tmp_path / "state.sqlite")
+    assert result.returncode == 3 and f"{repo.path}: object " in result.stderr and "damaged" in result.stderr
+
+
+def test_the_ref_digest_follows_every_ref_and_nothing_else(tmp_path: Path) -> None:
+    repo = GitRepo(tmp_path / "work")
+    repo.commit("one", {"a.txt": "a\n"})
+    git_dir = git_dir_of(repo.path)
+    assert git_dir == repo.path / ".git"
+    seen = {files_digest(git_dir)}
+
+    def changed() -> bool:
+        digest = files_digest(git_dir)
+        assert digest is not None and digest.startswith("files:")
+        new = digest not in seen
+        seen.add(digest)
+        return new
+
+    assert not changed()
+    (repo.path / "a.txt").write_text("edited, not committed\n")  # the work tree is not history
+    repo.git("add", "a.txt")
+    assert not changed()
+    repo.git("stash", "-q")  # a stash reaches new commits
+    assert changed()
+    repo.commit("two", {"b.txt": "b\n"})
+    assert changed()
+    repo.git("tag", "v1")
+    assert changed()
+    repo.git("branch", "side", "HEAD~1")
+    assert changed()
+    repo.git("checkout", "-q", "--detach", "HEAD~1")  # a detached HEAD is reached by `log --all`
+    assert changed()
+    repo.git("update-ref", "refs/custom/x", "HEAD")
+    assert changed()
+    opened = find_repository(repo.path, search_parents=False)
+    assert opened is not None and refs_state(opened) == files_digest(git_dir) == local_refs_state(repo.path)
+
+    # A bare repository: the same digest, from the same files.
+    bare = tmp_path / "bare.git"
+    subprocess.run(["git", "clone", "-q", "--mirror", str(repo.path), str(bare)], check=True)
+    opened_bare = find_repository(bare, search_parents=False)
+    assert opened_bare is not None and refs_state(opened_bare) == local_refs_state(bare) is not None
+
+    # A linked work tree keeps its refs elsewhere: the client cannot tell, git is asked.
+    repo.git("worktree", "add", "-q", str(tmp_path / "linked"), "side")
+    assert local_refs_state(tmp_path / "linked") is None and local_refs_state(repo.path) is None
+    linked = find_repository(tmp_path / "linked", search_parents=False)
+    assert linked is not None and refs_state(linked).startswith("git:")
+
+
+def test_a_worker_thread_keeps_its_ruleset_and_starts_each_task_healthy() -> None:
+    import pickle
+
+    ruleset = load_ruleset()
+    settings = AuditSettings(cache=None, max_size=DEFAULT_MAX_FILE_SIZE, split_slices=1, rules="digest-1")
+    first = shared_ruleset(pickle.loads(pickle.dumps(ruleset)), settings)
+    first.health.timed_out("aws-access-key-id")  # a hostile repository made a rule time out
+    sent = pickle.loads(pickle.dumps(ruleset))
+    second = shared_ruleset(sent, settings)
+    assert second is first and second.health.disabled == set()  # same prefilter, fresh health
+    other_rules = shared_ruleset(sent, AuditSettings(cache=None, max_size=1, split_slices=1, rules="digest-2"))
+    assert other_rules is sent
+    elsewhere: list[object] = []
+    thread = threading.Thread(target=lambda: elsewhere.append(shared_ruleset(first, settings)))
+    thread.start()
+    thread.join()
+    assert elsewhere == [first]  # another thread keeps its own: a first call there returns what it is given
+    assert shared_ruleset(sent, AuditSettings(cache=None, max_size=1, split_slices=1)) is sent  # no digest: as sent
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_a_worker_undoes_dasks_malloc_trim_threshold() -> None:
+    code = (
+        "import os, resource\n"
+        "from scanner.fleet.tasks import undo_trim_threshold\n"
+        "def faults():\n"
+        "    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "    for _ in range(100):\n"
+        "        data = b'x' * 2**20\n"
+        "        del data\n"
+        "    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before\n"
+        "faults()\n"  # a first round of each settles what one-off allocations there are
+        "under = faults()\n"
+        "undo_trim_threshold()\n"
+        "faults()\n"
+        "after = faults()\n"
+        "print(under, after, os.environ.get('MALLOC_TRIM_THRESHOLD_'))\n"
+    )
+    import os
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536"})
+    assert proc.returncode == 0, proc.stderr
+    under, after, variable = proc.stdout.split()
+    # Under the variable every 1 MiB buffer is mapped afresh (256 page faults each); after,
+    # the heap keeps it. The variable is gone for the git processes the worker starts.
+    assert int(under) > 100 * 200 and int(after) < 100 * 10 and variable == "None"

@@ -26,9 +26,13 @@ from scanner.findings import Finding, ScanReport, Severity, Skipped
 from scanner.fleet import state as state_module
 from scanner.fleet.state import AuditState, StoredFinding, rebuild, rules_digest
 from scanner.fleet.targets import Target, estimated_size, expand_targets, read_targets_file
-from scanner.fleet.tasks import AuditSettings, Known, RepoDone, RepoSplit, attribute_task, audit_repository, scan_slice_task
+from scanner.fleet.refs import git_dir_of, local_refs_state
+from scanner.fleet.tasks import (AuditSettings, Known, RepoDone, RepoSplit, attribute_task, audit_repository,
+                                 scan_slice_task, unreadable_holders)
 from scanner.reporters import ReportFormat, render
 from scanner.scan import DEFAULT_MAX_FILE_SIZE
+from scanner.sources.git import GitObject, Repository, read_objects
+from scanner.sources.history import ObjectMatches
 
 if TYPE_CHECKING:
     from scanner.reporters.html import HtmlContext
@@ -62,21 +66,45 @@ def run_fleet(client: Any, targets: Sequence[Target], knowns: dict[str, Known], 
               ruleset: RuleSet, progress: Progress | None = None) -> dict[str, RepoResult]:
     """Every target through the cluster behind ``client``; a failed repository is a result
     with its error, never an exception that loses the others."""
+    return collect_fleet(client, submit_fleet(client, targets, knowns, settings, ruleset), ruleset, progress)
+
+
+@dataclass
+class Submitted:
+    targets: list[Target]
+    owner: dict[str, Target]
+    pending: Any  # distributed.as_completed
+    run: str
+    settings: AuditSettings  # as sent (with the rules digest)
+
+
+def submit_fleet(client: Any, targets: Sequence[Target], knowns: dict[str, Known], settings: AuditSettings,
+                 ruleset: RuleSet) -> Submitted:
     from distributed import as_completed
 
-    results = {t.name: RepoResult(t) for t in targets}
-    # Passed with each task (8 KB), not scattered: scattered data lives only on workers and
-    # cannot be recomputed, so a worker lost at the wrong moment would fail every repository.
-    rules = ruleset
+    if settings.rules is None:
+        settings = replace(settings, rules=rules_digest(ruleset))
+    # The ruleset is passed with each task (8 KB), not scattered: scattered data lives only
+    # on workers and cannot be recomputed, so a worker lost at the wrong moment would fail
+    # every repository.
     run = uuid.uuid4().hex[:8]
     owner: dict[str, Target] = {}
     pending = as_completed()
     # Largest first (Dask runs tasks of equal priority in submission order).
     for index, target in sorted(enumerate(targets), key=lambda item: -estimated_size(item[1])):
-        future = client.submit(audit_repository, target, knowns.get(target.name, Known()), settings, rules,
+        future = client.submit(audit_repository, target, knowns.get(target.name, Known()), settings, ruleset,
                                key=f"keysweep-audit-{run}-{index}", retries=TASK_RETRIES, pure=False)
         owner[future.key] = target
         pending.add(future)
+    return Submitted(list(targets), owner, pending, run, settings)
+
+
+def collect_fleet(client: Any, submitted: Submitted, ruleset: RuleSet,
+                  progress: Progress | None = None) -> dict[str, RepoResult]:
+    targets, owner, pending, run = submitted.targets, submitted.owner, submitted.pending, submitted.run
+    settings = submitted.settings
+    rules = ruleset
+    results = {t.name: RepoResult(t) for t in targets}
     done = read = 0
     if progress is not None:
         progress(0, len(targets), 0)
@@ -109,39 +137,99 @@ def run_fleet(client: Any, targets: Sequence[Target], knowns: dict[str, Known], 
     return results
 
 
-@contextlib.contextmanager
-def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
+class ClusterOnDemand:
+    """The Dask client, connected (or its LocalCluster started) when the first task is
+    submitted: a re-audit in which no ref moved needs no cluster at all."""
+
+    def __init__(self, scheduler: str | None, workers: int | None) -> None:
+        self.scheduler = scheduler
+        self.workers = workers
+        self.started = False
+        self._client: Any = None
+        self._cluster: Any = None
+
+    def get(self) -> Any:
+        if self._client is None:
+            self.started = True
+            self._client, self._cluster = _start_client(self.scheduler, self.workers)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+# The embedded cluster's settings, measured on this project's 2-core machine:
+# - Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which costs a history
+#   scan 10-25% more CPU (tasks.undo_trim_threshold): the workers start without it.
+# - An idle LocalCluster(1) used 0.6 CPU-s per 10 s (6% of a core, taken from the scan):
+#   the workers' sampling profiler (every 10 ms), the event loops' 20 ms tick, the system
+#   monitor (500 ms) and the memory monitor (100 ms). Without the profiler and with slower
+#   ticks: 0.1 CPU-s per 10 s. Nothing here reads those figures; the memory limit is still
+#   enforced, once a second.
+LOCAL_CLUSTER_CONFIG: dict[str, object] = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
+
+
+def local_cluster(workers: int) -> Any:
+    """The embedded cluster: processes, one thread each (a history scan holds the GIL),
+    loopback only, and any free port for the scheduler's HTTP server (Dask's default port,
+    taken by another cluster, would cost a warning)."""
+    import dask
+    from distributed import LocalCluster
+
+    with warnings.catch_warnings(), dask.config.set(LOCAL_CLUSTER_CONFIG):
+        warnings.simplefilter("ignore")
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                            dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
+
+
+def _start_client(scheduler: str | None, workers: int | None) -> tuple[Any, Any]:
     try:
-        from distributed import Client, LocalCluster
+        from distributed import Client
     except ImportError:
         raise UsageError(INSTALL_HINT) from None
     _silence_dask()
     if scheduler is not None:
         try:
-            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+            return Client(scheduler, timeout=CONNECT_TIMEOUT), None
         except (ValueError, TypeError) as exc:
             raise UsageError(f"--scheduler {scheduler!r}: not a scheduler address (tcp://HOST:PORT): {exc}") from None
         except (OSError, TimeoutError) as exc:
             raise KeysweepError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
-        try:
-            yield client
-        finally:
-            client.close()
-        return
-    count = workers or os.cpu_count() or 1
     _quiet_cluster_exit()
-    with warnings.catch_warnings():
-        # Loopback only, and any free port for the scheduler's HTTP server (Dask's default
-        # port, taken by another cluster, would cost a warning).
-        warnings.simplefilter("ignore")
-        cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
-    client = Client(cluster)
+    cluster = local_cluster(workers or os.cpu_count() or 1)
     try:
-        yield client
-    finally:
-        client.close()
+        return Client(cluster), cluster
+    except BaseException:
         cluster.close()
+        raise
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None, workers: int | None) -> Iterator[ClusterOnDemand]:
+    """A cluster started on first use, and stopped on the way out. Dask must be installed
+    even when no task turns out to be needed: the command says so up front."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("distributed") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise UsageError(INSTALL_HINT)
+    on_demand = ClusterOnDemand(scheduler, workers)
+    try:
+        yield on_demand
+    finally:
+        on_demand.close()
 
 
 def _quiet_cluster_exit() -> None:
@@ -201,11 +289,41 @@ class FleetProgress:
 def audit_targets(client: Any, targets: Sequence[Target], state: AuditState, ruleset: RuleSet, *, full: bool,
                   cache: Path | None, progress: Progress | None = None,
                   baseline: Baseline | None = None) -> list[RepoResult]:
-    """One audit: what the state knows, the cluster's work, and the state brought up to date."""
+    """One audit: what the state knows, the cluster's work, and the state brought up to date.
+
+    ``client``: a Dask client, or a ``ClusterOnDemand`` (started only if a task is needed).
+    A local repository whose refs all stand where the state saw them is decided here, with
+    a few file reads and no task: its findings come from the state, their secrets from one
+    ``git cat-file`` over the objects holding them."""
     rules = rules_digest(ruleset)
-    knowns = {t.name: Known() if full else state.known(t.name, rules) for t in targets}
-    settings = AuditSettings(cache=cache, max_size=DEFAULT_MAX_FILE_SIZE, split_slices=worker_count(client))
-    results = run_fleet(client, targets, knowns, settings, ruleset, progress)
+    knowns = {t.name: Known() if full else state.known(t.name, rules, objects=False) for t in targets}
+    unchanged: list[Target] = []
+    submitted: list[Target] = []
+    for target in targets:
+        known = knowns[target.name]
+        moved = known.refs is None or target.url is not None or local_refs_state(Path(target.name)) != known.refs
+        (submitted if moved else unchanged).append(target)
+        if moved and known.refs is not None:
+            knowns[target.name] = replace(known, scanned=state.scanned(target.name))
+    results: dict[str, RepoResult] = {}
+    if submitted:
+        connect = client.get if isinstance(client, ClusterOnDemand) else (lambda: client)
+        live = connect()
+        settings = AuditSettings(cache=cache, max_size=DEFAULT_MAX_FILE_SIZE, split_slices=worker_count(live), rules=rules)
+        offset = len(unchanged)
+
+        def shifted(done: int, total: int, read: int) -> None:
+            if progress is not None:
+                progress(done + offset, total + offset, read)
+
+        # The tasks run while the unchanged repositories are re-read here.
+        futures = submit_fleet(live, submitted, knowns, settings, ruleset)
+        results.update(recheck_locally(unchanged, knowns, ruleset))
+        results.update(collect_fleet(live, futures, ruleset, shifted if progress is not None else None))
+    else:
+        results.update(recheck_locally(unchanged, knowns, ruleset))
+        if progress is not None:
+            progress(len(targets), len(targets), 0)
     when = state_module.now_iso()
     found = {name: _found(result, state) for name, result in results.items()}
     # The state keeps the commit as reports show it: a secret used bare in a commit subject or
@@ -224,6 +342,49 @@ def audit_targets(client: Any, targets: Sequence[Target], state: AuditState, rul
             _finalise(result, state, rules, when, baseline,
                       [replace(f, commit=next(redacted).commit) for f in findings])
     return [results[t.name] for t in targets]
+
+
+RECHECK_THREADS = 4  # git processes reading at once for the client's re-checks
+
+
+def recheck_locally(targets: Sequence[Target], knowns: dict[str, Known], ruleset: RuleSet) -> dict[str, RepoResult]:
+    """Unchanged repositories, on the client: the objects holding their findings are read by
+    a few threads (each mostly waits for its git process), and scanned here, one at a time
+    (a ruleset's matcher is not for concurrent use)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from scanner.sources.history import scan_object
+
+    def read(target: Target) -> tuple[float, list[GitObject]]:
+        started = time.monotonic()
+        shas = sorted(knowns[target.name].finding_objects)
+        if not shas:
+            return started, []
+        repo = Repository(git_dir=git_dir_of(Path(target.name)) or Path(target.name), worktree=None, shallow=False)
+        return started, list(read_objects(repo, shas))
+
+    results: dict[str, RepoResult] = {}
+    with ThreadPoolExecutor(max_workers=RECHECK_THREADS) as pool:
+        for target, outcome in zip(targets, [pool.submit(read, t) for t in targets], strict=True):
+            result = results[target.name] = RepoResult(target)
+            try:
+                started, objects = outcome.result()
+            except (GitError, OSError) as exc:
+                result.error = str(exc) if isinstance(exc, KeysweepError) else f"{type(exc).__name__}: {exc}"
+                continue
+            problems = [(obj.sha, obj.problem or obj.kind) for obj in objects if obj.data is None]
+            if problems:
+                result.error = unreadable_holders(problems)
+                continue
+            found: dict[str, ObjectMatches] = {}
+            for obj in objects:
+                if obj.data is not None and (matches := scan_object(obj.kind, obj.data, ruleset)):
+                    found[obj.sha] = ObjectMatches(obj.sha, obj.kind, matches)
+            ruleset.health.take()  # a rule timing out here was already reported by the audit that read it
+            known = knowns[target.name]
+            result.done = RepoDone(target.name, None, found, [], 0, len(objects), sum(len(o.data or b"") for o in objects),
+                                   known.refs or "", time.monotonic() - started)
+    return results
 
 
 def _targets(args: argparse.Namespace) -> list[Target]:

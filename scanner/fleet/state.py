@@ -166,22 +166,31 @@ class AuditState:
         row = self.db.execute("SELECT id FROM repositories WHERE name = ?", (name,)).fetchone()
         return int(row[0]) if row else None
 
-    def known(self, name: str, rules: str) -> Known:
+    def known(self, name: str, rules: str, *, objects: bool = True) -> Known:
+        """What the state knows of a repository; ``objects=False`` leaves out the (large) set
+        of objects already read, for ``scanned`` to fetch if the repository must be listed."""
         try:
-            return self._known(name, rules)
+            return self._known(name, rules, objects)
         except (sqlite3.Error, ValueError, TypeError) as exc:
             raise self._damaged(exc) from None
 
-    def _known(self, name: str, rules: str) -> Known:
-        row = self.db.execute("SELECT id, rules, refs FROM repositories WHERE name = ?", (name,)).fetchone()
+    def _known(self, name: str, rules: str, objects: bool) -> Known:
+        row = self.db.execute("SELECT rules, refs FROM repositories WHERE name = ?", (name,)).fetchone()
         if row is None:
             return Known()
-        repo_id, stored_rules, refs = row
-        objects = frozenset(o for s in self.live_findings(name) if (o := s.object))
+        stored_rules, refs = row
+        holders = frozenset(o for s in self.live_findings(name) if (o := s.object))
         if stored_rules != rules:
-            return Known(finding_objects=objects)
-        scanned = frozenset(bytes(sha).hex() for (sha,) in self.db.execute("SELECT sha FROM scanned WHERE repo = ?", (repo_id,)))
-        return Known(scanned=scanned, finding_objects=objects, refs=refs)
+            return Known(finding_objects=holders)
+        return Known(scanned=self.scanned(name) if objects else frozenset(), finding_objects=holders, refs=refs)
+
+    def scanned(self, name: str) -> frozenset[str]:
+        """Objects of the repository already read (under the rules it was last audited with)."""
+        query = "SELECT s.sha FROM scanned s JOIN repositories r ON r.id = s.repo WHERE r.name = ?"
+        try:
+            return frozenset(bytes(sha).hex() for (sha,) in self.db.execute(query, (name,)))
+        except (sqlite3.Error, ValueError, TypeError) as exc:
+            raise self._damaged(exc) from None
 
     def live_findings(self, name: str) -> list[StoredFinding]:
         """Findings still in the repository at the last audit: open or baselined, not gone."""
