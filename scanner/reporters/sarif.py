@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import urllib.parse
 from typing import Any
 
 from scanner import __version__
 from scanner.engine.rules import Rule, RuleSet
 from scanner.findings import Finding, ScanReport
+from scanner.reporters.json import dump_document
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 FINGERPRINT_KEY = "keysweep/v1"
@@ -143,4 +143,4 @@ def render_sarif(report: ScanReport, ruleset: RuleSet) -> str:
             }
         ],
     }
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return dump_document(document, len(report.findings))
