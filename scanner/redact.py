@@ -128,13 +128,13 @@ def _commit(info: CommitInfo | None, redact: Redactor, done: dict[CommitInfo, Co
 
 
 def _finding(finding: Finding, redact: Redactor, done: dict[CommitInfo, CommitInfo]) -> Finding:
-    return dataclasses.replace(
-        finding,
-        path=redact(finding.path) if finding.path is not None else None,
-        commit=_commit(finding.commit, redact, done),
-        # Ref names are the repository's text too (a branch can be named after a key).
-        refs=tuple(redact(name) for name in finding.refs) if finding.refs is not None else None,
-    )
+    path = redact(finding.path) if finding.path is not None else None
+    commit = _commit(finding.commit, redact, done)
+    # Ref names are the repository's text too (a branch can be named after a key).
+    refs = tuple(redact(name) for name in finding.refs) if finding.refs is not None else None
+    if path == finding.path and commit is finding.commit and refs == finding.refs:
+        return finding  # nothing to hide: no copy (dataclasses.replace costs ~20 µs a finding)
+    return dataclasses.replace(finding, path=path, commit=commit, refs=refs)
 
 
 def redact_report(report: ScanReport, also: Iterable[Secret] = ()) -> ScanReport:
