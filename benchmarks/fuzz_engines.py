@@ -78,6 +78,10 @@ def piece(rng: random.Random, keys: KeySet) -> bytes:
     if roll < 0.62:
         return rng.choice(NAMES)
     if roll < 0.67:
+        if rng.random() < 0.5:  # an encoded value confirmed only by a key ID up to 4 lines away
+            value = keys.fill(rng.choice(("{secret_json}", "{secret_url}", "{secret}"))).encode()
+            gap = rng.choice((b"\n", b"\r\n")) * rng.randint(1, 5)
+            return value + gap + keys.key_id.encode() if rng.random() < 0.5 else keys.key_id.encode() + gap + value
         return keys.key_id.encode() + rng.choice((b"\n\n", b"\n", b" ", b",")) + keys.secret.encode()
     if roll < 0.72:
         return base64.b64encode(rng.choice([keys.secret, keys.key_id, keys.credentials_file()]).encode())
@@ -115,7 +119,7 @@ def large_text(rng: random.Random) -> bytes:
             rng.choice(NAMES) + rng.choice(SEPS) + keys.fill(rng.choice(TEMPLATES[:12])).encode())
         if anchors and rng.random() < 0.6:  # near a window edge of an earlier token
             base = rng.choice(anchors)
-            at = base + rng.choice((-1, 1)) * (decode.VIEW_MARGIN + rng.randint(-300, 300))
+            at = base + rng.choice((-1, 1)) * (decode.VIEW_MARGIN + rng.choice((rng.randint(-300, 300), rng.randint(0, 80))))
             at = min(max(at, 0), len(body))
         else:
             at = rng.randrange(len(body))
@@ -123,10 +127,42 @@ def large_text(rng: random.Random) -> bytes:
             at = body.find(b"\n", at) + 1
         body[at:at] = p + rng.choice((b"\n", b"\r\n", b""))
         anchors.append(at)
+        if rng.random() < 0.3:  # the next token just past where the two views' windows meet
+            after = at + len(p) + decode.VIEW_MARGIN + rng.randint(-8, 64)
+            if after < len(body):
+                body[after:after] = rng.choice((b" a\\/b ", b" %2F ", b" &#65; "))
     if rng.random() < 0.3:
         at = rng.randrange(len(body))
         body[at:at] = rng.choice(ALLOWS)
     return bytes(body)
+
+
+def long_line_text(rng: random.Random) -> bytes:
+    """One minified line (no newline for tens of KiB): every context window is cut at 1 KiB."""
+    keys = KeySet.generate()
+    parts = []
+    for _ in range(rng.randint(20, 400)):
+        roll = rng.random()
+        if roll < 0.15:
+            parts.append(b'"' + rng.choice(NAMES) + b'":"' + keys.fill(rng.choice(TEMPLATES)).encode() + b'"')
+        elif roll < 0.3:
+            parts.append(keys.key_id.encode())
+        elif roll < 0.45:  # runs of the secret charset, some longer than a secret
+            parts.append(bytes(rng.choice(b"ABCxyz019+/QwErT") for _ in range(rng.randint(30, 90))))
+        elif roll < 0.55:
+            parts.append(rng.choice(ESCAPES) * rng.randint(1, 3))
+        elif roll < 0.6:  # a run across the 1 KiB cut of a key ID's window
+            length = rng.randint(38, 90)
+            parts.append(keys.key_id.encode() + b" " * (1004 - rng.randint(0, length + 2))
+                         + (keys.secret + keys.secret[::-1]).encode()[:length])
+        else:
+            parts.append(b" " * rng.randint(1, 900))
+    return b",".join(parts) + rng.choice((b"", b"\n"))
+
+
+RUN_CHARS = frozenset(bytes([c]) for c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+
+ALNUM = frozenset(c for c in RUN_CHARS if c.isalnum())
 
 
 def summary(matches):
@@ -144,18 +180,31 @@ def main() -> None:
     pre = load_ruleset()
     pre.health.prefilter = native.Prefilter(pre)
     margin = decode.VIEW_MARGIN
-    counts = {"small": 0, "large": 0}
-    divergences = {"native": 0, "window": 0}
+    counts = {"small": 0, "large": 0, "long-line": 0}
+    divergences = {"native": 0, "window": 0, "shape": 0}
     found = 0
     started = time.process_time()
     n = 0
     while time.process_time() - started < seconds:
-        kind = "large" if rng.random() < 0.25 else "small"
-        text = large_text(rng) if kind == "large" else small_text(rng)
+        roll = rng.random()
+        kind = "large" if roll < 0.25 else "long-line" if roll < 0.35 else "small"
+        text = {"large": large_text, "long-line": long_line_text, "small": small_text}[kind](rng)
         counts[kind] += 1
         n += 1
-        expected = summary(detect(text, plain))
+        matches = detect(text, plain)
+        expected = summary(matches)
         found += len(expected)
+        # A plain secret is a whole run of its charset (every rule's lookarounds say so).
+        for m in matches:
+            value = m.secret.reveal().encode()
+            if m.decoded is None and m.rule_id in ("aws-secret-access-key", "aws-access-key-id"):
+                before, after = text[m.start - 1 : m.start], text[m.start + len(value) : m.start + len(value) + 1]
+                chars = RUN_CHARS if m.rule_id == "aws-secret-access-key" else ALNUM  # a key ID may follow '/'
+                if before in (b"n", b"r", b"t") and text[m.start - 2 : m.start - 1] == b"\\":
+                    before = b""  # "\nAKIA...": an escaped line break in a log line
+                if (before and before in chars) or (after and after in chars):
+                    divergences["shape"] += 1
+                    open(f"{outdir}/{seed}-{n}-shape.bin", "wb").write(text)
         if summary(detect(text, pre)) != expected:
             divergences["native"] += 1
             open(f"{outdir}/{seed}-{n}-native.bin", "wb").write(text)

@@ -251,3 +251,29 @@ def test_windowed_view_finds_what_the_whole_decoded_text_finds_through_merged_wi
     assert any(f[:2] == ("aws-secret-access-key", keys.secret) and f[4] == "escape" for f in whole)
     assert _summary(detect(escaped, prefiltered)) == _summary(detect(escaped, plain))
     assert _summary(detect(escaped, plain)) == whole
+
+
+@pytest.mark.parametrize("distance", [4097, 4200, 8000])
+def test_a_view_adds_no_line_break_where_its_windows_meet(distance: int) -> None:
+    """Found while fuzzing the windowed views against whole decoded texts: with the next
+    decoded token between 4 and 8 KiB after an escaped secret, the view left nothing out
+    between the two windows but still put a line break in, right after the secret: its key ID
+    four lines below was five lines away, and the secret (confirmed by the key ID alone) was lost."""
+    from scanner.engine import decode
+
+    keys = KeySet.generate()
+    while "/" not in keys.secret:  # an escape to decode
+        keys = KeySet.generate()
+    tail = b"\n\n\n\n" + keys.key_id.encode() + b"\n"
+    text = (("value: " + keys.fill("{secret_json}")).encode() + tail + b"x" * (distance - len(tail) - 1) + b"\n"
+            + b"path = a\\/b\n")
+    plain, prefiltered = _both_engines()
+    found = _summary(detect(text, plain))
+    assert ("aws-secret-access-key", keys.secret) in {f[:2] for f in found}
+    assert _summary(detect(text, prefiltered)) == found
+    margin = decode.VIEW_MARGIN
+    decode.VIEW_MARGIN = 10**9
+    try:
+        assert _summary(detect(text, plain)) == found
+    finally:
+        decode.VIEW_MARGIN = margin
