@@ -190,3 +190,90 @@ def test_native_base64_runs_are_the_runs_value_runs_finds() -> None:
     texts.append((b"A" * 45 + b" ") * 5000)  # dense: the rest goes to one translate
     for text in texts:
         assert prefilter.base64_runs(text) == value_runs(text, BASE64_TABLE, native.NATIVE_RUN), text[:80]
+
+
+def test_a_run_cut_by_the_context_window_is_not_a_secret() -> None:
+    """Found by benchmarks/fuzz_engines.py (hand-minimised): a key ID, then on the same long
+    line a 60-character run ending past the 1 KiB window the near pattern runs in. The window
+    cut the run at 40 characters and the pattern's lookahead saw the cut, not the rest of the
+    run: its first 40 characters were reported as a secret. Scanning the whole line finds none."""
+    from tests.keygen import secret_key
+
+    keys = KeySet.generate()
+    run = (secret_key() + secret_key())[:60]
+    text = keys.key_id.encode() + b" " * (1024 - 60) + run.encode() + b"\n"
+    for ruleset in _both_engines():
+        found = {(m.rule_id, m.secret.reveal()) for m in detect(text, ruleset)}
+        assert found == {("aws-access-key-id", keys.key_id)}
+    # A 40-character value inside the window is still found, also one ending right at the cut.
+    # (One running past the cut is not: the near context is 1 KiB, by design.)
+    for gap in (1024 - 80, 1024 - 60):
+        text = keys.key_id.encode() + b" " * gap + keys.secret.encode() + b" and more text\n"
+        found = {(m.rule_id, m.secret.reveal()) for m in detect(text, _both_engines()[0])}
+        assert ("aws-secret-access-key", keys.secret) in found, gap
+
+
+@pytest.mark.xfail(strict=True, reason="decoded views keep VIEW_MARGIN (4 KiB) around a token, but a value-driven "
+                   "rule's windows merge along a chain of values (up to MAX_WINDOW), so its pattern can reach a name "
+                   "far above the value: the whole decoded text (and the same value written plainly) is a finding, "
+                   "the windowed view is not")
+def test_windowed_view_finds_what_the_whole_decoded_text_finds_through_merged_windows() -> None:
+    """Found by benchmarks/fuzz_engines.py's reference (decode.VIEW_MARGIN made huge), hand-built:
+    'secret</' then 200 forty-character values joined by '_' (each passes the value checks,
+    so their windows merge into one), '>', and on the next line an escaped secret. The
+    pattern's '</\\w+>' spans the 8 KiB of values; the view's 4 KiB window cuts it."""
+    import secrets
+    import string
+
+    from scanner.engine import decode
+
+    keys = KeySet.generate()
+    while "/" not in keys.secret:
+        keys = KeySet.generate()
+
+    def value() -> str:
+        while True:
+            v = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(40))
+            if any(c.isdigit() for c in v) and any(c.isupper() for c in v) and any(c.islower() for c in v):
+                return v
+
+    head = "aws_secret</" + "_".join(value() for _ in range(200)) + ">\n  "
+    plainly = (head + keys.secret + "\n").encode()
+    escaped = (head + keys.fill("{secret_json}") + "\n").encode()
+    plain, prefiltered = _both_engines()
+    assert ("aws-secret-access-key", keys.secret) in {(m.rule_id, m.secret.reveal()) for m in detect(plainly, plain)}
+    margin = decode.VIEW_MARGIN
+    decode.VIEW_MARGIN = 10**9
+    try:
+        whole = _summary(detect(escaped, plain))
+    finally:
+        decode.VIEW_MARGIN = margin
+    assert any(f[:2] == ("aws-secret-access-key", keys.secret) and f[4] == "escape" for f in whole)
+    assert _summary(detect(escaped, prefiltered)) == _summary(detect(escaped, plain))
+    assert _summary(detect(escaped, plain)) == whole
+
+
+@pytest.mark.parametrize("distance", [4097, 4200, 8000])
+def test_a_view_adds_no_line_break_where_its_windows_meet(distance: int) -> None:
+    """Found while fuzzing the windowed views against whole decoded texts: with the next
+    decoded token between 4 and 8 KiB after an escaped secret, the view left nothing out
+    between the two windows but still put a line break in, right after the secret: its key ID
+    four lines below was five lines away, and the secret (confirmed by the key ID alone) was lost."""
+    from scanner.engine import decode
+
+    keys = KeySet.generate()
+    while "/" not in keys.secret:  # an escape to decode
+        keys = KeySet.generate()
+    tail = b"\n\n\n\n" + keys.key_id.encode() + b"\n"
+    text = (("value: " + keys.fill("{secret_json}")).encode() + tail + b"x" * (distance - len(tail) - 1) + b"\n"
+            + b"path = a\\/b\n")
+    plain, prefiltered = _both_engines()
+    found = _summary(detect(text, plain))
+    assert ("aws-secret-access-key", keys.secret) in {f[:2] for f in found}
+    assert _summary(detect(text, prefiltered)) == found
+    margin = decode.VIEW_MARGIN
+    decode.VIEW_MARGIN = 10**9
+    try:
+        assert _summary(detect(text, plain)) == found
+    finally:
+        decode.VIEW_MARGIN = margin

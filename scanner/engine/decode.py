@@ -372,9 +372,11 @@ def _view(data: bytes, kind: DecodingKind, substitutions: list[tuple[int, int, b
     length = 0
     for start, end, decoded in substitutions:
         window_start = max(0, start - VIEW_MARGIN)
-        if window_start > last:
-            # A gap: the text between windows is left out, a line break in its place.
-            parts.append(data[last : min(last + VIEW_MARGIN, window_start)])
+        if window_start > last + VIEW_MARGIN:
+            # A gap: the text between windows is left out, a line break in its place. (Where
+            # the windows meet or overlap nothing is left out, and no line break is added: one
+            # would put a key ID four lines below a token five lines away.)
+            parts.append(data[last : last + VIEW_MARGIN])
             parts.append(b"\n")
             length += len(parts[-2]) + 1
             last = window_start

@@ -342,9 +342,25 @@ def _run(rule: Rule, patterns: Iterable[regex.Pattern[bytes]], data: bytes, star
     for pattern in patterns:
         for match in _matches(rule, pattern, data, start, end, health):
             value = match.group("secret")
+            if match.end() == end < len(data) and not _holds_past_cut(rule, pattern, match, data, health):
+                continue
             if value and value_passes(rule, value, health):
                 found.append(_Candidate(rule, value, match.start("secret"), match.end("secret")))
     return found
+
+
+def _holds_past_cut(rule: Rule, pattern: regex.Pattern[bytes], match: regex.Match[bytes], data: bytes,
+                    health: RuleHealth) -> bool:
+    """Whether a match that reaches the end of its window (cut at CONTEXT_BYTES inside a long
+    line) is still a match where the text goes on: a lookahead at the cut saw the end of the
+    text, not what follows (the first 40 characters of a 60-character run passed for a secret)."""
+    try:
+        again = pattern.match(data, match.start(), min(len(data), match.end() + CONTEXT_BYTES),
+                              timeout=PATTERN_TIMEOUT)
+    except TimeoutError:
+        health.timed_out(rule.id)
+        return False
+    return again is not None and again.span("secret") == match.span("secret")
 
 
 def _windows(data: bytes, anchors: list[int], lines: int) -> list[tuple[int, int]]:
