@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from scanner.engine import decode, native  # noqa: E402
 from scanner.engine.detect import detect  # noqa: E402
+from tests.test_engine import _filler  # noqa: E402
 from scanner.engine.rules import load_ruleset  # noqa: E402
 from tests.keygen import KeySet  # noqa: E402
 
@@ -34,22 +35,8 @@ TEMPLATES = ["{secret_json}", "{key_id_u}", "{key_id_ub}", "{key_id_x}", "{key_i
 
 
 def filler(rng: random.Random, size: int) -> bytes:
-    lines = [
-        b'    "description": "The session token, see \\"docs\\" and https:\\/\\/example.com\\/x",',
-        b"from awscli.customizations.cloudformation.deployer import DeployerWithALongName",
-        b"path = 'awscli/examples/cloudformation/deploy/with/a/very/long/path.rst'",
-        b"data = '" + base64.b64encode(bytes(rng.randrange(256) for _ in range(60))) + b"'",
-        b"blob = '" + base64.b64encode(b"plain words in base64, nothing here " * 3) + b"'",
-        b"<p>It&#39;s here &#x27;quoted&#x27; \\u0020 text</p>",
-        b"mail_server = 'smtp.example.com'  # no password",
-        b'{"a": [1, 2, 3], "b": {"c": "d\\u00e9"}, "e": null}',
-        b"x" * rng.randint(1, 120),
-        b"",
-    ]
-    out = bytearray()
-    while len(out) < size:
-        out += rng.choice(lines) + rng.choice((b"\n", b"\n", b"\r\n"))
-    return bytes(out[:size])
+    return _filler(rng, size, extra=(b'{"a": [1, 2, 3], "b": {"c": "d\\u00e9"}, "e": null}', b"x" * rng.randint(1, 120)),
+                   breaks=(b"\n", b"\n", b"\r\n"))
 
 
 def wrapped_b64(rng: random.Random, payload: bytes) -> bytes:

@@ -97,10 +97,10 @@ def test_ruleset_pickles_without_the_native_database() -> None:
     assert copy.health.prefilter is None and [r.id for r in copy.rules] == [r.id for r in ruleset.rules]
 
 
-def _filler(rng: random.Random, size: int) -> bytes:
+def _filler(rng: random.Random, size: int, extra: tuple[bytes, ...] = (), breaks: tuple[bytes, ...] = (b"\n",)) -> bytes:
     """Text like a large history blob: code, JSON with escapes, paths, long identifiers,
-    base64 that decodes to nothing of interest."""
-    lines = [
+    base64 that decodes to nothing of interest (benchmarks/fuzz_engines.py adds its own lines)."""
+    lines = [*extra,
         b'    "description": "The session token for the request, see \\"docs\\" and https:\\/\\/example.com\\/x",',
         b"from awscli.customizations.cloudformation.deployer import DeployerWithALongName",
         b"path = 'awscli/examples/cloudformation/deploy/with/a/very/long/path.rst'",
@@ -112,7 +112,7 @@ def _filler(rng: random.Random, size: int) -> bytes:
     ]
     out = bytearray()
     while len(out) < size:
-        out += rng.choice(lines) + b"\n"
+        out += rng.choice(lines) + rng.choice(breaks)
     return bytes(out[:size])
 
 
