@@ -125,12 +125,17 @@ def scan_files(entries: Sequence[FileEntry], ruleset: RuleSet, max_size: int, jo
         for entry in entries:
             yield scan_file(entry, ruleset, max_size)
         return
-    from scanner.sources.workers import stop_pool
+    from scanner.sources.workers import signals_deferred, stop_pool
 
     batches = [entries[i : i + BATCH_FILES] for i in range(0, len(entries), BATCH_FILES)]
     pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(ruleset,))
     try:
-        for results in pool.map(_scan_batch, batches, [max_size] * len(batches)):
+        # The workers are forked during map's first submit. A Ctrl-C handled in the middle of a
+        # fork runs in an at-fork callback (logging registers some), where Python drops the
+        # exception it raises: the scan would run on. Delivered once the workers exist.
+        with signals_deferred():
+            batch_results = pool.map(_scan_batch, batches, [max_size] * len(batches))
+        for results in batch_results:
             yield from results
     except BaseException:
         # Interrupted (a signal, an error, the consumer stopped early): the executor's own
