@@ -72,3 +72,9 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
         process = handles.get(pid)
         if process is not None:
             process.join(timeout=5)
+    # The executor's manager thread closes its wake-up pipe as it ends; the interpreter's exit
+    # hook writes to that pipe, and racing with the close it prints a traceback (EBADF). Let
+    # the thread finish first.
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None:
+        manager.join(timeout=5)
