@@ -594,8 +594,14 @@ def _revoke_bedrock(args: argparse.Namespace, credential_id: str) -> int:
     mode: remediate.RemediationMode = "delete" if args.delete else "deactivate"
     plans = bedrock.plan([bedrock.Credential(credential_id, credential_id=credential_id)], mode, operator,
                          allow_accounts=_accounts(args))
-    outcomes = bedrock.apply(plans, operator, _audit(args), dry_run=not args.apply)
-    _print_outcomes(plans, outcomes, args.apply, _audit(args))
+    audit = _audit(args)
+    return _revoke_result(plans, bedrock.apply(plans, operator, audit, dry_run=not args.apply), args.apply, audit)
+
+
+def _revoke_result(plans: list[Plan], outcomes: list[RemediationOutcome], applied: bool, audit: AuditLog) -> int:
+    """Print what revoke did (or plans) and choose its exit code: a failure or an uncertain
+    call is 3, a refusal 2."""
+    _print_outcomes(plans, outcomes, applied, audit)
     if any(o.result in ("failed", "uncertain", "interrupted") for o in outcomes):
         return EXIT_FAILURE
     if any(o.result == "refused" for o in outcomes):
@@ -631,11 +637,6 @@ def revoke_command(args: argparse.Namespace) -> int:
     mode: remediate.RemediationMode = "delete" if args.delete else "deactivate"
     plans = remediate.plan([remediate.Target(key_id)], mode, operator, quarantine=args.quarantine,
                            allow_accounts=allow)
-    outcomes = remediate.apply(plans, operator, _audit(args), dry_run=not args.apply)
-    _print_outcomes(plans, outcomes, args.apply, _audit(args))
-    if any(o.result in ("failed", "uncertain", "interrupted") for o in outcomes):
-        return EXIT_FAILURE
-    if any(o.result == "refused" for o in outcomes):
-        return EXIT_USAGE
-    return EXIT_CLEAN
+    audit = _audit(args)
+    return _revoke_result(plans, remediate.apply(plans, operator, audit, dry_run=not args.apply), args.apply, audit)
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+
 import json
 import os
 import subprocess
@@ -54,10 +56,9 @@ def pre_commit_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("pre-commit-home")
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    """A moto server on 127.0.0.1 (a free port), one per test module, for the real CLI to
-    reach through AWS_ENDPOINT_URL."""
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """A moto server on 127.0.0.1 (a free port); its URL, for AWS_ENDPOINT_URL."""
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -67,3 +68,10 @@ def moto_url() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """A moto server, one per test module, for the real CLI to reach through AWS_ENDPOINT_URL."""
+    with moto_server() as url:
+        yield url

@@ -9,16 +9,14 @@ the machine, whether the key was used after the leak, and how severe that is.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
-from tests.conftest import run_keysweep
+from tests.conftest import moto_server, run_keysweep
 from tests.gitrepo import GitRepo
 from tests.keygen import KeySet
 from tests.test_aws_e2e import aws_env
@@ -29,19 +27,10 @@ ADMIN_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
     # moto knows AWS managed policies (AdministratorAccess) only when asked to load them.
-    previous = os.environ.get("MOTO_IAM_LOAD_MANAGED_POLICIES")
-    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-        if previous is None:
-            os.environ.pop("MOTO_IAM_LOAD_MANAGED_POLICIES", None)
-        else:
-            os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = previous
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+        with moto_server() as url:
+            yield url
 
 
 def _credentials(key: dict[str, str]) -> str:
