@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 
 from scanner.engine.rules import load_ruleset
 from scanner.sources import history
-from scanner.sources.git import find_repository
+from scanner.sources.git import ObjectInfo, find_repository
 from tests.conftest import run_keysweep
 from tests.gitrepo import AUTHOR, GitRepo
 from tests.keygen import KeySet
@@ -322,11 +323,24 @@ def test_parallel_workers_match_serial(repo: GitRepo, monkeypatch: pytest.Monkey
         expected |= {keys.key_id, keys.secret}
         repo.commit(f"c{i}", {f"dir{i % 3}/f{i}.env": env_file(keys) + "pad\n" * 200})
     monkeypatch.setattr(history, "PARALLEL_MIN_BYTES", 0)
+    # Small slices: the two workers take several each from the shared queue.
+    monkeypatch.setattr(history, "MIN_SLICE_BYTES", 1)
+    monkeypatch.setattr(history, "GUIDED_MIN_SHARE", 0.0)
+    made: list[int] = []
+    real_slices = history.guided_slices
+
+    def counted(objects: Sequence[ObjectInfo], workers: int) -> list[Sequence[ObjectInfo]]:
+        parts = real_slices(objects, workers)
+        made.append(len(parts))
+        return parts
+
+    monkeypatch.setattr(history, "guided_slices", counted)
     found = find_repository(repo.path, search_parents=False)
     assert found is not None
     ruleset = load_ruleset()
     serial = history.scan_history(found, ruleset, all_objects=False, max_size=10**7, jobs=1)
     parallel = history.scan_history(found, ruleset, all_objects=False, max_size=10**7, jobs=2)
+    assert made and made[-1] > 4
     assert {f.secret.reveal() for f in parallel.findings} == expected
     assert [f.fingerprint for f in parallel.findings] == [f.fingerprint for f in serial.findings]
     assert parallel.blobs == serial.blobs and parallel.bytes == serial.bytes
@@ -338,6 +352,22 @@ def test_slices_are_contiguous_and_cover_everything() -> None:
     objects = [ObjectInfo(f"{i:040x}", "blob", size) for i, size in enumerate([5, 1, 1, 1, 10, 2, 2, 3])]
     parts = history._slices(objects, 2)
     assert [o for part in parts for o in part] == objects and len(parts) == 2
+
+
+def test_guided_slices_shrink_and_cover_everything_in_order() -> None:
+    # Under the floor: one slice, one worker.
+    few = [ObjectInfo(f"{i:040x}", "blob", (i * 7919) % 1000 + 1) for i in range(500)]
+    assert history.guided_slices(few, 2) == [few]
+    # With a floor below the total: the first slice is a quarter (half of a worker's share),
+    # later ones shrink, none (but the last) under the floor.
+    small = [ObjectInfo(f"{i:040x}", "blob", 1 << 20) for i in range(400)]  # 400 MiB
+    parts = history.guided_slices(small, 2)
+    weights = [sum(o.size for o in part) for part in parts]
+    assert [o for part in parts for o in part] == small
+    assert weights[0] == 100 << 20
+    assert all(a >= b for a, b in zip(weights, weights[1:-1]))
+    assert all(w >= history.MIN_SLICE_BYTES for w in weights[:-1])
+    assert len(parts) > 4
 
 
 def test_path_with_spaces_unicode_and_bad_bytes(repo: GitRepo, keys: KeySet) -> None:

@@ -34,6 +34,7 @@ PARALLEL_MIN_BYTES = 16 * 1024 * 1024
 REPORT_EVERY_OBJECTS = 512
 REPORT_EVERY_BYTES = 16 * 1024 * 1024
 GITLINK_MODE = "160000"
+_GITLINK_MODE_BYTES = GITLINK_MODE.encode()
 WORKER_EXIT_GRACE = 5.0  # seconds
 MAX_NAMED_MISSING = 20  # a partial clone lacks thousands: name a few, count the rest
 
@@ -112,13 +113,15 @@ def _scan_stream(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
     yield batch
 
 
-def _worker(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleSet, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _worker(repo: Repository, tasks: multiprocessing.Queue, ruleset: RuleSet,  # type: ignore[type-arg]
+            results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     from scanner.sources.workers import detach_worker
 
     detach_worker()
     try:
-        for batch in _scan_stream(repo, objects, ruleset):
-            results.put(("batch", batch))
+        while (objects := tasks.get()) is not None:
+            for batch in _scan_stream(repo, objects, ruleset):
+                results.put(("batch", batch))
         results.put(("done", None))
     except Exception as exc:  # noqa: BLE001 - carried to the main process, which raises it
         results.put(("error", f"{type(exc).__name__}: {exc}"))
@@ -136,6 +139,34 @@ def _slices(objects: Sequence[ObjectInfo], count: int) -> list[Sequence[ObjectIn
             start = index + 1
     slices.append(objects[start:])
     return [s for s in slices if s]
+
+
+# Guided slicing: each slice is this share of what is left per worker, so the slices shrink
+# as the scan goes on and the last ones are small: equal halves of aws-cli's history took
+# 12 and 7 CPU-s of git (delta chains are not spread evenly), and one worker ran alone for
+# the last 4 s. No slice is smaller than MIN_SLICE_BYTES (each starts its own cat-file, whose
+# delta cache starts cold) or than GUIDED_MIN_SHARE of the whole.
+GUIDED_SHARE = 0.5
+GUIDED_MIN_SHARE = 0.01
+MIN_SLICE_BYTES = 8 * 1024 * 1024
+
+
+def guided_slices(objects: Sequence[ObjectInfo], workers: int) -> list[Sequence[ObjectInfo]]:
+    """Contiguous slices in pack order, largest first, shrinking towards the end."""
+    total = sum(o.size for o in objects)
+    floor = max(MIN_SLICE_BYTES, int(total * GUIDED_MIN_SHARE))
+    slices: list[Sequence[ObjectInfo]] = []
+    start, acc, remaining = 0, 0, total
+    target = max(floor, int(remaining * GUIDED_SHARE / workers))
+    for index, obj in enumerate(objects):
+        acc += obj.size
+        if acc >= target:
+            slices.append(objects[start : index + 1])
+            start, remaining, acc = index + 1, remaining - acc, 0
+            target = max(floor, int(remaining * GUIDED_SHARE / workers))
+    if start < len(objects):
+        slices.append(objects[start:])
+    return slices
 
 
 def scan_objects(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleSet, jobs: int,
@@ -163,10 +194,17 @@ def scan_objects(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
 
     context = multiprocessing.get_context("spawn")
     results: multiprocessing.Queue = context.Queue()  # type: ignore[type-arg]
-    workers = [
-        context.Process(target=_worker, args=(repo, part, ruleset, results), daemon=True)
-        for part in _slices(objects, jobs)
-    ]
+    # Workers take the next slice when they finish one: a worker whose slices were cheaper
+    # does not sit idle while the other finishes.
+    tasks: multiprocessing.Queue = context.Queue()  # type: ignore[type-arg]
+    slices = guided_slices(objects, jobs)
+    jobs = min(jobs, len(slices))
+    for part in slices:
+        tasks.put(part)
+    for _ in range(jobs):
+        tasks.put(None)
+    workers = [context.Process(target=_worker, args=(repo, tasks, ruleset, results), daemon=True)
+               for _ in range(jobs)]
     from scanner.sources.workers import signals_deferred
 
     # A signal while a worker is being handed its work would leave it half-started (and
@@ -206,8 +244,10 @@ def scan_objects(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
             if worker.is_alive():
                 worker.kill()
                 worker.join()
-        results.close()
-        results.join_thread()
+        for channel in (results, tasks):
+            channel.close()
+            # The feeder thread may still hold slices no worker took (an interrupt): dropped.
+            channel.cancel_join_thread()
     return result
 
 
@@ -256,7 +296,9 @@ def walk_log(repo: Repository, revisions: Sequence[str], stdin_revisions: Sequen
     return parse_log(git.stream(repo, args, stdin_lines=stdin))
 
 
-def parse_log(chunks: Iterable[bytes]) -> Iterator[CommitRecord | Change]:
+def parse_log(chunks: Iterable[bytes], wanted: Callable[[str], bool] | None = None) -> Iterator[CommitRecord | Change]:
+    """The log's commits and changes; with ``wanted``, only the changes whose new blob it
+    accepts (attribution needs a handful of a history's hundreds of thousands)."""
     rest = b""
     order = 0
     for chunk in chunks:
@@ -265,12 +307,12 @@ def parse_log(chunks: Iterable[bytes]) -> Iterator[CommitRecord | Change]:
         for record in records:
             if record:
                 order += 1
-                yield from _parse_record(record, order)
+                yield from _parse_record(record, order, wanted)
     if rest:
-        yield from _parse_record(rest, order + 1)
+        yield from _parse_record(rest, order + 1, wanted)
 
 
-def _parse_record(record: bytes, order: int) -> Iterator[CommitRecord | Change]:
+def _parse_record(record: bytes, order: int, wanted: Callable[[str], bool] | None = None) -> Iterator[CommitRecord | Change]:
     header, _, body = record.partition(b"\x00")
     fields = header.decode("utf-8", "replace").split("\x1f")
     sha, _parents, author, email, date, timestamp, summary = (fields + [""] * 7)[:7]
@@ -286,17 +328,16 @@ def _parse_record(record: bytes, order: int) -> Iterator[CommitRecord | Change]:
         parents = len(meta) - len(meta.lstrip(b":"))  # one colon per parent (-c: octopus merges too)
         if parents == 1 and parts[-1][:1] in (b"R", b"C"):
             index += 1  # a rename or copy names the old path first, then the new one
-        path = git.display_path(tokens[index]) if index < len(tokens) else ""
+        path_index = index
         index += 1
-        modes = parts[: parents + 1]
-        shas = [p.decode() for p in parts[parents + 1 : 2 * parents + 2]]
-        new_mode = modes[-1].decode()
-        if len(shas) != parents + 1 or new_mode == GITLINK_MODE:
+        if len(parts) < 2 * parents + 2 or parts[parents] == _GITLINK_MODE_BYTES:
             continue
-        new = shas[-1]
-        if new == NULL_SHA:
-            continue  # deleted here
-        yield Change(sha, path, new, tuple(s for s in shas[:-1] if s != NULL_SHA))
+        new = parts[2 * parents + 1].decode()
+        if new == NULL_SHA or (wanted is not None and not wanted(new)):
+            continue  # deleted here, or not asked about
+        path = git.display_path(tokens[path_index]) if path_index < len(tokens) else ""
+        old = tuple(p.decode() for p in parts[parents + 1 : 2 * parents + 1])
+        yield Change(sha, path, new, tuple(s for s in old if s != NULL_SHA))
 
 
 # --- attribution ------------------------------------------------------------------------
@@ -433,13 +474,21 @@ def scan_history(repo: Repository, ruleset: RuleSet, *, all_objects: bool, max_s
     # The log is walked while the workers read blobs; it is parsed once they are done,
     # when it is known which blobs need attributing.
     log = start_log(repo, listing, all_objects=all_objects)
+    # So is the list of commits refs reach: not left for after the scan, when one core idles.
+    reachable = start_reachable(repo)
     scanned = scan_objects(repo, listing.to_scan, ruleset, jobs, progress)
     return attribute(repo, listing, scanned, log.chunks(), all_objects=all_objects, max_size=max_size,
-                     ruleset=ruleset)
+                     ruleset=ruleset, reachable_walk=reachable)
+
+
+def start_reachable(repo: Repository) -> git.Prefetch:
+    """The commits refs (and every stash entry) reach, listed in the background."""
+    return git.Prefetch(repo, ["rev-list", "--all", "--stdin"], [f"{sha}\n".encode() for sha in git.stash_commits(repo)])
 
 
 def attribute(repo: Repository, listing: ObjectListing, scanned: ObjectScan, log_chunks: Iterable[bytes], *,
-              all_objects: bool, max_size: int, ruleset: RuleSet | None = None) -> HistoryScan:
+              all_objects: bool, max_size: int, ruleset: RuleSet | None = None,
+              reachable_walk: git.Prefetch | None = None) -> HistoryScan:
     """Step 3: the commit (and path) that first introduced each object with matches."""
     warnings: list[str] = []
     if repo.shallow:
@@ -456,7 +505,10 @@ def attribute(repo: Repository, listing: ObjectListing, scanned: ObjectScan, log
 
     reachable: set[str] | None
     try:
-        reachable = git.reachable_commits(repo, stash)
+        if reachable_walk is not None:
+            reachable = set(b"".join(reachable_walk.chunks()).decode().split())
+        else:
+            reachable = git.reachable_commits(repo, stash)
     except GitError as exc:
         errors.append(f"could not list the commits refs reach ({exc}); findings are marked reachable as the log walk saw them")
         reachable = None
@@ -474,7 +526,8 @@ def attribute(repo: Repository, listing: ObjectListing, scanned: ObjectScan, log
     walked: set[str] = set()
     walk_failed = False
     try:
-        for item in parse_log(log_chunks):
+        # Only the changes that introduce a blob with findings, or one the repository lacks.
+        for item in parse_log(log_chunks, lambda new: new in interesting_blobs or new not in existing_blobs):
             if isinstance(item, CommitRecord):
                 item = redact_summary(item, scanned.found.get(item.info.sha))
                 current = item

@@ -82,8 +82,6 @@ def _names(mask: int, names: Sequence[str]) -> tuple[tuple[str, ...], int]:
 
 
 def head_name(repo: Repository) -> str | None:
-    # The walk needs no ref names (--all): it runs while the refs are listed.
-    walk_output = git.start_topo_parents(repo, git.stash_commits(repo)[1:])
     branch = git.head_branch(repo)
     if branch is not None:
         return branch
