@@ -431,7 +431,7 @@ class ObjectListing:
 def list_history(repo: Repository, max_size: int) -> ObjectListing:
     """Step 1: every object, and which of them are to be read (no contents yet)."""
     listing = ObjectListing()
-    for obj in git.list_objects(repo):
+    for obj in git.list_objects(repo, skip_trees=True):
         if obj.kind == "unreadable":
             listing.unreadable.append(obj.sha)
             listing.existing_blobs.add(obj.sha)  # named once below, not again as missing
