@@ -273,6 +273,7 @@ def _run_by_value(rule: Rule, data: bytes, runs: _RunCache, health: RuleHealth) 
     assert shape is not None
     values: list[tuple[int, int]] = []
     windows: list[tuple[int, int]] = []
+    own_window: dict[int, int] = {}  # value start -> where its own window starts
     for start, end in runs.get(shape.table, shape.min_length):
         length = end - start
         if length < shape.min_length or (shape.max_length is not None and length > shape.max_length):
@@ -282,6 +283,7 @@ def _run_by_value(rule: Rule, data: bytes, runs: _RunCache, health: RuleHealth) 
         window_start = _lines_before(data, start, shape.context_lines + 1)
         window_end = _line_end(data, end)
         values.append((start, end))
+        own_window[start] = window_start
         if windows and window_start <= windows[-1][1] and windows[-1][1] - windows[-1][0] < MAX_WINDOW:
             windows[-1] = (min(window_start, windows[-1][0]), max(window_end, windows[-1][1]))
         else:
@@ -296,7 +298,13 @@ def _run_by_value(rule: Rule, data: bytes, runs: _RunCache, health: RuleHealth) 
                 continue
         for pattern in rule.patterns:
             for match in _matches(rule, pattern, data, window_start, window_end, health):
-                confirmed.setdefault(match.start("secret"), match.end("secret"))
+                # Only a match that starts in the value's own window confirms it: merging
+                # windows saves pattern calls, it must not let a value borrow context from a
+                # chain of neighbours (a name 8 KiB above, reached across other values),
+                # which a decoded view, holding a few KiB around its token, would not see.
+                value_start = match.start("secret")
+                if match.start() >= own_window.get(value_start, len(data)):
+                    confirmed.setdefault(value_start, match.end("secret"))
     return [_Candidate(rule, data[start:confirmed[start]], start, confirmed[start])
             for start, _ in values if start in confirmed]
 
