@@ -4,6 +4,7 @@ what must stay silent."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import uuid
@@ -395,3 +396,32 @@ def test_utf16_with_bom_and_odd_byte_count_is_text() -> None:
         assert scannable is not None
         found = {m.secret.reveal() for m in detect(scannable, load_ruleset())}
         assert {keys.key_id, keys.secret} <= found
+
+
+def test_value_verdicts_are_remembered_per_rule_but_not_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scanner.engine import detect as detect_module
+    from scanner.engine.rules import RuleHealth
+
+    ruleset = load_ruleset()
+    rule = next(r for r in ruleset.rules if r.id == "aws-secret-access-key")
+    keys = KeySet.generate()
+    health = RuleHealth()
+    good, placeholder = keys.secret.encode(), b"EXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLE12/+X"
+    assert detect_module.value_passes(rule, good, health) is True
+    assert detect_module.value_passes(rule, placeholder, health) is False
+    assert health.verdicts == {(rule.id, good): True, (rule.id, placeholder): False}
+    # A remembered verdict is not computed again.
+    calls: list[bytes] = []
+    real_entropy = detect_module.shannon_entropy
+    monkeypatch.setattr(detect_module, "shannon_entropy", lambda v: calls.append(v) or real_entropy(v))
+    assert detect_module.value_passes(rule, good, health) is True and calls == []
+    # A check that ran out of time says nothing about the value: not remembered.
+    fresh = RuleHealth()
+
+    class Slow:
+        def search(self, value: bytes, timeout: float) -> None:
+            raise TimeoutError
+
+    timed = dataclasses.replace(rule, allow=(Slow(),))
+    assert detect_module.value_passes(timed, good, fresh) is False
+    assert fresh.verdicts == {} and rule.id in fresh.disabled

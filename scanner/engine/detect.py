@@ -137,17 +137,30 @@ def _has_class(value: bytes, cls: CharClass) -> bool:
     return len(value.translate(None, _LETTERS)) > 0  # digit-or-symbol
 
 
+# Verdicts kept per process at most (then forgotten all at once): a few MB.
+MAX_VERDICTS = 1 << 16
+
+
 def value_passes(rule: Rule, value: bytes, health: RuleHealth | None = None) -> bool:
+    if health is not None:
+        known = health.verdicts.get((rule.id, value))
+        if known is not None:
+            return known
     if not all(_has_class(value, cls) for cls in rule.require):
-        return False
-    try:
-        if any(pattern.search(value, timeout=PATTERN_TIMEOUT) for pattern in rule.allow):
-            return False
-    except TimeoutError:
-        if health is not None:
-            health.timed_out(rule.id)
-        return False
-    return shannon_entropy(value) >= rule.min_entropy
+        verdict = False
+    else:
+        try:
+            allowed = any(pattern.search(value, timeout=PATTERN_TIMEOUT) for pattern in rule.allow)
+        except TimeoutError:
+            if health is not None:
+                health.timed_out(rule.id)
+            return False  # not a verdict on the value: not remembered
+        verdict = not allowed and shannon_entropy(value) >= rule.min_entropy
+    if health is not None:
+        if len(health.verdicts) >= MAX_VERDICTS:
+            health.verdicts.clear()
+        health.verdicts[(rule.id, value)] = verdict
+    return verdict
 
 
 @dataclass(frozen=True, slots=True)

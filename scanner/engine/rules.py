@@ -82,7 +82,9 @@ class RuleHealth:
     them, to report where it happened; a worker process sends them back with its results).
     ``prefilter``: the native prefilter once built (None: not yet; False: not used), and
     ``bytes_seen`` before it is worth building. The prefilter is never pickled: each worker
-    process builds its own.
+    process builds its own. ``verdicts``: whether a value passed its rule's value checks
+    (require, allow, entropy), by (rule, value): a history holds the same values in every
+    version of a file (aws-cli: 23,676 checks of 399 values). Never pickled either.
     """
 
     def __init__(self) -> None:
@@ -90,6 +92,7 @@ class RuleHealth:
         self.events: list[str] = []
         self.prefilter: Any = None
         self.bytes_seen = 0
+        self.verdicts: dict[tuple[str, bytes], bool] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         return {"disabled": set(self.disabled), "events": list(self.events)}
