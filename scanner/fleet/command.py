@@ -27,8 +27,8 @@ from scanner.fleet import state as state_module
 from scanner.fleet.state import AuditState, StoredFinding, rebuild, rules_digest
 from scanner.fleet.targets import Target, estimated_size, expand_targets, read_targets_file
 from scanner.fleet.refs import git_dir_of, local_refs_state
-from scanner.fleet.tasks import (AuditSettings, Known, RepoDone, RepoSplit, attribute_task, audit_repository,
-                                 scan_slice_task, unreadable_holders)
+from scanner.fleet.tasks import (AuditSettings, BatchItem, Known, RepoDone, RepoSplit, attribute_task, audit_batch,
+                                 audit_repository, error_text, scan_slice_task, unreadable_holders)
 from scanner.reporters import ReportFormat, render
 from scanner.scan import DEFAULT_MAX_FILE_SIZE
 from scanner.sources.git import GitObject, Repository, read_objects
@@ -72,14 +72,48 @@ def run_fleet(client: Any, targets: Sequence[Target], knowns: dict[str, Known], 
 @dataclass
 class Submitted:
     targets: list[Target]
-    owner: dict[str, Target]
+    owner: dict[str, list[Target]]  # task key -> the repositories it audits (several for a batch)
     pending: Any  # distributed.as_completed
     run: str
     settings: AuditSettings  # as sent (with the rules digest)
+    ruleset: RuleSet
+    knowns: dict[str, Known] = field(default_factory=dict)
+    number: dict[str, int] = field(default_factory=dict)  # repository -> its index, for task keys
+
+
+# A repository whose packs are smaller than this goes into a batch with others of its size,
+# up to this many bytes of packs per batch (a generated 4 MB repository packs to ~1.3 MB and
+# takes ~80 ms of CPU to audit: three of them make a task of a quarter second).
+BATCH_BYTES = 4 * 2**20
+MAX_BATCH = 8  # repositories in one batch at most: progress and retries stay fine-grained
+TASKS_PER_WORKER = 4  # batches are kept small enough that each worker gets at least this many tasks
+
+
+def plan_batches(targets: Sequence[Target], sizes: dict[str, int], workers: int) -> list[list[Target]]:
+    """The tasks to submit, largest first. A URL (its clone's cost is unknown, and a failed
+    clone is retried by Dask) and a repository with BATCH_BYTES of packs or more are a task
+    each; smaller local repositories are grouped, neighbours in size order, up to BATCH_BYTES
+    of packs and MAX_BATCH repositories, and never so few batches that a worker would idle."""
+    ordered = sorted(targets, key=lambda t: -sizes[t.name])  # stable: equal sizes keep their order
+    alone = [[t] for t in ordered if t.url is not None or sizes[t.name] >= BATCH_BYTES]
+    small = [t for t in ordered if t.url is None and sizes[t.name] < BATCH_BYTES]
+    most = max(1, min(MAX_BATCH, -(-len(small) // (TASKS_PER_WORKER * max(1, workers)))))
+    batches: list[list[Target]] = []
+    current: list[Target] = []
+    held = 0
+    for target in small:
+        if current and (len(current) >= most or held + sizes[target.name] > BATCH_BYTES):
+            batches.append(current)
+            current, held = [], 0
+        current.append(target)
+        held += sizes[target.name]
+    if current:
+        batches.append(current)
+    return alone + batches
 
 
 def submit_fleet(client: Any, targets: Sequence[Target], knowns: dict[str, Known], settings: AuditSettings,
-                 ruleset: RuleSet) -> Submitted:
+                 ruleset: RuleSet, *, batch: bool = True) -> Submitted:
     from distributed import as_completed
 
     if settings.rules is None:
@@ -88,50 +122,75 @@ def submit_fleet(client: Any, targets: Sequence[Target], knowns: dict[str, Known
     # on workers and cannot be recomputed, so a worker lost at the wrong moment would fail
     # every repository.
     run = uuid.uuid4().hex[:8]
-    owner: dict[str, Target] = {}
-    pending = as_completed()
-    # Largest first (Dask runs tasks of equal priority in submission order).
-    for index, target in sorted(enumerate(targets), key=lambda item: -estimated_size(item[1])):
+    submitted = Submitted(list(targets), {}, as_completed(), run, settings, ruleset, knowns,
+                          {t.name: n for n, t in enumerate(targets)})
+    sizes = {t.name: estimated_size(t) for t in targets}
+    # Dask runs tasks of equal priority in submission order: the largest go first.
+    tasks = plan_batches(targets, sizes, worker_count(client)) if batch else \
+        [[t] for t in sorted(targets, key=lambda t: -sizes[t.name])]
+    for group in tasks:
+        _submit(client, submitted, group)
+    return submitted
+
+
+def _submit(client: Any, submitted: Submitted, group: list[Target]) -> None:
+    knowns, settings, ruleset = submitted.knowns, submitted.settings, submitted.ruleset
+    first = submitted.number[group[0].name]
+    if len(group) == 1:
+        target = group[0]
         future = client.submit(audit_repository, target, knowns.get(target.name, Known()), settings, ruleset,
-                               key=f"keysweep-audit-{run}-{index}", retries=TASK_RETRIES, pure=False)
-        owner[future.key] = target
-        pending.add(future)
-    return Submitted(list(targets), owner, pending, run, settings)
+                               key=f"keysweep-audit-{submitted.run}-{first}", retries=TASK_RETRIES, pure=False)
+    else:
+        future = client.submit(audit_batch, group, [knowns.get(t.name, Known()) for t in group], settings, ruleset,
+                               1 + TASK_RETRIES, key=f"keysweep-batch-{submitted.run}-{first}",
+                               retries=TASK_RETRIES, pure=False)
+    submitted.owner[future.key] = group
+    submitted.pending.add(future)
 
 
 def collect_fleet(client: Any, submitted: Submitted, ruleset: RuleSet,
                   progress: Progress | None = None) -> dict[str, RepoResult]:
     targets, owner, pending, run = submitted.targets, submitted.owner, submitted.pending, submitted.run
     settings = submitted.settings
-    rules = ruleset
     results = {t.name: RepoResult(t) for t in targets}
+    by_name = {t.name: t for t in targets}
     done = read = 0
     if progress is not None:
         progress(0, len(targets), 0)
     for future in pending:
-        target = owner[future.key]
+        group = owner.pop(future.key)
         try:
             value = future.result()
-        except Exception as exc:  # noqa: BLE001 - any task failure is this repository's error
-            results[target.name].error = str(exc) if isinstance(exc, KeysweepError) else f"{type(exc).__name__}: {exc}"
-            value = None
-        if isinstance(value, RepoSplit):
-            # A large repository: its slices go to every worker, then one task attributes.
-            # Ahead of the small repositories still queued: the large one is the long pole.
-            parts = [client.submit(scan_slice_task, target, settings, part, rules, retries=TASK_RETRIES, pure=False,
-                                   priority=1,
-                                   key=f"keysweep-slice-{run}-{future.key.rsplit('-', 1)[1]}-{n}")
-                     for n, part in enumerate(value.slices)]
-            final = client.submit(attribute_task, target, settings, future, *parts, retries=TASK_RETRIES, pure=False,
-                                  priority=1,
-                                  key=f"keysweep-attribute-{run}-{future.key.rsplit('-', 1)[1]}")
-            owner[final.key] = target
-            pending.add(final)
-            continue
-        if isinstance(value, RepoDone):
-            results[target.name].done = value
-            read += value.bytes
-        done += 1
+        except Exception as exc:  # noqa: BLE001 - any task failure is its repositories' error
+            if len(group) > 1:
+                # A batch that failed as a whole (its worker died at each try: one of its
+                # repositories may be what kills it): each repository again, alone, so that
+                # only the one at fault fails.
+                for target in group:
+                    _submit(client, submitted, [target])
+                continue
+            value = [BatchItem(group[0].name, None, error_text(exc))]
+        items = value if isinstance(value, list) else [BatchItem(group[0].name, value)]
+        for item in items:
+            target = by_name[item.name]
+            if isinstance(item.result, RepoSplit):
+                # A large repository: its slices go to every worker, then one task attributes.
+                # Ahead of the small repositories still queued: the large one is the long pole.
+                number = submitted.number[target.name]
+                parts = [client.submit(scan_slice_task, target, settings, part, ruleset, retries=TASK_RETRIES,
+                                       pure=False, priority=1, key=f"keysweep-slice-{run}-{number}-{n}")
+                         for n, part in enumerate(item.result.slices)]
+                final = client.submit(attribute_task, target, settings, item.result, *parts, retries=TASK_RETRIES,
+                                      pure=False, priority=1, key=f"keysweep-attribute-{run}-{number}")
+                owner[final.key] = [target]
+                pending.add(final)
+                continue
+            if item.error is not None:
+                results[target.name].error = item.error
+            elif isinstance(item.result, RepoDone):
+                results[target.name].done = item.result
+                read += item.result.bytes
+            done += 1
         if progress is not None:
             progress(done, len(targets), read)
     return results

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from scanner.engine.rules import RuleSet
-from scanner.errors import GitError
+from scanner.errors import GitError, KeysweepError
 from scanner.fleet.refs import refs_state
 from scanner.fleet.targets import Target, open_repository
 from scanner.sources import history
@@ -230,6 +230,40 @@ def audit_repository(target: Target, known: Known, settings: AuditSettings, rule
     scanned = history.scan_slice(repo, to_read, ruleset)
     result = history.attribute(repo, listing, scanned, log.chunks(), all_objects=False, max_size=settings.max_size)
     return _done(target.name, result, scanned, listing, new, rechecked, refs, time.monotonic() - started)
+
+
+@dataclass
+class BatchItem:
+    """One repository of a batch: what its audit returned, or why it failed."""
+
+    name: str
+    result: RepoDone | RepoSplit | None
+    error: str | None = None
+
+
+def error_text(exc: BaseException) -> str:
+    """A task's failure as the report names it: keysweep's own message, or the exception's type and text."""
+    return str(exc) if isinstance(exc, KeysweepError) else f"{type(exc).__name__}: {exc}"
+
+
+def audit_batch(targets: Sequence[Target], knowns: Sequence[Known], settings: AuditSettings, ruleset: RuleSet,
+                attempts: int = 1) -> list[BatchItem]:
+    """Several small repositories in one task: a Dask task costs ~6 ms of CPU on the client,
+    scheduler and worker, against ~70-90 ms of work for a small repository. Each repository
+    keeps its own outcome: one that fails (a corrupt pack) is that item's error, tried
+    ``attempts`` times as Dask would have retried a task of its own, and the others are still
+    audited. A worker lost mid-batch makes Dask run the whole batch again (it is a function
+    of its arguments only), and the client takes each repository's result once."""
+    items: list[BatchItem] = []
+    for target, known in zip(targets, knowns, strict=True):
+        for attempt in range(attempts):
+            try:
+                items.append(BatchItem(target.name, audit_repository(target, known, settings, ruleset)))
+                break
+            except Exception as exc:  # noqa: BLE001 - this repository's error, not the batch's
+                if attempt == attempts - 1:
+                    items.append(BatchItem(target.name, None, error_text(exc)))
+    return items
 
 
 def _done(name: str, result: HistoryScan, scanned: ObjectScan, listing: ObjectListing, new: list[str],
