@@ -231,6 +231,7 @@ def test_a_worker_killed_mid_audit_loses_no_finding(fleet: tuple[Path, Path], tm
         command = [sys.executable, "-m", "scanner", "audit", "--no-progress", str(root), "--scheduler", cluster.address,
                    "--state", str(tmp_path / "state.sqlite"), "--format", "json", "--show-secrets"]
         victim = None
+        killed_keys: list[str] = []
         with cluster.client() as watcher:
             # Up to three audits: one that ends before a task can be seen is run again.
             for _attempt in range(3):
@@ -239,17 +240,20 @@ def test_a_worker_killed_mid_audit_loses_no_finding(fleet: tuple[Path, Path], tm
                 while victim is None and audit.poll() is None:
                     assert time.monotonic() < deadline, "no audit task ever ran"
                     workers = watcher.scheduler_info()["workers"]
-                    busy = [addr for addr, keys in watcher.processing().items()
+                    busy = [(addr, keys) for addr, keys in watcher.processing().items()
                             if addr in workers and any("keysweep" in str(k) for k in keys)]
                     if busy:
-                        victim = cluster.workers[int(str(workers[busy[0]]["name"]).removeprefix("w"))]
+                        victim = cluster.workers[int(str(workers[busy[0][0]]["name"]).removeprefix("w"))]
                         os.kill(victim.pid, signal.SIGKILL)
+                        killed_keys = [str(k) for k in busy[0][1]]
                     time.sleep(0.01)
                 stdout, stderr = audit.communicate(timeout=WAIT * 2)
                 if victim is not None:
                     break
         assert victim is not None, "every audit ended before a worker could be killed"
         assert victim.wait(timeout=10) == -signal.SIGKILL
+        # The 19 small repositories go several to a task: the task lost was a batch, run again whole.
+        assert any(key.startswith("keysweep-batch-") for key in killed_keys), killed_keys
         assert audit.returncode == 3, stderr  # the corrupt repository, and nothing else
         result = CliResult(audit.returncode, stdout, stderr)
         failed = [name for name, s in summaries(result).items() if s["errors"]]
@@ -259,8 +263,101 @@ def test_a_worker_killed_mid_audit_loses_no_finding(fleet: tuple[Path, Path], tm
             if target.name != str(broken):
                 expected |= plain_findings(Path(target.name))
         assert audit_findings(result) == expected
+        # Each repository's result was taken once, however often its batch ran.
+        assert len(result.json()["findings"]) == len(expected)
+        assert len(result.json()["summary"]["repositories"]) == 19
     finally:
         cluster.close()
+
+
+def test_batches_plan_small_repositories_together_and_large_ones_alone() -> None:
+    from scanner.fleet.command import BATCH_BYTES, MAX_BATCH, plan_batches
+
+    small = [Target(f"/org/small-{n:02}") for n in range(40)]
+    url = Target("https://git.example.invalid/org/x.git", url="https://git.example.invalid/org/x.git")
+    large = Target("/org/large")
+    sizes = {t.name: 1000 + n for n, t in enumerate(small)} | {url.name: 0, large.name: BATCH_BYTES}
+    plan = plan_batches([*small, url, large], sizes, workers=2)
+    assert plan[0] == [large] and plan[1] == [url]  # each alone; the largest first
+    assert sorted(t.name for group in plan for t in group) == sorted(sizes)  # each once
+    batches = plan[2:]
+    # 40 small ones on 2 workers: at least 4 tasks per worker, so 5 to a batch.
+    assert [len(b) for b in batches] == [5] * 8
+    assert batches[0][0] == small[-1]  # the largest of the small ones first
+    # Bytes bound a batch too; and never more than MAX_BATCH repositories.
+    half = {t.name: BATCH_BYTES // 2 - 1 for t in small}
+    assert {len(b) for b in plan_batches(small, half, workers=1)} == {2}
+    assert max(len(b) for b in plan_batches(small * 3, {t.name: 0 for t in small}, workers=1)) == MAX_BATCH
+    assert plan_batches(small[:3], sizes, workers=2) == [[t] for t in reversed(small[:3])]  # too few to batch
+
+
+def test_a_corrupt_repository_in_a_batch_fails_alone(fleet: tuple[Path, Path], dask_cluster: DaskProcesses) -> None:
+    from scanner.fleet.command import run_fleet
+
+    root, broken = fleet
+    targets = expand_targets([str(root)])
+    groups: list[list[str]] = []
+
+    class Recording:
+        def __init__(self, client: Any) -> None:
+            self.client = client
+
+        def submit(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+            groups.append([t.name for t in args[0]] if isinstance(args[0], list) else [args[0].name])
+            return self.client.submit(function, *args, **kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.client, name)
+
+    settings = AuditSettings(cache=None, max_size=DEFAULT_MAX_FILE_SIZE, split_slices=2)
+    with dask_cluster.client() as client:
+        results = run_fleet(Recording(client), targets, {}, settings, load_ruleset())
+    [with_broken] = [group for group in groups if str(broken) in group]
+    assert len(with_broken) > 1 and len(groups) < len(targets)
+    assert sorted(name for group in groups for name in group) == sorted(t.name for t in targets)
+    assert results[str(broken)].error is not None and "pack" in results[str(broken)].error
+    for name in with_broken:
+        if name != str(broken):
+            done = results[name].done
+            assert results[name].error is None and done is not None and done.history is not None
+            got = {(name, f.fingerprint, f.commit.sha if f.commit else "", f.secret.reveal())
+                   for f in done.history.findings}
+            assert got == plain_findings(Path(name)) and len(got) == 4
+
+
+def test_a_batch_whose_worker_dies_each_time_is_split_and_only_the_culprit_fails(
+        fleet: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A repository that kills its worker (here: a git that kills the process that ran it, for
+    that repository only) takes its whole batch down at every try; the batch is then run as
+    tasks of one repository each, and only the culprit is reported failed."""
+    import shutil
+
+    import dask
+    from distributed import Client
+
+    from scanner.fleet import command
+
+    root, broken = fleet
+    culprit = root / "repo-03"
+    wrapper = tmp_path / "git"
+    wrapper.write_text(f'#!/bin/sh\ncase "$*" in *{culprit}/*|*{culprit}" "*) kill -9 "$PPID"; sleep 10;; esac\n'
+                       f'exec {shutil.which("git")} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("GIT_PYTHON_GIT_EXECUTABLE", str(wrapper))  # the workers inherit it
+    monkeypatch.setattr(command, "TASK_RETRIES", 0)
+    targets = [t for t in expand_targets([str(root)]) if t.name != str(broken)]
+    settings = AuditSettings(cache=None, max_size=DEFAULT_MAX_FILE_SIZE, split_slices=1)
+    # A task is failed at its first lost worker, and a worker holds only the task it runs (Dask
+    # also blames a worker's queued tasks for its death).
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.scheduler.worker-saturation": 1.0}), \
+            command.local_cluster(1) as cluster, Client(cluster) as client:
+        results = command.run_fleet(client, targets, {}, settings, load_ruleset())
+    failed = {name: r.error for name, r in results.items() if r.error is not None}
+    assert list(failed) == [str(culprit)] and "KilledWorker" in str(failed[str(culprit)])
+    for target in targets:
+        if target.name != str(culprit):
+            done = results[target.name].done
+            assert done is not None and done.history is not None and len(done.history.findings) == 4
 
 
 def test_reaudit_reads_only_new_objects_and_remembers_findings(dask_cluster: DaskProcesses, tmp_path: Path) -> None:
