@@ -375,11 +375,19 @@ def test_reaudit_reads_only_new_objects_and_remembers_findings(dask_cluster: Das
     first_prints = {(f["repository"], f["fingerprint"]): f for f in first.json()["findings"]}
     assert len(first_prints) == 12
 
-    # Nothing changed: nothing new is read, only the blobs holding findings are read again.
+    # Nothing changed: nothing is read at all (no value is shown), and the report is the same.
     again = audit()
-    assert [(s["objects"], s["rechecked"]) for s in summaries(again).values()] == [(0, 2)] * 3
+    assert [(s["objects"], s["rechecked"]) for s in summaries(again).values()] == [(0, 0)] * 3
     assert {(f["repository"], f["fingerprint"]): f["first_seen"] for f in again.json()["findings"]} == \
         {k: f["first_seen"] for k, f in first_prints.items()}
+    unchanged = ("last_seen",)
+    assert {k: {n: v for n, v in f.items() if n not in unchanged} for k, f in first_prints.items()} == \
+        {(f["repository"], f["fingerprint"]): {n: v for n, v in f.items() if n not in unchanged}
+         for f in again.json()["findings"]}
+    # Values shown: the blobs holding findings are read again for them.
+    shown = audit("--show-secrets")
+    assert [(s["objects"], s["rechecked"]) for s in summaries(shown).values()] == [(0, 2)] * 3
+    assert all(f["secret"] not in ("********",) and not f["secret"].endswith("…") for f in shown.json()["findings"])
 
     # One new commit in one repository: its two new objects (commit and blob) are read, no more.
     added = KeySet.generate()
@@ -649,9 +657,10 @@ def test_reaudit_with_nothing_new_submits_nothing_and_reports_open_findings(dask
 def test_reaudit_of_an_unchanged_repository_that_lost_its_finding_objects_is_an_error(
         dask_cluster: DaskProcesses, tmp_path: Path) -> None:
     """The refs stand where they stood, but the blobs holding the findings are gone (a
-    damaged copy): the repository is reported with an error and its findings stay open in
-    the state, never turned `gone` (which would hide a leaked key) nor reported without
-    their secret."""
+    damaged copy): an audit that reads them (values needed) reports the repository with an
+    error and its findings stay open in the state, never turned `gone` (which would hide a
+    leaked key) nor reported without their secret. An audit that needs no value reads no
+    object, and does not notice."""
     from scanner.fleet.command import ClusterOnDemand, audit_targets
     from scanner.fleet.state import AuditState
     from scanner.fleet.targets import expand_targets
@@ -678,8 +687,13 @@ def test_reaudit_of_an_unchanged_repository_that_lost_its_finding_objects_is_an_
     finally:
         state.close()
     # The same from the command line: exit 3, the repository named with its error.
-    result = run_audit(repo.path, "--scheduler", f"tcp://127.0.0.1:{closed_port()}", "--state", tmp_path / "state.sqlite")
+    nowhere = f"tcp://127.0.0.1:{closed_port()}"
+    result = run_audit(repo.path, "--scheduler", nowhere, "--state", tmp_path / "state.sqlite", "--show-secrets")
     assert result.returncode == 3 and f"{repo.path}: object " in result.stderr and "damaged" in result.stderr
+    # Without values, from the state: nothing read, the open findings reported (redacted).
+    quick = run_audit(repo.path, "--scheduler", nowhere, "--state", tmp_path / "state.sqlite", "--format", "json")
+    assert quick.returncode == 1 and len(quick.json()["findings"]) == 4, quick.stderr
+    assert summaries(quick)[str(repo.path)]["rechecked"] == 0
 
 
 def test_the_ref_digest_follows_every_ref_and_nothing_else(tmp_path: Path) -> None:
@@ -819,3 +833,77 @@ def test_a_small_repository_is_audited_with_three_git_processes(tmp_path: Path, 
                                 "reflog show", "reflog show"], commands
     assert found == plain_findings(repo.path)
     assert {secret for *_, secret in found} >= {stashed.key_id, stashed.secret}
+
+
+def test_a_reaudit_needing_no_value_reads_nothing_and_reports_the_same(dask_cluster: DaskProcesses, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing moved and no value is shown or verified: the findings come from the state
+    alone, no git process is started, and the report says exactly what a reading re-audit
+    says (redacted). Refused, so the objects are read, when the repositories were last
+    recorded by different audits (their texts were not redacted of each other's values), or
+    when the state lacks what a finding shows (an older keysweep wrote it)."""
+    import shutil
+    import sqlite3
+
+    from scanner.fleet.command import ClusterOnDemand, audit_targets
+    from scanner.fleet.state import AuditState
+    from scanner.fleet.targets import expand_targets
+    from scanner.reporters.json import finding_dict
+
+    for index in range(2):
+        make_repo(tmp_path / "org" / f"r{index}", index)
+    targets = expand_targets([str(tmp_path / "org")])
+    ruleset = load_ruleset()
+    calls = tmp_path / "calls.txt"
+    wrapper = tmp_path / "git"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> "{calls}"\nexec {shutil.which("git")} "$@"\n')
+    wrapper.chmod(0o755)
+
+    def shown(results: list[Any]) -> list[dict[str, Any]]:
+        return sorted((finding_dict(f, ruleset, show_secrets=False) for r in results for f in r.findings),
+                      key=lambda d: (d["repository"], d["fingerprint"]))
+
+    state = AuditState(tmp_path / "state.sqlite")
+    nowhere = ClusterOnDemand(f"tcp://127.0.0.1:{closed_port()}", None)
+    try:
+        cluster = ClusterOnDemand(dask_cluster.address, None)
+        try:
+            first = audit_targets(cluster, targets, state, ruleset, full=False, cache=None)
+        finally:
+            cluster.close()
+        assert sum(len(r.findings) for r in first) == 8
+
+        def again(chosen: list[Target], *, values: bool = False) -> tuple[list[Any], int]:
+            calls.write_text("")
+            with monkeypatch.context() as patched:
+                patched.setenv("GIT_PYTHON_GIT_EXECUTABLE", str(wrapper))
+                results = audit_targets(nowhere, chosen, state, ruleset, full=False, cache=None, values=values)
+            assert all(r.error is None for r in results)
+            return results, len(calls.read_text().splitlines())
+
+        standing, started = again(targets)
+        assert started == 0 and all(r.done.from_state and r.done.rechecked == 0 for r in standing)
+        assert shown(standing) == shown(first)
+        with pytest.raises(LookupError):
+            standing[0].findings[0].secret.reveal()
+        read, started = again(targets, values=True)
+        assert started == 2 and [r.done.rechecked for r in read] == [2, 2] and shown(read) == shown(first)
+
+        # r0 audited on its own: the next audit of both reads their objects, then both stand again.
+        again(targets[:1])
+        mixed, started = again(targets)
+        assert started == 2 and not any(r.done.from_state for r in mixed) and shown(mixed) == shown(first)
+        assert {f.secret.reveal()[:4] for r in mixed for f in r.findings} >= {"AKIA"}
+        assert again(targets)[1] == 0
+
+        # A state an older keysweep wrote lacks the pairing and the account: the objects are read.
+        with sqlite3.connect(tmp_path / "state.sqlite") as db:
+            for fingerprint, data in db.execute("SELECT fingerprint, data FROM findings").fetchall():
+                older = {k: v for k, v in json.loads(data).items() if k not in ("pair", "account_id")}
+                db.execute("UPDATE findings SET data = ? WHERE fingerprint = ?", (json.dumps(older), fingerprint))
+        older_read, started = again(targets)
+        assert started == 2 and shown(older_read) == shown(first)
+        assert again(targets)[1] == 0  # written again in full
+    finally:
+        state.close()
+    assert not nowhere.started

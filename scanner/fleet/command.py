@@ -347,14 +347,16 @@ class FleetProgress:
 
 def audit_targets(client: Any, targets: Sequence[Target], state: AuditState, ruleset: RuleSet, *, full: bool,
                   cache: Path | None, progress: Progress | None = None,
-                  baseline: Baseline | None = None) -> list[RepoResult]:
+                  baseline: Baseline | None = None, values: bool = True) -> list[RepoResult]:
     """One audit: what the state knows, the cluster's work, and the state brought up to date.
 
     ``client``: a Dask client, or a ``ClusterOnDemand`` (started only if a task is needed).
     A local repository whose refs all stand where the state saw them is decided here, with
     a few file reads and no task: its findings come from the state, their secrets from one
-    ``git cat-file`` over the objects holding them."""
+    ``git cat-file`` over the objects holding them. Without ``values`` (no secret is shown
+    or verified), an audit in which nothing moved at all reads no object (``from_state``)."""
     rules = rules_digest(ruleset)
+    run = uuid.uuid4().hex[:12]
     knowns = {t.name: Known() if full else state.known(t.name, rules, objects=False) for t in targets}
     unchanged: list[Target] = []
     submitted: list[Target] = []
@@ -365,6 +367,15 @@ def audit_targets(client: Any, targets: Sequence[Target], state: AuditState, rul
         if moved and known.refs is not None:
             knowns[target.name] = replace(known, scanned=state.scanned(target.name))
     results: dict[str, RepoResult] = {}
+    when = state_module.now_iso()
+    if not values and not submitted and unchanged:
+        standing = from_state(unchanged, knowns, state)
+        if standing is not None:
+            if progress is not None:
+                progress(len(targets), len(targets), 0)
+            for result, described in standing:
+                _finalise(result, state, rules, when, baseline, described, run)
+            return [result for result, _ in standing]
     if submitted:
         connect = client.get if isinstance(client, ClusterOnDemand) else (lambda: client)
         live = connect()
@@ -383,7 +394,6 @@ def audit_targets(client: Any, targets: Sequence[Target], state: AuditState, rul
         results.update(recheck_locally(unchanged, knowns, ruleset))
         if progress is not None:
             progress(len(targets), len(targets), 0)
-    when = state_module.now_iso()
     found = {name: _found(result, state) for name, result in results.items()}
     # The state keeps the commit as reports show it: a secret used bare in a commit subject or
     # an author name (found elsewhere, in any repository) is redacted before it is stored.
@@ -399,8 +409,37 @@ def audit_targets(client: Any, targets: Sequence[Target], state: AuditState, rul
             # The path stays as found: it is part of each finding's fingerprint, which the next
             # audit recomputes from it (reports still redact it).
             _finalise(result, state, rules, when, baseline,
-                      [replace(f, commit=next(redacted).commit) for f in findings])
+                      [replace(f, commit=next(redacted).commit) for f in findings], run)
     return [results[t.name] for t in targets]
+
+
+def from_state(targets: Sequence[Target], knowns: dict[str, Known],
+               state: AuditState) -> list[tuple[RepoResult, list[Finding]]] | None:
+    """Every repository unchanged, and no value needed: the findings as the state describes
+    them, without reading their objects (their secrets stay unknown: ``StoredSecret``).
+
+    Only when every repository was last recorded by one same audit: that audit redacted
+    each stored text (commit subjects, authors) of every value it found in any of them, so
+    the texts need no redaction now, which would take the values. None (the objects are
+    read, as when values are needed) otherwise, or when the state lacks what a finding
+    shows without its value (a state from an older keysweep, a Bedrock key's decoded facts).
+    A damaged object database goes unnoticed here: it is found by the next audit that
+    reads (refs moved, --full, --verify, --show-secrets, HTML)."""
+    started = time.monotonic()
+    audits = {state.audit_of(t.name) for t in targets}
+    if len(audits) != 1 or None in audits:
+        return None
+    standing: list[tuple[RepoResult, list[Finding]]] = []
+    for target in targets:
+        built = [state_module.standalone(s) for s in state.live_findings(target.name)]
+        findings = [replace(f, repository=target.name) for f in built if f is not None]
+        if len(findings) != len(built):
+            return None
+        result = RepoResult(target)
+        result.done = RepoDone(target.name, None, {}, [], 0, 0, 0, knowns[target.name].refs or "",
+                               time.monotonic() - started, from_state=True)
+        standing.append((result, findings))
+    return standing
 
 
 RECHECK_THREADS = 4  # git processes reading at once for the client's re-checks
@@ -471,14 +510,14 @@ def _found(result: RepoResult, state: AuditState) -> list[Finding] | None:
 
 
 def _finalise(result: RepoResult, state: AuditState, rules: str, when: str, baseline: Baseline | None,
-              findings: list[Finding]) -> None:
+              findings: list[Finding], run: str | None = None) -> None:
     """The repository's findings remembered. Findings in the baseline are remembered as
     baselined and not reported."""
     done = result.done
     assert done is not None
     known = baseline.fingerprints if baseline is not None else frozenset()
     result.stored = state.record(result.target.name, rules=rules, refs=done.refs, new_objects=done.new_objects,
-                                 findings=findings, when=when, baselined=known)
+                                 findings=findings, when=when, baselined=known, audit=run)
     result.findings = [f for f in findings if f.fingerprint not in known]
 
 
@@ -572,13 +611,17 @@ def audit_command(args: argparse.Namespace) -> int:
     state = AuditState(args.state or state_module.default_state_path())
     started = time.monotonic()
     started_at = datetime.datetime.now(datetime.timezone.utc)
+    fmt = cast(ReportFormat, args.format or "text")
+    # The values are read again only where they are used: shown, verified, or in the HTML
+    # report (its IAM links carry the key ID).
+    values = bool(args.verify or args.show_secrets or fmt == "html")
     try:
         show_progress = not args.no_progress and sys.stderr.isatty()
         progress = FleetProgress() if show_progress else None
         with dask_client(args.scheduler, args.workers) as client:
             try:
                 ordered = audit_targets(client, targets, state, ruleset, full=args.full, cache=args.cache,
-                                        progress=progress, baseline=baseline)
+                                        progress=progress, baseline=baseline, values=values)
             finally:
                 if progress is not None:
                     progress.close()
@@ -607,7 +650,10 @@ def audit_command(args: argparse.Namespace) -> int:
 
     from scanner.reporters.text import escape_control
 
-    report = redact_report(report)
+    if not all(r.done is not None and r.done.from_state for r in ordered):
+        # (Findings from the state alone: every text was redacted when stored, by the audit
+        # that knew all their values; their values are not known now.)
+        report = redact_report(report)
     # Repository names (folder names, URLs) and git's messages are repository text: escaped
     # on a terminal like every other, and the warnings redacted like the report's.
     for warning in report.warnings:
@@ -616,7 +662,6 @@ def audit_command(args: argparse.Namespace) -> int:
         if result.error:
             print(escape_control(f"keysweep: error: {result.target.name}: {result.error}"), file=sys.stderr)
     summaries = [repository_summary(r) for r in ordered]
-    fmt = cast(ReportFormat, args.format or "text")
     html = _html_context(args, ordered, started_at) if fmt == "html" else None
     rendered = render(report, fmt, ruleset, show_secrets=args.show_secrets, color=False, html=html)
     if fmt == "json":

@@ -61,6 +61,9 @@ class RepoDone:
     bytes: int
     refs: str
     seconds: float
+    # Findings rebuilt from the state alone, their objects not read: a re-audit in which
+    # nothing moved and no value is needed (command.audit_targets decides).
+    from_state: bool = False
 
 
 KINDS = ("blob", "commit", "tag", "tree")
