@@ -173,12 +173,17 @@ def test_targets_are_found_in_folders_and_files(fleet: tuple[Path, Path], tmp_pa
     assert with_token.name == "https://ci:***@git.example.invalid/org/x.git" and "glpat-abc123" in str(with_token.url)
 
 
-def test_local_cluster_in_process_splits_a_repository_and_attributes_after(tmp_path: Path) -> None:
+def test_local_cluster_in_process_splits_a_repository_and_attributes_after(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from distributed import Client
 
+    from scanner.fleet import command
     from scanner.fleet.command import local_cluster, run_fleet
 
-    repos = [make_repo(tmp_path / f"r{i}", i, filler=50) for i in range(2)]
+    # Three repositories, one task per worker at least: a batch of two and one alone, so a
+    # split comes back both inside a batch and as a task's own result.
+    monkeypatch.setattr(command, "TASKS_PER_WORKER", 1)
+    repos = [make_repo(tmp_path / f"r{i}", i, filler=50) for i in range(3)]
     targets = [Target(str(r.path)) for r in repos]
     ruleset = load_ruleset()
     with local_cluster(2) as cluster, Client(cluster) as client:
@@ -191,7 +196,19 @@ def test_local_cluster_in_process_splits_a_repository_and_attributes_after(tmp_p
         assert list(client.run(setup).values()) == [(None, False)] * 2
         # split_bytes=1: every repository is cut into slices scanned by both workers.
         settings = AuditSettings(cache=None, max_size=DEFAULT_MAX_FILE_SIZE, split_slices=2, split_bytes=1)
-        results = run_fleet(client, targets, {}, settings, ruleset)
+        functions: list[str] = []
+
+        class Recording:
+            def submit(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+                functions.append(function.__name__)
+                return client.submit(function, *args, **kwargs)
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(client, name)
+
+        results = run_fleet(Recording(), targets, {}, settings, ruleset)
+    assert sorted(set(functions)) == ["attribute_task", "audit_batch", "audit_repository", "scan_slice_task"]
+    assert functions.count("attribute_task") == 3
     for repo in repos:
         result = results[str(repo.path)]
         assert result.error is None and isinstance(result.done, RepoDone) and result.done.history is not None

@@ -180,7 +180,10 @@ def collect_fleet(client: Any, submitted: Submitted, ruleset: RuleSet,
                 parts = [client.submit(scan_slice_task, target, settings, part, ruleset, retries=TASK_RETRIES,
                                        pure=False, priority=1, key=f"keysweep-slice-{run}-{number}-{n}")
                          for n, part in enumerate(item.result.slices)]
-                final = client.submit(attribute_task, target, settings, item.result, *parts, retries=TASK_RETRIES,
+                # A task's own result goes worker to worker (aws-cli's split is 7.7 MB); one
+                # from a batch (a small pack that inflated large: rare, and small) from here.
+                split = future if isinstance(value, RepoSplit) else item.result
+                final = client.submit(attribute_task, target, settings, split, *parts, retries=TASK_RETRIES,
                                       pure=False, priority=1, key=f"keysweep-attribute-{run}-{number}")
                 owner[final.key] = [target]
                 pending.add(final)
