@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +208,14 @@ def test_local_cluster_in_process_splits_a_repository_and_attributes_after(tmp_p
                 return getattr(client, name)
 
         results = run_fleet(Recording(), targets, {}, settings, ruleset)
+
+        def logs_left() -> int:
+            from scanner.fleet import tasks
+
+            return len(tasks._started_logs)
+
+        # Each attribution ran where its split was made, and took the log walk started there.
+        assert list(client.run(logs_left).values()) == [0, 0]
     assert sorted(set(functions)) == ["attribute_task", "audit_batch", "audit_repository", "scan_slice_task"]
     assert functions.count("attribute_task") == 3
     for repo in repos:
@@ -924,3 +933,38 @@ def test_a_reaudit_needing_no_value_reads_nothing_and_reports_the_same(dask_clus
     finally:
         state.close()
     assert not nowhere.started
+
+
+def test_a_split_walks_the_log_beside_its_slices_and_attributes_without_it_elsewhere(tmp_path: Path) -> None:
+    from scanner.fleet import tasks
+
+    repo = make_repo(tmp_path / "r", 0, filler=50)
+    target = Target(str(repo.path))
+    ruleset = load_ruleset()
+    settings = AuditSettings(cache=None, max_size=DEFAULT_MAX_FILE_SIZE, split_slices=2, split_bytes=1)
+    expected = plain_findings(repo.path)
+
+    def attributed(split: tasks.RepoSplit) -> set[tuple[str, str, str, str]]:
+        parts = [tasks.scan_slice_task(target, settings, part, ruleset) for part in split.slices]
+        done = tasks.attribute_task(target, settings, split, *parts)
+        assert done.history is not None and not done.history.errors
+        return {(target.name, f.fingerprint, f.commit.sha if f.commit else "", f.secret.reveal())
+                for f in done.history.findings}
+
+    split = tasks.audit_repository(target, Known(), settings, ruleset)
+    assert isinstance(split, tasks.RepoSplit) and split.log in tasks._started_logs
+    assert attributed(split) == expected and len(expected) == 4
+    assert split.log not in tasks._started_logs  # taken
+    # Attributed on another worker (its log is not here): the log is walked there.
+    elsewhere = tasks.audit_repository(target, Known(), settings, ruleset)
+    assert isinstance(elsewhere, tasks.RepoSplit)
+    assert attributed(replace(elsewhere, log="started-on-another-worker")) == expected
+    # Walks never taken are kept a few at most; the oldest are discarded (their files closed).
+    kept = [tasks.keep_log(tasks.history.start_log(tasks.open_repository(target, None, refresh=False),
+                                                   split.listing, all_objects=False))
+            for _ in range(tasks.MAX_STARTED_LOGS + 2)]
+    assert elsewhere.log not in tasks._started_logs and kept[0] not in tasks._started_logs
+    assert list(tasks._started_logs) == kept[-tasks.MAX_STARTED_LOGS:]
+    for token in kept[-tasks.MAX_STARTED_LOGS:]:
+        log = tasks.started_log(token)
+        assert log is not None and b"\x01" in b"".join(log.chunks())

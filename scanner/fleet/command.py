@@ -183,8 +183,12 @@ def collect_fleet(client: Any, submitted: Submitted, ruleset: RuleSet,
                 # A task's own result goes worker to worker (aws-cli's split is 7.7 MB); one
                 # from a batch (a small pack that inflated large: rare, and small) from here.
                 split = future if isinstance(value, RepoSplit) else item.result
+                # Where the split was made, its log walk is under way: attributed there if that
+                # worker is still up (anywhere else, the log is walked again).
+                where = _holders(client, future)
                 final = client.submit(attribute_task, target, settings, split, *parts, retries=TASK_RETRIES,
-                                      pure=False, priority=1, key=f"keysweep-attribute-{run}-{number}")
+                                      pure=False, priority=1, key=f"keysweep-attribute-{run}-{number}",
+                                      workers=where, allow_other_workers=True)
                 owner[final.key] = [target]
                 pending.add(final)
                 continue
@@ -197,6 +201,15 @@ def collect_fleet(client: Any, submitted: Submitted, ruleset: RuleSet,
         if progress is not None:
             progress(done, len(targets), read)
     return results
+
+
+def _holders(client: Any, future: Any) -> list[str] | None:
+    """The workers holding a task's result (None when the scheduler cannot say)."""
+    try:
+        holders = list(client.who_has([future]).get(future.key, ()))
+    except Exception:  # noqa: BLE001 - a placement hint only: any worker can attribute
+        return None
+    return holders or None
 
 
 class ClusterOnDemand:
