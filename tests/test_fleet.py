@@ -930,6 +930,13 @@ def test_a_reaudit_needing_no_value_reads_nothing_and_reports_the_same(dask_clus
         older_read, started = again(targets)
         assert started == 2 and shown(older_read) == shown(first)
         assert again(targets)[1] == 0  # written again in full
+        # A field of another shape (a state file edited by hand) is not trusted either.
+        with sqlite3.connect(tmp_path / "state.sqlite") as db:
+            fingerprint, data = db.execute("SELECT fingerprint, data FROM findings").fetchone()
+            db.execute("UPDATE findings SET data = ? WHERE fingerprint = ?",
+                       (json.dumps({**json.loads(data), "pair": ["not", "a", "fingerprint"]}), fingerprint))
+        odd, started = again(targets)
+        assert started == 2 and shown(odd) == shown(first)
     finally:
         state.close()
     assert not nowhere.started

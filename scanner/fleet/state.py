@@ -16,9 +16,10 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from scanner import __version__
+from scanner.engine.decode import DecodingKind
 from scanner.engine.rules import RuleSet
 from scanner.errors import UsageError
 from scanner.findings import CommitInfo, Finding, Occurrences, findings_from_matches
@@ -123,7 +124,13 @@ def standalone(stored: StoredFinding) -> Finding | None:
     """The finding as the state describes it, without its value (None: the state lacks
     something the report shows, so its object must be read)."""
     data = stored.data
-    if not STANDALONE_KEYS <= data.keys() or data["bedrock"] or data["kind"] not in _STANDALONE_KINDS:
+    if not STANDALONE_KEYS <= data.keys() or data["bedrock"] is not False or data["kind"] not in _STANDALONE_KINDS:
+        return None
+    # A state file is read back as found: any field of another shape sends the finding to its object.
+    if not (all(data[key] is None or isinstance(data[key], str) for key in ("account_id", "pair", "session_token"))
+            and isinstance(data["canary"], bool) and isinstance(data["reachable"], bool)
+            and (data["decoded"] is None or data["decoded"] in get_args(DecodingKind))
+            and all(isinstance(data[key], int) and not isinstance(data[key], bool) for key in ("line", "column"))):
         return None
     redacted = data["redacted"]
     if data["kind"] == "key-id":
@@ -138,7 +145,7 @@ def standalone(stored: StoredFinding) -> Finding | None:
     occurrences = Occurrences(**data["occurrences"]) if data["occurrences"] else None
     return Finding(rule_id=data["rule_id"], secret=secret, path=data["path"], line=data["line"], column=data["column"],
                    source=data["source"], fingerprint=stored.fingerprint, commit=commit, blob=data["blob"],
-                   account_id=data["account_id"], canary=bool(data["canary"]), decoded=data["decoded"],
+                   account_id=data["account_id"], canary=data["canary"], decoded=data["decoded"],
                    pair=data["pair"], session_token=data["session_token"], occurrences=occurrences,
                    reachable=data["reachable"])
 
