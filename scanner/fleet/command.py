@@ -629,7 +629,7 @@ def audit_command(args: argparse.Namespace) -> int:
     started_at = datetime.datetime.now(datetime.timezone.utc)
     fmt = cast(ReportFormat, args.format or "text")
     # The values are read again only where they are used: shown, verified, or in the HTML
-    # report (its IAM links carry the key ID).
+    # report (which matches findings to remediation records by key ID).
     values = bool(args.verify or args.show_secrets or fmt == "html")
     try:
         show_progress = not args.no_progress and sys.stderr.isatty()
