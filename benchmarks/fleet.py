@@ -6,8 +6,10 @@
 Measures, on the same repositories (every audit reads every object, as a first audit does):
   - a plain sequential loop in this process (no Dask): the same task function per repository
   - the audit on a LocalCluster of 1 worker: Dask's overhead against that loop (goal <= 10%)
+  - the same with one Dask task per repository (no batching of small repositories)
   - the audit on a LocalCluster of 2 workers: throughput against 1 worker (goal >= 1.8x on 2 cores)
-  - a first audit with a state file, then a re-audit with nothing new (goal < 5% of the first)
+  - a first audit with a state file, then a re-audit with nothing new (goal < 5% of the first),
+    as `keysweep audit` runs it (no object read) and as with --show-secrets (finding objects read)
 The configurations take turns within each round, so that load from other processes on a
 shared machine falls on all of them alike; each ratio is taken within a round, and the
 median over rounds is printed, with wall and CPU time (this process, the workers and every
@@ -37,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from scanner.engine.rules import load_ruleset  # noqa: E402
-from scanner.fleet.command import audit_targets, local_cluster, run_fleet  # noqa: E402
+from scanner.fleet.command import audit_targets, collect_fleet, local_cluster, run_fleet, submit_fleet  # noqa: E402
 from scanner.fleet.state import AuditState  # noqa: E402
 from scanner.fleet.targets import expand_targets  # noqa: E402
 from scanner.fleet.tasks import AuditSettings, Known, RepoDone, audit_repository  # noqa: E402
@@ -127,7 +129,7 @@ def main() -> None:
         run_fleet(cluster.client, targets[:1], {}, replace(plain, split_slices=n), ruleset)
         print(f"LocalCluster({n}) start-up {cluster.start_up:.2f} s", flush=True)
     rows: dict[str, list[tuple[float, float]]] = {
-        k: [] for k in ("sequential", "one", "two", "first", "again", "cli-first", "cli-again")}
+        k: [] for k in ("sequential", "one", "one-unbatched", "two", "first", "again", "again-read", "cli-first", "cli-again")}
     findings: set[int] = set()
 
     def timed(name: str, work: Callable[[], int], cpu: Callable[[], float]) -> None:
@@ -146,21 +148,23 @@ def main() -> None:
             found += len(done.history.findings)
         return found
 
-    def on(n: int) -> Callable[[], int]:
+    def on(n: int, batch: bool = True) -> Callable[[], int]:
         def work() -> int:
-            results = run_fleet(clusters[n].client, targets, {}, replace(plain, split_slices=n), ruleset)
+            results = collect_fleet(clusters[n].client, submit_fleet(
+                clusters[n].client, targets, {}, replace(plain, split_slices=n), ruleset, batch=batch), ruleset)
             assert all(r.error is None and r.done is not None and r.done.history is not None for r in results.values())
             return sum(len(r.done.history.findings) for r in results.values() if r.done and r.done.history)
         return work
 
-    def audit(state_file: Path, tasks: list[int]) -> Callable[[], int]:
+    def audit(state_file: Path, tasks: list[int], values: bool = False) -> Callable[[], int]:
         def work() -> int:
             from distributed import get_task_stream
 
             state = AuditState(state_file)
             try:
                 with get_task_stream(clusters[2].client) as stream:
-                    ordered = audit_targets(clusters[2].client, targets, state, ruleset, full=False, cache=None)
+                    ordered = audit_targets(clusters[2].client, targets, state, ruleset, full=False, cache=None,
+                                            values=values)
             finally:
                 state.close()
             assert all(r.error is None for r in ordered)
@@ -185,12 +189,14 @@ def main() -> None:
             print(f"round {number}", flush=True)
             timed("sequential", loop, own_cpu)
             timed("one", on(1), clusters[1].cpu)
+            timed("one-unbatched", on(1, batch=False), clusters[1].cpu)
             timed("two", on(2), clusters[2].cpu)
             with tempfile.TemporaryDirectory() as folder:
                 tasks: list[int] = []
                 timed("first", audit(Path(folder) / "state.sqlite", tasks), clusters[2].cpu)
                 timed("again", audit(Path(folder) / "state.sqlite", tasks), clusters[2].cpu)
-                print(f"  Dask tasks: first audit {tasks[0]}, re-audit {tasks[1]}")
+                timed("again-read", audit(Path(folder) / "state.sqlite", tasks, values=True), clusters[2].cpu)
+                print(f"  Dask tasks: first audit {tasks[0]}, re-audit {tasks[1]}, re-audit reading {tasks[2]}")
                 timed("cli-first", cli(Path(folder) / "cli.sqlite"), own_cpu)
                 timed("cli-again", cli(Path(folder) / "cli.sqlite"), own_cpu)
     finally:
@@ -203,15 +209,20 @@ def main() -> None:
 
     print(f"medians of {args.rounds} rounds (wall / CPU of all processes):")
     for name, label in (("sequential", "plain sequential loop (no Dask)"), ("one", "audit, 1 worker"),
+                        ("one-unbatched", "audit, 1 worker, a task per repo"),
                         ("two", "audit, 2 workers"), ("first", "first audit with state, 2 workers"),
-                        ("again", "re-audit, nothing new"), ("cli-first", "keysweep audit --workers 2, first"),
+                        ("again", "re-audit, nothing new"), ("again-read", "the same, values read (--show-secrets)"),
+                        ("cli-first", "keysweep audit --workers 2, first"),
                         ("cli-again", "keysweep audit --workers 2, again")):
         print(f"  {label:36} {median([w for w, _ in rows[name]]):8.2f} s {median([c for _, c in rows[name]]):8.2f} CPU-s")
     print(f"Dask overhead on 1 worker, wall        {100 * (ratios('one', 'sequential', 0) - 1):+7.1f} %  (goal <= 10%)")
     print(f"Dask overhead on 1 worker, CPU         {100 * (ratios('one', 'sequential', 1) - 1):+7.1f} %")
+    print(f"the same, a task per repository: wall {100 * (ratios('one-unbatched', 'sequential', 0) - 1):+7.1f} %, "
+          f"CPU {100 * (ratios('one-unbatched', 'sequential', 1) - 1):+7.1f} %")
     print(f"throughput 2 workers / 1 worker         {ratios('one', 'two', 0):7.2f} x  (goal >= 1.8x on 2 cores)")
     print(f"cores busy: 1 worker {ratios_busy(rows['one']):.2f}, 2 workers {ratios_busy(rows['two']):.2f}")
     print(f"re-audit / first audit                  {100 * ratios('again', 'first', 0):7.1f} %  (goal < 5%)")
+    print(f"the same, values read (--show-secrets)  {100 * ratios('again-read', 'first', 0):7.1f} %")
     print(f"the same, whole command (process, cluster start-up, report) {100 * ratios('cli-again', 'cli-first', 0):.1f} %")
     print(f"load average at the end {load()}")
 

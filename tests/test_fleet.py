@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -173,12 +174,17 @@ def test_targets_are_found_in_folders_and_files(fleet: tuple[Path, Path], tmp_pa
     assert with_token.name == "https://ci:***@git.example.invalid/org/x.git" and "glpat-abc123" in str(with_token.url)
 
 
-def test_local_cluster_in_process_splits_a_repository_and_attributes_after(tmp_path: Path) -> None:
+def test_local_cluster_in_process_splits_a_repository_and_attributes_after(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from distributed import Client
 
+    from scanner.fleet import command
     from scanner.fleet.command import local_cluster, run_fleet
 
-    repos = [make_repo(tmp_path / f"r{i}", i, filler=50) for i in range(2)]
+    # Three repositories, one task per worker at least: a batch of two and one alone, so a
+    # split comes back both inside a batch and as a task's own result.
+    monkeypatch.setattr(command, "TASKS_PER_WORKER", 1)
+    repos = [make_repo(tmp_path / f"r{i}", i, filler=50) for i in range(3)]
     targets = [Target(str(r.path)) for r in repos]
     ruleset = load_ruleset()
     with local_cluster(2) as cluster, Client(cluster) as client:
@@ -191,7 +197,27 @@ def test_local_cluster_in_process_splits_a_repository_and_attributes_after(tmp_p
         assert list(client.run(setup).values()) == [(None, False)] * 2
         # split_bytes=1: every repository is cut into slices scanned by both workers.
         settings = AuditSettings(cache=None, max_size=DEFAULT_MAX_FILE_SIZE, split_slices=2, split_bytes=1)
-        results = run_fleet(client, targets, {}, settings, ruleset)
+        functions: list[str] = []
+
+        class Recording:
+            def submit(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+                functions.append(function.__name__)
+                return client.submit(function, *args, **kwargs)
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(client, name)
+
+        results = run_fleet(Recording(), targets, {}, settings, ruleset)
+
+        def logs_left() -> int:
+            from scanner.fleet import tasks
+
+            return len(tasks._started_logs)
+
+        # Each attribution ran where its split was made, and took the log walk started there.
+        assert list(client.run(logs_left).values()) == [0, 0]
+    assert sorted(set(functions)) == ["attribute_task", "audit_batch", "audit_repository", "scan_slice_task"]
+    assert functions.count("attribute_task") == 3
     for repo in repos:
         result = results[str(repo.path)]
         assert result.error is None and isinstance(result.done, RepoDone) and result.done.history is not None
@@ -231,6 +257,7 @@ def test_a_worker_killed_mid_audit_loses_no_finding(fleet: tuple[Path, Path], tm
         command = [sys.executable, "-m", "scanner", "audit", "--no-progress", str(root), "--scheduler", cluster.address,
                    "--state", str(tmp_path / "state.sqlite"), "--format", "json", "--show-secrets"]
         victim = None
+        killed_keys: list[str] = []
         with cluster.client() as watcher:
             # Up to three audits: one that ends before a task can be seen is run again.
             for _attempt in range(3):
@@ -239,17 +266,20 @@ def test_a_worker_killed_mid_audit_loses_no_finding(fleet: tuple[Path, Path], tm
                 while victim is None and audit.poll() is None:
                     assert time.monotonic() < deadline, "no audit task ever ran"
                     workers = watcher.scheduler_info()["workers"]
-                    busy = [addr for addr, keys in watcher.processing().items()
+                    busy = [(addr, keys) for addr, keys in watcher.processing().items()
                             if addr in workers and any("keysweep" in str(k) for k in keys)]
                     if busy:
-                        victim = cluster.workers[int(str(workers[busy[0]]["name"]).removeprefix("w"))]
+                        victim = cluster.workers[int(str(workers[busy[0][0]]["name"]).removeprefix("w"))]
                         os.kill(victim.pid, signal.SIGKILL)
+                        killed_keys = [str(k) for k in busy[0][1]]
                     time.sleep(0.01)
                 stdout, stderr = audit.communicate(timeout=WAIT * 2)
                 if victim is not None:
                     break
         assert victim is not None, "every audit ended before a worker could be killed"
         assert victim.wait(timeout=10) == -signal.SIGKILL
+        # The 19 small repositories go several to a task: the task lost was a batch, run again whole.
+        assert any(key.startswith("keysweep-batch-") for key in killed_keys), killed_keys
         assert audit.returncode == 3, stderr  # the corrupt repository, and nothing else
         result = CliResult(audit.returncode, stdout, stderr)
         failed = [name for name, s in summaries(result).items() if s["errors"]]
@@ -259,8 +289,101 @@ def test_a_worker_killed_mid_audit_loses_no_finding(fleet: tuple[Path, Path], tm
             if target.name != str(broken):
                 expected |= plain_findings(Path(target.name))
         assert audit_findings(result) == expected
+        # Each repository's result was taken once, however often its batch ran.
+        assert len(result.json()["findings"]) == len(expected)
+        assert len(result.json()["summary"]["repositories"]) == 19
     finally:
         cluster.close()
+
+
+def test_batches_plan_small_repositories_together_and_large_ones_alone() -> None:
+    from scanner.fleet.command import BATCH_BYTES, MAX_BATCH, plan_batches
+
+    small = [Target(f"/org/small-{n:02}") for n in range(40)]
+    url = Target("https://git.example.invalid/org/x.git", url="https://git.example.invalid/org/x.git")
+    large = Target("/org/large")
+    sizes = {t.name: 1000 + n for n, t in enumerate(small)} | {url.name: 0, large.name: BATCH_BYTES}
+    plan = plan_batches([*small, url, large], sizes, workers=2)
+    assert plan[0] == [large] and plan[1] == [url]  # each alone; the largest first
+    assert sorted(t.name for group in plan for t in group) == sorted(sizes)  # each once
+    batches = plan[2:]
+    # 40 small ones on 2 workers: at least 4 tasks per worker, so 5 to a batch.
+    assert [len(b) for b in batches] == [5] * 8
+    assert batches[0][0] == small[-1]  # the largest of the small ones first
+    # Bytes bound a batch too; and never more than MAX_BATCH repositories.
+    half = {t.name: BATCH_BYTES // 2 - 1 for t in small}
+    assert {len(b) for b in plan_batches(small, half, workers=1)} == {2}
+    assert max(len(b) for b in plan_batches(small * 3, {t.name: 0 for t in small}, workers=1)) == MAX_BATCH
+    assert plan_batches(small[:3], sizes, workers=2) == [[t] for t in reversed(small[:3])]  # too few to batch
+
+
+def test_a_corrupt_repository_in_a_batch_fails_alone(fleet: tuple[Path, Path], dask_cluster: DaskProcesses) -> None:
+    from scanner.fleet.command import run_fleet
+
+    root, broken = fleet
+    targets = expand_targets([str(root)])
+    groups: list[list[str]] = []
+
+    class Recording:
+        def __init__(self, client: Any) -> None:
+            self.client = client
+
+        def submit(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+            groups.append([t.name for t in args[0]] if isinstance(args[0], list) else [args[0].name])
+            return self.client.submit(function, *args, **kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.client, name)
+
+    settings = AuditSettings(cache=None, max_size=DEFAULT_MAX_FILE_SIZE, split_slices=2)
+    with dask_cluster.client() as client:
+        results = run_fleet(Recording(client), targets, {}, settings, load_ruleset())
+    [with_broken] = [group for group in groups if str(broken) in group]
+    assert len(with_broken) > 1 and len(groups) < len(targets)
+    assert sorted(name for group in groups for name in group) == sorted(t.name for t in targets)
+    assert results[str(broken)].error is not None and "pack" in results[str(broken)].error
+    for name in with_broken:
+        if name != str(broken):
+            done = results[name].done
+            assert results[name].error is None and done is not None and done.history is not None
+            got = {(name, f.fingerprint, f.commit.sha if f.commit else "", f.secret.reveal())
+                   for f in done.history.findings}
+            assert got == plain_findings(Path(name)) and len(got) == 4
+
+
+def test_a_batch_whose_worker_dies_each_time_is_split_and_only_the_culprit_fails(
+        fleet: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A repository that kills its worker (here: a git that kills the process that ran it, for
+    that repository only) takes its whole batch down at every try; the batch is then run as
+    tasks of one repository each, and only the culprit is reported failed."""
+    import shutil
+
+    import dask
+    from distributed import Client
+
+    from scanner.fleet import command
+
+    root, broken = fleet
+    culprit = root / "repo-03"
+    wrapper = tmp_path / "git"
+    wrapper.write_text(f'#!/bin/sh\ncase "$*" in *{culprit}/*|*{culprit}" "*) kill -9 "$PPID"; sleep 10;; esac\n'
+                       f'exec {shutil.which("git")} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("GIT_PYTHON_GIT_EXECUTABLE", str(wrapper))  # the workers inherit it
+    monkeypatch.setattr(command, "TASK_RETRIES", 0)
+    targets = [t for t in expand_targets([str(root)]) if t.name != str(broken)]
+    settings = AuditSettings(cache=None, max_size=DEFAULT_MAX_FILE_SIZE, split_slices=1)
+    # A task is failed at its first lost worker, and a worker holds only the task it runs (Dask
+    # also blames a worker's queued tasks for its death).
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.scheduler.worker-saturation": 1.0}), \
+            command.local_cluster(1) as cluster, Client(cluster) as client:
+        results = command.run_fleet(client, targets, {}, settings, load_ruleset())
+    failed = {name: r.error for name, r in results.items() if r.error is not None}
+    assert list(failed) == [str(culprit)] and "KilledWorker" in str(failed[str(culprit)])
+    for target in targets:
+        if target.name != str(culprit):
+            done = results[target.name].done
+            assert done is not None and done.history is not None and len(done.history.findings) == 4
 
 
 def test_reaudit_reads_only_new_objects_and_remembers_findings(dask_cluster: DaskProcesses, tmp_path: Path) -> None:
@@ -278,11 +401,19 @@ def test_reaudit_reads_only_new_objects_and_remembers_findings(dask_cluster: Das
     first_prints = {(f["repository"], f["fingerprint"]): f for f in first.json()["findings"]}
     assert len(first_prints) == 12
 
-    # Nothing changed: nothing new is read, only the blobs holding findings are read again.
+    # Nothing changed: nothing is read at all (no value is shown), and the report is the same.
     again = audit()
-    assert [(s["objects"], s["rechecked"]) for s in summaries(again).values()] == [(0, 2)] * 3
+    assert [(s["objects"], s["rechecked"]) for s in summaries(again).values()] == [(0, 0)] * 3
     assert {(f["repository"], f["fingerprint"]): f["first_seen"] for f in again.json()["findings"]} == \
         {k: f["first_seen"] for k, f in first_prints.items()}
+    unchanged = ("last_seen",)
+    assert {k: {n: v for n, v in f.items() if n not in unchanged} for k, f in first_prints.items()} == \
+        {(f["repository"], f["fingerprint"]): {n: v for n, v in f.items() if n not in unchanged}
+         for f in again.json()["findings"]}
+    # Values shown: the blobs holding findings are read again for them.
+    shown = audit("--show-secrets")
+    assert [(s["objects"], s["rechecked"]) for s in summaries(shown).values()] == [(0, 2)] * 3
+    assert all(f["secret"] not in ("********",) and not f["secret"].endswith("…") for f in shown.json()["findings"])
 
     # One new commit in one repository: its two new objects (commit and blob) are read, no more.
     added = KeySet.generate()
@@ -552,9 +683,10 @@ def test_reaudit_with_nothing_new_submits_nothing_and_reports_open_findings(dask
 def test_reaudit_of_an_unchanged_repository_that_lost_its_finding_objects_is_an_error(
         dask_cluster: DaskProcesses, tmp_path: Path) -> None:
     """The refs stand where they stood, but the blobs holding the findings are gone (a
-    damaged copy): the repository is reported with an error and its findings stay open in
-    the state, never turned `gone` (which would hide a leaked key) nor reported without
-    their secret."""
+    damaged copy): an audit that reads them (values needed) reports the repository with an
+    error and its findings stay open in the state, never turned `gone` (which would hide a
+    leaked key) nor reported without their secret. An audit that needs no value reads no
+    object, and does not notice."""
     from scanner.fleet.command import ClusterOnDemand, audit_targets
     from scanner.fleet.state import AuditState
     from scanner.fleet.targets import expand_targets
@@ -581,8 +713,13 @@ def test_reaudit_of_an_unchanged_repository_that_lost_its_finding_objects_is_an_
     finally:
         state.close()
     # The same from the command line: exit 3, the repository named with its error.
-    result = run_audit(repo.path, "--scheduler", f"tcp://127.0.0.1:{closed_port()}", "--state", tmp_path / "state.sqlite")
+    nowhere = f"tcp://127.0.0.1:{closed_port()}"
+    result = run_audit(repo.path, "--scheduler", nowhere, "--state", tmp_path / "state.sqlite", "--show-secrets")
     assert result.returncode == 3 and f"{repo.path}: object " in result.stderr and "damaged" in result.stderr
+    # Without values, from the state: nothing read, the open findings reported (redacted).
+    quick = run_audit(repo.path, "--scheduler", nowhere, "--state", tmp_path / "state.sqlite", "--format", "json")
+    assert quick.returncode == 1 and len(quick.json()["findings"]) == 4, quick.stderr
+    assert summaries(quick)[str(repo.path)]["rechecked"] == 0
 
 
 def test_the_ref_digest_follows_every_ref_and_nothing_else(tmp_path: Path) -> None:
@@ -678,3 +815,163 @@ def test_a_worker_undoes_dasks_malloc_trim_threshold() -> None:
     # Under the variable every 1 MiB buffer is mapped afresh (256 page faults each); after,
     # the heap keeps it. The variable is gone for the git processes the worker starts.
     assert int(under) > 100 * 200 and int(after) < 100 * 10 and variable == "None"
+
+
+def test_a_small_repository_is_audited_with_three_git_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """List the objects, walk the log, read the objects: each git process costs 1-4 ms of
+    CPU, against ~80 ms for a whole small repository. No rev-parse (the layout says where the
+    git directory is), no reflog while there is no stash, no rev-list (the log walk sees what
+    refs reach), no for-each-ref while no tag holds a finding."""
+    import shutil
+
+    from scanner.fleet.tasks import audit_repository
+
+    repo = make_repo(tmp_path / "r", 0)
+    calls = tmp_path / "calls.txt"
+    wrapper = tmp_path / "git"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> "{calls}"\nexec {shutil.which("git")} "$@"\n')
+    wrapper.chmod(0o755)
+    settings = AuditSettings(cache=None, max_size=DEFAULT_MAX_FILE_SIZE, split_slices=1)
+
+    def audit() -> tuple[list[str], set[tuple[str, str, str, str]]]:
+        calls.write_text("")
+        with monkeypatch.context() as patched:
+            patched.setenv("GIT_PYTHON_GIT_EXECUTABLE", str(wrapper))
+            done = audit_repository(Target(str(repo.path)), Known(), settings, load_ruleset())
+        assert isinstance(done, RepoDone) and done.history is not None and not done.history.errors
+        assert all(f.reachable for f in done.history.findings)
+        # "-c core.quotePath=false --git-dir R/.git --work-tree R cat-file --batch" -> "cat-file --batch"
+        commands = [" ".join(line.split(f"--work-tree {repo.path} ", 1)[1].split()[:2])
+                    for line in calls.read_text().splitlines()]
+        return commands, {(str(repo.path), f.fingerprint, f.commit.sha if f.commit else "", f.secret.reveal())
+                          for f in done.history.findings}
+
+    commands, found = audit()
+    assert sorted(commands) == ["cat-file --batch", "cat-file --batch-all-objects", "log --raw"], commands
+    assert found == plain_findings(repo.path) and len(found) == 4
+    # With a stash, its entries are asked for (each entry is a commit the walk starts from).
+    stashed = KeySet.generate()
+    repo.write("stashed.env", env_file(stashed))
+    repo.git("add", "stashed.env")
+    repo.git("stash", "-q")
+    commands, found = audit()
+    assert sorted(commands) == ["cat-file --batch", "cat-file --batch-all-objects", "log --raw",
+                                "reflog show", "reflog show"], commands
+    assert found == plain_findings(repo.path)
+    assert {secret for *_, secret in found} >= {stashed.key_id, stashed.secret}
+
+
+def test_a_reaudit_needing_no_value_reads_nothing_and_reports_the_same(dask_cluster: DaskProcesses, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing moved and no value is shown or verified: the findings come from the state
+    alone, no git process is started, and the report says exactly what a reading re-audit
+    says (redacted). Refused, so the objects are read, when the repositories were last
+    recorded by different audits (their texts were not redacted of each other's values), or
+    when the state lacks what a finding shows (an older keysweep wrote it)."""
+    import shutil
+    import sqlite3
+
+    from scanner.fleet.command import ClusterOnDemand, audit_targets
+    from scanner.fleet.state import AuditState
+    from scanner.fleet.targets import expand_targets
+    from scanner.reporters.json import finding_dict
+
+    for index in range(2):
+        make_repo(tmp_path / "org" / f"r{index}", index)
+    targets = expand_targets([str(tmp_path / "org")])
+    ruleset = load_ruleset()
+    calls = tmp_path / "calls.txt"
+    wrapper = tmp_path / "git"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> "{calls}"\nexec {shutil.which("git")} "$@"\n')
+    wrapper.chmod(0o755)
+
+    def shown(results: list[Any]) -> list[dict[str, Any]]:
+        return sorted((finding_dict(f, ruleset, show_secrets=False) for r in results for f in r.findings),
+                      key=lambda d: (d["repository"], d["fingerprint"]))
+
+    state = AuditState(tmp_path / "state.sqlite")
+    nowhere = ClusterOnDemand(f"tcp://127.0.0.1:{closed_port()}", None)
+    try:
+        cluster = ClusterOnDemand(dask_cluster.address, None)
+        try:
+            first = audit_targets(cluster, targets, state, ruleset, full=False, cache=None)
+        finally:
+            cluster.close()
+        assert sum(len(r.findings) for r in first) == 8
+
+        def again(chosen: list[Target], *, values: bool = False) -> tuple[list[Any], int]:
+            calls.write_text("")
+            with monkeypatch.context() as patched:
+                patched.setenv("GIT_PYTHON_GIT_EXECUTABLE", str(wrapper))
+                results = audit_targets(nowhere, chosen, state, ruleset, full=False, cache=None, values=values)
+            assert all(r.error is None for r in results)
+            return results, len(calls.read_text().splitlines())
+
+        standing, started = again(targets)
+        assert started == 0 and all(r.done.from_state and r.done.rechecked == 0 for r in standing)
+        assert shown(standing) == shown(first)
+        with pytest.raises(LookupError):
+            standing[0].findings[0].secret.reveal()
+        read, started = again(targets, values=True)
+        assert started == 2 and [r.done.rechecked for r in read] == [2, 2] and shown(read) == shown(first)
+
+        # r0 audited on its own: the next audit of both reads their objects, then both stand again.
+        again(targets[:1])
+        mixed, started = again(targets)
+        assert started == 2 and not any(r.done.from_state for r in mixed) and shown(mixed) == shown(first)
+        assert {f.secret.reveal()[:4] for r in mixed for f in r.findings} >= {"AKIA"}
+        assert again(targets)[1] == 0
+
+        # A state an older keysweep wrote lacks the pairing and the account: the objects are read.
+        with sqlite3.connect(tmp_path / "state.sqlite") as db:
+            for fingerprint, data in db.execute("SELECT fingerprint, data FROM findings").fetchall():
+                older = {k: v for k, v in json.loads(data).items() if k not in ("pair", "account_id")}
+                db.execute("UPDATE findings SET data = ? WHERE fingerprint = ?", (json.dumps(older), fingerprint))
+        older_read, started = again(targets)
+        assert started == 2 and shown(older_read) == shown(first)
+        assert again(targets)[1] == 0  # written again in full
+        # A field of another shape (a state file edited by hand) is not trusted either.
+        with sqlite3.connect(tmp_path / "state.sqlite") as db:
+            fingerprint, data = db.execute("SELECT fingerprint, data FROM findings").fetchone()
+            db.execute("UPDATE findings SET data = ? WHERE fingerprint = ?",
+                       (json.dumps({**json.loads(data), "pair": ["not", "a", "fingerprint"]}), fingerprint))
+        odd, started = again(targets)
+        assert started == 2 and shown(odd) == shown(first)
+    finally:
+        state.close()
+    assert not nowhere.started
+
+
+def test_a_split_walks_the_log_beside_its_slices_and_attributes_without_it_elsewhere(tmp_path: Path) -> None:
+    from scanner.fleet import tasks
+
+    repo = make_repo(tmp_path / "r", 0, filler=50)
+    target = Target(str(repo.path))
+    ruleset = load_ruleset()
+    settings = AuditSettings(cache=None, max_size=DEFAULT_MAX_FILE_SIZE, split_slices=2, split_bytes=1)
+    expected = plain_findings(repo.path)
+
+    def attributed(split: tasks.RepoSplit) -> set[tuple[str, str, str, str]]:
+        parts = [tasks.scan_slice_task(target, settings, part, ruleset) for part in split.slices]
+        done = tasks.attribute_task(target, settings, split, *parts)
+        assert done.history is not None and not done.history.errors
+        return {(target.name, f.fingerprint, f.commit.sha if f.commit else "", f.secret.reveal())
+                for f in done.history.findings}
+
+    split = tasks.audit_repository(target, Known(), settings, ruleset)
+    assert isinstance(split, tasks.RepoSplit) and split.log in tasks._started_logs
+    assert attributed(split) == expected and len(expected) == 4
+    assert split.log not in tasks._started_logs  # taken
+    # Attributed on another worker (its log is not here): the log is walked there.
+    elsewhere = tasks.audit_repository(target, Known(), settings, ruleset)
+    assert isinstance(elsewhere, tasks.RepoSplit)
+    assert attributed(replace(elsewhere, log="started-on-another-worker")) == expected
+    # Walks never taken are kept a few at most; the oldest are discarded (their files closed).
+    kept = [tasks.keep_log(tasks.history.start_log(tasks.open_repository(target, None, refresh=False),
+                                                   split.listing, all_objects=False))
+            for _ in range(tasks.MAX_STARTED_LOGS + 2)]
+    assert elsewhere.log not in tasks._started_logs and kept[0] not in tasks._started_logs
+    assert list(tasks._started_logs) == kept[-tasks.MAX_STARTED_LOGS:]
+    for token in kept[-tasks.MAX_STARTED_LOGS:]:
+        log = tasks.started_log(token)
+        assert log is not None and b"\x01" in b"".join(log.chunks())

@@ -27,8 +27,8 @@ from scanner.fleet import state as state_module
 from scanner.fleet.state import AuditState, StoredFinding, rebuild, rules_digest
 from scanner.fleet.targets import Target, estimated_size, expand_targets, read_targets_file
 from scanner.fleet.refs import git_dir_of, local_refs_state
-from scanner.fleet.tasks import (AuditSettings, Known, RepoDone, RepoSplit, attribute_task, audit_repository,
-                                 scan_slice_task, unreadable_holders)
+from scanner.fleet.tasks import (AuditSettings, BatchItem, Known, RepoDone, RepoSplit, attribute_task, audit_batch,
+                                 audit_repository, error_text, scan_slice_task, unreadable_holders)
 from scanner.reporters import ReportFormat, render
 from scanner.scan import DEFAULT_MAX_FILE_SIZE
 from scanner.sources.git import GitObject, Repository, read_objects
@@ -72,14 +72,48 @@ def run_fleet(client: Any, targets: Sequence[Target], knowns: dict[str, Known], 
 @dataclass
 class Submitted:
     targets: list[Target]
-    owner: dict[str, Target]
+    owner: dict[str, list[Target]]  # task key -> the repositories it audits (several for a batch)
     pending: Any  # distributed.as_completed
     run: str
     settings: AuditSettings  # as sent (with the rules digest)
+    ruleset: RuleSet
+    knowns: dict[str, Known] = field(default_factory=dict)
+    number: dict[str, int] = field(default_factory=dict)  # repository -> its index, for task keys
+
+
+# A repository whose packs are smaller than this goes into a batch with others of its size,
+# up to this many bytes of packs per batch (a generated 4 MB repository packs to ~1.3 MB and
+# takes ~80 ms of CPU to audit: three of them make a task of a quarter second).
+BATCH_BYTES = 4 * 2**20
+MAX_BATCH = 8  # repositories in one batch at most: progress and retries stay fine-grained
+TASKS_PER_WORKER = 4  # batches are kept small enough that each worker gets at least this many tasks
+
+
+def plan_batches(targets: Sequence[Target], sizes: dict[str, int], workers: int) -> list[list[Target]]:
+    """The tasks to submit, largest first. A URL (its clone's cost is unknown, and a failed
+    clone is retried by Dask) and a repository with BATCH_BYTES of packs or more are a task
+    each; smaller local repositories are grouped, neighbours in size order, up to BATCH_BYTES
+    of packs and MAX_BATCH repositories, and never so few batches that a worker would idle."""
+    ordered = sorted(targets, key=lambda t: -sizes[t.name])  # stable: equal sizes keep their order
+    alone = [[t] for t in ordered if t.url is not None or sizes[t.name] >= BATCH_BYTES]
+    small = [t for t in ordered if t.url is None and sizes[t.name] < BATCH_BYTES]
+    most = max(1, min(MAX_BATCH, -(-len(small) // (TASKS_PER_WORKER * max(1, workers)))))
+    batches: list[list[Target]] = []
+    current: list[Target] = []
+    held = 0
+    for target in small:
+        if current and (len(current) >= most or held + sizes[target.name] > BATCH_BYTES):
+            batches.append(current)
+            current, held = [], 0
+        current.append(target)
+        held += sizes[target.name]
+    if current:
+        batches.append(current)
+    return alone + batches
 
 
 def submit_fleet(client: Any, targets: Sequence[Target], knowns: dict[str, Known], settings: AuditSettings,
-                 ruleset: RuleSet) -> Submitted:
+                 ruleset: RuleSet, *, batch: bool = True) -> Submitted:
     from distributed import as_completed
 
     if settings.rules is None:
@@ -88,53 +122,94 @@ def submit_fleet(client: Any, targets: Sequence[Target], knowns: dict[str, Known
     # on workers and cannot be recomputed, so a worker lost at the wrong moment would fail
     # every repository.
     run = uuid.uuid4().hex[:8]
-    owner: dict[str, Target] = {}
-    pending = as_completed()
-    # Largest first (Dask runs tasks of equal priority in submission order).
-    for index, target in sorted(enumerate(targets), key=lambda item: -estimated_size(item[1])):
+    submitted = Submitted(list(targets), {}, as_completed(), run, settings, ruleset, knowns,
+                          {t.name: n for n, t in enumerate(targets)})
+    sizes = {t.name: estimated_size(t) for t in targets}
+    # Dask runs tasks of equal priority in submission order: the largest go first.
+    tasks = plan_batches(targets, sizes, worker_count(client)) if batch else \
+        [[t] for t in sorted(targets, key=lambda t: -sizes[t.name])]
+    for group in tasks:
+        _submit(client, submitted, group)
+    return submitted
+
+
+def _submit(client: Any, submitted: Submitted, group: list[Target]) -> None:
+    knowns, settings, ruleset = submitted.knowns, submitted.settings, submitted.ruleset
+    first = submitted.number[group[0].name]
+    if len(group) == 1:
+        target = group[0]
         future = client.submit(audit_repository, target, knowns.get(target.name, Known()), settings, ruleset,
-                               key=f"keysweep-audit-{run}-{index}", retries=TASK_RETRIES, pure=False)
-        owner[future.key] = target
-        pending.add(future)
-    return Submitted(list(targets), owner, pending, run, settings)
+                               key=f"keysweep-audit-{submitted.run}-{first}", retries=TASK_RETRIES, pure=False)
+    else:
+        future = client.submit(audit_batch, group, [knowns.get(t.name, Known()) for t in group], settings, ruleset,
+                               1 + TASK_RETRIES, key=f"keysweep-batch-{submitted.run}-{first}",
+                               retries=TASK_RETRIES, pure=False)
+    submitted.owner[future.key] = group
+    submitted.pending.add(future)
 
 
 def collect_fleet(client: Any, submitted: Submitted, ruleset: RuleSet,
                   progress: Progress | None = None) -> dict[str, RepoResult]:
     targets, owner, pending, run = submitted.targets, submitted.owner, submitted.pending, submitted.run
     settings = submitted.settings
-    rules = ruleset
     results = {t.name: RepoResult(t) for t in targets}
+    by_name = {t.name: t for t in targets}
     done = read = 0
     if progress is not None:
         progress(0, len(targets), 0)
     for future in pending:
-        target = owner[future.key]
+        group = owner.pop(future.key)
         try:
             value = future.result()
-        except Exception as exc:  # noqa: BLE001 - any task failure is this repository's error
-            results[target.name].error = str(exc) if isinstance(exc, KeysweepError) else f"{type(exc).__name__}: {exc}"
-            value = None
-        if isinstance(value, RepoSplit):
-            # A large repository: its slices go to every worker, then one task attributes.
-            # Ahead of the small repositories still queued: the large one is the long pole.
-            parts = [client.submit(scan_slice_task, target, settings, part, rules, retries=TASK_RETRIES, pure=False,
-                                   priority=1,
-                                   key=f"keysweep-slice-{run}-{future.key.rsplit('-', 1)[1]}-{n}")
-                     for n, part in enumerate(value.slices)]
-            final = client.submit(attribute_task, target, settings, future, *parts, retries=TASK_RETRIES, pure=False,
-                                  priority=1,
-                                  key=f"keysweep-attribute-{run}-{future.key.rsplit('-', 1)[1]}")
-            owner[final.key] = target
-            pending.add(final)
-            continue
-        if isinstance(value, RepoDone):
-            results[target.name].done = value
-            read += value.bytes
-        done += 1
+        except Exception as exc:  # noqa: BLE001 - any task failure is its repositories' error
+            if len(group) > 1:
+                # A batch that failed as a whole (its worker died at each try: one of its
+                # repositories may be what kills it): each repository again, alone, so that
+                # only the one at fault fails.
+                for target in group:
+                    _submit(client, submitted, [target])
+                continue
+            value = [BatchItem(group[0].name, None, error_text(exc))]
+        items = value if isinstance(value, list) else [BatchItem(group[0].name, value)]
+        for item in items:
+            target = by_name[item.name]
+            if isinstance(item.result, RepoSplit):
+                # A large repository: its slices go to every worker, then one task attributes.
+                # Ahead of the small repositories still queued: the large one is the long pole.
+                number = submitted.number[target.name]
+                parts = [client.submit(scan_slice_task, target, settings, part, ruleset, retries=TASK_RETRIES,
+                                       pure=False, priority=1, key=f"keysweep-slice-{run}-{number}-{n}")
+                         for n, part in enumerate(item.result.slices)]
+                # A task's own result goes worker to worker (aws-cli's split is 7.7 MB); one
+                # from a batch (a small pack that inflated large: rare, and small) from here.
+                split = future if isinstance(value, RepoSplit) else item.result
+                # Where the split was made, its log walk is under way: attributed there if that
+                # worker is still up (anywhere else, the log is walked again).
+                where = _holders(client, future)
+                final = client.submit(attribute_task, target, settings, split, *parts, retries=TASK_RETRIES,
+                                      pure=False, priority=1, key=f"keysweep-attribute-{run}-{number}",
+                                      workers=where, allow_other_workers=True)
+                owner[final.key] = [target]
+                pending.add(final)
+                continue
+            if item.error is not None:
+                results[target.name].error = item.error
+            elif isinstance(item.result, RepoDone):
+                results[target.name].done = item.result
+                read += item.result.bytes
+            done += 1
         if progress is not None:
             progress(done, len(targets), read)
     return results
+
+
+def _holders(client: Any, future: Any) -> list[str] | None:
+    """The workers holding a task's result (None when the scheduler cannot say)."""
+    try:
+        holders = list(client.who_has([future]).get(future.key, ()))
+    except Exception:  # noqa: BLE001 - a placement hint only: any worker can attribute
+        return None
+    return holders or None
 
 
 class ClusterOnDemand:
@@ -288,14 +363,16 @@ class FleetProgress:
 
 def audit_targets(client: Any, targets: Sequence[Target], state: AuditState, ruleset: RuleSet, *, full: bool,
                   cache: Path | None, progress: Progress | None = None,
-                  baseline: Baseline | None = None) -> list[RepoResult]:
+                  baseline: Baseline | None = None, values: bool = True) -> list[RepoResult]:
     """One audit: what the state knows, the cluster's work, and the state brought up to date.
 
     ``client``: a Dask client, or a ``ClusterOnDemand`` (started only if a task is needed).
     A local repository whose refs all stand where the state saw them is decided here, with
     a few file reads and no task: its findings come from the state, their secrets from one
-    ``git cat-file`` over the objects holding them."""
+    ``git cat-file`` over the objects holding them. Without ``values`` (no secret is shown
+    or verified), an audit in which nothing moved at all reads no object (``from_state``)."""
     rules = rules_digest(ruleset)
+    run = uuid.uuid4().hex[:12]
     knowns = {t.name: Known() if full else state.known(t.name, rules, objects=False) for t in targets}
     unchanged: list[Target] = []
     submitted: list[Target] = []
@@ -306,6 +383,15 @@ def audit_targets(client: Any, targets: Sequence[Target], state: AuditState, rul
         if moved and known.refs is not None:
             knowns[target.name] = replace(known, scanned=state.scanned(target.name))
     results: dict[str, RepoResult] = {}
+    when = state_module.now_iso()
+    if not values and not submitted and unchanged:
+        standing = from_state(unchanged, knowns, state)
+        if standing is not None:
+            if progress is not None:
+                progress(len(targets), len(targets), 0)
+            for result, described in standing:
+                _finalise(result, state, rules, when, baseline, described, run)
+            return [result for result, _ in standing]
     if submitted:
         connect = client.get if isinstance(client, ClusterOnDemand) else (lambda: client)
         live = connect()
@@ -324,7 +410,6 @@ def audit_targets(client: Any, targets: Sequence[Target], state: AuditState, rul
         results.update(recheck_locally(unchanged, knowns, ruleset))
         if progress is not None:
             progress(len(targets), len(targets), 0)
-    when = state_module.now_iso()
     found = {name: _found(result, state) for name, result in results.items()}
     # The state keeps the commit as reports show it: a secret used bare in a commit subject or
     # an author name (found elsewhere, in any repository) is redacted before it is stored.
@@ -340,8 +425,37 @@ def audit_targets(client: Any, targets: Sequence[Target], state: AuditState, rul
             # The path stays as found: it is part of each finding's fingerprint, which the next
             # audit recomputes from it (reports still redact it).
             _finalise(result, state, rules, when, baseline,
-                      [replace(f, commit=next(redacted).commit) for f in findings])
+                      [replace(f, commit=next(redacted).commit) for f in findings], run)
     return [results[t.name] for t in targets]
+
+
+def from_state(targets: Sequence[Target], knowns: dict[str, Known],
+               state: AuditState) -> list[tuple[RepoResult, list[Finding]]] | None:
+    """Every repository unchanged, and no value needed: the findings as the state describes
+    them, without reading their objects (their secrets stay unknown: ``StoredSecret``).
+
+    Only when every repository was last recorded by one same audit: that audit redacted
+    each stored text (commit subjects, authors) of every value it found in any of them, so
+    the texts need no redaction now, which would take the values. None (the objects are
+    read, as when values are needed) otherwise, or when the state lacks what a finding
+    shows without its value (a state from an older keysweep, a Bedrock key's decoded facts).
+    A damaged object database goes unnoticed here: it is found by the next audit that
+    reads (refs moved, --full, --verify, --show-secrets, HTML)."""
+    started = time.monotonic()
+    audits = {state.audit_of(t.name) for t in targets}
+    if len(audits) != 1 or None in audits:
+        return None
+    standing: list[tuple[RepoResult, list[Finding]]] = []
+    for target in targets:
+        built = [state_module.standalone(s) for s in state.live_findings(target.name)]
+        findings = [replace(f, repository=target.name) for f in built if f is not None]
+        if len(findings) != len(built):
+            return None
+        result = RepoResult(target)
+        result.done = RepoDone(target.name, None, {}, [], 0, 0, 0, knowns[target.name].refs or "",
+                               time.monotonic() - started, from_state=True)
+        standing.append((result, findings))
+    return standing
 
 
 RECHECK_THREADS = 4  # git processes reading at once for the client's re-checks
@@ -412,14 +526,14 @@ def _found(result: RepoResult, state: AuditState) -> list[Finding] | None:
 
 
 def _finalise(result: RepoResult, state: AuditState, rules: str, when: str, baseline: Baseline | None,
-              findings: list[Finding]) -> None:
+              findings: list[Finding], run: str | None = None) -> None:
     """The repository's findings remembered. Findings in the baseline are remembered as
     baselined and not reported."""
     done = result.done
     assert done is not None
     known = baseline.fingerprints if baseline is not None else frozenset()
     result.stored = state.record(result.target.name, rules=rules, refs=done.refs, new_objects=done.new_objects,
-                                 findings=findings, when=when, baselined=known)
+                                 findings=findings, when=when, baselined=known, audit=run)
     result.findings = [f for f in findings if f.fingerprint not in known]
 
 
@@ -513,13 +627,17 @@ def audit_command(args: argparse.Namespace) -> int:
     state = AuditState(args.state or state_module.default_state_path())
     started = time.monotonic()
     started_at = datetime.datetime.now(datetime.timezone.utc)
+    fmt = cast(ReportFormat, args.format or "text")
+    # The values are read again only where they are used: shown, verified, or in the HTML
+    # report (which matches findings to remediation records by key ID).
+    values = bool(args.verify or args.show_secrets or fmt == "html")
     try:
         show_progress = not args.no_progress and sys.stderr.isatty()
         progress = FleetProgress() if show_progress else None
         with dask_client(args.scheduler, args.workers) as client:
             try:
                 ordered = audit_targets(client, targets, state, ruleset, full=args.full, cache=args.cache,
-                                        progress=progress, baseline=baseline)
+                                        progress=progress, baseline=baseline, values=values)
             finally:
                 if progress is not None:
                     progress.close()
@@ -548,7 +666,10 @@ def audit_command(args: argparse.Namespace) -> int:
 
     from scanner.reporters.text import escape_control
 
-    report = redact_report(report)
+    if not all(r.done is not None and r.done.from_state for r in ordered):
+        # (Findings from the state alone: every text was redacted when stored, by the audit
+        # that knew all their values; their values are not known now.)
+        report = redact_report(report)
     # Repository names (folder names, URLs) and git's messages are repository text: escaped
     # on a terminal like every other, and the warnings redacted like the report's.
     for warning in report.warnings:
@@ -557,7 +678,6 @@ def audit_command(args: argparse.Namespace) -> int:
         if result.error:
             print(escape_control(f"keysweep: error: {result.target.name}: {result.error}"), file=sys.stderr)
     summaries = [repository_summary(r) for r in ordered]
-    fmt = cast(ReportFormat, args.format or "text")
     html = _html_context(args, ordered, started_at) if fmt == "html" else None
     rendered = render(report, fmt, ruleset, show_secrets=args.show_secrets, color=False, html=html)
     if fmt == "json":

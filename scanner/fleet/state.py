@@ -16,13 +16,15 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from scanner import __version__
+from scanner.engine.decode import DecodingKind
 from scanner.engine.rules import RuleSet
 from scanner.errors import UsageError
 from scanner.findings import CommitInfo, Finding, Occurrences, findings_from_matches
 from scanner.fleet.tasks import Known
+from scanner.secret import KEY_ID_VISIBLE_CHARS, Secret
 from scanner.sources.history import ObjectMatches
 
 Status = Literal["open", "gone", "baselined"]
@@ -92,7 +94,64 @@ def finding_data(finding: Finding) -> dict[str, Any]:
         "path": finding.path, "line": finding.line, "column": finding.column, "source": finding.source,
         "commit": asdict(finding.commit) if finding.commit else None, "blob": finding.blob,
         "reachable": finding.reachable, "occurrences": asdict(finding.occurrences) if finding.occurrences else None,
+        # What the report shows that the match gave (none of it secret: an account number, the
+        # pairing by fingerprint): enough to rebuild the finding without reading its object.
+        "account_id": finding.account_id, "canary": finding.canary, "decoded": finding.decoded,
+        "pair": finding.pair, "session_token": finding.session_token, "bedrock": finding.bedrock is not None,
     }
+
+
+# Written since the re-audit can rebuild findings without their objects; a state written
+# before lacks them, and its findings are rebuilt from their objects as before.
+STANDALONE_KEYS = frozenset({"account_id", "canary", "decoded", "pair", "session_token", "bedrock"})
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSecret(Secret):
+    """A secret known by its redacted form only, as the state keeps it. Its value was never
+    stored: asking for it (or its digest) is a bug, and fails loudly rather than give a
+    wrong value to a report, a redactor or AWS."""
+
+    def reveal(self) -> str:
+        raise LookupError("the audit state keeps no secret: this finding's value was not read")
+
+    @property
+    def digest(self) -> str:
+        raise LookupError("the audit state keeps no secret: this finding's value was not read")
+
+
+def standalone(stored: StoredFinding) -> Finding | None:
+    """The finding as the state describes it, without its value (None: the state lacks
+    something the report shows, so its object must be read)."""
+    data = stored.data
+    if not STANDALONE_KEYS <= data.keys() or data["bedrock"] is not False or data["kind"] not in _STANDALONE_KINDS:
+        return None
+    # A state file is read back as found: any field of another shape sends the finding to its object.
+    if not (all(data[key] is None or isinstance(data[key], str) for key in ("account_id", "pair", "session_token"))
+            and isinstance(data["canary"], bool) and isinstance(data["reachable"], bool)
+            and (data["decoded"] is None or data["decoded"] in get_args(DecodingKind))
+            and all(isinstance(data[key], int) and not isinstance(data[key], bool) for key in ("line", "column"))):
+        return None
+    redacted = data["redacted"]
+    if data["kind"] == "key-id":
+        if not (isinstance(redacted, str) and redacted.endswith("…") and len(redacted) == KEY_ID_VISIBLE_CHARS + 1):
+            return None
+        secret = StoredSecret("key-id", redacted[:-1])  # its .redacted is the stored form again
+    else:
+        secret = StoredSecret(data["kind"], "")
+    if secret.redacted != redacted:
+        return None
+    commit = CommitInfo(**data["commit"]) if data["commit"] else None
+    occurrences = Occurrences(**data["occurrences"]) if data["occurrences"] else None
+    return Finding(rule_id=data["rule_id"], secret=secret, path=data["path"], line=data["line"], column=data["column"],
+                   source=data["source"], fingerprint=stored.fingerprint, commit=commit, blob=data["blob"],
+                   account_id=data["account_id"], canary=data["canary"], decoded=data["decoded"],
+                   pair=data["pair"], session_token=data["session_token"], occurrences=occurrences,
+                   reachable=data["reachable"])
+
+
+# A bearer token's report carries facts decoded from its value (BedrockKey): read again.
+_STANDALONE_KINDS = frozenset({"key-id", "secret", "session-token", "smtp-password"})
 
 
 DATA_KEYS = frozenset({"rule_id", "kind", "redacted", "path", "line", "column", "source", "commit", "blob", "reachable",
@@ -184,6 +243,16 @@ class AuditState:
             return Known(finding_objects=holders)
         return Known(scanned=self.scanned(name) if objects else frozenset(), finding_objects=holders, refs=refs)
 
+    def audit_of(self, name: str) -> str | None:
+        """The audit run that last recorded the repository (None: unknown, or recorded by a
+        keysweep that did not name its runs)."""
+        try:
+            row = self.db.execute("SELECT audited FROM repositories WHERE name = ?", (name,)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._damaged(exc) from None
+        text = row[0] if row else None
+        return text.split(" ", 1)[1] if isinstance(text, str) and " " in text else None
+
     def scanned(self, name: str) -> frozenset[str]:
         """Objects of the repository already read (under the rules it was last audited with)."""
         query = "SELECT s.sha FROM scanned s JOIN repositories r ON r.id = s.repo WHERE r.name = ?"
@@ -213,18 +282,19 @@ class AuditState:
                 for fp, obj, data, first, last, st in self.db.execute(query + " ORDER BY f.rowid", params)]
 
     def record(self, name: str, *, rules: str, refs: str, new_objects: Iterable[str], findings: Sequence[Finding],
-               when: str, baselined: frozenset[str] = frozenset()) -> list[StoredFinding]:
+               when: str, baselined: frozenset[str] = frozenset(), audit: str | None = None) -> list[StoredFinding]:
         """Remember one repository's audit (``findings``: every finding, baselined ones
-        included); returns its findings as now stored (open, baselined and gone)."""
+        included); returns its findings as now stored (open, baselined and gone). ``audit``
+        names the audit run, kept with the time (``audit_of``)."""
         try:
             self._record(name, rules=rules, refs=refs, new_objects=new_objects, findings=findings, when=when,
-                         baselined=baselined)
+                         baselined=baselined, audited=f"{when} {audit}" if audit else when)
         except (sqlite3.Error, ValueError, TypeError) as exc:
             raise self._damaged(exc) from None
         return self._findings(name, None)
 
     def _record(self, name: str, *, rules: str, refs: str, new_objects: Iterable[str], findings: Sequence[Finding],
-                when: str, baselined: frozenset[str]) -> None:
+                when: str, baselined: frozenset[str], audited: str) -> None:
         with self.db:
             repo_id = self._repo_id(name)
             if repo_id is None:
@@ -234,7 +304,7 @@ class AuditState:
             if stored_rules != rules:
                 self.db.execute("DELETE FROM scanned WHERE repo = ?", (repo_id,))
             self.db.execute("UPDATE repositories SET rules = ?, refs = ?, audited = ? WHERE id = ?",
-                            (rules, refs, when, repo_id))
+                            (rules, refs, audited, repo_id))
             self.db.executemany("INSERT OR IGNORE INTO scanned (repo, sha) VALUES (?, ?)",
                                 ((repo_id, bytes.fromhex(sha)) for sha in new_objects))
             current = {f.fingerprint for f in findings}

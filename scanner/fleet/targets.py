@@ -169,8 +169,29 @@ def local_repository(target: Target, cache: Path | None, *, refresh: bool) -> Pa
 
 def open_repository(target: Target, cache: Path | None, *, refresh: bool) -> Repository:
     path = local_repository(target, cache, refresh=refresh)
-    repo = find_repository(path, search_parents=False)
+    repo = plain_repository(path)
+    if repo is None:
+        repo = find_repository(path, search_parents=False)
     if repo is None:
         raise GitError(f"{target.name}: not a readable git repository")
     return repo
 
+
+
+def plain_repository(path: Path) -> Repository | None:
+    """A work tree's ``.git`` folder or a bare repository, taken from its layout without
+    starting git (``rev-parse`` is one process of the few a small repository's audit needs).
+    None for anything else (a ``.git`` file, a linked work tree): git is asked then. A
+    folder that only looks like a repository fails at the first git command, and that
+    error is the repository's."""
+    from scanner.fleet.refs import git_dir_of
+
+    try:
+        root = path.resolve()
+        git_dir = git_dir_of(root)
+        if git_dir is None or os.path.lexists(git_dir / "commondir"):
+            return None
+        return Repository(git_dir=git_dir, worktree=root if git_dir != root else None,
+                          shallow=(git_dir / "shallow").is_file())
+    except OSError:
+        return None

@@ -205,8 +205,22 @@ def head_commit(repo: Repository) -> str | None:
 
 def stash_commits(repo: Repository) -> list[str]:
     """Every stash entry (the reflog of refs/stash), not only the newest that --all sees."""
+    if _no_stash_log(repo.git_dir):
+        return []  # what git would say, without starting it (most repositories have no stash)
     out = run(repo, ["reflog", "show", "--format=%H", "refs/stash", "--"], check=False)
     return [line for line in out.decode().split() if len(line) == 40]
+
+
+def _no_stash_log(git_dir: Path) -> bool:
+    """True when the files ref backend holds no reflog for refs/stash: ``git reflog show
+    refs/stash`` would list nothing. False whenever git keeps refs or logs elsewhere
+    (reftable, the common directory of a linked work tree): then git is asked."""
+    try:
+        if any(os.path.lexists(git_dir / odd) for odd in ("reftable", "commondir")):
+            return False
+        return not os.path.lexists(git_dir / "logs" / "refs" / "stash")
+    except OSError:
+        return False
 
 
 def tag_objects(repo: Repository) -> dict[str, str]:

@@ -518,8 +518,9 @@ def scan_history(repo: Repository, ruleset: RuleSet, *, all_objects: bool, max_s
     # The log is walked while the workers read blobs; it is parsed once they are done,
     # when it is known which blobs need attributing.
     log = start_log(repo, listing, all_objects=all_objects)
-    # So is the list of commits refs reach: not left for after the scan, when one core idles.
-    reachable = start_reachable(repo)
+    # With --all-objects the log walk is not what refs reach (attribute asks rev-list): that
+    # list is made beside the scan too, not after it, when one core idles.
+    reachable = start_reachable(repo) if all_objects else None
     scanned = scan_objects(repo, listing.to_scan, ruleset, jobs, progress)
     return attribute(repo, listing, scanned, log.chunks(), all_objects=all_objects, max_size=max_size,
                      ruleset=ruleset, reachable_walk=reachable)
@@ -547,20 +548,20 @@ def attribute(repo: Repository, listing: ObjectListing, scanned: ObjectScan, log
         errors.append(f"object {sha} could not be read ({problem}); the scan went on without it")
     errors += [timeout_message(ruleset, rule_id, f"object {sha}") for rule_id, sha in scanned.timeouts]
 
-    reachable: set[str] | None
-    try:
-        if reachable_walk is not None:
-            reachable = set(b"".join(reachable_walk.chunks()).decode().split())
-        else:
-            reachable = git.reachable_commits(repo, stash)
-    except GitError as exc:
-        errors.append(f"could not list the commits refs reach ({exc}); findings are marked reachable as the log walk saw them")
-        reachable = None
-    try:
-        tags = git.tag_objects(repo)
-    except GitError as exc:
-        errors.append(f"could not list tags ({exc})")
-        tags = {}
+    def ask_reachable() -> set[str] | None:
+        try:
+            if reachable_walk is not None:  # started beside the scan (--all-objects)
+                return set(b"".join(reachable_walk.chunks()).decode().split())
+            return git.reachable_commits(repo, stash)
+        except GitError as exc:
+            errors.append(f"could not list the commits refs reach ({exc}); findings are marked reachable as the log "
+                          "walk saw them")
+            return None
+
+    # Outside --all-objects the log walk starts where rev-list would (every ref and the stash):
+    # what it walks is what refs reach, unless it stops early. One git process less per scan.
+    reachable = ask_reachable() if all_objects else None
+    tags: dict[str, str] | None = None  # asked for only if a tag object holds a finding
     interesting_blobs = {s for s, m in scanned.found.items() if m.kind == "blob"} | set(too_large)
     interesting_commits = {s for s, m in scanned.found.items() if m.kind == "commit"}
     records: dict[str, CommitRecord] = {}
@@ -591,6 +592,8 @@ def attribute(repo: Repository, listing: ObjectListing, scanned: ObjectScan, log
         # was found in blobs it never reached is still reported, without a commit.
         errors.append(f"the history walk stopped early ({exc}); findings in blobs it did not reach are "
                       "reported without their commit")
+    if reachable is None and walk_failed and not all_objects:
+        reachable = ask_reachable()
     if reachable is None:
         reachable = walked
     named = sorted(missing.items(), key=lambda kv: kv[1])
@@ -644,6 +647,12 @@ def attribute(repo: Repository, listing: ObjectListing, scanned: ObjectScan, log
                                                  commit=commit_record.info, reachable=sha in reachable):
                 candidates.append((commit_record, finding))
         elif found.kind == "tag":
+            if tags is None:
+                try:
+                    tags = git.tag_objects(repo)
+                except GitError as exc:
+                    errors.append(f"could not list tags ({exc})")
+                    tags = {}
             name = tags.get(sha)
             if name is None and not all_objects:
                 continue
