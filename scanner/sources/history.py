@@ -216,6 +216,11 @@ def scan_objects(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
     try:
         exited_at: float | None = None
         while running:
+            # A worker killed mid-slice (OOM killer, SIGKILL) fails the scan now: the others
+            # may be blocked for good on a queue lock it held, or would read on for minutes.
+            if any(w.exitcode not in (None, 0) for w in workers):
+                codes = ", ".join(str(w.exitcode) for w in workers)
+                raise GitError(f"a history worker process died unexpectedly (exit codes {codes})")
             try:
                 kind, payload = results.get(timeout=1.0)
             except queue_module.Empty:
