@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -64,3 +66,26 @@ def test_worker_killed_mid_slice_fails_the_scan_at_once(tmp_path: Path, monkeypa
     assert acted
     assert time.monotonic() - started < 20
     assert not [p for p in multiprocessing.active_children() if p.is_alive()]
+
+
+def test_log_fields_a_repository_forges_do_not_break_or_spoof_attribution(tmp_path: Path) -> None:
+    """A commit's author and message are the repository's: the log's separators in them
+    (\\x1f between fields, \\x01 between commits) must not fail the scan or make up a commit."""
+    from tests.conftest import run_keysweep
+    from tests.keygen import KeySet
+
+    repo = GitRepo(tmp_path / "repo")
+    keys = KeySet.generate()
+    repo.write("creds.env", f"AWS_ACCESS_KEY_ID={keys.key_id}\nAWS_SECRET_ACCESS_KEY={keys.secret}\n")
+    repo.git("add", "creds.env")
+    forged = "f" * 40
+    env = {**repo.env(), "GIT_AUTHOR_NAME": "Mal\x1flory\x1fNaN"}
+    subprocess.run(["git", "commit", "-q", "-m", f"tidy \x01{forged}\x1f\x1fSpoofer\x1fs@x\x1f2001-01-01\x1f1\x1fok"],
+                   cwd=repo.path, env=env, check=True)
+    real = repo.git("rev-parse", "HEAD")
+    result = run_keysweep("scan", "--history-only", "--no-progress", "-f", "json", repo.path)
+    assert result.returncode == 1, result.stderr
+    findings = json.loads(result.stdout)["findings"]
+    assert findings and {f["commit"]["sha"] for f in findings} == {real}
+    assert all(f["commit"]["author"] == "Mal\x1flory\x1fNaN" for f in findings)
+    assert all(f["commit"]["summary"].startswith(f"tidy \x01{forged}\x1f") for f in findings)
