@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -89,3 +90,45 @@ def test_log_fields_a_repository_forges_do_not_break_or_spoof_attribution(tmp_pa
     assert findings and {f["commit"]["sha"] for f in findings} == {real}
     assert all(f["commit"]["author"] == "Mal\x1flory\x1fNaN" for f in findings)
     assert all(f["commit"]["summary"].startswith(f"tidy \x01{forged}\x1f") for f in findings)
+
+
+_INTERRUPTED_AT_START = """
+import contextlib, multiprocessing, sys
+from pathlib import Path
+from scanner.engine.rules import load_ruleset
+from scanner.sources import history, workers
+from scanner.sources.git import find_repository
+
+@contextlib.contextmanager
+def interrupted_while_starting():
+    yield
+    raise KeyboardInterrupt  # what signals_deferred does when Ctrl-C came during its block
+
+workers.signals_deferred = interrupted_while_starting
+history.PARALLEL_MIN_BYTES = 0
+history.MIN_SLICE_BYTES = 1
+history.GUIDED_MIN_SHARE = 0.0
+repo = find_repository(Path(sys.argv[1]), search_parents=False)
+try:
+    history.scan_objects(repo, history.list_history(repo, 10**7).to_scan, load_ruleset(), 2)
+except KeyboardInterrupt:
+    print("alive", len([p for p in multiprocessing.active_children() if p.is_alive()]), flush=True)
+"""
+
+
+def test_interrupt_while_workers_start_stops_them_and_exits(tmp_path: Path) -> None:
+    """Ctrl-C while the workers start is delivered once they have: the scan must still stop
+    them and drop the slices not yet handed out (more than a pipe holds), or the process
+    waits for good at exit on the thread still writing them."""
+    repo = GitRepo(tmp_path / "repo")
+    stream = b"".join(b"blob\nmark :%d\ndata %d\n%s\n" % (i + 1, len(b"f%d\n" % i), b"f%d\n" % i) for i in range(3000))
+    stream += b"commit refs/heads/main\ncommitter t <t@e> 1700000000 +0000\ndata 2\nc\n"
+    stream += b"".join(b"M 100644 :%d f%d.txt\n" % (i + 1, i) for i in range(3000)) + b"\n"
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=repo.path, input=stream, check=True)
+    try:
+        proc = subprocess.run([sys.executable, "-c", _INTERRUPTED_AT_START, str(repo.path)],
+                              capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the interrupted scan never exited")
+    assert proc.stdout.strip() == "alive 0", proc.stderr
+    assert proc.returncode == 0, proc.stderr

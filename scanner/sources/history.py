@@ -208,13 +208,15 @@ def scan_objects(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
                for _ in range(jobs)]
     from scanner.sources.workers import signals_deferred
 
-    # A signal while a worker is being handed its work would leave it half-started (and
-    # printing a traceback): delivered once every worker has started.
-    with signals_deferred():
-        for worker in workers:
-            worker.start()
     running = len(workers)
     try:
+        # A signal while a worker is being handed its work would leave it half-started (and
+        # printing a traceback): delivered once every worker has started, inside the try, so
+        # that they are stopped and the slices not handed out dropped (their feeder thread,
+        # blocked on a full pipe, would otherwise hold up the exit for good).
+        with signals_deferred():
+            for worker in workers:
+                worker.start()
         exited_at: float | None = None
         while running:
             # A worker killed mid-slice (OOM killer, SIGKILL) fails the scan now: the others
@@ -246,6 +248,8 @@ def scan_objects(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
                 # SIGKILL: a worker still starting up has not installed its own handlers.
                 worker.kill()
         for worker in workers:
+            if worker.pid is None:
+                continue  # never started (start() itself failed)
             worker.join(timeout=10)
             if worker.is_alive():
                 worker.kill()
