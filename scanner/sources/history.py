@@ -13,6 +13,7 @@ object IDs, never contents.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -207,15 +208,22 @@ def scan_objects(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
                for _ in range(jobs)]
     from scanner.sources.workers import signals_deferred
 
-    # A signal while a worker is being handed its work would leave it half-started (and
-    # printing a traceback): delivered once every worker has started.
-    with signals_deferred():
-        for worker in workers:
-            worker.start()
     running = len(workers)
     try:
+        # A signal while a worker is being handed its work would leave it half-started (and
+        # printing a traceback): delivered once every worker has started, inside the try, so
+        # that they are stopped and the slices not handed out dropped (their feeder thread,
+        # blocked on a full pipe, would otherwise hold up the exit for good).
+        with signals_deferred():
+            for worker in workers:
+                worker.start()
         exited_at: float | None = None
         while running:
+            # A worker killed mid-slice (OOM killer, SIGKILL) fails the scan now: the others
+            # may be blocked for good on a queue lock it held, or would read on for minutes.
+            if any(w.exitcode not in (None, 0) for w in workers):
+                codes = ", ".join(str(w.exitcode) for w in workers)
+                raise GitError(f"a history worker process died unexpectedly (exit codes {codes})")
             try:
                 kind, payload = results.get(timeout=1.0)
             except queue_module.Empty:
@@ -240,6 +248,8 @@ def scan_objects(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
                 # SIGKILL: a worker still starting up has not installed its own handlers.
                 worker.kill()
         for worker in workers:
+            if worker.pid is None:
+                continue  # never started (start() itself failed)
             worker.join(timeout=10)
             if worker.is_alive():
                 worker.kill()
@@ -253,7 +263,13 @@ def scan_objects(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
 
 # --- the log walk: which commit introduced which blob at which path ---------------------
 
-LOG_FORMAT = "%x01%H%x1f%P%x1f%an%x1f%ae%x1f%aI%x1f%ct%x1f%s"
+# Names and messages are the repository's, and may hold \x01 or \x1f themselves: a forged
+# separator would fail the scan (a name where the timestamp goes) or make up a commit
+# to attribute a secret to. Each separator carries a random mark an author cannot guess.
+_MARK = os.urandom(8).hex()
+_RECORD = f"\x01{_MARK}".encode()
+_FIELD = f"\x1f{_MARK}"
+LOG_FORMAT = f"%x01{_MARK}" + f"%x1f{_MARK}".join(["%H", "%P", "%an", "%ae", "%aI", "%ct", "%s"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,7 +318,7 @@ def parse_log(chunks: Iterable[bytes], wanted: Callable[[str], bool] | None = No
     rest = b""
     order = 0
     for chunk in chunks:
-        records = (rest + chunk).split(b"\x01")
+        records = (rest + chunk).split(_RECORD)
         rest = records.pop()
         for record in records:
             if record:
@@ -314,7 +330,7 @@ def parse_log(chunks: Iterable[bytes], wanted: Callable[[str], bool] | None = No
 
 def _parse_record(record: bytes, order: int, wanted: Callable[[str], bool] | None = None) -> Iterator[CommitRecord | Change]:
     header, _, body = record.partition(b"\x00")
-    fields = header.decode("utf-8", "replace").split("\x1f")
+    fields = header.decode("utf-8", "replace").split(_FIELD)
     sha, _parents, author, email, date, timestamp, summary = (fields + [""] * 7)[:7]
     yield CommitRecord(CommitInfo(sha, author, email, date, summary), int(timestamp or 0), order)
     tokens = body.split(b"\x00")
