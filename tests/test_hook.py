@@ -20,6 +20,13 @@ from tests.keygen import KeySet
 BANNED = ("boto3", "botocore", "git", "gitdb", "dask", "jinja2", "scanner.aws", "difflib", "pathspec", "hyperscan")
 
 
+# Not on the staged path either (the hook runs on every commit): the history machinery, the
+# work-tree walker, YAML (an installed keysweep reads its built-in rules as JSON; a checkout
+# reads YAML, so PyYAML is checked by the wheel benchmark, not here), the baseline module.
+STAGED_NEVER = {"scanner.sources.history", "scanner.sources.workers", "scanner.sources.files",
+                "scanner.sources.whereabouts", "scanner.baseline", "multiprocessing", "concurrent.futures"}
+
+
 def imported_modules(*args: str | Path, cwd: Path) -> tuple[int, set[str]]:
     """Run the real CLI with -X importtime; the names of every module it imported."""
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "scanner", *map(str, args)],
@@ -47,6 +54,11 @@ def test_staged_and_plain_scans_import_only_what_they_use(repo: GitRepo) -> None
     repo.git("add", "clean.txt")
     code, names = imported_modules("scan", "--staged", "--no-progress", cwd=repo.path)
     assert code == 0 and banned_in(names) == set()
+    assert STAGED_NEVER & names == set(), STAGED_NEVER & names
+    # As pre-commit runs it: the files it passes after the path.
+    code, names = imported_modules("scan", "--staged", "--no-progress", "--", ".", "clean.txt", cwd=repo.path)
+    assert code == 0 and banned_in(names) == set()
+    assert STAGED_NEVER & names == set(), STAGED_NEVER & names
     # The blocked commit goes further: an edited file with a match reads git's patch and
     # the old version, and the report is printed.
     repo.write("app/settings.env", f"DEBUG=1\nAWS_SECRET_ACCESS_KEY={keys.secret}\n")
@@ -54,6 +66,7 @@ def test_staged_and_plain_scans_import_only_what_they_use(repo: GitRepo) -> None
     code, names = imported_modules("scan", "--staged", "--no-progress", cwd=repo.path)
     assert code == 1 and banned_in(names) == set()
     assert "scanner.sources.files" not in names and "multiprocessing" not in names
+    assert STAGED_NEVER & names == set(), STAGED_NEVER & names
     code, names = imported_modules("scan", "--no-history", "--no-progress", ".", cwd=repo.path)
     assert code == 1 and banned_in(names) == set()
 
@@ -191,3 +204,23 @@ def test_a_repository_git_refuses_is_an_error_but_a_plain_folder_inside_it_is_sc
     folder = run_keysweep("scan", "--format", "json", repo.path / "plain")
     assert folder.returncode == 1, folder.stderr
     assert [f["path"] for f in folder.json()["findings"]] == ["k.env"]
+
+
+def test_a_clean_hook_run_starts_three_git_processes(repo: GitRepo, tmp_path: Path) -> None:
+    # Each git process costs the hook milliseconds: one rev-parse (the repository), one
+    # diff-index (what is staged, also for telling whether the files given are staged) and
+    # one cat-file (the staged blobs), as pre-commit runs it, with the files after the path.
+    log = tmp_path / "git-calls.log"
+    wrapper = tmp_path / "git-wrapper"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> "{log}"\nexec git "$@"\n')
+    wrapper.chmod(0o755)
+    repo.write("a.py", "print('a')\n")
+    repo.write("app/settings.env", "DEBUG=0\n")
+    repo.git("add", "a.py", "app/settings.env")
+    result = run_keysweep("scan", "--staged", "--no-progress", "--", ".", "a.py", "app/settings.env", cwd=repo.path,
+                          env={"GIT_PYTHON_GIT_EXECUTABLE": str(wrapper)})
+    assert result.returncode == 0, result.stderr
+    commands = [line.split() for line in log.read_text().splitlines()]
+    verbs = sorted(next(word for word in words if word in ("rev-parse", "diff-index", "cat-file", "diff"))
+                   for words in commands)
+    assert verbs == ["cat-file", "diff-index", "rev-parse"], commands
