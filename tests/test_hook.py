@@ -171,6 +171,45 @@ def test_built_in_rules_from_their_json_copy_are_the_yaml_rules(tmp_path: Path, 
         rules.load_ruleset([tmp_path / "mine" / "x.yaml"])
 
 
+def test_built_in_patterns_compile_on_first_use_and_scan_as_compiled_ones(tmp_path: Path) -> None:
+    # The hook scans a few small files: built-in patterns are compiled when first used (most
+    # never are there), so they are checked here instead of at load. User rule files still
+    # compile whole when they load (a bad pattern is exit 2, before anything is scanned).
+    import pickle
+
+    import regex
+
+    from scanner.engine.detect import detect
+    from scanner.engine.rules import LazyPattern, RuleSet, load_ruleset, parse_rule_file
+
+    built_in = load_ruleset()
+    lazy = [p for r in built_in.rules for p in (*r.patterns, *r.allow, *(r.near.patterns if r.near else ()))]
+    assert lazy and all(isinstance(p, LazyPattern) and set(vars(p)) == {"pattern"} for p in lazy)
+    for rule in built_in.rules:
+        for pattern in (*rule.patterns, *(rule.near.patterns if rule.near else ())):
+            assert "secret" in regex.compile(pattern.pattern, regex.VERSION0).groupindex, (rule.id, pattern.pattern)
+        for pattern in rule.allow:
+            regex.compile(pattern.pattern, regex.VERSION0)
+    # The same rules compiled up front find the same secrets, and so does a copy sent to a
+    # worker process (pickled before and after first use).
+    eager = RuleSet(tuple(r for f in sorted({r.file for r in built_in.rules})
+                          for r in parse_rule_file(Path(f).read_text(), f)))
+    assert not any(isinstance(p, LazyPattern) for r in eager.rules for p in r.patterns)
+    keys = KeySet.generate()
+    texts = [keys.fill(example).encode() for r in built_in.rules for example in (*r.positive_examples, *r.negative_examples)]
+    texts.append(f"aws_access_key_id = {keys.key_id}\naws_secret_access_key = {keys.secret}\n".encode())
+    expected = [repr(detect(text, eager)) for text in texts]
+    assert sum(1 for e in expected if e != "[]") >= len(built_in.rules)
+    unused = pickle.loads(pickle.dumps(load_ruleset()))
+    assert [repr(detect(text, built_in)) for text in texts] == expected
+    assert [repr(detect(text, unused)) for text in texts] == expected
+    assert [repr(detect(text, pickle.loads(pickle.dumps(built_in)))) for text in texts] == expected
+    (tmp_path / "bad.yaml").write_text("rules:\n- id: bad\n  description: d\n  kind: key-id\n  patterns: ['(?P<secret>[']\n"
+                                       "  examples: {positive: [x]}\n")
+    with pytest.raises(RuleError, match="invalid regular expression"):
+        load_ruleset([tmp_path / "bad.yaml"])
+
+
 @pytest.mark.skipif(not (REPO_ROOT / ".git").exists(), reason="needs keysweep's own git checkout")
 def test_readme_set_up_scan_runs_verbatim_on_a_fresh_checkout(tmp_path: Path) -> None:
     readme = (REPO_ROOT / "README.md").read_text()
