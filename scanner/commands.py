@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal, cast
 import regex
 
 from scanner.config import Config, find_config, load_config
+from scanner.engine.lazyregex import lazy_compile
 from scanner.engine.rules import RuleSet, load_ruleset
 from scanner.errors import UsageError, bounded
 from scanner.exitcodes import EXIT_CLEAN, EXIT_FAILURE, EXIT_FINDINGS, EXIT_USAGE
@@ -363,7 +364,8 @@ def baseline_create_command(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
-KEY_ID = regex.compile(r"(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16}")
+# revoke only: compiled there, not by every scan (lazy_compile).
+KEY_ID = lazy_compile(r"(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16}")
 
 
 def _accounts(args: argparse.Namespace) -> frozenset[str]:
@@ -584,7 +586,7 @@ def _bedrock_valid(finding: Finding) -> bool:
     return finding.verification is not None and finding.verification.status == "valid"
 
 
-SERVICE_CREDENTIAL_ID = regex.compile(r"[A-Za-z0-9_]{20,128}")
+SERVICE_CREDENTIAL_ID = lazy_compile(r"[A-Za-z0-9_]{20,128}")
 
 
 def _revoke_bedrock(args: argparse.Namespace, credential_id: str) -> int:

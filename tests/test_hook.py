@@ -180,11 +180,12 @@ def test_built_in_patterns_compile_on_first_use_and_scan_as_compiled_ones(tmp_pa
     import regex
 
     from scanner.engine.detect import detect
-    from scanner.engine.rules import LazyPattern, RuleSet, load_ruleset, parse_rule_file
+    from scanner.engine.lazyregex import LazyPattern
+    from scanner.engine.rules import RuleSet, load_ruleset, parse_rule_file
 
     built_in = load_ruleset()
     lazy = [p for r in built_in.rules for p in (*r.patterns, *r.allow, *(r.near.patterns if r.near else ()))]
-    assert lazy and all(isinstance(p, LazyPattern) and set(vars(p)) == {"pattern"} for p in lazy)
+    assert lazy and all(isinstance(p, LazyPattern) and set(vars(p)) == {"pattern", "_flags"} for p in lazy)
     for rule in built_in.rules:
         for pattern in (*rule.patterns, *(rule.near.patterns if rule.near else ())):
             assert "secret" in regex.compile(pattern.pattern, regex.VERSION0).groupindex, (rule.id, pattern.pattern)

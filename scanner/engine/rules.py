@@ -14,6 +14,7 @@ from typing import Any, Literal, cast
 
 import regex
 
+from scanner.engine.lazyregex import lazy_compile
 from scanner.errors import RuleError, bounded
 from scanner.secret import SecretKind
 
@@ -72,39 +73,6 @@ class Rule:
     positive_examples: tuple[str, ...]
     negative_examples: tuple[str, ...]
     file: str
-
-
-class LazyPattern:
-    """A built-in rule's pattern, compiled on first use.
-
-    The pre-commit hook scans a few small files: most patterns (those confirming a value
-    near a keyword, the allowlists) never run there, and compiling the 25 built-in ones took
-    a tenth of the hook's time. Built-in rules are checked by the test suite, not at load.
-    Stands in for the ``regex.Pattern``: ``pattern`` is the source; any other attribute
-    compiles it once and is then kept on the instance, so later look-ups never come here.
-    """
-
-    def __init__(self, source: bytes) -> None:
-        self.pattern = source
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):  # copy and pickle probing for hooks: not the pattern's own
-            raise AttributeError(name)
-        value = getattr(regex.compile(self.pattern, regex.VERSION0), name)
-        self.__dict__[name] = value
-        return value
-
-    def __reduce__(self) -> tuple[type[LazyPattern], tuple[bytes]]:
-        return LazyPattern, (self.pattern,)  # compiled again where it is used (as regex does)
-
-    def __repr__(self) -> str:
-        return repr(regex.compile(self.pattern, regex.VERSION0))
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, LazyPattern) and other.pattern == self.pattern
-
-    def __hash__(self) -> int:
-        return hash(self.pattern)
 
 
 class RuleHealth:
@@ -381,7 +349,8 @@ def _str_list(value: Any, fail: Any, field: str) -> list[str]:
 
 def _compile(pattern: str, fail: Any, field: str, need_group: bool, lazy: bool = False) -> regex.Pattern[bytes]:
     if lazy:
-        return cast("regex.Pattern[bytes]", LazyPattern(pattern.encode()))
+        # Built-in rules: compiled when first used (the hook's few files need few of them).
+        return lazy_compile(pattern.encode(), regex.VERSION0)
     try:
         compiled = regex.compile(pattern.encode(), regex.VERSION0)
     except (regex.error, ValueError) as exc:  # ValueError: (?u) on bytes, (?V1) against VERSION0
