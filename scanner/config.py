@@ -21,6 +21,8 @@ FORMATS = ("text", "json", "jsonl", "sarif")
 
 @dataclass(frozen=True)
 class Config:
+    """A repository's keysweep settings (.keysweep.yaml or [tool.keysweep])."""
+
     source: Path | None = None
     rules: tuple[Path, ...] = ()
     exclude: tuple[str, ...] = ()

@@ -19,6 +19,8 @@ AccessFlag = Literal["admin", "iam-write", "data-read"]
 
 @dataclass(frozen=True, slots=True)
 class CommitInfo:
+    """The commit a finding came from, as reports show it."""
+
     sha: str
     author: str
     email: str
@@ -36,6 +38,8 @@ class Occurrences:
 
 @dataclass(frozen=True, slots=True)
 class Verification:
+    """What STS said of a key pair (or why it was not asked)."""
+
     status: VerificationStatus
     reason: str = ""
     arn: str | None = None
@@ -69,6 +73,8 @@ class Exposure:
 
 @dataclass(frozen=True, slots=True)
 class PolicyRef:
+    """A policy that grants a principal its permissions."""
+
     name: str
     kind: Literal["managed", "inline"]
     attached_to: str  # "user", "role" or "group:<name>"
@@ -89,6 +95,8 @@ class Access:
 
 @dataclass(frozen=True, slots=True)
 class Finding:
+    """One secret in one place, with what is known about it."""
+
     rule_id: str
     secret: Secret
     path: str | None
@@ -197,6 +205,8 @@ class RemediationOutcome:
 
 @dataclass(frozen=True, slots=True)
 class ScanReport:
+    """Everything one scan produced, as the reporters render it."""
+
     findings: tuple[Finding, ...]
     skipped: tuple[Skipped, ...]
     warnings: tuple[str, ...]

@@ -43,6 +43,8 @@ ProgressCallback = Callable[[int, int, int, int], None]  # objects done, objects
 
 @dataclass(frozen=True)
 class ScanOptions:
+    """What one scan reads and how, from the command line and configuration."""
+
     target: Path
     history: HistoryMode = "default"
     all_objects: bool = False
@@ -61,6 +63,8 @@ class ScanOptions:
 
 @dataclass
 class _Tally:
+    """The findings and counts of one scan, as its sources add to them."""
+
     findings: list[Finding] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

@@ -77,6 +77,8 @@ def value_runs(data: bytes, table: bytes, min_length: int) -> list[tuple[int, in
 
 @dataclass(frozen=True, slots=True)
 class DecodedView:
+    """A text with its encoded tokens decoded, and where each came from."""
+
     kind: DecodingKind
     data: bytes
     view_starts: tuple[int, ...]

@@ -59,6 +59,8 @@ class ValueShape:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
+    """One validated rule: what it finds, how, and its own examples."""
+
     id: str
     description: str
     help: str
@@ -112,6 +114,8 @@ class RuleHealth:
 
 @dataclass(frozen=True, slots=True)
 class RuleSet:
+    """The rules of one scan, with their per-process state (health)."""
+
     rules: tuple[Rule, ...]
     health: RuleHealth = field(default_factory=RuleHealth, compare=False, repr=False)
 

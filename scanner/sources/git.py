@@ -29,6 +29,8 @@ def display_path(raw: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Repository:
+    """Where a repository is, as git found it."""
+
     git_dir: Path
     worktree: Path | None  # None for a bare repository
     shallow: bool
@@ -252,6 +254,8 @@ def reachable_commits(repo: Repository, extra: Sequence[str]) -> set[str]:
 
 @dataclass(frozen=True, slots=True)
 class RefTip:
+    """A ref and what it points at."""
+
     name: str  # git's short name (heads/x or tags/x only where a short name is ambiguous)
     full: str  # refs/heads/x; "HEAD" for a detached HEAD; stash@{n} for an older stash entry
     target: str  # the object the ref names (an annotated tag: the tag object)
@@ -354,6 +358,8 @@ def published_commits(repo: Repository, wanted: Iterable[str]) -> dict[str, bool
 
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
+    """An object's id, type and size, without its contents."""
+
     sha: str
     kind: str  # blob, tree, commit, tag
     size: int
@@ -385,6 +391,8 @@ def list_objects(repo: Repository) -> Iterator[ObjectInfo]:
 
 @dataclass(frozen=True, slots=True)
 class GitObject:
+    """An object's contents, or why they could not be read."""
+
     sha: str
     kind: str
     data: bytes | None  # None when the object is missing or cannot be read
@@ -454,6 +462,8 @@ def object_infos(repo: Repository, shas: Sequence[str]) -> Iterator[ObjectInfo]:
 
 @dataclass(frozen=True, slots=True)
 class StagedChange:
+    """A file the index changes against HEAD."""
+
     path: str
     old: str | None  # None when the file is new
     new: str
