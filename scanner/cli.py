@@ -277,6 +277,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
 
 
+def entry() -> int:
+    """The ``keysweep`` command and ``python -m scanner``: main(), then a shutdown that does
+    not walk the heap.
+
+    Python's shutdown runs several full garbage collections over every object still alive
+    (~17,000 after a scan): 10-25 ms of a pre-commit hook run that takes 0.1 s. Everything
+    alive now lives until the process ends anyway, so it is moved out of the collector's
+    sight (gc.freeze). Exit handlers still run and files are still closed and flushed;
+    only cyclic garbage made before this point is left to the operating system.
+    """
+    code = main()
+    import gc
+
+    gc.freeze()
+    return code
+
+
 def _printable(message: str) -> str:
     from scanner.reporters.text import escape_control
 
