@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import stat
@@ -155,40 +154,48 @@ def _add_verbosity(group: argparse._ActionsContainer) -> None:
     loud.add_argument("-q", "--quiet", action="store_true", help="no warnings on standard error (errors still shown)")
 
 
-class _Diagnostics(logging.Formatter):
-    """Formats keysweep's log records as its messages always looked ("keysweep: warning: ..."),
-    with control characters escaped: a message may quote a path or a ref name."""
-
-    LABELS = {"WARNING": "warning: ", "ERROR": "error: ", "CRITICAL": "error: ", "DEBUG": "debug: "}
-
-    def format(self, record: logging.LogRecord) -> str:
-        return _printable(f"keysweep: {self.LABELS.get(record.levelname, '')}{record.getMessage()}")
-
-
-class _LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """On a terminal, a message first clears the line: a progress line may be drawn there
-    (it is redrawn at its next update)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if getattr(self.stream, "isatty", lambda: False)():
-            self.stream.write("\r\033[K")
-        super().emit(record)
-
-
 def configure_logging(verbose: int, quiet: bool) -> None:
     """Diagnostics go to standard error through the ``scanner`` logger: -q keeps only errors,
     the default adds warnings, -v information (what is scanned, timings), -vv debug lines.
     Nothing logged ever holds a secret: messages carry counts, timings, and report texts that
-    are already redacted."""
+    are already redacted. logging itself is set up when the first message reaches it
+    (scanner.diagnostics): a scan that has nothing to say never imports it."""
+    from scanner import diagnostics
+
+    level = (diagnostics.ERROR if quiet else diagnostics.DEBUG if verbose >= 2 else diagnostics.INFO if verbose
+             else diagnostics.WARNING)
+    diagnostics.configure(level, lambda: _install_log_handler(level))
+
+
+def _install_log_handler(level: int) -> None:
+    import logging
+
+    class Diagnostics(logging.Formatter):
+        """Formats keysweep's log records as its messages always looked ("keysweep: warning: ..."),
+        with control characters escaped: a message may quote a path or a ref name."""
+
+        LABELS = {"WARNING": "warning: ", "ERROR": "error: ", "CRITICAL": "error: ", "DEBUG": "debug: "}
+
+        def format(self, record: logging.LogRecord) -> str:
+            return _printable(f"keysweep: {self.LABELS.get(record.levelname, '')}{record.getMessage()}")
+
+    class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+        """On a terminal, a message first clears the line: a progress line may be drawn there
+        (it is redrawn at its next update)."""
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if getattr(self.stream, "isatty", lambda: False)():
+                self.stream.write("\r\033[K")
+            super().emit(record)
+
     logger = logging.getLogger("scanner")
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
-    handler = _LineHandler(sys.stderr)
-    handler.setFormatter(_Diagnostics())
+    handler = LineHandler(sys.stderr)
+    handler.setFormatter(Diagnostics())
     logger.addHandler(handler)
     logger.propagate = False
-    logger.setLevel(logging.ERROR if quiet else logging.DEBUG if verbose >= 2 else logging.INFO if verbose
-                    else logging.WARNING)
+    logger.setLevel(level)
 
 
 def _add_remediation_flags(group: argparse._ActionsContainer, *, scan: bool = True) -> None:

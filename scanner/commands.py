@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Literal, cast
 import regex
 
 from scanner.config import Config, find_config, load_config
+from scanner.diagnostics import get_logger
 from scanner.engine.lazyregex import lazy_compile
 from scanner.engine.rules import RuleSet, load_ruleset
 from scanner.errors import UsageError, bounded
@@ -26,7 +26,7 @@ from scanner.reporters import ReportFormat, render
 from scanner.reporters.text import escape_control
 from scanner.scan import DEFAULT_MAX_FILE_SIZE, HistoryMode, ScanOptions, default_jobs, run_scan
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 if TYPE_CHECKING:
     # scanner.aws pulls in boto3 (~0.1 s): imported where a command uses it, never by a plain scan.

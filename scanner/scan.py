@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, BinaryIO, Literal
 
 import regex
 
+from scanner.diagnostics import get_logger
 from scanner.engine.rules import RuleSet
 from scanner.errors import GitError, UsageError
 from scanner.findings import Finding, ScanReport, Skipped, findings_from_matches
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from scanner.sources.files import FileEntry
     from scanner.sources.history import HistoryScan
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 HistoryMode = Literal["default", "none", "only"]
 DEFAULT_MAX_FILE_SIZE = 25 * 1024 * 1024
