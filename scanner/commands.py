@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
@@ -19,7 +19,7 @@ from scanner.engine.lazyregex import lazy_compile
 from scanner.engine.rules import RuleSet, load_ruleset
 from scanner.errors import UsageError, bounded
 from scanner.exitcodes import EXIT_CLEAN, EXIT_FAILURE, EXIT_FINDINGS, EXIT_USAGE
-from scanner.findings import Finding, RemediationOutcome, ScanReport
+from scanner.findings import Finding, ScanReport
 from scanner.pathfilter import PathFilter
 from scanner.progress import ProgressLine
 from scanner.reporters import ReportFormat, render
@@ -29,11 +29,13 @@ from scanner.scan import DEFAULT_MAX_FILE_SIZE, HistoryMode, ScanOptions, defaul
 log = get_logger(__name__)
 
 if TYPE_CHECKING:
+    import datetime
+
     # scanner.aws pulls in boto3 (~0.1 s): imported where a command uses it, never by a plain scan.
     from scanner.aws.audit import AuditLog
     from scanner.aws.exposure import KeyActivity
     from scanner.aws.remediate import Plan
-    from scanner.findings import Severity
+    from scanner.findings import RemediationOutcome, Severity
     from scanner.reporters.html import HtmlContext
 
 
@@ -196,7 +198,7 @@ def scan_command(args: argparse.Namespace) -> int:
     _accounts(args)
     if args.remediate:
         _audit_outside_repository(args, Path(args.path))
-    started = datetime.datetime.now(datetime.timezone.utc)
+    started = time.time()  # a datetime only for the HTML report: datetime is not imported by a scan
     config, ruleset = _settings(args, Path(args.path))
     baseline_path = args.baseline or config.baseline
     baseline = None
@@ -233,7 +235,7 @@ def scan_command(args: argparse.Namespace) -> int:
         # summary, so a person watching the terminal is told here.
         for skipped in report.skipped:
             log.warning("skipped %s: %s", skipped.path, skipped.reason)
-    html = _html_context(args, started) if fmt == "html" else None
+    html = _html_context(args, _utc(started)) if fmt == "html" else None
     # The HTML report is always redacted, so it is never a private file on that account.
     write_output(render(report, fmt, ruleset, show_secrets=args.show_secrets, color=_color(args), html=html),
                  args.output, private=args.show_secrets and fmt != "html")
@@ -315,6 +317,12 @@ def _scope(args: argparse.Namespace) -> str:
         return f"commits in {args.revision_range or args.since + '..HEAD'}"
     scope = {"none": "work tree", "only": "history"}.get(_history_mode(args), "work tree and history")
     return scope + (" and all objects" if args.all_objects else "")
+
+
+def _utc(stamp: float) -> datetime.datetime:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc)
 
 
 def _html_context(args: argparse.Namespace, started: datetime.datetime) -> HtmlContext:
@@ -431,6 +439,8 @@ REVOKE_ADVICE = ("to rotate it anyway: `keysweep revoke KEY_ID --delete --apply`
 
 def _held(key_id: str, account: str | None, result: Literal["unconfirmed", "not-compromised", "skipped"], detail: str,
           dry_run: bool) -> RemediationOutcome:
+    from scanner.keyfacts import RemediationOutcome
+
     return RemediationOutcome(key_id, account, None, "none", result, detail, dry_run)
 
 
