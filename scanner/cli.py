@@ -7,7 +7,6 @@ import os
 import signal
 import stat
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -344,6 +343,8 @@ def write_output(text: str, output: Path | None, *, private: bool = False) -> No
         umask = os.umask(0)
         os.umask(umask)
         mode = 0o666 & ~umask
+    import tempfile
+
     temp: str | None = None
     try:
         fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")

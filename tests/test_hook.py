@@ -26,7 +26,7 @@ BANNED = ("boto3", "botocore", "git", "gitdb", "dask", "jinja2", "scanner.aws", 
 # is left to the wheel benchmark.)
 STAGED_NEVER = {"scanner.sources.history", "scanner.sources.workers", "scanner.sources.files",
                 "scanner.sources.whereabouts", "scanner.baseline", "multiprocessing", "concurrent.futures",
-                "logging", "scanner.keyfacts"}
+                "logging", "scanner.keyfacts", "tempfile"}
 
 
 def imported_modules(*args: str | Path, cwd: Path) -> tuple[int, set[str]]:
@@ -267,3 +267,19 @@ def test_a_clean_hook_run_starts_three_git_processes(repo: GitRepo, tmp_path: Pa
     verbs = sorted(next(word for word in words if word in ("rev-parse", "diff-index", "cat-file", "diff"))
                    for words in commands)
     assert verbs == ["cat-file", "diff-index", "rev-parse"], commands
+
+
+def test_git_error_file_without_tempfile_is_unnamed_and_works(tmp_path: Path) -> None:
+    # The hook's cat-file writes its standard error to a file made without importing
+    # tempfile (~4 ms): unnamed, in $TMPDIR, readable after git wrote to it.
+    script = ("import sys, os; from scanner.sources.git import _error_file\n"
+              "f = _error_file(); f.write(b'fatal: x'); f.flush(); os.write(f.fileno(), b'!'); f.seek(0)\n"
+              "print(f.read().decode(), 'tempfile' in sys.modules, os.listdir(os.environ['TMPDIR']))\n")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT), "TMPDIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["fatal:", "x!", "False", "[]"], out.stderr
+    # A $TMPDIR that is not there: tempfile's own choice, as before.
+    env["TMPDIR"] = str(tmp_path / "missing")
+    script = script.replace("os.listdir(os.environ['TMPDIR'])", "0")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["fatal:", "x!", "True", "0"], out.stderr
