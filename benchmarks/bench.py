@@ -11,8 +11,10 @@ Prints, in this order:
   median and spread of the wall time, the ratio keysweep / floor, CPU-seconds (keysweep and
   the git processes it runs, from wait4), and the peak RSS of keysweep's own process (git's
   apart);
-- the pre-commit hook: `keysweep scan --staged`, 3 staged files in a generated 2,000-file
-  repository, best of 5;
+- the pre-commit hook: `keysweep scan --staged --no-progress -- . FILE...`, 3 staged files in a
+  generated 2,000-file repository, best of 5, run as pre-commit runs it: the `keysweep`
+  command of a wheel of this checkout installed (not editable) into a fresh venv (or the
+  venv given with --hook-venv), with `python -m scanner` and bare Python beside it;
 - the adversarial table, from benchmarks/adversarial.py.
 """
 
@@ -293,26 +295,83 @@ def keysweep_installation() -> str:
     return f"{version} at {where} ({rules})"
 
 
-def bench_hook(files: int = 2000, tries: int = 5) -> float:
-    """Best of ``tries`` wall seconds of `keysweep scan --staged`, run in the repository as
-    the pre-commit framework runs it."""
+def hook_install(venv: Path | None) -> tuple[Path, str]:
+    """The ``keysweep`` command to time, as the pre-commit framework installs it: a wheel of
+    this checkout pip-installed (not editable) into a fresh virtual environment, with its
+    dependencies. Or the one in ``venv`` (--hook-venv), as it is. Returns the command and
+    a line saying what it is."""
+    if venv is not None:
+        command = venv / "bin" / "keysweep"
+        if not command.exists():
+            raise SystemExit(f"--hook-venv {venv}: no bin/keysweep there")
+        return command, f"{command} (--hook-venv, as installed there)"
+    scratch = Path(tempfile.mkdtemp(prefix="keysweep-hook-install-"))
+    wheels = scratch / "wheel"
+    steps = [
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheels), str(HERE.parent)],
+        [sys.executable, "-m", "venv", str(scratch / "venv")],
+    ]
+    for step in steps:
+        proc = subprocess.run(step, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"cannot install keysweep for the hook timing: {' '.join(step)}\n{proc.stderr[-2000:]}")
+    wheel = next(wheels.glob("keysweep-*.whl"))
+    proc = subprocess.run([str(scratch / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"cannot install {wheel.name} for the hook timing:\n{proc.stderr[-2000:]}")
+    return scratch / "venv" / "bin" / "keysweep", (f"{wheel.name} of this checkout ({_keysweep_version()}), "
+                                                 f"pip-installed (not editable) into a fresh venv, as pre-commit does")
+
+
+def bench_hook(files: int = 2000, tries: int = 5, venv: Path | None = None) -> float:
+    """Best of ``tries`` wall seconds of the pre-commit hook, run as the pre-commit framework
+    runs it: the installed ``keysweep`` command, in the repository, with the hook's entry
+    (.pre-commit-hooks.yaml: ``scan --staged --no-progress -- .``) and the staged files."""
+    keysweep, what = hook_install(venv)
+    print(f"hook install          {what}", flush=True)
     root = Path(tempfile.mkdtemp(prefix="keysweep-hook-")) / "hook"
     hook_repository(root, files)
-    env = {**keysweep_environment(), **{k: v for k, v in _git_identity().items()}}
-    command = [sys.executable, "-m", "scanner", "scan", "--staged", "--no-progress"]
-    measure(command, cwd=root, env=env)  # warm-up: bytecode written, files in the page cache
-    times = []
-    for _ in range(tries):
-        run = measure(command, cwd=root, env=env)
-        if run.code != 0:
-            raise SystemExit(f"the hook run failed with exit code {run.code}")
-        times.append(run.wall)
-    bare = min(measure([sys.executable, "-c", "pass"], env=env).wall for _ in range(tries))
-    print(f"pre-commit hook       {min(times) * 1000:.0f} ms (best of {tries}; median {statistics.median(times) * 1000:.0f} ms; "
-          f"`keysweep scan --staged`, 3 staged files in a {files}-file repository; "
-          f"bare Python start-up {bare * 1000:.0f} ms)")
+    staged = subprocess.run(["git", "-C", str(root), "diff", "--cached", "--name-only", "-z"], capture_output=True,
+                            text=True, check=True).stdout.strip("\0").split("\0")
+    # As the installed package runs: bytecode written at install (PYTHONDONTWRITEBYTECODE, set
+    # on some machines, would compile every module from source on every run).
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
+    env.update(_git_identity())
+    python = keysweep.parent / "python"
+    commands = {
+        "keysweep": [str(keysweep), "scan", "--staged", "--no-progress", "--", ".", *staged],
+        "python -m scanner": [str(python), "-m", "scanner", "scan", "--staged", "--no-progress", "--", ".", *staged],
+        "bare python": [str(python), "-c", "pass"],
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for command in commands.values():
+        measure(command, cwd=root, env=env)  # warm-up: files in the page cache
+    load_before = _load()
+    for _ in range(tries):  # interleaved: a busy moment slows each alike
+        for name, command in commands.items():
+            run = measure(command, cwd=root, env=env)
+            if run.code != 0:
+                raise SystemExit(f"the hook run failed with exit code {run.code}: {' '.join(command)}")
+            times[name].append(run.wall)
+    best = {name: min(values) * 1000 for name, values in times.items()}
+    median = {name: statistics.median(values) * 1000 for name, values in times.items()}
+    print(f"pre-commit hook       {best['keysweep']:.0f} ms (best of {tries}; median {median['keysweep']:.0f} ms; "
+          f"`keysweep scan --staged --no-progress -- . FILE x{len(staged)}`, {len(staged)} staged files in a "
+          f"{files}-file repository; load average {load_before} before, {_load()} after)")
+    print(f"                      python -m scanner: {best['python -m scanner']:.0f} ms best, "
+          f"{median['python -m scanner']:.0f} ms median; bare Python start-up {best['bare python']:.0f} ms best")
     shutil.rmtree(root.parent, ignore_errors=True)
-    return min(times)
+    if venv is None:
+        shutil.rmtree(keysweep.parent.parent.parent, ignore_errors=True)
+    return min(times["keysweep"])
+
+
+def _load() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
 
 
 def _git_identity() -> dict[str, str]:
@@ -343,6 +402,9 @@ def main() -> None:
     parser.add_argument("--no-hook", action="store_true", help="skip the pre-commit hook timing")
     parser.add_argument("--no-adversarial", action="store_true", help="skip the adversarial table")
     parser.add_argument("--hook-only", action="store_true", help="the machine and the hook time only (no REPO needed)")
+    parser.add_argument("--hook-venv", type=Path, metavar="DIR",
+                        help="time the keysweep installed in this venv (default: build a wheel of this checkout "
+                             "and install it into a fresh venv, as pre-commit does)")
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be 1 or more")
@@ -366,7 +428,7 @@ def main() -> None:
         assert repo is not None
         bench_history(repo, args.jobs, args.runs)
     if not args.no_hook:
-        bench_hook()
+        bench_hook(venv=args.hook_venv)
     if not args.no_adversarial and not args.hook_only:
         bench_adversarial()
 

@@ -1,4 +1,4 @@
-from scanner.cli import main
+from scanner.cli import entry
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(entry())

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
-import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
@@ -15,24 +14,28 @@ from typing import TYPE_CHECKING, Literal, cast
 import regex
 
 from scanner.config import Config, find_config, load_config
+from scanner.diagnostics import get_logger
+from scanner.engine.lazyregex import lazy_compile
 from scanner.engine.rules import RuleSet, load_ruleset
 from scanner.errors import UsageError, bounded
 from scanner.exitcodes import EXIT_CLEAN, EXIT_FAILURE, EXIT_FINDINGS, EXIT_USAGE
-from scanner.findings import Finding, RemediationOutcome, ScanReport
+from scanner.findings import Finding, ScanReport
 from scanner.pathfilter import PathFilter
 from scanner.progress import ProgressLine
 from scanner.reporters import ReportFormat, render
 from scanner.reporters.text import escape_control
 from scanner.scan import DEFAULT_MAX_FILE_SIZE, HistoryMode, ScanOptions, default_jobs, run_scan
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 if TYPE_CHECKING:
+    import datetime
+
     # scanner.aws pulls in boto3 (~0.1 s): imported where a command uses it, never by a plain scan.
     from scanner.aws.audit import AuditLog
     from scanner.aws.exposure import KeyActivity
     from scanner.aws.remediate import Plan
-    from scanner.findings import Severity
+    from scanner.findings import RemediationOutcome, Severity
     from scanner.reporters.html import HtmlContext
 
 
@@ -195,7 +198,7 @@ def scan_command(args: argparse.Namespace) -> int:
     _accounts(args)
     if args.remediate:
         _audit_outside_repository(args, Path(args.path))
-    started = datetime.datetime.now(datetime.timezone.utc)
+    started = time.time()  # a datetime only for the HTML report: datetime is not imported by a scan
     config, ruleset = _settings(args, Path(args.path))
     baseline_path = args.baseline or config.baseline
     baseline = None
@@ -232,7 +235,7 @@ def scan_command(args: argparse.Namespace) -> int:
         # summary, so a person watching the terminal is told here.
         for skipped in report.skipped:
             log.warning("skipped %s: %s", skipped.path, skipped.reason)
-    html = _html_context(args, started) if fmt == "html" else None
+    html = _html_context(args, _utc(started)) if fmt == "html" else None
     # The HTML report is always redacted, so it is never a private file on that account.
     write_output(render(report, fmt, ruleset, show_secrets=args.show_secrets, color=_color(args), html=html),
                  args.output, private=args.show_secrets and fmt != "html")
@@ -316,6 +319,12 @@ def _scope(args: argparse.Namespace) -> str:
     return scope + (" and all objects" if args.all_objects else "")
 
 
+def _utc(stamp: float) -> datetime.datetime:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc)
+
+
 def _html_context(args: argparse.Namespace, started: datetime.datetime) -> HtmlContext:
     return html_context([Path(args.path)], scope=_scope(args), started=started, audit_log=args.audit_log)
 
@@ -363,7 +372,8 @@ def baseline_create_command(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
-KEY_ID = regex.compile(r"(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16}")
+# revoke only: compiled there, not by every scan (lazy_compile).
+KEY_ID = lazy_compile(r"(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16}")
 
 
 def _accounts(args: argparse.Namespace) -> frozenset[str]:
@@ -429,6 +439,8 @@ REVOKE_ADVICE = ("to rotate it anyway: `keysweep revoke KEY_ID --delete --apply`
 
 def _held(key_id: str, account: str | None, result: Literal["unconfirmed", "not-compromised", "skipped"], detail: str,
           dry_run: bool) -> RemediationOutcome:
+    from scanner.keyfacts import RemediationOutcome
+
     return RemediationOutcome(key_id, account, None, "none", result, detail, dry_run)
 
 
@@ -584,7 +596,7 @@ def _bedrock_valid(finding: Finding) -> bool:
     return finding.verification is not None and finding.verification.status == "valid"
 
 
-SERVICE_CREDENTIAL_ID = regex.compile(r"[A-Za-z0-9_]{20,128}")
+SERVICE_CREDENTIAL_ID = lazy_compile(r"[A-Za-z0-9_]{20,128}")
 
 
 def _revoke_bedrock(args: argparse.Namespace, credential_id: str) -> int:

@@ -11,6 +11,7 @@ from typing import Any, cast
 
 import regex
 
+from scanner.engine.lazyregex import lazy_compile
 from scanner.errors import ConfigError, bounded
 
 CONFIG_FILE = ".keysweep.yaml"
@@ -20,6 +21,8 @@ FORMATS = ("text", "json", "jsonl", "sarif")
 
 @dataclass(frozen=True)
 class Config:
+    """A repository's keysweep settings (.keysweep.yaml or [tool.keysweep])."""
+
     source: Path | None = None
     rules: tuple[Path, ...] = ()
     exclude: tuple[str, ...] = ()
@@ -32,7 +35,7 @@ class Config:
 MAX_SIZE = 1 << 40
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 # Digits, an optional fraction only with a unit (1.5m, not 1.5 bytes), and an optional unit.
-_SIZE = regex.compile(r"(?i)(\d{1,15})(?:(\.\d{1,6})?\s*([kmg])(?:i?b)?|\s*b?)")
+_SIZE = lazy_compile(r"(?i)(\d{1,15})(?:(\.\d{1,6})?\s*([kmg])(?:i?b)?|\s*b?)")
 
 
 def parse_size(text: str | int) -> int:

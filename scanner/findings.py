@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from scanner.engine.awskeys import BedrockKey, account_id_from_key_id, bedrock_key_facts, is_canary
 from scanner.engine.decode import DecodingKind
@@ -16,9 +16,32 @@ VerificationStatus = Literal["valid", "invalid", "unknown", "canary", "skipped"]
 Severity = Literal["critical", "high", "medium", "low"]
 AccessFlag = Literal["admin", "iam-write", "data-read"]
 
+# What AWS (and git, for the exposure) says of a found key lives in scanner.keyfacts: a scan
+# that verifies nothing (the pre-commit hook) does not build those classes. Still importable
+# from here, as they always were.
+_KEY_FACTS = ("Access", "Exposure", "LastUsed", "PolicyRef", "RemediationOutcome", "Verification")
+
+if TYPE_CHECKING:
+    from scanner.keyfacts import Access as Access
+    from scanner.keyfacts import Exposure as Exposure
+    from scanner.keyfacts import LastUsed as LastUsed
+    from scanner.keyfacts import PolicyRef as PolicyRef
+    from scanner.keyfacts import RemediationOutcome as RemediationOutcome
+    from scanner.keyfacts import Verification as Verification
+
+
+def __getattr__(name: str) -> Any:
+    if name in _KEY_FACTS:
+        from scanner import keyfacts
+
+        return getattr(keyfacts, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 @dataclass(frozen=True, slots=True)
 class CommitInfo:
+    """The commit a finding came from, as reports show it."""
+
     sha: str
     author: str
     email: str
@@ -35,60 +58,9 @@ class Occurrences:
 
 
 @dataclass(frozen=True, slots=True)
-class Verification:
-    status: VerificationStatus
-    reason: str = ""
-    arn: str | None = None
-    account: str | None = None
-    user: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LastUsed:
-    """GetAccessKeyLastUsed: when and where the key last signed a request (None: never)."""
-
-    date: str | None
-    service: str | None
-    region: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Exposure:
-    """How far a leak went: when, whether it left the machine, whether the key was used since."""
-
-    leaked_at: str | None  # the introducing commit's author date (ISO 8601)
-    leaked_by: str | None  # its author
-    pushed: bool | None  # None: unknown (no repository, or no commit to look for)
-    key_created: str | None = None
-    key_status: str | None = None  # Active / Inactive, as IAM reports it
-    last_used: LastUsed | None = None
-    used_after_leak: bool | None = None  # None: unknown
-    errors: tuple[str, ...] = ()
-    head: str | None = None  # a repository scan: HEAD's branch, or "detached at <sha>"
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyRef:
-    name: str
-    kind: Literal["managed", "inline"]
-    attached_to: str  # "user", "role" or "group:<name>"
-    arn: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Access:
-    """What a live key's principal may do, read from IAM with the operator's credentials."""
-
-    principal: str | None  # the caller ARN
-    root: bool
-    groups: tuple[str, ...] = ()
-    policies: tuple[PolicyRef, ...] = ()
-    flags: tuple[AccessFlag, ...] = ()
-    errors: tuple[str, ...] = ()  # permission errors while reading: the picture may be incomplete
-
-
-@dataclass(frozen=True, slots=True)
 class Finding:
+    """One secret in one place, with what is known about it."""
+
     rule_id: str
     secret: Secret
     path: str | None
@@ -182,21 +154,9 @@ class Skipped:
 
 
 @dataclass(frozen=True, slots=True)
-class RemediationOutcome:
-    """One remediation step for one key, as carried out (or planned, in a dry run)."""
-
-    key_id: str
-    account: str | None
-    user: str | None
-    action: str  # deactivate, delete, quarantine, or none
-    result: Literal["ok", "already-inactive", "already-deleted", "not-found", "refused", "failed", "planned",
-                    "unconfirmed", "not-compromised", "skipped", "interrupted", "uncertain"]
-    detail: str = ""
-    dry_run: bool = True
-
-
-@dataclass(frozen=True, slots=True)
 class ScanReport:
+    """Everything one scan produced, as the reporters render it."""
+
     findings: tuple[Finding, ...]
     skipped: tuple[Skipped, ...]
     warnings: tuple[str, ...]

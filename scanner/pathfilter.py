@@ -16,6 +16,8 @@ from scanner.errors import ConfigError
 
 @dataclass(frozen=True)
 class PathFilter:
+    """Paths excluded by gitignore-like globs."""
+
     globs: tuple[str, ...] = ()
     _spec: Any = field(init=False, repr=False, compare=False, default=None)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -12,19 +11,21 @@ from typing import TYPE_CHECKING, BinaryIO, Literal
 
 import regex
 
+from scanner.diagnostics import get_logger
 from scanner.engine.rules import RuleSet
 from scanner.errors import GitError, UsageError
 from scanner.findings import Finding, ScanReport, Skipped, findings_from_matches
 from scanner.pathfilter import PathFilter
-from scanner.sources.git import Repository, find_repository
+from scanner.sources.git import Repository, StagedChange, find_repository
 
 if TYPE_CHECKING:
     # Each source is imported by the branch that uses it: the pre-commit hook loads
     # neither the work-tree walker nor the history workers.
+    from scanner.sources.changes import StagedScan
     from scanner.sources.files import FileEntry
     from scanner.sources.history import HistoryScan
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 HistoryMode = Literal["default", "none", "only"]
 DEFAULT_MAX_FILE_SIZE = 25 * 1024 * 1024
@@ -42,6 +43,8 @@ ProgressCallback = Callable[[int, int, int, int], None]  # objects done, objects
 
 @dataclass(frozen=True)
 class ScanOptions:
+    """What one scan reads and how, from the command line and configuration."""
+
     target: Path
     history: HistoryMode = "default"
     all_objects: bool = False
@@ -60,6 +63,8 @@ class ScanOptions:
 
 @dataclass
 class _Tally:
+    """The findings and counts of one scan, as its sources add to them."""
+
     findings: list[Finding] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -122,9 +127,16 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
             raise UsageError(f"{target}: not a git repository (history, --staged and --range need one)")
         if repo is not None and options.staged and repo.worktree is None:
             raise UsageError(f"{target}: a bare repository has no index: --staged needs a work tree")
+    staged: list[StagedChange] | None = None
+    if repo is not None and options.staged:
+        from scanner.sources.git import staged_changes
+
+        # Read once: whether the files given are staged changes, and what the staged scan reads.
+        staged = staged_changes(repo)
     if repo is None:
         scan_worktree(target, options, ruleset, tally)
-    elif options.staged and options.files and repo.worktree is not None and not _all_staged(repo, options.files):
+    elif (options.staged and options.files and repo.worktree is not None and staged is not None
+          and not _all_staged(repo, options.files, staged)):
         tally.warnings.append(f"{len(options.files)} file(s) given are not all staged changes "
                               "(pre-commit --all-files or --files): scanned whole, as they are on disk")
         scan_named_files(repo.worktree, options, ruleset, tally)
@@ -134,7 +146,8 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
         log.info("scanning the lines the staged change adds")
 
         _merge(tally, scan_staged(repo, ruleset, options.max_file_size,
-                                  paths=frozenset(_repo_relative(repo.worktree, options.files)) if options.files else None))
+                                  paths=frozenset(_repo_relative(repo.worktree, options.files)) if options.files else None,
+                                  changes=staged))
     elif revisions:
         from scanner.sources.changes import scan_range
 
@@ -250,7 +263,7 @@ def scan_stream(stream: BinaryIO, name: str, options: ScanOptions, ruleset: Rule
     ))
 
 
-def _merge(tally: _Tally, scan: HistoryScan) -> None:
+def _merge(tally: _Tally, scan: HistoryScan | StagedScan) -> None:
     tally.findings += scan.findings
     tally.warnings += scan.warnings
     tally.errors += scan.errors
@@ -277,10 +290,8 @@ def _repo_relative(root: Path | None, names: Iterable[str]) -> list[str]:
     return out
 
 
-def _all_staged(repo: Repository, files: Iterable[str]) -> bool:
-    from scanner.sources.git import staged_changes
-
-    staged = {change.path for change in staged_changes(repo)}
+def _all_staged(repo: Repository, files: Iterable[str], changes: Iterable[StagedChange]) -> bool:
+    staged = {change.path for change in changes}
     return all(path in staged for path in _repo_relative(repo.worktree, files))
 
 

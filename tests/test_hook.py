@@ -20,6 +20,15 @@ from tests.keygen import KeySet
 BANNED = ("boto3", "botocore", "git", "gitdb", "dask", "jinja2", "scanner.aws", "difflib", "pathspec", "hyperscan")
 
 
+# Not on the staged path either (the hook runs on every commit): the history machinery, the
+# work-tree walker, the baseline module, and logging while there is nothing to say. (YAML:
+# an installed keysweep reads its built-in rules as JSON, a checkout reads YAML, so PyYAML
+# is left to the wheel benchmark.)
+STAGED_NEVER = {"scanner.sources.history", "scanner.sources.workers", "scanner.sources.files",
+                "scanner.sources.whereabouts", "scanner.baseline", "multiprocessing", "concurrent.futures",
+                "logging", "scanner.keyfacts", "tempfile", "shutil"}
+
+
 def imported_modules(*args: str | Path, cwd: Path) -> tuple[int, set[str]]:
     """Run the real CLI with -X importtime; the names of every module it imported."""
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "scanner", *map(str, args)],
@@ -47,6 +56,11 @@ def test_staged_and_plain_scans_import_only_what_they_use(repo: GitRepo) -> None
     repo.git("add", "clean.txt")
     code, names = imported_modules("scan", "--staged", "--no-progress", cwd=repo.path)
     assert code == 0 and banned_in(names) == set()
+    assert STAGED_NEVER & names == set(), STAGED_NEVER & names
+    # As pre-commit runs it: the files it passes after the path.
+    code, names = imported_modules("scan", "--staged", "--no-progress", "--", ".", "clean.txt", cwd=repo.path)
+    assert code == 0 and banned_in(names) == set()
+    assert STAGED_NEVER & names == set(), STAGED_NEVER & names
     # The blocked commit goes further: an edited file with a match reads git's patch and
     # the old version, and the report is printed.
     repo.write("app/settings.env", f"DEBUG=1\nAWS_SECRET_ACCESS_KEY={keys.secret}\n")
@@ -54,6 +68,8 @@ def test_staged_and_plain_scans_import_only_what_they_use(repo: GitRepo) -> None
     code, names = imported_modules("scan", "--staged", "--no-progress", cwd=repo.path)
     assert code == 1 and banned_in(names) == set()
     assert "scanner.sources.files" not in names and "multiprocessing" not in names
+    # (A finding's exposure, leak date and author from git, is one of the key facts.)
+    assert STAGED_NEVER - {"scanner.keyfacts"} & names == set(), STAGED_NEVER & names
     code, names = imported_modules("scan", "--no-history", "--no-progress", ".", cwd=repo.path)
     assert code == 1 and banned_in(names) == set()
 
@@ -158,6 +174,46 @@ def test_built_in_rules_from_their_json_copy_are_the_yaml_rules(tmp_path: Path, 
         rules.load_ruleset([tmp_path / "mine" / "x.yaml"])
 
 
+def test_built_in_patterns_compile_on_first_use_and_scan_as_compiled_ones(tmp_path: Path) -> None:
+    # The hook scans a few small files: built-in patterns are compiled when first used (most
+    # never are there), so they are checked here instead of at load. User rule files still
+    # compile whole when they load (a bad pattern is exit 2, before anything is scanned).
+    import pickle
+
+    import regex
+
+    from scanner.engine.detect import detect
+    from scanner.engine.lazyregex import LazyPattern
+    from scanner.engine.rules import RuleSet, load_ruleset, parse_rule_file
+
+    built_in = load_ruleset()
+    lazy = [p for r in built_in.rules for p in (*r.patterns, *r.allow, *(r.near.patterns if r.near else ()))]
+    assert lazy and all(isinstance(p, LazyPattern) and set(vars(p)) == {"pattern", "_flags"} for p in lazy)
+    for rule in built_in.rules:
+        for pattern in (*rule.patterns, *(rule.near.patterns if rule.near else ())):
+            assert "secret" in regex.compile(pattern.pattern, regex.VERSION0).groupindex, (rule.id, pattern.pattern)
+        for pattern in rule.allow:
+            regex.compile(pattern.pattern, regex.VERSION0)
+    # The same rules compiled up front find the same secrets, and so does a copy sent to a
+    # worker process (pickled before and after first use).
+    eager = RuleSet(tuple(r for f in sorted({r.file for r in built_in.rules})
+                          for r in parse_rule_file(Path(f).read_text(), f)))
+    assert not any(isinstance(p, LazyPattern) for r in eager.rules for p in r.patterns)
+    keys = KeySet.generate()
+    texts = [keys.fill(example).encode() for r in built_in.rules for example in (*r.positive_examples, *r.negative_examples)]
+    texts.append(f"aws_access_key_id = {keys.key_id}\naws_secret_access_key = {keys.secret}\n".encode())
+    expected = [repr(detect(text, eager)) for text in texts]
+    assert sum(1 for e in expected if e != "[]") >= len(built_in.rules)
+    unused = pickle.loads(pickle.dumps(load_ruleset()))
+    assert [repr(detect(text, built_in)) for text in texts] == expected
+    assert [repr(detect(text, unused)) for text in texts] == expected
+    assert [repr(detect(text, pickle.loads(pickle.dumps(built_in)))) for text in texts] == expected
+    (tmp_path / "bad.yaml").write_text("rules:\n- id: bad\n  description: d\n  kind: key-id\n  patterns: ['(?P<secret>[']\n"
+                                       "  examples: {positive: [x]}\n")
+    with pytest.raises(RuleError, match="invalid regular expression"):
+        load_ruleset([tmp_path / "bad.yaml"])
+
+
 @pytest.mark.skipif(not (REPO_ROOT / ".git").exists(), reason="needs keysweep's own git checkout")
 def test_readme_set_up_scan_runs_verbatim_on_a_fresh_checkout(tmp_path: Path) -> None:
     readme = (REPO_ROOT / "README.md").read_text()
@@ -191,3 +247,39 @@ def test_a_repository_git_refuses_is_an_error_but_a_plain_folder_inside_it_is_sc
     folder = run_keysweep("scan", "--format", "json", repo.path / "plain")
     assert folder.returncode == 1, folder.stderr
     assert [f["path"] for f in folder.json()["findings"]] == ["k.env"]
+
+
+def test_a_clean_hook_run_starts_three_git_processes(repo: GitRepo, tmp_path: Path) -> None:
+    # Each git process costs the hook milliseconds: one rev-parse (the repository), one
+    # diff-index (what is staged, also for telling whether the files given are staged) and
+    # one cat-file (the staged blobs), as pre-commit runs it, with the files after the path.
+    log = tmp_path / "git-calls.log"
+    wrapper = tmp_path / "git-wrapper"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> "{log}"\nexec git "$@"\n')
+    wrapper.chmod(0o755)
+    repo.write("a.py", "print('a')\n")
+    repo.write("app/settings.env", "DEBUG=0\n")
+    repo.git("add", "a.py", "app/settings.env")
+    result = run_keysweep("scan", "--staged", "--no-progress", "--", ".", "a.py", "app/settings.env", cwd=repo.path,
+                          env={"GIT_PYTHON_GIT_EXECUTABLE": str(wrapper)})
+    assert result.returncode == 0, result.stderr
+    commands = [line.split() for line in log.read_text().splitlines()]
+    verbs = sorted(next(word for word in words if word in ("rev-parse", "diff-index", "cat-file", "diff"))
+                   for words in commands)
+    assert verbs == ["cat-file", "diff-index", "rev-parse"], commands
+
+
+def test_git_error_file_without_tempfile_is_unnamed_and_works(tmp_path: Path) -> None:
+    # The hook's cat-file writes its standard error to a file made without importing
+    # tempfile (~4 ms): unnamed, in $TMPDIR, readable after git wrote to it.
+    script = ("import sys, os; from scanner.sources.git import _error_file\n"
+              "f = _error_file(); f.write(b'fatal: x'); f.flush(); os.write(f.fileno(), b'!'); f.seek(0)\n"
+              "print(f.read().decode(), 'tempfile' in sys.modules, os.listdir(os.environ['TMPDIR']))\n")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT), "TMPDIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["fatal:", "x!", "False", "[]"], out.stderr
+    # A $TMPDIR that is not there: tempfile's own choice, as before.
+    env["TMPDIR"] = str(tmp_path / "missing")
+    script = script.replace("os.listdir(os.environ['TMPDIR'])", "0")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["fatal:", "x!", "True", "0"], out.stderr

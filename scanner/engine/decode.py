@@ -17,6 +17,8 @@ from typing import Literal
 
 import regex
 
+from scanner.engine.lazyregex import lazy_compile
+
 DecodingKind = Literal["base64", "url", "escape"]
 
 MAX_TOKEN = 64 * 1024
@@ -27,16 +29,17 @@ MIN_BASE64_RUN = 20
 BASE64_TABLE = bytes(
     1 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "+/") else 0 for i in range(256)
 )
-_URL_MARK = regex.compile(rb"%2[BbFf]")
+# Compiled when first used (lazy_compile): most texts never reach these searches.
+_URL_MARK = lazy_compile(rb"%2[BbFf]")
 _URL_TOKEN_TABLE = bytes(
     1 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "%/+._~-") else 0 for i in range(256)
 )
-_CONTROL = regex.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = lazy_compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Escapes a value can be written with: JSON's \/ (PHP's json_encode escapes every slash),
 # \uXXXX, \u{X}, \xXX, and HTML's &#xX; and &#N;.
 # Only escapes of printable ASCII (what key IDs and secrets are made of): \u2019 in prose is
 # not worth a look, and most texts with escapes hold only such.
-_ESCAPE = regex.compile(
+_ESCAPE = lazy_compile(
     rb"\\/|\\u00[2-7][0-9A-Fa-f]|\\u\{[2-7][0-9A-Fa-f]\}|\\x[2-7][0-9A-Fa-f]|&#[xX][2-7][0-9A-Fa-f];"
     rb"|&#(?:3[2-9]|[4-9][0-9]|1[01][0-9]|12[0-6]);"
 )
@@ -47,7 +50,7 @@ _ESCAPE_TOKEN_TABLE = bytes(
 # A JSON Web Token: base64url header and payload, no padding. The payload is decoded.
 # It starts a token, and no run is given back once taken (possessive): without both, a run
 # of "eyJ" was retried to its end from every "eyJ" inside it, minutes for 256 KiB.
-_JWT = regex.compile(rb"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}+\.(eyJ[A-Za-z0-9_-]{8,}+)\.[A-Za-z0-9_-]*+")
+_JWT = lazy_compile(rb"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}+\.(eyJ[A-Za-z0-9_-]{8,}+)\.[A-Za-z0-9_-]*+")
 _ASCII_GROUP_LEAD = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef"
 _KEY_PREFIXES = (b"AKIA", b"ASIA", b"ABIA", b"ACCA", b"A3T")
 _CONTEXT_WORDS = (b"secret", b"token", b"aws")
@@ -74,6 +77,8 @@ def value_runs(data: bytes, table: bytes, min_length: int) -> list[tuple[int, in
 
 @dataclass(frozen=True, slots=True)
 class DecodedView:
+    """A text with its encoded tokens decoded, and where each came from."""
+
     kind: DecodingKind
     data: bytes
     view_starts: tuple[int, ...]

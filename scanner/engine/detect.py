@@ -165,6 +165,8 @@ def value_passes(rule: Rule, value: bytes, health: RuleHealth | None = None) -> 
 
 @dataclass(frozen=True, slots=True)
 class _Candidate:
+    """A value a rule's pattern or shape found, before checks and pairing."""
+
     rule: Rule
     value: bytes
     start: int

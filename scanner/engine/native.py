@@ -192,6 +192,8 @@ class Prefilter:
 
 @dataclass(frozen=True, slots=True)
 class NativeScan:
+    """What one native pass over a text saw."""
+
     rules: set[str]  # ids of the rules that may match
     marks: frozenset[str]  # decoding marks seen (decode.MARKS)
     escape_ends: list[int] | None  # where each escape ends; None: too many to list

@@ -14,6 +14,7 @@ from typing import Any, Literal, cast
 
 import regex
 
+from scanner.engine.lazyregex import lazy_compile
 from scanner.errors import RuleError, bounded
 from scanner.secret import SecretKind
 
@@ -58,6 +59,8 @@ class ValueShape:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
+    """One validated rule: what it finds, how, and its own examples."""
+
     id: str
     description: str
     help: str
@@ -114,6 +117,8 @@ class RuleHealth:
 
 @dataclass(frozen=True, slots=True)
 class RuleSet:
+    """The rules of one scan, with their per-process state (health)."""
+
     rules: tuple[Rule, ...]
     health: RuleHealth = field(default_factory=RuleHealth, compare=False, repr=False)
 
@@ -199,9 +204,9 @@ def load_ruleset(extra: Sequence[Path] = (), builtin: bool = True) -> RuleSet:
         try:
             if position < builtin_count and twin.is_file():
                 # Written from this YAML file when the wheel was built (hatch_build.py).
-                parsed = parse_rule_document(json.loads(twin.read_text(encoding="utf-8")), str(file))
+                parsed = parse_rule_document(json.loads(twin.read_text(encoding="utf-8")), str(file), lazy=True)
             else:
-                parsed = parse_rule_file(file.read_text(encoding="utf-8"), str(file))
+                parsed = parse_rule_file(file.read_text(encoding="utf-8"), str(file), lazy=position < builtin_count)
         except (OSError, UnicodeDecodeError) as exc:
             raise RuleError(str(file), None, None, f"cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
         for rule in parsed:
@@ -214,7 +219,9 @@ def load_ruleset(extra: Sequence[Path] = (), builtin: bool = True) -> RuleSet:
     return RuleSet(tuple(rules))
 
 
-def parse_rule_file(text: str, file: str) -> list[Rule]:
+def parse_rule_file(text: str, file: str, *, lazy: bool = False) -> list[Rule]:
+    """``lazy``: compile patterns on first use (built-in rules only: a user's rule file is
+    checked whole when it loads, so a bad pattern is a usage error, not a failed scan)."""
     import yaml
 
     try:
@@ -225,10 +232,10 @@ def parse_rule_file(text: str, file: str) -> list[Rule]:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise RuleError(file, None, None, f"not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    return parse_rule_document(doc, file)
+    return parse_rule_document(doc, file, lazy=lazy)
 
 
-def parse_rule_document(doc: Any, file: str) -> list[Rule]:
+def parse_rule_document(doc: Any, file: str, *, lazy: bool = False) -> list[Rule]:
     """Validate a parsed rule file (YAML, or the JSON copy of a built-in one)."""
     if not isinstance(doc, dict):
         raise RuleError(file, None, None, "expected a mapping with a 'rules' list")
@@ -238,10 +245,10 @@ def parse_rule_document(doc: Any, file: str) -> list[Rule]:
     raw_rules = doc.get("rules")
     if not isinstance(raw_rules, list) or not raw_rules:
         raise RuleError(file, None, "rules", "expected a non-empty list of rules")
-    return [_parse_rule(raw, file, index) for index, raw in enumerate(raw_rules)]
+    return [_parse_rule(raw, file, index, lazy) for index, raw in enumerate(raw_rules)]
 
 
-def _parse_rule(raw: Any, file: str, index: int) -> Rule:
+def _parse_rule(raw: Any, file: str, index: int, lazy: bool = False) -> Rule:
     if not isinstance(raw, dict):
         raise RuleError(file, f"#{index + 1}", None, "a rule must be a mapping")
     rule_id = raw.get("id")
@@ -260,7 +267,7 @@ def _parse_rule(raw: Any, file: str, index: int) -> Rule:
         raise fail("kind", f"must be one of {', '.join(KINDS)}, not {bounded(kind)}")
     keywords = _str_list(raw.get("keywords", []), fail, "keywords")
     patterns_raw = _str_list(raw.get("patterns"), fail, "patterns")
-    patterns = tuple(_compile(p, fail, "patterns", need_group=True) for p in patterns_raw)
+    patterns = tuple(_compile(p, fail, "patterns", need_group=True, lazy=lazy) for p in patterns_raw)
     near: Near | None = None
     if "near" in raw:
         near_raw = raw["near"]
@@ -276,7 +283,7 @@ def _parse_rule(raw: Any, file: str, index: int) -> Rule:
         if not near_patterns:
             raise fail("near.patterns", "required: at least one regular expression")
         near = Near(cast(SecretKind, near_raw["kind"]), lines,
-                    tuple(_compile(p, fail, "near.patterns", need_group=True) for p in near_patterns))
+                    tuple(_compile(p, fail, "near.patterns", need_group=True, lazy=lazy) for p in near_patterns))
     if not patterns and near is None:
         raise fail("patterns", "required: at least one regular expression (or a 'near' block)")
     value = _parse_value(raw["value"], file, rule_id, fail) if "value" in raw else None
@@ -287,7 +294,7 @@ def _parse_rule(raw: Any, file: str, index: int) -> Rule:
     for item in require:
         if item not in CHAR_CLASSES:
             raise fail("require", f"unknown class {bounded(item)}; use {', '.join(CHAR_CLASSES)}{_hint(item, CHAR_CLASSES)}")
-    allow = tuple(_compile(p, fail, "allow", need_group=False) for p in _str_list(raw.get("allow", []), fail, "allow"))
+    allow = tuple(_compile(p, fail, "allow", need_group=False, lazy=lazy) for p in _str_list(raw.get("allow", []), fail, "allow"))
     examples = raw.get("examples", {})
     if not isinstance(examples, dict):
         raise fail("examples", "must be a mapping with 'positive' and 'negative' lists")
@@ -347,7 +354,10 @@ def _str_list(value: Any, fail: Any, field: str) -> list[str]:
     return cast(list[str], value)
 
 
-def _compile(pattern: str, fail: Any, field: str, need_group: bool) -> regex.Pattern[bytes]:
+def _compile(pattern: str, fail: Any, field: str, need_group: bool, lazy: bool = False) -> regex.Pattern[bytes]:
+    if lazy:
+        # Built-in rules: compiled when first used (the hook's few files need few of them).
+        return lazy_compile(pattern.encode(), regex.VERSION0)
     try:
         compiled = regex.compile(pattern.encode(), regex.VERSION0)
     except (regex.error, ValueError) as exc:  # ValueError: (?u) on bytes, (?V1) against VERSION0

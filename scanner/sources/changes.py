@@ -8,24 +8,32 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from scanner.engine.detect import Match, as_scannable, detect
 from scanner.engine.rules import RuleSet, timeout_message
 from scanner.findings import Finding, findings_from_matches
 from scanner.sources import git
 from scanner.sources.git import NULL_SHA, AddedLines, Repository, StagedChange
-from scanner.sources.history import (
-    Change,
-    CommitRecord,
-    HistoryScan,
-    Progress,
-    earliest_findings,
-    redact_summary,
-    scan_object,
-    scan_objects,
-    walk_log,
-)
+
+if TYPE_CHECKING:
+    # The history machinery (its workers, the log walk) is imported by scan_range only: the
+    # pre-commit hook (scan_staged) never loads it.
+    from scanner.sources.history import HistoryScan, Progress
+
+
+@dataclass
+class StagedScan:
+    """What scan_staged found: the fields of a HistoryScan that a staged change has."""
+
+    findings: list[Finding]
+    blobs: int
+    commits: int
+    bytes: int
+    warnings: list[str]
+    skipped: list[tuple[str, str]]  # (path, reason)
+    errors: list[str] = field(default_factory=list)
 
 
 def _on_added_line(line: int, added: AddedLines) -> bool:
@@ -33,7 +41,8 @@ def _on_added_line(line: int, added: AddedLines) -> bool:
     return index >= 0 and added[index][0] <= line < added[index][0] + added[index][1]
 
 
-def scan_staged(repo: Repository, ruleset: RuleSet, max_size: int, *, paths: frozenset[str] | None = None) -> HistoryScan:
+def scan_staged(repo: Repository, ruleset: RuleSet, max_size: int, *, paths: frozenset[str] | None = None,
+                changes: Sequence[StagedChange] | None = None) -> StagedScan:
     """Secrets on the lines the staged change adds.
 
     Each staged blob is scanned whole, so a secret confirmed by the line above it (a YAML
@@ -41,8 +50,9 @@ def scan_staged(repo: Repository, ruleset: RuleSet, max_size: int, *, paths: fro
     git's diff of the file (-U0, renames followed) adds its line and the old version of the
     file does not already hold the same value. Every step is linear: git diffs, and the
     old version is read and scanned only for a file whose new lines hold matches.
+    ``changes``: git.staged_changes(repo) when the caller has it already (one git process less).
     """
-    changes = git.staged_changes(repo)
+    changes = git.staged_changes(repo) if changes is None else list(changes)
     if paths is not None:
         # The files pre-commit passed (its exclude: applies; a batch of a long list is its own run).
         changes = [change for change in changes if change.path in paths]
@@ -60,7 +70,8 @@ def scan_staged(repo: Repository, ruleset: RuleSet, max_size: int, *, paths: fro
             continue
         blobs += 1
         total += len(obj.data)
-        matches = scan_object("blob", obj.data, ruleset)
+        text = as_scannable(obj.data)
+        matches = tuple(detect(text, ruleset)) if text is not None else ()
         if matches:
             found.append((change, matches))
     contents.clear()
@@ -77,7 +88,7 @@ def scan_staged(repo: Repository, ruleset: RuleSet, max_size: int, *, paths: fro
                     and (lines is None or _on_added_line(m.line, lines))]
             matches = _reindex(matches, kept)
         findings += findings_from_matches(matches, path=change.path, source="staged", blob=change.new)
-    return HistoryScan(findings, blobs, 0, total, [], skipped, errors)
+    return StagedScan(findings, blobs, 0, total, [], skipped, errors)
 
 
 def _values_in(repo: Repository, shas: set[str], ruleset: RuleSet, max_size: int) -> dict[str, set[tuple[str, str]]]:
@@ -107,6 +118,16 @@ def scan_range(repo: Repository, ruleset: RuleSet, revisions: Sequence[str], *, 
                progress: Progress | None = None) -> HistoryScan:
     """``revisions`` are git log arguments: one range ``A..B``, or a list such as
     ``[B, "--not", "--remotes=origin"]`` (what a push of a new branch sends)."""
+    from scanner.sources.history import (
+        Change,
+        CommitRecord,
+        HistoryScan,
+        earliest_findings,
+        redact_summary,
+        scan_objects,
+        walk_log,
+    )
+
     revisions = list(revisions)
     warnings_first: list[str] = []
     if len(revisions) == 1:

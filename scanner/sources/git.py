@@ -10,11 +10,12 @@ import functools
 import os
 import re
 import subprocess
-import tempfile
+import sys
 import threading
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from scanner.errors import GitError, RevisionError
 
@@ -29,6 +30,8 @@ def display_path(raw: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Repository:
+    """Where a repository is, as git found it."""
+
     git_dir: Path
     worktree: Path | None  # None for a bare repository
     shallow: bool
@@ -115,9 +118,30 @@ def run(repo: Repository, args: Sequence[str], *, input: bytes | None = None, ch
     return proc.stdout
 
 
+def _error_file() -> BinaryIO:
+    """An unnamed temporary file for a git process's standard error, as
+    ``tempfile.TemporaryFile()`` makes one (git may write more there than a pipe holds).
+
+    Made directly on Linux, in $TMPDIR or /tmp: importing tempfile (shutil and random with
+    it) was ~4 ms of every pre-commit hook run, which reads its blobs through one cat-file.
+    Anywhere else, or once tempfile is imported (its settings then apply), tempfile makes it.
+    """
+    if "tempfile" not in sys.modules and hasattr(os, "O_TMPFILE"):
+        folder = next((os.environ[name] for name in ("TMPDIR", "TEMP", "TMP") if os.environ.get(name)), "/tmp")
+        try:
+            fd = os.open(folder, os.O_RDWR | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_TMPFILE, 0o600)
+        except OSError:
+            pass  # no such folder, not writable, or a file system without O_TMPFILE
+        else:
+            return open(fd, "w+b")
+    import tempfile
+
+    return tempfile.TemporaryFile()
+
+
 def stream(repo: Repository, args: Sequence[str], *, stdin_lines: Iterable[bytes] | None = None) -> Iterator[bytes]:
     """Run git and yield its standard output in chunks; raise GitError if it fails."""
-    with tempfile.TemporaryFile() as errors:
+    with _error_file() as errors:
         proc = subprocess.Popen(
             [*_base_command(repo), *args], stdout=subprocess.PIPE, stderr=errors,
             stdin=subprocess.PIPE if stdin_lines is not None else subprocess.DEVNULL,
@@ -143,6 +167,8 @@ class Prefetch:
     it is wanted: the history scan walks the log while its workers read blobs."""
 
     def __init__(self, repo: Repository, args: Sequence[str], stdin_lines: Iterable[bytes] | None = None) -> None:
+        import tempfile
+
         self._file = tempfile.TemporaryFile()
         self._error: GitError | None = None
         self._thread = threading.Thread(target=self._run, args=(repo, args, stdin_lines), daemon=True)
@@ -266,6 +292,8 @@ def reachable_commits(repo: Repository, extra: Sequence[str]) -> set[str]:
 
 @dataclass(frozen=True, slots=True)
 class RefTip:
+    """A ref and what it points at."""
+
     name: str  # git's short name (heads/x or tags/x only where a short name is ambiguous)
     full: str  # refs/heads/x; "HEAD" for a detached HEAD; stash@{n} for an older stash entry
     target: str  # the object the ref names (an annotated tag: the tag object)
@@ -368,6 +396,8 @@ def published_commits(repo: Repository, wanted: Iterable[str]) -> dict[str, bool
 
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
+    """An object's id, type and size, without its contents."""
+
     sha: str
     kind: str  # blob, tree, commit, tag
     size: int
@@ -419,6 +449,8 @@ def list_objects_and_bases(repo: Repository) -> Iterator[tuple[ObjectInfo, str |
 
 @dataclass(frozen=True, slots=True)
 class GitObject:
+    """An object's contents, or why they could not be read."""
+
     sha: str
     kind: str
     data: bytes | None  # None when the object is missing or cannot be read
@@ -443,7 +475,7 @@ def read_objects(repo: Repository, shas: Sequence[str]) -> Iterator[GitObject]:
     """
     index = 0
     while index < len(shas):
-        with tempfile.TemporaryFile() as errors:
+        with _error_file() as errors:
             proc = subprocess.Popen(
                 [*_base_command(repo), "cat-file", "--batch"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
@@ -488,6 +520,8 @@ def object_infos(repo: Repository, shas: Sequence[str]) -> Iterator[ObjectInfo]:
 
 @dataclass(frozen=True, slots=True)
 class StagedChange:
+    """A file the index changes against HEAD."""
+
     path: str
     old: str | None  # None when the file is new
     new: str
@@ -613,6 +647,8 @@ def _run_remote(args: Sequence[str], what: str, timeout: float, hide: tuple[str,
 def clone_mirror(url: str, dest: Path, *, timeout: float, shown: str | None = None) -> None:
     """A bare mirror of ``url`` at ``dest``, made in a temporary folder first (a failed
     clone leaves nothing behind that a later run could mistake for a mirror)."""
+    import tempfile
+
     dest.parent.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
     try:
