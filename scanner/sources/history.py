@@ -17,7 +17,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from scanner.engine.detect import Match, as_scannable, detect
 from scanner.engine.rules import RuleSet, timeout_message
@@ -393,6 +393,19 @@ def earliest_findings(candidates: list[tuple[CommitRecord | None, Finding]]) -> 
     return result
 
 
+_Listed = TypeVar("_Listed")
+
+
+def _listed(ask: Callable[[], dict[str, _Listed]], what: str, errors: list[str]) -> dict[str, _Listed]:
+    """What git lists, asked for only when a finding needs it; nothing (and an error naming
+    ``what``) when git fails: the findings are still reported, with less detail."""
+    try:
+        return ask()
+    except GitError as exc:
+        errors.append(f"could not list {what} ({exc})")
+        return {}
+
+
 def tag_info(sha: str, name: str, data: bytes | None) -> CommitInfo:
     tagger, email, date = "", "", ""
     if data:
@@ -632,11 +645,7 @@ def attribute(repo: Repository, listing: ObjectListing, scanned: ObjectScan, log
             intros = introductions.get(sha, [])
             if not intros:
                 if behind_refs is None:
-                    try:
-                        behind_refs = git.blobs_behind_refs(repo)
-                    except GitError as exc:
-                        errors.append(f"could not list blobs that tags reach ({exc})")
-                        behind_refs = {}
+                    behind_refs = _listed(lambda: git.blobs_behind_refs(repo), "blobs that tags reach", errors)
                 for place in behind_refs.get(sha, []):
                     for finding in findings_from_matches(found.matches, path=place, source="git-blob", blob=sha):
                         candidates.append((None, finding))
@@ -664,11 +673,7 @@ def attribute(repo: Repository, listing: ObjectListing, scanned: ObjectScan, log
                 candidates.append((commit_record, finding))
         elif found.kind == "tag":
             if tags is None:
-                try:
-                    tags = git.tag_objects(repo)
-                except GitError as exc:
-                    errors.append(f"could not list tags ({exc})")
-                    tags = {}
+                tags = _listed(lambda: git.tag_objects(repo), "tags", errors)
             name = tags.get(sha)
             if name is None and not all_objects:
                 continue
