@@ -132,3 +132,62 @@ def test_interrupt_while_workers_start_stops_them_and_exits(tmp_path: Path) -> N
         pytest.fail("the interrupted scan never exited")
     assert proc.stdout.strip() == "alive 0", proc.stderr
     assert proc.returncode == 0, proc.stderr
+
+
+def test_worker_killed_while_sending_a_large_batch_fails_the_scan_and_does_not_hang(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker killed halfway through sending a batch (more than a pipe holds: a file with
+    thousands of findings) must not leave a half message the main process waits on for good."""
+    from tests.keygen import key_id
+
+    if not Path("/proc/self/wchan").exists():
+        pytest.skip("needs /proc/PID/wchan to see a worker blocked writing to its pipe")
+    repo = GitRepo(tmp_path / "repo")
+    # Two dense files, one slice each: each worker's first batch is megabytes of matches.
+    for name in ("a.txt", "b.txt"):
+        repo.write(name, " ".join(key_id() for _ in range(12_000)) + "\n")
+    repo.git("add", "-A")
+    repo.commit("dense")
+    found = find_repository(repo.path, search_parents=False)
+    assert found is not None
+    monkeypatch.setattr(history, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(history, "MIN_SLICE_BYTES", 1)
+    monkeypatch.setattr(history, "GUIDED_MIN_SHARE", 0.0)
+    objects = [o for o in history.list_history(found, 10**7).to_scan if o.kind == "blob"]
+    assert len(objects) == 2
+    caught: list[int] = []
+    tried: list[bool] = []
+
+    def progress(*_counts: int) -> None:
+        # The main process stops reading here, as a slow one would: the other worker fills its
+        # pipe mid-message and blocks; it is killed there.
+        if tried:
+            return
+        tried.append(True)
+        deadline = time.monotonic() + 15
+        while not caught and time.monotonic() < deadline:
+            for child in multiprocessing.active_children():
+                if child.pid is None or not child.is_alive():
+                    continue
+                try:
+                    waiting = Path(f"/proc/{child.pid}/wchan").read_text()
+                except OSError:
+                    continue
+                if "pipe_write" in waiting:  # pipe_write, anon_pipe_write (kernel versions)
+                    os.kill(child.pid, signal.SIGKILL)
+                    caught.append(child.pid)
+                    break
+            time.sleep(0.01)
+
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(40)
+    try:
+        with pytest.raises(GitError, match="died unexpectedly"):
+            history.scan_objects(found, objects, load_ruleset(), 2, progress)
+    except _Hung:
+        pytest.fail("the scan hung on the killed worker's half-sent batch")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    if not caught:
+        pytest.skip("no worker was caught writing to a full pipe (kernel names its wait otherwise)")

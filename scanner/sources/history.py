@@ -28,6 +28,8 @@ from scanner.sources.git import NULL_SHA, ObjectInfo, Repository
 
 if TYPE_CHECKING:
     import multiprocessing
+    import multiprocessing.process
+    from multiprocessing.connection import Connection
 
 SCANNED_KINDS = ("blob", "commit", "tag")
 # Below this much content, worker processes cost more than they save.
@@ -115,17 +117,21 @@ def _scan_stream(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
 
 
 def _worker(repo: Repository, tasks: multiprocessing.Queue, ruleset: RuleSet,  # type: ignore[type-arg]
-            results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+            results: Connection) -> None:
     from scanner.sources.workers import detach_worker
 
     detach_worker()
     try:
         while (objects := tasks.get()) is not None:
             for batch in _scan_stream(repo, objects, ruleset):
-                results.put(("batch", batch))
-        results.put(("done", None))
+                results.send(("batch", batch))
+        results.send(("done", None))
     except Exception as exc:  # noqa: BLE001 - carried to the main process, which raises it
-        results.put(("error", f"{type(exc).__name__}: {exc}"))
+        results.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def _exit_codes(workers: Sequence[multiprocessing.process.BaseProcess]) -> str:
+    return ", ".join(str(w.exitcode) for w in workers)
 
 
 def _slices(objects: Sequence[ObjectInfo], count: int) -> list[Sequence[ObjectInfo]]:
@@ -191,10 +197,10 @@ def scan_objects(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
         return result
     # Imported here: the pre-commit hook and small scans never start workers (~8 ms to import).
     import multiprocessing
-    import queue as queue_module
+    from multiprocessing.connection import Connection
+    from multiprocessing.connection import wait as wait_for_any
 
     context = multiprocessing.get_context("spawn")
-    results: multiprocessing.Queue = context.Queue()  # type: ignore[type-arg]
     # Workers take the next slice when they finish one: a worker whose slices were cheaper
     # does not sit idle while the other finishes.
     tasks: multiprocessing.Queue = context.Queue()  # type: ignore[type-arg]
@@ -204,8 +210,12 @@ def scan_objects(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
         tasks.put(part)
     for _ in range(jobs):
         tasks.put(None)
-    workers = [context.Process(target=_worker, args=(repo, tasks, ruleset, results), daemon=True)
-               for _ in range(jobs)]
+    # One pipe per worker, its sending end held by that worker alone: a worker killed in the
+    # middle of sending a batch leaves its pipe at end-of-file, not a half message that a
+    # shared queue would wait on for good (the other workers keep a shared pipe open).
+    channels = [context.Pipe(duplex=False) for _ in range(jobs)]
+    workers = [context.Process(target=_worker, args=(repo, tasks, ruleset, sending), daemon=True)
+               for _, sending in channels]
     from scanner.sources.workers import signals_deferred
 
     running = len(workers)
@@ -217,31 +227,33 @@ def scan_objects(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
         with signals_deferred():
             for worker in workers:
                 worker.start()
-        exited_at: float | None = None
-        while running:
+        for _, sending in channels:
+            sending.close()  # the worker has its own copy; this one would hide its end-of-file
+        listening = {receiving: worker for (receiving, _), worker in zip(channels, workers)}
+        finished: set[int] = set()
+        while listening:
             # A worker killed mid-slice (OOM killer, SIGKILL) fails the scan now: the others
             # may be blocked for good on a queue lock it held, or would read on for minutes.
             if any(w.exitcode not in (None, 0) for w in workers):
-                codes = ", ".join(str(w.exitcode) for w in workers)
-                raise GitError(f"a history worker process died unexpectedly (exit codes {codes})")
-            try:
-                kind, payload = results.get(timeout=1.0)
-            except queue_module.Empty:
-                if any(w.is_alive() for w in workers):
+                raise GitError(f"a history worker process died unexpectedly (exit codes {_exit_codes(workers)})")
+            for receiving in wait_for_any(list(listening), timeout=1.0):
+                assert isinstance(receiving, Connection)
+                try:
+                    kind, payload = receiving.recv()
+                except EOFError:
+                    worker = listening.pop(receiving)
+                    if id(worker) not in finished:
+                        worker.join(timeout=WORKER_EXIT_GRACE)
+                        raise GitError("a history worker process died unexpectedly "
+                                       f"(exit codes {_exit_codes(workers)})") from None
                     continue
-                # Every worker has exited. What they sent last can still be on its way
-                # through the pipe, so give it a grace period before calling it a crash.
-                exited_at = exited_at if exited_at is not None else time.monotonic()
-                if time.monotonic() - exited_at > WORKER_EXIT_GRACE:
-                    codes = ", ".join(str(w.exitcode) for w in workers)
-                    raise GitError(f"a history worker process died unexpectedly (exit codes {codes})") from None
-                continue
-            if kind == "batch":
-                report(payload)
-            elif kind == "done":
-                running -= 1
-            else:
-                raise GitError(f"reading history failed: {payload}")
+                if kind == "batch":
+                    report(payload)
+                elif kind == "done":
+                    finished.add(id(listening[receiving]))
+                    running -= 1
+                else:
+                    raise GitError(f"reading history failed: {payload}")
     finally:
         for worker in workers:
             if worker.is_alive() and running:
@@ -254,10 +266,12 @@ def scan_objects(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
             if worker.is_alive():
                 worker.kill()
                 worker.join()
-        for channel in (results, tasks):
-            channel.close()
-            # The feeder thread may still hold slices no worker took (an interrupt): dropped.
-            channel.cancel_join_thread()
+        for receiving, sending in channels:
+            receiving.close()
+            sending.close()
+        tasks.close()
+        # The feeder thread may still hold slices no worker took (an interrupt): dropped.
+        tasks.cancel_join_thread()
     return result
 
 
