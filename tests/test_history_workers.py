@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from scanner.engine.rules import load_ruleset
 from scanner.errors import GitError
 from scanner.sources import history
-from scanner.sources.git import find_repository
+from scanner.sources.git import ObjectInfo, Repository, find_repository
 from tests.gitrepo import GitRepo
 
 
@@ -28,17 +29,38 @@ def _on_alarm(_signum: int, _frame: object) -> None:
     raise _Hung
 
 
-def test_worker_killed_mid_slice_fails_the_scan_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    repo = GitRepo(tmp_path / "repo")
-    for i in range(1600):  # written here and added at once: one git add per file is slow
-        repo.write(f"d{i % 10}/f{i}.txt", f"line {i}\n" * (i % 7 + 1))
+def _committed_with_small_slices(repo: GitRepo, monkeypatch: pytest.MonkeyPatch) -> Repository:
+    """The files written so far committed; history scans of any size use workers, many slices."""
     repo.git("add", "-A")
-    repo.commit("many")
+    repo.commit("files")
     found = find_repository(repo.path, search_parents=False)
     assert found is not None
     monkeypatch.setattr(history, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(history, "MIN_SLICE_BYTES", 1)
     monkeypatch.setattr(history, "GUIDED_MIN_SHARE", 0.0)
+    return found
+
+
+def _scan_fails_without_hanging(repo: Repository, objects: Sequence[ObjectInfo], progress: Callable[..., None],
+                                seconds: int, hung: str) -> None:
+    """scan_objects with 2 workers must raise "died unexpectedly" within ``seconds``."""
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(seconds)
+    try:
+        with pytest.raises(GitError, match="died unexpectedly"):
+            history.scan_objects(repo, objects, load_ruleset(), 2, progress)
+    except _Hung:
+        pytest.fail(hung)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_worker_killed_mid_slice_fails_the_scan_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = GitRepo(tmp_path / "repo")
+    for i in range(1600):  # written here and added at once: one git add per file is slow
+        repo.write(f"d{i % 10}/f{i}.txt", f"line {i}\n" * (i % 7 + 1))
+    found = _committed_with_small_slices(repo, monkeypatch)
     objects = history.list_history(found, 10**7).to_scan
     acted: list[int] = []
 
@@ -53,17 +75,8 @@ def test_worker_killed_mid_slice_fails_the_scan_at_once(tmp_path: Path, monkeypa
         os.kill(alive[0].pid, signal.SIGKILL)  # type: ignore[arg-type]
         acted.append(1)
 
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
-    signal.alarm(15)
     started = time.monotonic()
-    try:
-        with pytest.raises(GitError, match="died unexpectedly"):
-            history.scan_objects(found, objects, load_ruleset(), 2, progress)
-    except _Hung:
-        pytest.fail("the scan waited for a worker stuck behind a dead one")
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+    _scan_fails_without_hanging(found, objects, progress, 15, "the scan waited for a worker stuck behind a dead one")
     assert acted
     assert time.monotonic() - started < 20
     assert not [p for p in multiprocessing.active_children() if p.is_alive()]
@@ -146,13 +159,7 @@ def test_worker_killed_while_sending_a_large_batch_fails_the_scan_and_does_not_h
     # Two dense files, one slice each: each worker's first batch is megabytes of matches.
     for name in ("a.txt", "b.txt"):
         repo.write(name, " ".join(key_id() for _ in range(12_000)) + "\n")
-    repo.git("add", "-A")
-    repo.commit("dense")
-    found = find_repository(repo.path, search_parents=False)
-    assert found is not None
-    monkeypatch.setattr(history, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(history, "MIN_SLICE_BYTES", 1)
-    monkeypatch.setattr(history, "GUIDED_MIN_SHARE", 0.0)
+    found = _committed_with_small_slices(repo, monkeypatch)
     objects = [o for o in history.list_history(found, 10**7).to_scan if o.kind == "blob"]
     assert len(objects) == 2
     caught: list[int] = []
@@ -179,15 +186,6 @@ def test_worker_killed_while_sending_a_large_batch_fails_the_scan_and_does_not_h
                     break
             time.sleep(0.01)
 
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
-    signal.alarm(40)
-    try:
-        with pytest.raises(GitError, match="died unexpectedly"):
-            history.scan_objects(found, objects, load_ruleset(), 2, progress)
-    except _Hung:
-        pytest.fail("the scan hung on the killed worker's half-sent batch")
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+    _scan_fails_without_hanging(found, objects, progress, 40, "the scan hung on the killed worker's half-sent batch")
     if not caught:
         pytest.skip("no worker was caught writing to a full pipe (kernel names its wait otherwise)")
