@@ -61,12 +61,18 @@ def test_secret_moved_to_another_file_is_still_in_head(tmp_path: Path) -> None:
     assert all(f["in_head"] is True for f in findings)
 
 
-def test_secret_only_on_a_side_branch_and_tag(tmp_path: Path) -> None:
+def _secret_on_branch(tmp_path: Path, branch: str) -> tuple[GitRepo, KeySet]:
+    """main with one commit, and ``branch`` (checked out) adding a key pair on top of it."""
     repo = GitRepo(tmp_path / "repo")
     keys = KeySet.generate()
     repo.commit("base", {"app.py": "x = 1\n"})
-    repo.git("checkout", "-q", "-b", "side")
-    repo.commit("add env on side", {".env": _pair(keys)})
+    repo.git("checkout", "-q", "-b", branch)
+    repo.commit(f"add env on {branch}", {".env": _pair(keys)})
+    return repo, keys
+
+
+def test_secret_only_on_a_side_branch_and_tag(tmp_path: Path) -> None:
+    repo, keys = _secret_on_branch(tmp_path, "side")
     repo.git("tag", "-a", "-m", "release", "v1.2")
     # A branch named after the key, and one with a right-to-left override: repository text.
     repo.git("branch", f"leak-{keys.key_id}")
@@ -86,11 +92,7 @@ def test_secret_only_on_a_side_branch_and_tag(tmp_path: Path) -> None:
 
 
 def test_dangling_commit_is_unreachable(tmp_path: Path) -> None:
-    repo = GitRepo(tmp_path / "repo")
-    keys = KeySet.generate()
-    repo.commit("base", {"app.py": "x = 1\n"})
-    repo.git("checkout", "-q", "-b", "gone")
-    repo.commit("add env", {".env": _pair(keys)})
+    repo, _ = _secret_on_branch(tmp_path, "gone")
     repo.git("checkout", "-q", "main")
     repo.git("branch", "-D", "gone")
     assert run_keysweep("scan", "--no-progress", repo.path).returncode == 0
