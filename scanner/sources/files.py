@@ -134,9 +134,13 @@ def scan_files(entries: Sequence[FileEntry], ruleset: RuleSet, max_size: int, jo
         # fork runs in an at-fork callback (logging registers some), where Python drops the
         # exception it raises: the scan would run on. Delivered once the workers exist.
         with signals_deferred():
-            batch_results = pool.map(_scan_batch, batches, [max_size] * len(batches))
-        for results in batch_results:
-            yield from results
+            futures = [pool.submit(_scan_batch, batch, max_size) for batch in batches]
+        # Not pool.map: its iterator cancels the pending futures from this thread as an
+        # interrupt passes through it, while the executor's own thread, finding its workers
+        # killed, sets an error on each (Python 3.11 then prints an InvalidStateError
+        # traceback from that thread). stop_pool cancels them in the executor's thread.
+        for future in futures:
+            yield from future.result()
     except BaseException:
         # Interrupted (a signal, an error, the consumer stopped early): the executor's own
         # exit would first run every queued batch, holding a Ctrl-C for the whole scan.
