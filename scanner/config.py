@@ -138,7 +138,8 @@ def _parse(data: dict[str, Any], where: str, base: Path) -> Config:
     for pattern in strings("allow-values"):
         try:
             allow.append(regex.compile(pattern))
-        except (regex.error, RecursionError, OverflowError):
+        except Exception:  # noqa: BLE001 - regex.error, and what some releases raise instead (ValueError,
+            # KeyError for version flags, RecursionError and OverflowError for size)
             raise fail("allow-values", f"invalid regular expression {bounded(pattern)}") from None
     size = None
     if "max-file-size" in data:

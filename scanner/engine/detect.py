@@ -255,11 +255,16 @@ def _find(data: bytes, ruleset: RuleSet, runs: _RunCache, possible: set[str] | N
         found += _run(rule, rule.patterns, data, 0, len(data), health)
     if not found:
         return found  # no anchors for the near patterns (most texts)
+    # Rules near the same kind of anchor, as many lines around it, share their windows (the
+    # built-in near rules all look around key IDs: a line of 50,000 of them was windowed thrice).
+    windows: dict[tuple[str, int], list[tuple[int, int]]] = {}
     for rule in ruleset.rules:
         if rule.near is None or rule.id in health.disabled:
             continue
-        anchors = [c.start for c in found if c.rule.kind == rule.near.kind]
-        for start, end in _windows(data, anchors, rule.near.lines):
+        where = (rule.near.kind, rule.near.lines)
+        if where not in windows:
+            windows[where] = _windows(data, [c.start for c in found if c.rule.kind == rule.near.kind], rule.near.lines)
+        for start, end in windows[where]:
             found += _run(rule, rule.near.patterns, data, start, end, health)
             if rule.id in health.disabled:
                 break
@@ -390,13 +395,24 @@ def _windows(data: bytes, anchors: list[int], lines: int) -> list[tuple[int, int
     """Byte ranges covering ``lines`` whole lines either side of each anchor (at most
     CONTEXT_BYTES each way), merged."""
     ranges: list[tuple[int, int]] = []
+    low = high = -1  # the range being grown
     for anchor in sorted(set(anchors)):
+        # An anchor inside the range being grown (not yet MAX_WINDOW long) joins it: its own
+        # start, never before the range's (a later anchor's lines start no earlier), need not
+        # be looked for. Dense anchors (a line of key IDs) cost one search each, not two.
+        if anchor < high and high - low < MAX_WINDOW:
+            high = max(high, _line_end(data, anchor, lines + 1))
+            continue
         start = _lines_before(data, anchor, lines + 1)
         end = _line_end(data, anchor, lines + 1)
-        if ranges and start <= ranges[-1][1] and ranges[-1][1] - ranges[-1][0] < MAX_WINDOW:
-            ranges[-1] = (min(start, ranges[-1][0]), max(end, ranges[-1][1]))
+        if start <= high and high - low < MAX_WINDOW:
+            high = max(end, high)
         else:
-            ranges.append((start, end))
+            if high >= 0:
+                ranges.append((low, high))
+            low, high = start, end
+    if high >= 0:
+        ranges.append((low, high))
     return ranges
 
 
@@ -431,6 +447,7 @@ def _locate(data: bytes, candidates: list[tuple[_Candidate, DecodingKind | None]
     if not candidates:
         return []  # most texts: no need to look for allow comments at all
     allowed_lines = _marker_lines(data)
+    ascii_text = data.isascii()
     located = []
     line, line_start, position, chars = 1, 0, 0, 0  # chars: characters from line_start to position
     long_line: tuple[int, bool] = (0, False)  # (line, whether it is longer than LONG_LINE), found once a line
@@ -443,8 +460,8 @@ def _locate(data: bytes, candidates: list[tuple[_Candidate, DecodingKind | None]
             position, chars = line_start, 0
         # Characters, not bytes. Decoding piece by piece counts as decoding the whole line
         # would: every piece ends where a value starts, on an ASCII byte, which no UTF-8
-        # sequence (valid or not) runs across.
-        chars += len(data[position:start].decode("utf-8", "replace"))
+        # sequence (valid or not) runs across. In ASCII text they are the same.
+        chars += start - position if ascii_text else len(data[position:start].decode("utf-8", "replace"))
         position = start
         markers = allowed_lines.get(line)
         if markers is not None:

@@ -323,7 +323,7 @@ def _parse_value(raw: Any, file: str, rule_id: str, fail: Any) -> ValueShape:
         raise fail("value.charset", "required: the inside of a character class, such as 'A-Za-z0-9/+'")
     try:
         char_class = regex.compile(f"[{charset}]".encode())
-    except (regex.error, ValueError) as exc:  # ValueError: flags the module refuses, such as (?u) on bytes
+    except Exception as exc:  # noqa: BLE001 - regex.error; ValueError or KeyError for flags it refuses
         raise fail("value.charset", f"invalid character class {bounded(f'[{charset}]')}: {bounded(str(exc))}") from None
     table = bytes(1 if char_class.fullmatch(bytes([i])) else 0 for i in range(256))
     numbers: dict[str, int | None] = {}
@@ -360,10 +360,11 @@ def _compile(pattern: str, fail: Any, field: str, need_group: bool, lazy: bool =
         return lazy_compile(pattern.encode(), regex.VERSION0)
     try:
         compiled = regex.compile(pattern.encode(), regex.VERSION0)
-    except (regex.error, ValueError) as exc:  # ValueError: (?u) on bytes, (?V1) against VERSION0
-        raise fail(field, f"invalid regular expression {bounded(pattern)}: {exc}") from None
     except (RecursionError, OverflowError, MemoryError):
         raise fail(field, f"regular expression {bounded(pattern)} is nested too deeply or too large") from None
+    except Exception as exc:  # noqa: BLE001 - regex.error; ValueError for (?u) on bytes; (?V1) against
+        # VERSION0 is a ValueError in some releases of regex and a KeyError in others (2026.5.9)
+        raise fail(field, f"invalid regular expression {bounded(pattern)}: {type(exc).__name__}: {exc}") from None
     if need_group and "secret" not in compiled.groupindex:
         raise fail(field, f"pattern {bounded(pattern)} needs a named group (?P<secret>...) around the value")
     return compiled
