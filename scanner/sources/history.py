@@ -557,10 +557,13 @@ def start_log(repo: Repository, listing: ObjectListing, *, all_objects: bool) ->
 
 def scan_history(repo: Repository, ruleset: RuleSet, *, all_objects: bool, max_size: int, jobs: int,
                  progress: Progress | None = None) -> HistoryScan:
+    # The log is walked while the workers read blobs; it is parsed once they are done, when
+    # it is known which blobs need attributing. Outside --all-objects it needs nothing from
+    # the listing, so it starts first and walks beside it, on the core the listing leaves
+    # idle (aws-cli: the listing takes ~1.2 s, the walk 2.6 CPU-s).
+    early_log = None if all_objects else start_log(repo, ObjectListing(), all_objects=False)
     listing = list_history(repo, max_size)
-    # The log is walked while the workers read blobs; it is parsed once they are done,
-    # when it is known which blobs need attributing.
-    log = start_log(repo, listing, all_objects=all_objects)
+    log = early_log or start_log(repo, listing, all_objects=all_objects)
     # With --all-objects the log walk is not what refs reach (attribute asks rev-list): that
     # list is made beside the scan too, not after it, when one core idles.
     reachable = start_reachable(repo) if all_objects else None
