@@ -7,7 +7,8 @@ Measures, on the same repositories (every audit reads every object, as a first a
   - a plain sequential loop in this process (no Dask): the same task function per repository
   - the audit on a LocalCluster of 1 worker: Dask's overhead against that loop (goal <= 10%)
   - the same with one Dask task per repository (no batching of small repositories)
-  - the audit on a LocalCluster of 2 workers: throughput against 1 worker (goal >= 1.8x on 2 cores)
+  - the audit on a LocalCluster of 2 workers: throughput against 1 worker (goal >= 1.8x on 2 cores),
+    and against 1 worker held to one core (scaling with cores: a worker's git runs beside it)
   - a first audit with a state file, then a re-audit with nothing new (goal < 5% of the first),
     as `keysweep audit` runs it (no object read) and as with --show-secrets (finding objects read)
 The configurations take turns within each round, so that load from other processes on a
@@ -84,6 +85,16 @@ class Cluster:
             total += t.user + t.system + t.children_user + t.children_system
         return total
 
+    def pin(self, cores: list[int] | None) -> None:
+        """Keep the workers (and the git processes they start from now on) on ``cores``;
+        None: every core again."""
+        every = set(range(os.cpu_count() or 1))
+        for process in self.processes:
+            # Affinity is a thread's: every thread of the worker (its tasks run on an executor
+            # thread), whose children inherit it.
+            for thread in process.threads():
+                os.sched_setaffinity(thread.id, set(cores) if cores is not None else every)
+
     def close(self) -> None:
         self.client.close()
         self.cluster.close()
@@ -129,7 +140,7 @@ def main() -> None:
         run_fleet(cluster.client, targets[:1], {}, replace(plain, split_slices=n), ruleset)
         print(f"LocalCluster({n}) start-up {cluster.start_up:.2f} s", flush=True)
     rows: dict[str, list[tuple[float, float]]] = {
-        k: [] for k in ("sequential", "one", "one-unbatched", "two", "first", "again", "again-read", "cli-first", "cli-again")}
+        k: [] for k in ("sequential", "one", "one-unbatched", "one-pinned", "two", "first", "again", "again-read", "cli-first", "cli-again")}
     findings: set[int] = set()
 
     def timed(name: str, work: Callable[[], int], cpu: Callable[[], float]) -> None:
@@ -190,6 +201,12 @@ def main() -> None:
             timed("sequential", loop, own_cpu)
             timed("one", on(1), clusters[1].cpu)
             timed("one-unbatched", on(1, batch=False), clusters[1].cpu)
+            if (os.cpu_count() or 1) >= 2:
+                clusters[1].pin([0])
+                try:
+                    timed("one-pinned", on(1), clusters[1].cpu)
+                finally:
+                    clusters[1].pin(None)
             timed("two", on(2), clusters[2].cpu)
             with tempfile.TemporaryDirectory() as folder:
                 tasks: list[int] = []
@@ -210,6 +227,7 @@ def main() -> None:
     print(f"medians of {args.rounds} rounds (wall / CPU of all processes):")
     for name, label in (("sequential", "plain sequential loop (no Dask)"), ("one", "audit, 1 worker"),
                         ("one-unbatched", "audit, 1 worker, a task per repo"),
+                        ("one-pinned", "audit, 1 worker held to 1 core"),
                         ("two", "audit, 2 workers"), ("first", "first audit with state, 2 workers"),
                         ("again", "re-audit, nothing new"), ("again-read", "the same, values read (--show-secrets)"),
                         ("cli-first", "keysweep audit --workers 2, first"),
@@ -221,6 +239,11 @@ def main() -> None:
           f"CPU {100 * (ratios('one-unbatched', 'sequential', 1) - 1):+7.1f} %")
     print(f"throughput 2 workers / 1 worker         {ratios('one', 'two', 0):7.2f} x  (goal >= 1.8x on 2 cores)")
     print(f"cores busy: 1 worker {ratios_busy(rows['one']):.2f}, 2 workers {ratios_busy(rows['two']):.2f}")
+    if rows["one-pinned"]:
+        # A worker's git processes run beside it, so one worker alone keeps more than one core
+        # busy and the row above cannot reach 2x on two cores. Scaling with cores: one worker
+        # held to one core against two workers on two.
+        print(f"throughput 2 workers on 2 cores / 1 worker held to 1 core {ratios('one-pinned', 'two', 0):7.2f} x")
     print(f"re-audit / first audit                  {100 * ratios('again', 'first', 0):7.1f} %  (goal < 5%)")
     print(f"the same, values read (--show-secrets)  {100 * ratios('again-read', 'first', 0):7.1f} %")
     print(f"the same, whole command (process, cluster start-up, report) {100 * ratios('cli-again', 'cli-first', 0):.1f} %")
