@@ -274,7 +274,18 @@ def _merge(tally: _Tally, scan: HistoryScan | StagedScan) -> None:
 
 
 def _value_allowed(finding: Finding, allow: Iterable[regex.Pattern[str]]) -> bool:
-    return any(pattern.search(finding.secret.reveal()) for pattern in allow)
+    """Whether a configured ``allow-values`` pattern matches the value. The configuration may
+    be the repository's own (hostile): a pattern that backtracks past the time budget allows
+    nothing, so the finding is reported rather than the scan held up."""
+    from scanner.engine.detect import PATTERN_TIMEOUT
+
+    for pattern in allow:
+        try:
+            if pattern.search(finding.secret.reveal(), timeout=PATTERN_TIMEOUT):
+                return True
+        except TimeoutError:
+            continue
+    return False
 
 
 def _repo_relative(root: Path | None, names: Iterable[str]) -> list[str]:

@@ -203,3 +203,45 @@ def test_allow_comment_on_a_long_line_covers_only_what_is_near_it() -> None:
     assert {("aws-access-key-id", second.key_id), ("aws-secret-access-key", second.secret)} <= found
     # On an ordinary line the comment still covers the whole line.
     assert not _found(f"AWS_SECRET_ACCESS_KEY={first.secret}  # keysweep:allow")
+
+
+def test_work_done_between_matches_does_not_count_against_the_pattern_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """regex's time budget runs from a pattern's first match to its last, counting whatever
+    the caller does in between: checking 50,000 key IDs on one line took longer than the
+    budget on a busy machine, and the key-ID rule was switched off for the rest of the scan
+    (every later key missed). The budget is small here so the checks alone exceed it."""
+    from scanner.engine import detect as engine
+    from tests.keygen import key_id
+
+    monkeypatch.setattr(engine, "PATTERN_TIMEOUT", 0.2)
+    monkeypatch.setattr(engine, "PATTERN_SECONDS_PER_MIB", 0.0, raising=False)
+    rng = random.Random(5)
+    ids = [key_id(rng=rng) for _ in range(40_000)]
+    ruleset = load_ruleset()
+    ruleset.health.prefilter = False  # the pure-Python engine: every value checked in Python
+    started = time.process_time()
+    found = detect(" ".join(ids).encode(), ruleset)
+    assert time.process_time() - started > 0.2  # the checks alone outlast the budget
+    assert not ruleset.health.disabled
+    assert {m.secret.reveal() for m in found} == set(ids)
+
+
+def test_a_pattern_over_a_large_text_gets_a_budget_in_proportion() -> None:
+    from scanner.engine.detect import PATTERN_TIMEOUT, pattern_budget
+
+    assert pattern_budget(0) == PATTERN_TIMEOUT
+    assert pattern_budget(25 << 20) > pattern_budget(1 << 20) > PATTERN_TIMEOUT  # linear, not fixed
+
+
+def test_allow_values_pattern_that_backtracks_reports_the_finding_in_time(tmp_path: Path) -> None:
+    """allow-values comes from the scanned repository's own configuration (hostile): a pattern
+    that backtracks for a minute on a 40-character secret allows nothing and holds up nothing."""
+    keys = KeySet.generate()
+    (tmp_path / "app.env").write_text(f"aws_secret_access_key = {keys.secret}\n")
+    (tmp_path / ".keysweep.yaml").write_text("allow-values: ['^([\\w/+]|[\\w/+][\\w/+])*[^\\w/+]$']\n")
+    started = time.monotonic()
+    result = run_keysweep("scan", "--no-history", "--format", "json", "--show-secrets", tmp_path, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert [f["secret"] for f in result.json()["findings"]] == [keys.secret]
+    assert time.monotonic() - started < 30

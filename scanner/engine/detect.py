@@ -39,6 +39,7 @@ MANIFEST_MARKERS = (b"kind: Secret", b'"kind": "Secret"', b'"kind":"Secret"')
 # A rule's pattern may take this long on one call; past it the rule is disabled for the rest
 # of the scan (a rule file from a repository can hold a pattern that backtracks for hours).
 PATTERN_TIMEOUT = 2.0
+PATTERN_SECONDS_PER_MIB = 1.0  # built-in patterns take 0.05-0.2 s per MiB
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,15 +272,30 @@ def _find(data: bytes, ruleset: RuleSet, runs: _RunCache, possible: set[str] | N
     return found
 
 
+def pattern_budget(length: int) -> float:
+    """Seconds one pattern call over ``length`` bytes may take: a fixed allowance and a share
+    per MiB, so a linear pattern over a large text (a 25 MiB dump) is never cut off, while
+    a pattern that backtracks still stops in time linear in the text."""
+    return PATTERN_TIMEOUT + PATTERN_SECONDS_PER_MIB * length / (1 << 20)
+
+
 def _matches(rule: Rule, pattern: regex.Pattern[bytes], data: bytes, start: int, end: int,
-             health: RuleHealth) -> Iterator[regex.Match[bytes]]:
-    """A rule pattern's matches, under the time budget; past it the rule is disabled."""
+             health: RuleHealth) -> list[regex.Match[bytes]]:
+    """A rule pattern's matches, under the time budget; past it the rule is disabled.
+
+    Collected before the caller looks at any: regex's clock runs from the first match to the
+    last, and work done between them would count against the pattern (50,000 key IDs on one
+    line, each checked, disabled the key-ID rule for the rest of the scan on a busy machine).
+    """
+    found: list[regex.Match[bytes]] = []
     try:
         # overlapped: a name may be followed by several values (a list on one line), and
         # one value may be claimed by two names; dedupe keeps one per place.
-        yield from pattern.finditer(data, start, end, overlapped=True, timeout=PATTERN_TIMEOUT)
+        for match in pattern.finditer(data, start, end, overlapped=True, timeout=pattern_budget(end - start)):
+            found.append(match)
     except TimeoutError:
         health.timed_out(rule.id)
+    return found
 
 
 def _run_by_value(rule: Rule, data: bytes, runs: _RunCache, health: RuleHealth) -> list[_Candidate]:
