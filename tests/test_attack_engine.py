@@ -245,3 +245,29 @@ def test_allow_values_pattern_that_backtracks_reports_the_finding_in_time(tmp_pa
     assert result.returncode == 1, result.stderr
     assert [f["secret"] for f in result.json()["findings"]] == [keys.secret]
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize("batch", [1, 2, 7])
+def test_matches_taken_in_batches_are_the_matches_of_one_call(monkeypatch: pytest.MonkeyPatch, batch: int) -> None:
+    """Each batch is a call of its own, starting after the last match's start: the same
+    overlapped matches, lookbehinds and line anchors included, as one call over the window."""
+    import regex
+
+    from scanner.engine import detect as engine
+
+    monkeypatch.setattr(engine, "MATCH_BATCH", batch)
+    ruleset = load_ruleset()
+    patterns = [p for r in ruleset.rules for p in (*r.patterns, *(r.near.patterns if r.near else ()))]
+    patterns += [regex.compile(rb"(?P<secret>.)"), regex.compile(rb"(?<=x)(?P<secret>\w{2,5})"),
+                 regex.compile(rb"^(?P<secret>\w+)", regex.M)]
+    rng = random.Random(batch)
+    alphabet = b"ax \nAKIA0123456789/+=secret:SECRET_key\"'"
+    for _ in range(40):
+        text = bytes(rng.choice(alphabet) for _ in range(rng.randrange(0, 300)))
+        start = rng.randrange(0, len(text) + 1)
+        end = rng.randrange(start, len(text) + 1)
+        for pattern in patterns:
+            whole = [(m.span(), m.span("secret")) for m in pattern.finditer(text, start, end, overlapped=True)]
+            batched = [(m.span(), m.span("secret"))
+                       for m in engine._matches(ruleset.rules[0], pattern, text, start, end, ruleset.health)]
+            assert batched == whole

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -40,6 +41,7 @@ MANIFEST_MARKERS = (b"kind: Secret", b'"kind": "Secret"', b'"kind":"Secret"')
 # of the scan (a rule file from a repository can hold a pattern that backtracks for hours).
 PATTERN_TIMEOUT = 2.0
 PATTERN_SECONDS_PER_MIB = 1.0  # built-in patterns take 0.05-0.2 s per MiB
+MATCH_BATCH = 4096  # matches a pattern call collects before they are checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,22 +282,42 @@ def pattern_budget(length: int) -> float:
 
 
 def _matches(rule: Rule, pattern: regex.Pattern[bytes], data: bytes, start: int, end: int,
-             health: RuleHealth) -> list[regex.Match[bytes]]:
+             health: RuleHealth) -> Iterator[regex.Match[bytes]]:
     """A rule pattern's matches, under the time budget; past it the rule is disabled.
 
-    Collected before the caller looks at any: regex's clock runs from the first match to the
-    last, and work done between them would count against the pattern (50,000 key IDs on one
-    line, each checked, disabled the key-ID rule for the rest of the scan on a busy machine).
+    regex's clock runs from a call's first match to its last and counts whatever the caller
+    does in between: checking 50,000 key IDs on one line outlasted the budget on a busy
+    machine and switched the key-ID rule off for the rest of the scan. So matches are taken
+    in batches, each by a call of its own that is given what is left of the budget: only the
+    pattern's own time counts, and memory stays bounded (a rule matching at every position
+    of 25 MiB is never held as 25 million matches).
     """
-    found: list[regex.Match[bytes]] = []
-    try:
-        # overlapped: a name may be followed by several values (a list on one line), and
-        # one value may be claimed by two names; dedupe keeps one per place.
-        for match in pattern.finditer(data, start, end, overlapped=True, timeout=pattern_budget(end - start)):
-            found.append(match)
-    except TimeoutError:
-        health.timed_out(rule.id)
-    return found
+    budget = pattern_budget(end - start)
+    position = start
+    while True:
+        batch: list[regex.Match[bytes]] = []
+        began = time.perf_counter()
+        try:
+            # overlapped: a name may be followed by several values (a list on one line), and
+            # one value may be claimed by two names; dedupe keeps one per place.
+            for match in pattern.finditer(data, position, end, overlapped=True, timeout=budget):
+                batch.append(match)
+                if len(batch) == MATCH_BATCH:
+                    break
+        except TimeoutError:
+            health.timed_out(rule.id)
+            yield from batch
+            return
+        budget -= time.perf_counter() - began
+        yield from batch
+        if len(batch) < MATCH_BATCH:
+            return
+        if budget <= 0:
+            health.timed_out(rule.id)
+            return
+        # Overlapped matching goes on from the position after the last match's start: the
+        # next call starting there finds what this one would have found next.
+        position = batch[-1].start() + 1
 
 
 def _run_by_value(rule: Rule, data: bytes, runs: _RunCache, health: RuleHealth) -> list[_Candidate]:
