@@ -271,3 +271,23 @@ def test_matches_taken_in_batches_are_the_matches_of_one_call(monkeypatch: pytes
             batched = [(m.span(), m.span("secret"))
                        for m in engine._matches(ruleset.rules[0], pattern, text, start, end, ruleset.health)]
             assert batched == whole
+
+
+def test_an_allowlist_pattern_that_backtracks_costs_one_budget_not_one_per_value(tmp_path: Path) -> None:
+    """A rule file's allow pattern that backtracks on every value: the first value to run out of
+    time switches the rule off, and the other values do not each wait 2 s for theirs."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules:\n  - id: custom\n    description: custom token\n    kind: bearer-token\n"
+                     "    patterns: ['(?P<secret>TOK[A-Za-z0-9]{37})']\n"
+                     "    allow: ['^(\\w|\\w\\w)*[^\\w]$']\n    examples: {positive: [x]}\n")
+    rng = random.Random(9)
+    values = ["TOK" + "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789") for _ in range(37))
+              for _ in range(30)]
+    (tmp_path / "scan").mkdir()
+    (tmp_path / "scan" / "tokens.txt").write_text("\n".join(values) + "\n")
+    started = time.monotonic()
+    result = run_keysweep("scan", "--no-history", "--rules", rules, "--no-progress", tmp_path / "scan", timeout=120)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 3, result.stderr  # incomplete: the rule was switched off, and said so
+    assert "custom" in result.stderr
+    assert elapsed < 20, f"{elapsed:.1f} s: each value waited for the budget"
