@@ -291,3 +291,26 @@ def test_an_allowlist_pattern_that_backtracks_costs_one_budget_not_one_per_value
     assert result.returncode == 3, result.stderr  # incomplete: the rule was switched off, and said so
     assert "custom" in result.stderr
     assert elapsed < 20, f"{elapsed:.1f} s: each value waited for the budget"
+
+
+def test_a_value_rule_pattern_that_backtracks_costs_one_budget_not_one_per_window(tmp_path: Path) -> None:
+    """A value-driven rule's pattern that backtracks in every window (values far apart, so each
+    has its own): the first window to run out of time switches the rule off for the others."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules:\n  - id: custom\n    description: custom token\n    kind: bearer-token\n"
+                     "    value: {charset: 'A-Za-z0-9', min-length: 30, max-length: 30}\n"
+                     "    patterns: ['(?:\\w|\\w\\w)*[^\\w]\\s(?P<secret>[A-Za-z0-9]{30})']\n"
+                     "    examples: {positive: [x]}\n")
+    rng = random.Random(4)
+    blocks = []
+    for _ in range(30):
+        value = "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789") for _ in range(30))
+        blocks.append("w" * 60 + " " + value + "\n" + "." * 4000 + "\n")  # windows 1 KiB around each, far apart
+    (tmp_path / "scan").mkdir()
+    (tmp_path / "scan" / "tokens.txt").write_text("".join(blocks))
+    started = time.monotonic()
+    result = run_keysweep("scan", "--no-history", "--rules", rules, "--no-progress", tmp_path / "scan", timeout=150)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 3, result.stderr  # the rule was switched off, and said so
+    assert "custom" in result.stderr
+    assert elapsed < 20, f"{elapsed:.1f} s: each window waited for the budget"

@@ -354,6 +354,8 @@ def _run_by_value(rule: Rule, data: bytes, runs: _RunCache, health: RuleHealth) 
         return []
     confirmed: dict[int, int] = {}  # value start -> value end (padding included)
     for window_start, window_end in windows:
+        if rule.id in health.disabled:
+            break  # out of time in an earlier window: each window would wait for the budget again
         if rule.keywords:
             window = data[window_start:window_end].lower()
             if not any(keyword in window for keyword in rule.keywords):
@@ -410,6 +412,8 @@ def _run(rule: Rule, patterns: Iterable[regex.Pattern[bytes]], data: bytes, star
          health: RuleHealth) -> list[_Candidate]:
     found = []
     for pattern in patterns:
+        if rule.id in health.disabled:
+            break
         for match in _matches(rule, pattern, data, start, end, health):
             value = match.group("secret")
             if match.end() == end < len(data) and not _holds_past_cut(rule, pattern, match, data, health):
