@@ -321,5 +321,6 @@ def prefilter_for(ruleset: RuleSet, size: int) -> Prefilter | None:
             raise UsageError(f"{ENGINE_VARIABLE}=hyperscan, but the hyperscan package is not installed")
         state.prefilter = False
         return None
-    state.prefilter = Prefilter(ruleset)
-    return state.prefilter  # type: ignore[no-any-return]
+    prefilter = Prefilter(ruleset)
+    state.prefilter = prefilter
+    return prefilter
