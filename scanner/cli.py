@@ -49,7 +49,8 @@ def _help_width() -> int:
             columns = 0
         if columns <= 0:
             try:
-                columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+                # unused-ignore: mypy 1.10's typeshed has sys.__stdout__ as TextIO, not TextIO | None
+                columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr, unused-ignore]
             except (AttributeError, ValueError, OSError):
                 columns = 0
         _WIDTH.append((columns or 80) - 2)

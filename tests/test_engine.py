@@ -190,6 +190,13 @@ def test_native_base64_runs_are_the_runs_value_runs_finds() -> None:
     texts.append((b"A" * 45 + b" ") * 5000)  # dense: the rest goes to one translate
     for text in texts:
         assert prefilter.base64_runs(text) == value_runs(text, BASE64_TABLE, native.NATIVE_RUN), text[:80]
+    # hyperscan < 0.8 cannot scan a memoryview: there every text takes the value_runs path.
+    import hyperscan
+
+    assert prefilter.scans_views == (tuple(map(int, hyperscan.__version__.split(".")[:2])) >= (0, 8))
+    prefilter.scans_views = False
+    for text in texts[:20]:
+        assert prefilter.base64_runs(text) == value_runs(text, BASE64_TABLE, native.NATIVE_RUN), text[:80]
 
 
 def test_a_run_cut_by_the_context_window_is_not_a_secret() -> None:

@@ -99,6 +99,7 @@ class Prefilter:
             self.scratch = hyperscan.Scratch(self.database)
         self.runs_database = self._compile([b"[A-Za-z0-9+/]{%d}" % NATIVE_RUN], [hyperscan.HS_FLAG_SINGLEMATCH])
         self.runs_scratch = hyperscan.Scratch(self.runs_database)
+        self.scans_views = self._scans_views()
 
     def base64_runs(self, data: bytes) -> list[tuple[int, int]]:
         """Every maximal run of base64 characters at least NATIVE_RUN long, as
@@ -111,6 +112,8 @@ class Prefilter:
         """
         from scanner.engine.decode import BASE64_TABLE, run_end, value_runs
 
+        if not self.scans_views:
+            return value_runs(data, BASE64_TABLE, NATIVE_RUN)
         found: list[tuple[int, int]] = []
         size = len(data)
         view = memoryview(data)
@@ -138,6 +141,16 @@ class Prefilter:
             found.append((start, end))
             position = end
         return found
+
+    def _scans_views(self) -> bool:
+        # hyperscan before 0.8 scans bytes only ("TypeError: a bytes-like object is required"
+        # for a memoryview); slicing bytes instead would copy the rest of the text per run
+        # (quadratic), so there the runs come from value_runs, as where they are dense.
+        try:
+            self.runs_database.scan(memoryview(b"x"), match_event_handler=lambda *_: None, scratch=self.runs_scratch)
+        except TypeError:
+            return False
+        return True
 
     def _compile(self, expressions: list[bytes], flags: list[int]) -> Any:
         if not expressions:
@@ -308,5 +321,6 @@ def prefilter_for(ruleset: RuleSet, size: int) -> Prefilter | None:
             raise UsageError(f"{ENGINE_VARIABLE}=hyperscan, but the hyperscan package is not installed")
         state.prefilter = False
         return None
-    state.prefilter = Prefilter(ruleset)
-    return state.prefilter  # type: ignore[no-any-return]
+    prefilter = Prefilter(ruleset)
+    state.prefilter = prefilter
+    return prefilter

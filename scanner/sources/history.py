@@ -240,7 +240,7 @@ def scan_objects(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
                 assert isinstance(receiving, Connection)
                 try:
                     kind, payload = receiving.recv()
-                except EOFError:
+                except (EOFError, OSError):  # OSError: killed mid-message ("got end of file during message")
                     worker = listening.pop(receiving)
                     if id(worker) not in finished:
                         worker.join(timeout=WORKER_EXIT_GRACE)
