@@ -259,7 +259,10 @@ def test_matches_taken_in_batches_are_the_matches_of_one_call(monkeypatch: pytes
     ruleset = load_ruleset()
     patterns = [p for r in ruleset.rules for p in (*r.patterns, *(r.near.patterns if r.near else ()))]
     patterns += [regex.compile(rb"(?P<secret>.)"), regex.compile(rb"(?<=x)(?P<secret>\w{2,5})"),
-                 regex.compile(rb"^(?P<secret>\w+)", regex.M)]
+                 regex.compile(rb"^(?P<secret>\w+)", regex.M),
+                 # Empty matches (the last one at the window's end once looped for good), \G.
+                 regex.compile(rb"(?P<secret>)"), regex.compile(rb"(?P<secret>$)", regex.M),
+                 regex.compile(rb"\G(?P<secret>\w+)")]
     rng = random.Random(batch)
     alphabet = b"ax \nAKIA0123456789/+=secret:SECRET_key\"'"
     for _ in range(40):

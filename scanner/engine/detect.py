@@ -322,6 +322,8 @@ def _matches(rule: Rule, pattern: regex.Pattern[bytes], data: bytes, start: int,
         # Overlapped matching goes on from the position after the last match's start: the
         # next call starting there finds what this one would have found next.
         position = batch[-1].start() + 1
+        if position > end:
+            return  # the last match was an empty one at the window's end: nothing after it
 
 
 def _run_by_value(rule: Rule, data: bytes, runs: _RunCache, health: RuleHealth) -> list[_Candidate]:
