@@ -11,6 +11,7 @@ clock starts, and no value checked for one input is remembered for the next.
 from __future__ import annotations
 
 import argparse
+import base64
 import random
 import sys
 import time
@@ -53,7 +54,7 @@ SHAPES: dict[str, Callable[[int], bytes]] = {
     "secret=<value> one per line": lambda n: _repeat(lambda r: f"secret={secret_key(r)}", n, "\n"),
     "one line of 40-character tokens": lambda n: _repeat(_token, n, " "),
     "minified JavaScript (one line)": lambda n: _repeat(_minified_js, n, ""),
-    "base64 blob (one line)": lambda n: _repeat(lambda r: __import__("base64").b64encode(
+    "base64 blob (one line)": lambda n: _repeat(lambda r: base64.b64encode(
         f"aws_secret_access_key={secret_key(r)}\n".encode()).decode(), n, ""),
     "JSON with escaped slashes (one line)": lambda n: _repeat(
         lambda r: '{"SecretAccessKey":"%s"},' % secret_key(r).replace("/", "\\/"), n, ""),
@@ -68,7 +69,7 @@ def _warm(ruleset: RuleSet) -> None:
     rng = random.Random(1)
     sample = (f"aws_access_key_id = {key_id(rng=rng)}\naws_secret_access_key = {secret_key(rng)}\n"
               f"session_token = {'A' * 120}\n\\u0041 %2F eyJhbGciOi.eyJzdWIiOi.x\n").encode()
-    detect(sample + __import__("base64").b64encode(sample) + b"\n", ruleset)
+    detect(sample + base64.b64encode(sample) + b"\n", ruleset)
 
 
 def measure(data: bytes, ruleset: RuleSet, runs: int = 1) -> float:
