@@ -182,6 +182,7 @@ def _add_audit_parser(commands: argparse._SubParsersAction) -> None:  # type: ig
     audit.add_argument("--fail-on", choices=("critical", "high", "medium", "low"), default=None,
                        help="exit 1 only for findings of this severity or higher (default: any finding)")
     audit.add_argument("--no-progress", action="store_true", help="no progress display on standard error")
+    _add_verbosity(audit)
 
 
 def _add_verbosity(group: argparse._ActionsContainer) -> None:

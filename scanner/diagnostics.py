@@ -63,5 +63,10 @@ class Logger:
         logging.getLogger(self.name).log(level, msg, *args, stacklevel=3)
 
 
+def level() -> int:
+    """The level the command line set: what a caller may ask of a library's own logging."""
+    return _level
+
+
 def get_logger(name: str) -> Logger:
     return Logger(name)

@@ -817,11 +817,13 @@ def test_a_worker_undoes_dasks_malloc_trim_threshold() -> None:
     assert int(under) > 100 * 200 and int(after) < 100 * 10 and variable == "None"
 
 
-def test_a_small_repository_is_audited_with_three_git_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """List the objects, walk the log, read the objects: each git process costs 1-4 ms of
-    CPU, against ~80 ms for a whole small repository. No rev-parse (the layout says where the
-    git directory is), no reflog while there is no stash, no rev-list (the log walk sees what
-    refs reach), no for-each-ref while no tag holds a finding."""
+def test_a_small_repository_is_audited_with_five_git_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """List the objects, walk the log, read the objects, and for where the findings live
+    the refs and HEAD's blobs: each git process costs 1-4 ms of CPU, against ~80 ms for a
+    whole small repository. No rev-parse or symbolic-ref (the layout and HEAD's file say
+    where the git directory is and what HEAD names), no reflog while there is no stash, no
+    rev-list of reachable commits (the log walk sees what refs reach), no walk from refs to
+    commits while every ref stands at one commit."""
     import shutil
 
     from scanner.fleet.tasks import audit_repository
@@ -847,7 +849,8 @@ def test_a_small_repository_is_audited_with_three_git_processes(tmp_path: Path, 
                           for f in done.history.findings}
 
     commands, found = audit()
-    assert sorted(commands) == ["cat-file --batch", "cat-file --batch-all-objects", "log --raw"], commands
+    assert sorted(commands) == ["cat-file --batch", "cat-file --batch-all-objects", "for-each-ref --format=%(objectname)",
+                                "log --raw", "ls-tree -r"], commands
     assert found == plain_findings(repo.path) and len(found) == 4
     # With a stash, its entries are asked for (each entry is a commit the walk starts from).
     stashed = KeySet.generate()
@@ -855,8 +858,9 @@ def test_a_small_repository_is_audited_with_three_git_processes(tmp_path: Path, 
     repo.git("add", "stashed.env")
     repo.git("stash", "-q")
     commands, found = audit()
-    assert sorted(commands) == ["cat-file --batch", "cat-file --batch-all-objects", "log --raw",
-                                "reflog show", "reflog show"], commands
+    assert sorted(commands) == ["cat-file --batch", "cat-file --batch-all-objects", "for-each-ref --format=%(objectname)",
+                                "log --raw", "ls-tree -r", "reflog show", "reflog show", "reflog show",
+                                "rev-list --parents"], commands  # the walk: the stash is not where the branch is
     assert found == plain_findings(repo.path)
     assert {secret for *_, secret in found} >= {stashed.key_id, stashed.secret}
 
@@ -975,3 +979,76 @@ def test_a_split_walks_the_log_beside_its_slices_and_attributes_without_it_elsew
     for token in kept[-tasks.MAX_STARTED_LOGS:]:
         log = tasks.started_log(token)
         assert log is not None and b"\x01" in b"".join(log.chunks())
+
+
+def test_audit_says_where_each_finding_lives_as_scan_does(dask_cluster: DaskProcesses, tmp_path: Path) -> None:
+    """in_head and the refs reaching each finding's commit, as `scan --history-only` reports
+    them; kept by the state while no ref moves (a re-audit that reads nothing says the
+    same), asked again when one does."""
+    repo = make_repo(tmp_path / "org" / "app", 0)
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.commit("feature key", {"feature.env": env_file(KeySet.generate())})
+    repo.git("tag", "v1")
+    repo.git("checkout", "-q", "-")
+    state = tmp_path / "state.sqlite"
+
+    def whereabouts(result: CliResult) -> dict[str, tuple[bool | None, tuple[str, ...] | None, int | None]]:
+        assert result.returncode == 1, result.stderr
+        return {f["fingerprint"]: (f["in_head"], tuple(f["refs"]) if f["refs"] is not None else None, f["refs_total"])
+                for f in result.json()["findings"]}
+
+    def audit() -> dict[str, tuple[bool | None, tuple[str, ...] | None, int | None]]:
+        return whereabouts(run_audit(repo.path, "--scheduler", dask_cluster.address, "--state", state,
+                                     "--format", "json"))
+
+    scanned = whereabouts(run_keysweep("scan", "--history-only", "--no-progress", "--format", "json", repo.path))
+    first = audit()
+    assert first == scanned and len(first) == 6
+    by_path = {f["path"]: f["fingerprint"] for f in run_audit(repo.path, "--state", tmp_path / "other.sqlite",
+                                                              "--scheduler", dask_cluster.address,
+                                                              "--format", "json").json()["findings"]}
+    branch = repo.git("symbolic-ref", "--short", "HEAD").strip()
+    assert first[by_path["deploy/0.env"]] == (True, (branch, "feature", "v1"), 3)
+    assert first[by_path["config/old.env"]] == (False, (branch, "feature", "v1"), 3)
+    assert first[by_path["feature.env"]] == (False, ("feature", "v1"), 2)
+    assert audit() == first  # nothing moved: from the state, no object read
+
+    repo.commit("drop the deploy key", {"deploy/0.env": None})
+    repo.git("branch", "-q", "-D", "feature")
+    moved = audit()
+    assert moved[by_path["deploy/0.env"]] == (False, (branch, "v1"), 2)
+    assert moved[by_path["feature.env"]] == (False, ("v1",), 1)
+    assert moved == whereabouts(run_keysweep("scan", "--history-only", "--no-progress", "--format", "json", repo.path))
+
+
+def test_audit_verbosity(dask_cluster: DaskProcesses, tmp_path: Path) -> None:
+    """-v says what is read where and how long it took, per repository; -q leaves only the
+    errors on standard error (no summary, no warnings); neither changes the report."""
+    for index in range(2):
+        make_repo(tmp_path / "org" / f"r{index}", index)
+    corrupt(make_repo(tmp_path / "org" / "broken", 9))
+    state = tmp_path / "state.sqlite"
+
+    def audit(*flags: str) -> CliResult:
+        result = run_audit(tmp_path / "org", "--scheduler", dask_cluster.address, "--state", state,
+                           "--format", "sarif", *flags)
+        assert result.returncode == 3, result.stderr
+        assert len(json.loads(result.stdout)["runs"][0]["results"]) == 8
+        return result
+
+    loud = audit("-v").stderr.splitlines()
+    assert "keysweep: 3 repositories: 0 with every ref where the last audit saw it (re-checked here), 3 to read " \
+           "on the cluster" in loud
+    assert f"keysweep: cluster: scheduler {dask_cluster.address}, 2 worker(s)" in "\n".join(loud)
+    for index in range(2):
+        assert any(line.startswith(f"keysweep: {tmp_path / 'org' / f'r{index}'}: 7 new object(s), 0 re-read")
+                   for line in loud), loud
+    assert any(line.startswith("keysweep: audit: 3 repositories") for line in loud)
+    assert "repositories: 3 audited, 2 read, 1 failed" in loud
+
+    hushed = audit("-q").stderr.splitlines()
+    assert hushed and all(line.startswith(f"keysweep: error: {tmp_path / 'org' / 'broken'}: ") for line in hushed), hushed
+    plain = audit().stderr.splitlines()
+    assert "repositories: 3 audited, 2 read, 1 failed" in plain
+    assert [line for line in plain if line.startswith("keysweep: ")] == hushed  # no -v line
+    assert run_audit("-q", "-v", tmp_path / "org").returncode == 2  # one or the other

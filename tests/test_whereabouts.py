@@ -107,3 +107,46 @@ def test_plain_folder_has_no_whereabouts(tmp_path: Path) -> None:
     result = run_keysweep("scan", "--no-progress", "--format", "json", tmp_path)
     assert result.returncode == 1
     assert all(f["in_head"] is None and f["refs"] is None for f in result.json()["findings"])
+
+
+def test_head_read_from_its_file_says_what_git_says(tmp_path: Path) -> None:
+    """HEAD's branch and a detached HEAD come from HEAD's file without starting git; the
+    answer is git's own for a branch, a detached HEAD, an unborn branch, a linked work tree,
+    and a HEAD file of another shape (git is asked then)."""
+    import subprocess
+
+    from scanner.sources import git
+    from scanner.sources.git import find_repository
+
+    repo = GitRepo(tmp_path / "repo")
+    first = repo.commit("one", {"a.txt": "a\n"})
+    repo.commit("two", {"a.txt": "b\n"})
+
+    def both() -> tuple[tuple[str | None, list[str]], tuple[str | None, list[str]]]:
+        found = find_repository(repo.path, search_parents=False)
+        assert found is not None
+        from_file = (git.head_branch(found), sorted(t.full for t in git.ref_tips(found)))
+        asked = subprocess.run(["git", "-C", str(repo.path), "symbolic-ref", "-q", "--short", "HEAD"],
+                               capture_output=True, text=True).stdout.strip() or None
+        return from_file, (asked, from_file[1])
+
+    branch_file, branch_git = both()
+    assert branch_file == branch_git and branch_file[0] == "main" and "HEAD" not in branch_file[1]
+    repo.git("checkout", "-q", "--detach", first)
+    detached, expected = both()
+    assert detached == expected and detached[0] is None and "HEAD" in detached[1]
+    repo.git("checkout", "-q", "--orphan", "unborn")
+    unborn, expected = both()
+    assert unborn == expected and unborn == ("unborn", ["refs/heads/main"])
+    repo.git("checkout", "-q", "-f", "main")
+    # A HEAD file of another shape: git is asked (and says what it says of it).
+    found = find_repository(repo.path, search_parents=False)
+    assert found is not None
+    (repo.path / ".git" / "HEAD").write_text("ref:  refs/heads/main \n")
+    assert git.head_file(found) is None
+    # A linked work tree's HEAD is its own; its refs are the common directory's: git is asked.
+    (repo.path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    repo.git("worktree", "add", "-q", "--detach", str(tmp_path / "linked"), first)
+    linked = find_repository(tmp_path / "linked", search_parents=False)
+    assert linked is not None and git.head_file(linked) is None
+    assert git.head_branch(linked) is None and any(t.full == "HEAD" and t.commit == first for t in git.ref_tips(linked))

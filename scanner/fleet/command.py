@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from scanner.baseline import Baseline, load_baseline
+from scanner.diagnostics import get_logger
 from scanner.engine.rules import RuleSet, load_ruleset
 from scanner.errors import GitError, KeysweepError, UsageError
 from scanner.exitcodes import EXIT_CLEAN, EXIT_FAILURE, EXIT_FINDINGS
@@ -36,6 +37,8 @@ from scanner.sources.history import ObjectMatches
 
 if TYPE_CHECKING:
     from scanner.reporters.html import HtmlContext
+
+log = get_logger(__name__)
 
 INSTALL_HINT = "keysweep audit runs on Dask: install it with  pip install 'keysweep[fleet]'"
 TASK_RETRIES = 2  # a failed task (clone error, git died) is tried this many more times
@@ -55,11 +58,18 @@ class RepoResult:
 Progress = Callable[[int, int, int], None]  # repositories done, total, bytes read so far
 
 
+def dask_log_level() -> int:
+    from scanner import diagnostics
+
+    return logging.WARNING if diagnostics.level() <= diagnostics.DEBUG else logging.CRITICAL
+
+
 def _silence_dask() -> None:
     # A worker lost mid-audit is handled (its tasks run again): Dask's own log lines
-    # about it would only alarm a user reading the report.
+    # about it would only alarm a user reading the report. With -vv they are shown.
+    level = dask_log_level()
     for name in ("distributed", "dask", "tornado", "asyncio", "bokeh"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+        logging.getLogger(name).setLevel(level)
 
 
 def run_fleet(client: Any, targets: Sequence[Target], knowns: dict[str, Known], settings: AuditSettings,
@@ -177,6 +187,8 @@ def collect_fleet(client: Any, submitted: Submitted, ruleset: RuleSet,
                 # A large repository: its slices go to every worker, then one task attributes.
                 # Ahead of the small repositories still queued: the large one is the long pole.
                 number = submitted.number[target.name]
+                log.info("%s: %d object(s) to read, split into %d slices over the workers", target.name,
+                         len(item.result.new_objects) + item.result.rechecked, len(item.result.slices))
                 parts = [client.submit(scan_slice_task, target, settings, part, ruleset, retries=TASK_RETRIES,
                                        pure=False, priority=1, key=f"keysweep-slice-{run}-{number}-{n}")
                          for n, part in enumerate(item.result.slices)]
@@ -194,9 +206,12 @@ def collect_fleet(client: Any, submitted: Submitted, ruleset: RuleSet,
                 continue
             if item.error is not None:
                 results[target.name].error = item.error
+                log.info("%s: failed (reported at the end)", target.name)
             elif isinstance(item.result, RepoDone):
                 results[target.name].done = item.result
                 read += item.result.bytes
+                log.info("%s: %d new object(s), %d re-read, %.1f MiB in %.2fs", target.name, item.result.objects,
+                         item.result.rechecked, item.result.bytes / 2**20, item.result.seconds)
             done += 1
         if progress is not None:
             progress(done, len(targets), read)
@@ -226,7 +241,11 @@ class ClusterOnDemand:
     def get(self) -> Any:
         if self._client is None:
             self.started = True
+            began = time.monotonic()
             self._client, self._cluster = _start_client(self.scheduler, self.workers)
+            where = f"scheduler {self.scheduler}" if self.scheduler else "embedded LocalCluster"
+            log.info("cluster: %s, %d worker(s), ready in %.2fs", where, worker_count(self._client),
+                     time.monotonic() - began)
         return self._client
 
     def close(self) -> None:
@@ -263,7 +282,7 @@ def local_cluster(workers: int) -> Any:
     with warnings.catch_warnings(), dask.config.set(LOCAL_CLUSTER_CONFIG):
         warnings.simplefilter("ignore")
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                            dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
+                            dashboard_address="127.0.0.1:0", silence_logs=dask_log_level())
 
 
 def _start_client(scheduler: str | None, workers: int | None) -> tuple[Any, Any]:
@@ -384,9 +403,12 @@ def audit_targets(client: Any, targets: Sequence[Target], state: AuditState, rul
             knowns[target.name] = replace(known, scanned=state.scanned(target.name))
     results: dict[str, RepoResult] = {}
     when = state_module.now_iso()
+    log.info("%d repositories: %d with every ref where the last audit saw it (re-checked here), %d to read on "
+             "the cluster%s", len(targets), len(unchanged), len(submitted), " (--full)" if full else "")
     if not values and not submitted and unchanged:
         standing = from_state(unchanged, knowns, state)
         if standing is not None:
+            log.info("nothing moved and no value is needed: findings from the state, no object read")
             if progress is not None:
                 progress(len(targets), len(targets), 0)
             for result, described in standing:
@@ -424,9 +446,14 @@ def audit_targets(client: Any, targets: Sequence[Target], state: AuditState, rul
         if findings is not None:
             # The path stays as found: it is part of each finding's fingerprint, which the next
             # audit recomputes from it (reports still redact it).
-            _finalise(result, state, rules, when, baseline,
-                      [replace(f, commit=next(redacted).commit) for f in findings], run)
+            _finalise(result, state, rules, when, baseline, [_stored_texts(f, next(redacted)) for f in findings], run)
     return [results[t.name] for t in targets]
+
+
+def _stored_texts(finding: Finding, redacted: Finding) -> Finding:
+    """The finding with the texts the state keeps as reports show them: its commit (subject,
+    author) and the names of the refs reaching it."""
+    return replace(finding, commit=redacted.commit, refs=redacted.refs)
 
 
 def from_state(targets: Sequence[Target], knowns: dict[str, Known],
@@ -535,6 +562,13 @@ def _finalise(result: RepoResult, state: AuditState, rules: str, when: str, base
     result.stored = state.record(result.target.name, rules=rules, refs=done.refs, new_objects=done.new_objects,
                                  findings=findings, when=when, baselined=known, audit=run)
     result.findings = [f for f in findings if f.fingerprint not in known]
+
+
+def quiet() -> bool:
+    """-q: nothing on standard error but errors (the per-repository summary is left out too)."""
+    from scanner import diagnostics
+
+    return diagnostics.level() >= diagnostics.ERROR
 
 
 def _failing(findings: Sequence[Finding], fail_on: str | None) -> list[Finding]:
@@ -671,9 +705,10 @@ def audit_command(args: argparse.Namespace) -> int:
         # that knew all their values; their values are not known now.)
         report = redact_report(report)
     # Repository names (folder names, URLs) and git's messages are repository text: escaped
-    # on a terminal like every other, and the warnings redacted like the report's.
+    # on a terminal like every other (the log handler does), and the warnings redacted like
+    # the report's.
     for warning in report.warnings:
-        print(escape_control(f"keysweep: warning: {warning}"), file=sys.stderr)
+        log.warning("%s", warning)
     for result in ordered:
         if result.error:
             print(escape_control(f"keysweep: error: {result.target.name}: {result.error}"), file=sys.stderr)
@@ -684,11 +719,14 @@ def audit_command(args: argparse.Namespace) -> int:
         rendered = _with_history(rendered, report, ordered, summaries)
     elif fmt == "text":
         rendered += _summary_text(summaries)
-    else:
+    elif not quiet():
         sys.stderr.write(_summary_text(summaries))
     write_output(rendered, args.output, private=args.show_secrets and fmt != "html")  # html: always redacted
     for error in report.errors:
         print(escape_control(f"keysweep: error: {error}"), file=sys.stderr)
+    log.info("audit: %d repositories, %.1f MiB read, %d finding(s) in %.2fs; state %s", len(ordered),
+             report.bytes_scanned / 2**20, len(report.findings), time.monotonic() - started,
+             args.state or state_module.default_state_path())
     if any(r.error for r in ordered) or report.errors:
         return EXIT_FAILURE
     return EXIT_FINDINGS if _failing(report.findings, args.fail_on) else EXIT_CLEAN

@@ -98,7 +98,23 @@ def finding_data(finding: Finding) -> dict[str, Any]:
         # pairing by fingerprint): enough to rebuild the finding without reading its object.
         "account_id": finding.account_id, "canary": finding.canary, "decoded": finding.decoded,
         "pair": finding.pair, "session_token": finding.session_token, "bedrock": finding.bedrock is not None,
+        # Where it lives, as the refs stood when it was recorded: a re-audit takes them from
+        # here only while every ref (and HEAD) stands where it stood.
+        "in_head": finding.in_head, "refs": list(finding.refs) if finding.refs is not None else None,
+        "refs_total": finding.refs_total,
     }
+
+
+def whereabouts_of(data: dict[str, Any]) -> dict[str, Any]:
+    """``in_head``, ``refs`` and ``refs_total`` as stored, for ``dataclasses.replace`` on a
+    Finding; unknown (None) when a state written before them, or a damaged one, lacks them."""
+    in_head, refs, total = data.get("in_head"), data.get("refs"), data.get("refs_total")
+    if not (in_head is None or isinstance(in_head, bool)):
+        in_head = None
+    if not (isinstance(refs, list) and all(isinstance(name, str) for name in refs)
+            and isinstance(total, int) and not isinstance(total, bool) and total >= len(refs)):
+        return {"in_head": in_head, "refs": None, "refs_total": 0}
+    return {"in_head": in_head, "refs": tuple(refs), "refs_total": total}
 
 
 # Written since the re-audit can rebuild findings without their objects; a state written
@@ -147,7 +163,7 @@ def standalone(stored: StoredFinding) -> Finding | None:
                    source=data["source"], fingerprint=stored.fingerprint, commit=commit, blob=data["blob"],
                    account_id=data["account_id"], canary=data["canary"], decoded=data["decoded"],
                    pair=data["pair"], session_token=data["session_token"], occurrences=occurrences,
-                   reachable=data["reachable"])
+                   reachable=data["reachable"], **whereabouts_of(data))
 
 
 # A bearer token's report carries facts decoded from its value (BedrockKey): read again.
@@ -181,7 +197,8 @@ def rebuild(stored: StoredFinding, found: ObjectMatches | None) -> Finding | Non
     for candidate in candidates:
         if candidate.fingerprint == stored.fingerprint:
             occurrences = Occurrences(**data["occurrences"]) if data["occurrences"] else None
-            return replace(candidate, line=data["line"], column=data["column"], occurrences=occurrences)
+            return replace(candidate, line=data["line"], column=data["column"], occurrences=occurrences,
+                           **whereabouts_of(data))
     return None
 
 
@@ -238,7 +255,12 @@ class AuditState:
         if row is None:
             return Known()
         stored_rules, refs = row
-        holders = frozenset(o for s in self.live_findings(name) if (o := s.object))
+        live = self.live_findings(name)
+        holders = frozenset(o for s in live if (o := s.object))
+        if any("in_head" not in s.data for s in live):
+            # Recorded by a keysweep that did not keep where findings live: the repository is
+            # listed and attributed again (still reading only the objects not read before).
+            refs = None
         if stored_rules != rules:
             return Known(finding_objects=holders)
         return Known(scanned=self.scanned(name) if objects else frozenset(), finding_objects=holders, refs=refs)

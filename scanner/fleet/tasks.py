@@ -276,7 +276,8 @@ def audit_repository(target: Target, known: Known, settings: AuditSettings, rule
     log = history.start_log(repo, listing, all_objects=False)
     scanned = history.scan_slice(repo, to_read, ruleset)
     result = history.attribute(repo, listing, scanned, log.chunks(), all_objects=False, max_size=settings.max_size)
-    return _done(target.name, result, scanned, listing, new, rechecked, refs, time.monotonic() - started)
+    return _done(target.name, with_whereabouts(repo, result), scanned, listing, new, rechecked, refs,
+                 time.monotonic() - started)
 
 
 @dataclass
@@ -311,6 +312,24 @@ def audit_batch(targets: Sequence[Target], knowns: Sequence[Known], settings: Au
                 if attempt == attempts - 1:
                     items.append(BatchItem(target.name, None, error_text(exc)))
     return items
+
+
+def with_whereabouts(repo: Repository, result: HistoryScan) -> HistoryScan:
+    """The findings with where they still live, as ``scan`` reports them: ``in_head`` (the
+    value is in a blob of HEAD's tree: an audit reads history, never a work tree) and the
+    refs reaching each finding's commit. Asked on the worker, which has the repository; a
+    re-audit in which no ref moved takes them from the state (they cannot have changed)."""
+    if not result.findings:
+        return result
+    from scanner.sources.whereabouts import add_whereabouts
+
+    try:
+        result.findings = add_whereabouts(repo, result.findings, secrets_by_blob=result.secrets_by_blob,
+                                          worktree_secrets=set())
+    except GitError as exc:
+        # The findings stand; only where they live is unknown (as for scan).
+        result.warnings.append(f"cannot tell which refs reach the findings' commits: {exc}")
+    return result
 
 
 def _done(name: str, result: HistoryScan, scanned: ObjectScan, listing: ObjectListing, new: list[str],
@@ -349,5 +368,6 @@ def attribute_task(target: Target, settings: AuditSettings, split: RepoSplit, *p
     log = started_log(split.log) or history.start_log(repo, split.listing, all_objects=False)
     result = history.attribute(repo, split.listing, scanned, log.chunks(), all_objects=False,
                                max_size=settings.max_size)
+    result = with_whereabouts(repo, result)
     seconds = split.seconds + sum(p.seconds for p in parts) + time.monotonic() - started
     return _done(target.name, result, scanned, split.listing, split.new_objects, split.rechecked, split.refs, seconds)

@@ -43,12 +43,16 @@ def refs_reaching(repo: Repository, commits: Iterable[str]) -> dict[str, tuple[t
     wanted = set(commits)
     if not wanted:
         return {}
-    # The walk needs no ref names (--all): it runs while the refs are listed.
-    walk_output = git.start_topo_parents(repo, git.stash_commits(repo)[1:])
     branch = git.head_branch(repo)
     head_ref = f"refs/heads/{branch}" if branch is not None else None
     tips = sorted((t for t in git.ref_tips(repo) if t.commit is not None), key=lambda t: _priority(t, head_ref))
     names = [t.name for t in tips]
+    if len({t.commit for t in tips}) == 1:
+        # Every ref at one commit (one branch, its tag...): every reachable commit is reached
+        # by all of them, and the walk is not needed. The commits asked about are reachable.
+        return {sha: _names((1 << len(tips)) - 1, names) for sha in wanted}
+    # Older stash entries are no ref: the walk starts from them too (ref_tips named them).
+    walk_output = git.start_topo_parents(repo, [t.target for t in tips if t.full.startswith("stash@{")])
     tip_bits: dict[str, int] = {}
     for bit, tip in enumerate(tips):
         assert tip.commit is not None
