@@ -11,12 +11,12 @@ BASE_EPOCH = 1_700_000_000
 
 
 class GitRepo:
-    def __init__(self, path: Path, *, init: bool = True, bare: bool = False) -> None:
+    def __init__(self, path: Path, *, init: bool = True, bare: bool = False, object_format: str = "sha1") -> None:
         self.path = path
         self.ticks = 0
         if init:
             path.mkdir(parents=True, exist_ok=True)
-            self.git("init", "-q", "-b", "main", *(["--bare"] if bare else []))
+            self.git("init", "-q", "-b", "main", f"--object-format={object_format}", *(["--bare"] if bare else []))
             self.git("config", "user.name", AUTHOR[0])
             self.git("config", "user.email", AUTHOR[1])
             self.git("config", "commit.gpgsign", "false")

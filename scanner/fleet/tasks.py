@@ -13,7 +13,6 @@ import os
 import sys
 import threading
 import time
-from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,7 +23,7 @@ from scanner.fleet.refs import refs_state
 from scanner.fleet.targets import Target, open_repository
 from scanner.sources import git, history
 from scanner.sources.git import ObjectInfo, Repository
-from scanner.sources.history import HistoryScan, ObjectListing, ObjectMatches, ObjectScan
+from scanner.sources.history import HistoryScan, ObjectListing, ObjectMatches, ObjectScan, PackedObjects
 
 # A repository with more than this to read is split over the workers (the history scan's
 # own threshold for going parallel).
@@ -64,36 +63,6 @@ class RepoDone:
     # Findings rebuilt from the state alone, their objects not read: a re-audit in which
     # nothing moved and no value is needed (command.audit_targets decides).
     from_state: bool = False
-
-
-KINDS = ("blob", "commit", "tag", "tree")
-
-
-@dataclass(frozen=True)
-class PackedObjects:
-    """A list of ObjectInfo as three flat buffers. A split repository's objects travel
-    worker -> client -> workers: for aws-cli's 144,000 objects as dataclasses that was
-    9.7 MB and 1.3 s to pickle and 1.1 s to unpickle at each hop (~7 CPU-s an audit);
-    packed, milliseconds."""
-
-    shas: bytes  # 20 bytes each
-    kinds: bytes  # one byte each: an index into KINDS
-    sizes: bytes  # array("Q")
-
-    @classmethod
-    def pack(cls, objects: Sequence[ObjectInfo]) -> PackedObjects:
-        return cls(b"".join(bytes.fromhex(o.sha) for o in objects), bytes(KINDS.index(o.kind) for o in objects),
-                   array("Q", (o.size for o in objects)).tobytes())
-
-    def unpack(self) -> list[ObjectInfo]:
-        sizes = array("Q")
-        sizes.frombytes(self.sizes)
-        shas = self.shas
-        return [ObjectInfo(shas[20 * i : 20 * i + 20].hex(), KINDS[kind], size)
-                for i, (kind, size) in enumerate(zip(self.kinds, sizes, strict=True))]
-
-    def __len__(self) -> int:
-        return len(self.kinds)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from scanner.engine.detect import Match, as_scannable, detect
 from scanner.engine.rules import RuleSet, timeout_message
 from scanner.findings import Finding, findings_from_matches
 from scanner.sources import git
-from scanner.sources.git import NULL_SHA, AddedLines, Repository, StagedChange
+from scanner.sources.git import AddedLines, Repository, StagedChange
 
 if TYPE_CHECKING:
     # The history machinery (its workers, the log walk) is imported by scan_range only: the
@@ -82,7 +82,7 @@ def scan_staged(repo: Repository, ruleset: RuleSet, max_size: int, *, paths: fro
     findings: list[Finding] = []
     for change, matches in found:
         if change.old is not None:
-            lines = added.get((change.old, change.new), added.get((NULL_SHA, change.new)))
+            lines = added.get((change.old, change.new), added.get(("0" * len(change.new), change.new)))
             before = old_values.get(change.old, set())
             kept = [m for m in matches if (m.rule_id, m.secret.reveal()) not in before
                     and (lines is None or _on_added_line(m.line, lines))]
@@ -132,7 +132,7 @@ def scan_range(repo: Repository, ruleset: RuleSet, revisions: Sequence[str], *, 
     warnings_first: list[str] = []
     if len(revisions) == 1:
         start, dots, end = revisions[0].partition("..")
-        if dots and start.strip(".") == NULL_SHA:
+        if dots and git.is_null(start.strip(".")):
             # A CI "before" of all zeros: the branch is new, so everything it carries is new.
             end = end.lstrip(".") or "HEAD"
             revisions = [end]

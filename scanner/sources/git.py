@@ -20,6 +20,17 @@ from typing import BinaryIO
 from scanner.errors import GitError, RevisionError
 
 NULL_SHA = "0" * 40
+_HEX = frozenset("0123456789abcdef")
+
+
+def is_null(sha: str) -> bool:
+    """git's "no object" id: all zeros, 40 of them (SHA-1) or 64 (a SHA-256 repository)."""
+    return bool(sha) and not sha.strip("0")
+
+
+def is_object_id(text: str) -> bool:
+    """A full object id in lower-case hex: SHA-1 or SHA-256."""
+    return len(text) in (40, 64) and _HEX.issuperset(text)
 READ_CHUNK = 1 << 20
 
 
@@ -234,7 +245,7 @@ def stash_commits(repo: Repository) -> list[str]:
     if _no_stash_log(repo.git_dir):
         return []  # what git would say, without starting it (most repositories have no stash)
     out = run(repo, ["reflog", "show", "--format=%H", "refs/stash", "--"], check=False)
-    return [line for line in out.decode().split() if len(line) == 40]
+    return [line for line in out.decode().split() if is_object_id(line)]
 
 
 def _no_stash_log(git_dir: Path) -> bool:
@@ -353,8 +364,6 @@ def head_branch(repo: Repository) -> str | None:
     return out or None
 
 
-_HEX = frozenset("0123456789abcdef")
-
 
 def head_file(repo: Repository) -> tuple[str | None, str | None] | None:
     """What HEAD says, read from its file without starting git (each git process is 1-4 ms
@@ -371,7 +380,7 @@ def head_file(repo: Repository) -> tuple[str | None, str | None] | None:
     if text.startswith("ref: "):
         name = text[5:]
         return (name, None) if name.startswith("refs/") and name.isprintable() and " " not in name else None
-    return (None, text) if len(text) == 40 and _HEX.issuperset(text) else None
+    return (None, text) if is_object_id(text) else None
 
 
 def tree_blobs(repo: Repository, revision: str) -> set[str]:
@@ -475,7 +484,7 @@ def list_objects_and_bases(repo: Repository) -> Iterator[tuple[ObjectInfo, str |
                 if parts[1] == b"tree":
                     continue
                 base = parts[3].decode()
-                yield ObjectInfo(parts[0].decode(), parts[1].decode(), int(parts[2])), None if base == NULL_SHA else base
+                yield ObjectInfo(parts[0].decode(), parts[1].decode(), int(parts[2])), None if is_null(base) else base
             elif parts[0]:
                 # "<sha> missing": corrupt (it was listed). Named, not read.
                 yield ObjectInfo(parts[0].decode(), "unreadable", 0), None
@@ -593,9 +602,9 @@ def staged_changes(repo: Repository) -> list[StagedChange]:
         paths = tokens[index : index + (2 if status in (b"R", b"C") else 1)]
         index += len(paths)
         new_mode, old_sha, new_sha = parts[1].decode(), parts[2].decode(), parts[3].decode()
-        if new_sha == NULL_SHA or new_mode == "160000" or not paths:
+        if is_null(new_sha) or new_mode == "160000" or not paths:
             continue
-        changes.append(StagedChange(display_path(paths[-1]), None if old_sha == NULL_SHA else old_sha, new_sha))
+        changes.append(StagedChange(display_path(paths[-1]), None if is_null(old_sha) else old_sha, new_sha))
     return changes
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import time
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, TypeVar
@@ -24,7 +25,7 @@ from scanner.engine.rules import RuleSet, timeout_message
 from scanner.errors import GitError
 from scanner.findings import CommitInfo, Finding, Occurrences, findings_from_matches
 from scanner.sources import git
-from scanner.sources.git import NULL_SHA, ObjectInfo, Repository
+from scanner.sources.git import ObjectInfo, Repository
 
 if TYPE_CHECKING:
     import multiprocessing
@@ -116,14 +117,49 @@ def _scan_stream(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
     yield batch
 
 
+OBJECT_KINDS = ("blob", "commit", "tag", "tree")
+
+
+@dataclass(frozen=True)
+class PackedObjects:
+    """A list of ObjectInfo as three flat buffers, for sending to another process: aws-cli's
+    144,000 objects as dataclasses pickle to 8.4 MB in 0.76 s and unpickle in 0.73 s; packed,
+    4.2 MB, 0.08 s, and 0.31 s to unpack (measured on this project's 2-core machine). A
+    history scan's slices go to its worker processes so, and a fleet audit's split
+    repository travels worker -> client -> workers."""
+
+    shas: bytes  # ``width`` bytes each
+    kinds: bytes  # one byte each: an index into OBJECT_KINDS
+    sizes: bytes  # array("Q")
+    width: int = 20  # bytes of an object id: 20 (SHA-1), 32 in a SHA-256 repository
+
+    @classmethod
+    def pack(cls, objects: Sequence[ObjectInfo]) -> PackedObjects:
+        width = len(objects[0].sha) // 2 if objects else 20
+        if any(len(o.sha) != 2 * width for o in objects):
+            raise ValueError("object ids of different lengths in one list")
+        return cls(b"".join(bytes.fromhex(o.sha) for o in objects), bytes(OBJECT_KINDS.index(o.kind) for o in objects),
+                   array("Q", (o.size for o in objects)).tobytes(), width)
+
+    def unpack(self) -> list[ObjectInfo]:
+        sizes = array("Q")
+        sizes.frombytes(self.sizes)
+        shas, width = self.shas, self.width
+        return [ObjectInfo(shas[width * i : width * i + width].hex(), OBJECT_KINDS[kind], size)
+                for i, (kind, size) in enumerate(zip(self.kinds, sizes, strict=True))]
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+
 def _worker(repo: Repository, tasks: multiprocessing.Queue, ruleset: RuleSet,  # type: ignore[type-arg]
             results: Connection) -> None:
     from scanner.sources.workers import detach_worker
 
     detach_worker()
     try:
-        while (objects := tasks.get()) is not None:
-            for batch in _scan_stream(repo, objects, ruleset):
+        while (packed := tasks.get()) is not None:
+            for batch in _scan_stream(repo, packed.unpack(), ruleset):
                 results.send(("batch", batch))
         results.send(("done", None))
     except Exception as exc:  # noqa: BLE001 - carried to the main process, which raises it
@@ -207,7 +243,7 @@ def scan_objects(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
     slices = guided_slices(objects, jobs)
     jobs = min(jobs, len(slices))
     for part in slices:
-        tasks.put(part)
+        tasks.put(PackedObjects.pack(part))
     for _ in range(jobs):
         tasks.put(None)
     # One pipe per worker, its sending end held by that worker alone: a worker killed in the
@@ -363,11 +399,11 @@ def _parse_record(record: bytes, order: int, wanted: Callable[[str], bool] | Non
         if len(parts) < 2 * parents + 2 or parts[parents] == _GITLINK_MODE_BYTES:
             continue
         new = parts[2 * parents + 1].decode()
-        if new == NULL_SHA or (wanted is not None and not wanted(new)):
+        if git.is_null(new) or (wanted is not None and not wanted(new)):
             continue  # deleted here, or not asked about
         path = git.display_path(tokens[path_index]) if path_index < len(tokens) else ""
         old = tuple(p.decode() for p in parts[parents + 1 : 2 * parents + 1])
-        yield Change(sha, path, new, tuple(s for s in old if s != NULL_SHA))
+        yield Change(sha, path, new, tuple(s for s in old if not git.is_null(s)))
 
 
 # --- attribution ------------------------------------------------------------------------
