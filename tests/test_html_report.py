@@ -152,6 +152,8 @@ def test_report_holds_every_finding_and_the_json_counts(rendered: Rendered) -> N
     for finding in findings:
         assert f"{finding['path']}:{finding['line']}".replace("<", "&lt;").replace(">", "&gt;") in dom
     assert "<title>keysweep audit report" in dom  # the commit subject's script did not run
+    # Every planted file is still in HEAD: the Lives column says so for each row.
+    assert ">Lives</button></th>" in dom and all("<td>HEAD</td>" in row for row in _rows(dom))
 
 
 def test_report_without_javascript_shows_all_rows(rendered: Rendered) -> None:
@@ -325,7 +327,8 @@ def test_large_report_is_chunked(large_page: tuple[Path, ScanReport]) -> None:
     chunks = findings.split('<div class="chunk')[1:]
     assert [len(_rows(chunk)) for chunk in chunks] == [CHUNK_ROWS, CHUNK_ROWS, 200]
     assert findings.count("<thead>") == 1 and findings.count('<thead class="again">') == 2  # headings once on screen
-    assert findings.count("<th>Pushed</th>") == 0 and "Left out, as no finding has a value for them: pushed" in html
+    assert findings.count("<th>Pushed</th>") == 0 and ">Lives</th>" not in findings
+    assert "Left out, as no finding has a value for them: lives, pushed" in html
 
 
 _VISIBLE = "Array.from(document.querySelectorAll('#findings tr[data-s]')).filter(r => r.offsetParent !== null)"

@@ -251,6 +251,24 @@ def _pushed(finding: Finding) -> str:
     return "yes" if pushed else "no"
 
 
+def _lives(finding: Finding) -> str:
+    """Where the secret still lives, in a few words (the text report says it at length):
+    HEAD, the first refs reaching its commit, or no ref at all."""
+    if finding.in_head is None:
+        return ""
+    if finding.in_head:
+        return "HEAD"
+    if finding.refs is None:
+        return "history"
+    if not finding.refs:
+        return "unreachable"
+    more = max(finding.refs_total, len(finding.refs)) - min(len(finding.refs), LIVES_REFS)
+    return "history: " + ", ".join(finding.refs[:LIVES_REFS]) + (f" +{more}" if more > 0 else "")
+
+
+LIVES_REFS = 2
+
+
 def finding_rows(report: ScanReport, context: HtmlContext, ruleset: RuleSet) -> list[dict[str, Any]]:
     key_ids = _key_ids(report.findings)
     remediation = _remediation_by_key(report.remediation, context.audit_records)
@@ -283,6 +301,7 @@ def finding_rows(report: ScanReport, context: HtmlContext, ruleset: RuleSet) -> 
             "email": commit.email if commit else "",
             "date": commit.date if commit else "",
             "pushed": _pushed(finding),
+            "lives": _lives(finding),
             "verification": verification_of(finding),
             "arn": finding.verification.arn if finding.verification and finding.verification.arn else "",
             "flags": _flags(finding),
@@ -331,9 +350,9 @@ def _by_path(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _optional_columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Pushed, Access and Remediation are shown only when some finding has a value for them:
+    """Lives, Pushed, Access and Remediation are shown only when some finding has a value for them:
     fewer cells for the browser, more room for the path."""
-    names = {"pushed": "pushed", "flags": "access", "remediation": "remediation"}
+    names = {"lives": "lives", "pushed": "pushed", "flags": "access", "remediation": "remediation"}
     shown = {key: any(row[key] for row in rows) for key in names}
     return {**shown, "left_out": [names[key] for key, present in shown.items() if not present]}
 
