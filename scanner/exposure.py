@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from scanner.errors import GitError
-from scanner.findings import Exposure, Finding
+from scanner.findings import Exposure, Finding, evolve
 
 
 def add_exposure(findings: Sequence[Finding], target: Path) -> tuple[list[Finding], list[str]]:
@@ -44,5 +43,5 @@ def add_exposure(findings: Sequence[Finding], target: Path) -> tuple[list[Findin
             leaked_by=finding.commit.author if finding.commit else None,
             pushed=pushed,
         )
-        result.append(replace(finding, exposure=exposure))
+        result.append(evolve(finding, exposure=exposure))
     return result, warnings

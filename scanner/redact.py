@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import regex
 
-from scanner.findings import CommitInfo, Finding, ScanReport, Skipped
+from scanner.findings import CommitInfo, Finding, ScanReport, Skipped, evolve
 from scanner.secret import Secret
 
 
@@ -80,10 +80,14 @@ def _base64_cores(value: bytes) -> Iterable[str]:
         yield core.replace("+", "-").replace("/", "_")
 
 
+# What quote() never changes: a value of these only (every key ID) has no URL-encoded form.
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+
+
 def _forms(secret: Secret) -> Iterable[str]:
     value = secret.reveal()
     yield value
-    for safe in ("", "/"):  # fully encoded, and as quote() leaves it by default
+    for safe in (() if _UNRESERVED.issuperset(value) else ("", "/")):  # fully encoded, and as quote() leaves it by default
         quoted = urllib.parse.quote(value, safe=safe)
         if quoted != value:
             yield quoted
@@ -133,8 +137,8 @@ def _finding(finding: Finding, redact: Redactor, done: dict[CommitInfo, CommitIn
     # Ref names are the repository's text too (a branch can be named after a key).
     refs = tuple(redact(name) for name in finding.refs) if finding.refs is not None else None
     if path == finding.path and commit is finding.commit and refs == finding.refs:
-        return finding  # nothing to hide: no copy (dataclasses.replace costs ~20 µs a finding)
-    return dataclasses.replace(finding, path=path, commit=commit, refs=refs)
+        return finding  # nothing to hide: no copy
+    return evolve(finding, path=path, commit=commit, refs=refs)
 
 
 def redact_report(report: ScanReport, also: Iterable[Secret] = ()) -> ScanReport:

@@ -9,10 +9,9 @@ low       invalid, a canary-account key, or a key IAM reports inactive
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Literal
 
-from scanner.findings import Finding, Severity
+from scanner.findings import Finding, Severity, evolve
 
 SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low")
 RANK: dict[Severity, int] = {name: index for index, name in enumerate(SEVERITIES)}
@@ -92,7 +91,7 @@ def assign_severity(findings: Sequence[Finding]) -> list[Finding]:
             severity = of_key[finding.pair]
         else:
             severity = "low" if finding.canary else "medium"  # a secret with no key ID: unconfirmable
-        result.append(replace(finding, severity=severity))
+        result.append(evolve(finding, severity=severity))
     return result
 
 
