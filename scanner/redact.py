@@ -35,8 +35,11 @@ class Redactor:
     pattern: regex.Pattern[str] | None
     replacements: dict[str, str]
     shortest: int = 0
-    # first `shortest` characters -> ((length, {form of that length: replacement}), ...), longest first
-    prefixes: dict[str, tuple[tuple[int, dict[str, str]], ...]] = dataclasses.field(default_factory=dict)
+    # first `shortest` characters -> the one form that starts so, or, where several do,
+    # ((length, {form of that length: replacement}), ...), longest first (a probe per length,
+    # however many values share a prefix). One string per prefix, not three containers:
+    # 50,000 values held 150 MB of dicts.
+    prefixes: dict[str, str | tuple[tuple[int, dict[str, str]], ...]] = dataclasses.field(default_factory=dict)
 
     def __call__(self, text: str) -> str:
         if self.pattern is None or not text:
@@ -48,11 +51,18 @@ class Redactor:
             i, end = run.span()
             while i + width <= end:
                 replacement = None
-                for length, forms in self.prefixes.get(text[i:i + width], ()):
-                    if i + length <= end:
-                        replacement = forms.get(text[i:i + length])
-                        if replacement is not None:
-                            break
+                length = 0
+                candidates = self.prefixes.get(text[i:i + width])
+                if isinstance(candidates, str):  # the one form with this prefix (most of them)
+                    length = len(candidates)
+                    if i + length <= end and text.startswith(candidates, i):
+                        replacement = self.replacements[candidates]
+                elif candidates is not None:
+                    for length, forms in candidates:
+                        if i + length <= end:
+                            replacement = forms.get(text[i:i + length])
+                            if replacement is not None:
+                                break
                 if replacement is None:
                     i += 1
                     continue
@@ -98,16 +108,25 @@ def _forms(secret: Secret) -> Iterable[str]:
 def redactor_for(secrets: Iterable[Secret]) -> Redactor:
     replacements: dict[str, str] = {}
     for secret in secrets:
+        shown = secret.redacted  # one string for all its forms
         for form in _forms(secret):
             if len(form) >= 8:  # a shorter value would redact ordinary words
-                replacements.setdefault(form, secret.redacted)
+                replacements.setdefault(form, shown)
     if not replacements:
         return Redactor(None, {})
     shortest = min(map(len, replacements))
-    by_prefix: dict[str, dict[int, dict[str, str]]] = {}
+    by_prefix: dict[str, str | dict[int, dict[str, str]]] = {}
     for form, shown in replacements.items():
-        by_prefix.setdefault(form[:shortest], {}).setdefault(len(form), {})[form] = shown
-    prefixes = {prefix: tuple(sorted(lengths.items(), reverse=True)) for prefix, lengths in by_prefix.items()}
+        prefix = form[:shortest]
+        kept = by_prefix.get(prefix)
+        if kept is None:
+            by_prefix[prefix] = form
+            continue
+        if isinstance(kept, str):
+            kept = by_prefix[prefix] = {len(kept): {kept: replacements[kept]}}
+        kept.setdefault(len(form), {})[form] = shown
+    prefixes = {prefix: forms if isinstance(forms, str) else tuple(sorted(forms.items(), reverse=True))
+                for prefix, forms in by_prefix.items()}
     alphabet = "".join(regex.escape(c) for c in sorted(set("".join(replacements))))
     return Redactor(regex.compile(f"[{alphabet}]{{{shortest},}}"), replacements, shortest, prefixes)
 

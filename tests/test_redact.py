@@ -69,3 +69,50 @@ def test_a_megabyte_commit_subject_is_redacted_once_and_cut_after() -> None:
     assert len(summaries) == 1
     [summary] = summaries
     assert len(summary) < MAX_SUMMARY + 40 and pairs[0].secret not in summary
+
+
+def _reference(text: str, replacements: dict[str, str]) -> str:
+    """Left to right, the longest value starting at each position: what the redactor must do."""
+    out, i = [], 0
+    longest_first = sorted(replacements, key=len, reverse=True)
+    while i < len(text):
+        form = next((f for f in longest_first if text.startswith(f, i)), None)
+        if form is None:
+            out.append(text[i])
+            i += 1
+        else:
+            out.append(replacements[form])
+            i += len(form)
+    return "".join(out)
+
+
+def test_redaction_is_the_longest_value_at_each_place() -> None:
+    """Values sharing their first characters (a prefix probe then holds several lengths),
+    values inside values, values side by side: the same as a plain longest-match scan."""
+    import random
+
+    rng = random.Random(5)
+    for _ in range(60):
+        stem = "".join(rng.choice("ABCD") for _ in range(8))
+        values = [stem + "".join(rng.choice("ABCD") for _ in range(rng.randint(0, 6))) for _ in range(6)]
+        values += ["".join(rng.choice("ABCD") for _ in range(rng.randint(8, 12))) for _ in range(4)]
+        redact = redactor_for([Secret("secret", v) for v in values])
+        text = "".join(rng.choice(["-", " ", rng.choice(values), "".join(rng.choice("ABCDE") for _ in range(5))])
+                       for _ in range(40))
+        assert redact(text) == _reference(text, redact.replacements), text
+
+
+def test_many_values_with_one_prefix_cost_one_probe_per_length() -> None:
+    """50,000 found values that all begin alike (a hostile file can make them so): each
+    position of a text is one probe per distinct length, not one per value."""
+    import random
+
+    rng = random.Random(9)
+    values = ["AKIAQQQQ" + "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") for _ in range(12))
+              for _ in range(50_000)]
+    redact = redactor_for([Secret("key-id", v) for v in values])
+    text = "AKIAQQQQ" * 30_000  # 240 KB of the shared prefix, no value
+    started = time.perf_counter()
+    assert redact(text) == text
+    assert time.perf_counter() - started < 5.0
+    assert redact(f"x {values[-1]} y") == f"x {values[-1][:8]}… y"
