@@ -8,7 +8,7 @@ from typing import Any
 from scanner import __version__
 from scanner.engine.rules import Rule, RuleSet
 from scanner.findings import Finding, ScanReport
-from scanner.reporters.json import dump_document
+from scanner.reporters.json import ITEMS, dump_document
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 FINGERPRINT_KEY = "keysweep/v1"
@@ -137,10 +137,9 @@ def render_sarif(report: ScanReport, ruleset: RuleSet) -> str:
                         ],
                     }
                 ],
-                "results": [
-                    _result(f, index.get(f.rule_id, 0), descriptions.get(f.rule_id, f.rule_id)) for f in report.findings
-                ],
+                "results": ITEMS,
             }
         ],
     }
-    return dump_document(document, len(report.findings))
+    return dump_document(document, len(report.findings), lambda: (
+        _result(f, index.get(f.rule_id, 0), descriptions.get(f.rule_id, f.rule_id)) for f in report.findings))
