@@ -166,7 +166,7 @@ def _add_audit_parser(commands: argparse._SubParsersAction) -> None:  # type: ig
                     "read. Needs the fleet extra: pip install 'keysweep[fleet]'.",
     )
     audit.add_argument("targets", nargs="*", metavar="TARGET", help="repository, folder of repositories, or git URL")
-    audit.add_argument("--targets", dest="targets_file", type=Path, metavar="FILE", help="read targets from FILE (one a line, # comments)")
+    audit.add_argument("--targets", dest="targets_file", type=Path, metavar="FILE", help="read targets from FILE (one a line, # comments; - for standard input)")
     audit.add_argument("--cache", type=Path, metavar="DIR", help="where URL targets are mirrored (default: ~/.cache/keysweep/mirrors)")
     audit.add_argument("--state", type=Path, metavar="FILE", help="audit state (default: ~/.local/state/keysweep/audit.sqlite)")
     audit.add_argument("--full", action="store_true", help="read every object again, ignoring what the state says was read")

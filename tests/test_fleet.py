@@ -169,6 +169,12 @@ def test_targets_are_found_in_folders_and_files(fleet: tuple[Path, Path], tmp_pa
     assert read_targets_file(listing) == [str(root / "repo-00"), "git@example.invalid:org/x.git",
                                           "https://example.invalid/org/y.git#main"]
     assert is_url("ssh://host/x") and is_url("file:///x") and not is_url("/some/path") and not is_url("a:b")
+    # "-": standard input, as a pipe from a listing command gives it.
+    piped = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
+                            "from scanner.fleet.targets import read_targets_file; "
+                            "print(read_targets_file(Path('-')))"],
+                           input=listing.read_bytes(), capture_output=True, check=True)
+    assert piped.stdout.decode().strip() == repr(read_targets_file(listing))
     # A token in a URL never reaches a report or the state.
     [with_token] = expand_targets(["https://ci:glpat-abc123@git.example.invalid/org/x.git"])
     assert with_token.name == "https://ci:***@git.example.invalid/org/x.git" and "glpat-abc123" in str(with_token.url)

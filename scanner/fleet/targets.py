@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,9 +60,10 @@ def is_url(text: str) -> bool:
 
 
 def read_targets_file(path: Path) -> list[str]:
-    """One target per line; blank lines and ``#`` comments ignored."""
+    """One target per line; blank lines and ``#`` comments ignored. ``-``: standard input
+    (``gh repo list org --json url -q '.[].url' | keysweep audit --targets -``)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = sys.stdin.buffer.read().decode("utf-8") if str(path) == "-" else path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"--targets {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
