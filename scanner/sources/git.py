@@ -31,6 +31,8 @@ def is_null(sha: str) -> bool:
 def is_object_id(text: str) -> bool:
     """A full object id in lower-case hex: SHA-1 or SHA-256."""
     return len(text) in (40, 64) and _HEX.issuperset(text)
+
+
 READ_CHUNK = 1 << 20
 
 
@@ -364,14 +366,15 @@ def head_branch(repo: Repository) -> str | None:
     return out or None
 
 
-
 def head_file(repo: Repository) -> tuple[str | None, str | None] | None:
     """What HEAD says, read from its file without starting git (each git process is 1-4 ms
     of CPU; a fleet audit asks this of every repository with findings): (None, commit) when
     detached, (ref name, None) when it names a ref. None when git must be asked: refs kept
     elsewhere (reftable, a linked work tree's common directory), or a file of another shape."""
     try:
-        if any(os.path.lexists(repo.git_dir / odd) for odd in ("reftable", "commondir")):
+        # A symbolic link for HEAD (git before 1.5) would read as the branch's commit.
+        if any(os.path.lexists(repo.git_dir / odd) for odd in ("reftable", "commondir")) or \
+                os.path.islink(repo.git_dir / "HEAD"):
             return None
         with open(repo.git_dir / "HEAD", "rb") as handle:
             text = handle.read(1024).decode("ascii").strip()
