@@ -155,18 +155,21 @@ def _finding(finding: Finding, redact: Redactor, done: dict[CommitInfo, CommitIn
     commit = _commit(finding.commit, redact, done)
     # Ref names are the repository's text too (a branch can be named after a key).
     refs = tuple(redact(name) for name in finding.refs) if finding.refs is not None else None
-    if path == finding.path and commit is finding.commit and refs == finding.refs:
+    # An audited repository's name is a folder's or a URL's: text from outside as well.
+    repository = redact(finding.repository) if finding.repository is not None else None
+    if path == finding.path and commit is finding.commit and refs == finding.refs and repository == finding.repository:
         return finding  # nothing to hide: no copy
-    return evolve(finding, path=path, commit=commit, refs=refs)
+    return evolve(finding, path=path, commit=commit, refs=refs, repository=repository)
 
 
-def redact_report(report: ScanReport, also: Iterable[Secret] = ()) -> ScanReport:
+def redact_report(report: ScanReport, also: Iterable[Secret] = (), *, redactor: Redactor | None = None) -> ScanReport:
     """The report with every repository-supplied text redacted of every found value, and of
-    ``also`` (values found but not reported, such as those in excluded paths).
+    ``also`` (values found but not reported, such as those in excluded paths); ``redactor``:
+    one the caller built of them, to redact its own texts alike.
 
     Fingerprints are computed before this (from the real path), so baselines still match.
     """
-    redact = redactor_for([*(f.secret for f in report.findings), *also])
+    redact = redactor if redactor is not None else redactor_for([*(f.secret for f in report.findings), *also])
     if redact.pattern is None:
         return report
     done: dict[CommitInfo, CommitInfo] = {}

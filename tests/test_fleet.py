@@ -1058,3 +1058,21 @@ def test_audit_verbosity(dask_cluster: DaskProcesses, tmp_path: Path) -> None:
     assert "repositories: 3 audited, 2 read, 1 failed" in plain
     assert [line for line in plain if line.startswith("keysweep: ")] == hushed  # no -v line
     assert run_audit("-q", "-v", tmp_path / "org").returncode == 2  # one or the other
+
+
+def test_a_repository_named_after_its_own_key_is_shown_redacted(dask_cluster: DaskProcesses, tmp_path: Path) -> None:
+    """A folder's name is text from outside too: a repository cloned under the name of a key
+    it holds (and a damaged one named so) never prints that key, in any format."""
+    keys = KeySet.generate()
+    make_repo(tmp_path / "org" / f"svc-{keys.key_id}", 0).commit("add", {"k.env": env_file(keys)})
+    corrupt(make_repo(tmp_path / "org" / f"broken-{keys.key_id}", 1))
+    state = tmp_path / "state.sqlite"
+    for fmt in ("text", "json", "jsonl", "sarif"):
+        result = run_audit(tmp_path / "org", "--scheduler", dask_cluster.address, "--state", state, "--full",
+                           "--format", fmt)
+        assert result.returncode == 3, result.stderr
+        assert keys.key_id not in result.stdout + result.stderr, fmt
+        assert f"svc-{keys.key_id[:8]}…" in result.stdout + result.stderr, fmt
+    document = run_audit(tmp_path / "org", "--scheduler", dask_cluster.address, "--state", state,
+                         "--format", "json").json()
+    assert all(f["status"] == "open" and f["first_seen"] for f in document["findings"])  # matched to the state

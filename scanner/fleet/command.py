@@ -579,20 +579,22 @@ def _failing(findings: Sequence[Finding], fail_on: str | None) -> list[Finding]:
     return [f for f in findings if at_least(f.severity, cast(Severity, fail_on))]
 
 
-def repository_summary(result: RepoResult) -> dict[str, Any]:
+def repository_summary(result: RepoResult, redact: Callable[[str], str] = str) -> dict[str, Any]:
+    """What the report says of one repository; ``redact``: of every value the audit found
+    (a folder, a URL, a path or git's message can hold one)."""
     done = result.done
     gone = [s for s in result.stored if s.status == "gone"]
     summary: dict[str, Any] = {
-        "repository": result.target.name,
+        "repository": redact(result.target.name),
         "objects": done.objects if done else 0,
         "rechecked": done.rechecked if done else 0,
         "bytes": done.bytes if done else 0,
         "findings": len(result.findings),
         "baselined": sum(1 for s in result.stored if s.status == "baselined"),
-        "gone": [{"fingerprint": s.fingerprint, "rule": s.data["rule_id"], "path": s.data["path"],
+        "gone": [{"fingerprint": s.fingerprint, "rule": s.data["rule_id"], "path": redact(str(s.data["path"])),
                   "secret": s.data["redacted"], "first_seen": s.first_seen, "last_seen": s.last_seen} for s in gone],
-        "errors": [result.error] if result.error else [],
-        "warnings": list(done.history.warnings) if done and done.history else [],
+        "errors": [redact(result.error)] if result.error else [],
+        "warnings": [redact(w) for w in done.history.warnings] if done and done.history else [],
         "seconds": round(done.seconds, 3) if done else 0.0,
     }
     return summary
@@ -614,11 +616,11 @@ def _summary_text(summaries: list[dict[str, Any]]) -> str:
 
 
 def _with_history(rendered: str, report: ScanReport, results: Sequence[RepoResult],
-                  summaries: list[dict[str, Any]]) -> str:
+                  summaries: list[dict[str, Any]], redact: Callable[[str], str] = str) -> str:
     """The JSON report, each finding with its first/last seen and status, and the
     per-repository summaries."""
     document = json.loads(rendered)
-    seen = {(r.target.name, s.fingerprint): s for r in results for s in r.stored}
+    seen = {(redact(r.target.name), s.fingerprint): s for r in results for s in r.stored}  # as findings name it
     for item, finding in zip(document["findings"], report.findings, strict=True):
         stored = seen.get((finding.repository or "", finding.fingerprint))
         if stored is not None:
@@ -696,14 +698,17 @@ def audit_command(args: argparse.Namespace) -> int:
         bytes_scanned=sum(r.done.bytes for r in ordered if r.done), duration_seconds=time.monotonic() - started,
         target=f"{len(ordered)} repositories", errors=tuple(errors),
     )
-    from scanner.redact import redact_report
+    from scanner.redact import redact_report, redactor_for
 
     from scanner.reporters.text import escape_control
 
+    redact: Callable[[str], str] = str
     if not all(r.done is not None and r.done.from_state for r in ordered):
         # (Findings from the state alone: every text was redacted when stored, by the audit
         # that knew all their values; their values are not known now.)
-        report = redact_report(report)
+        redactor = redactor_for([f.secret for f in report.findings])
+        report = redact_report(report, redactor=redactor)
+        redact = redactor
     # Repository names (folder names, URLs) and git's messages are repository text: escaped
     # on a terminal like every other (the log handler does), and the warnings redacted like
     # the report's.
@@ -711,12 +716,12 @@ def audit_command(args: argparse.Namespace) -> int:
         log.warning("%s", warning)
     for result in ordered:
         if result.error:
-            print(escape_control(f"keysweep: error: {result.target.name}: {result.error}"), file=sys.stderr)
-    summaries = [repository_summary(r) for r in ordered]
+            print(escape_control(redact(f"keysweep: error: {result.target.name}: {result.error}")), file=sys.stderr)
+    summaries = [repository_summary(r, redact) for r in ordered]
     html = _html_context(args, ordered, started_at) if fmt == "html" else None
     rendered = render(report, fmt, ruleset, show_secrets=args.show_secrets, color=False, html=html)
     if fmt == "json":
-        rendered = _with_history(rendered, report, ordered, summaries)
+        rendered = _with_history(rendered, report, ordered, summaries, redact)
     elif fmt == "text":
         rendered += _summary_text(summaries)
     elif not quiet():
