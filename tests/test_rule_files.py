@@ -10,6 +10,7 @@ from scanner.engine.detect import detect
 from scanner.engine.rules import load_ruleset, parse_rule_file
 from scanner.errors import RuleError
 from tests.conftest import run_keysweep
+from tests.keygen import KeySet
 
 GOOD_RULE = """\
 version: 1
@@ -102,3 +103,20 @@ def test_rule_file_that_is_not_utf8_exits_2(tmp_path: Path) -> None:
     rules.write_bytes(b"rules:\n  - id: caf\xe9\n")
     result = run_keysweep("scan", "--no-history", "--rules", rules, tmp_path)
     assert result.returncode == 2 and "latin1.yaml" in result.stderr and "cannot be read" in result.stderr
+
+
+def test_an_error_quoting_a_rule_file_masks_what_looks_like_a_key(tmp_path: Path) -> None:
+    """A rule file's broken pattern holding a key ID or a secret-like value is quoted in the
+    error, masked: an error message is output too."""
+    keys = KeySet.generate()
+    rules = tmp_path / "bad.yaml"
+    rules.write_text("version: 1\nrules:\n  - id: bad\n    description: d\n    kind: key-id\n"
+                     f"    patterns: ['(?P<secret>{keys.key_id}[', '{keys.secret}']\n")
+    result = run_keysweep("scan", "--no-progress", "--rules", rules, tmp_path)
+    assert result.returncode == 2 and "invalid regular expression" in result.stderr, result.stderr
+    assert keys.key_id not in result.stderr and keys.key_id[:8] + "…" in result.stderr
+    from scanner.errors import bounded
+
+    assert keys.secret not in bounded(f"x {keys.secret} y") and "********" in bounded(f"x {keys.secret} y")
+    assert bounded("a_plain_identifier_of_more_than_thirty_characters") == \
+        repr("a_plain_identifier_of_more_than_thirty_characters")
