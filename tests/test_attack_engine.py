@@ -317,3 +317,32 @@ def test_a_value_rule_pattern_that_backtracks_costs_one_budget_not_one_per_windo
     assert result.returncode == 3, result.stderr  # the rule was switched off, and said so
     assert "custom" in result.stderr
     assert elapsed < 20, f"{elapsed:.1f} s: each window waited for the budget"
+
+
+@pytest.mark.parametrize("pattern", ["(?P<secret>[A-Za-z0-9]{20,})", "(?s)(?P<secret>.*)"])
+def test_overlapping_long_matches_are_bounded_like_slow_ones(tmp_path: Path, pattern: str) -> None:
+    """A rule file's pattern whose overlapped matches are long runs again from every position
+    (N matches of N bytes: quadratic work in the checks after each match, which regex's clock
+    does not count) is out of budget once its matches outgrow the text: exit 3 naming it, in
+    time linear in the text, as a repository's own configuration could bring it."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules:\n  - id: greedy\n    description: d\n    kind: bearer-token\n"
+                     f"    patterns: ['{pattern}']\n    examples: {{positive: [x]}}\n")
+    rng = random.Random(4)
+    (tmp_path / "scan").mkdir()
+    (tmp_path / "scan" / "run.txt").write_text("".join(rng.choice("aaaaaaaaaaaaaaaaL0") for _ in range(40_000)))
+    started = time.monotonic()
+    result = run_keysweep("scan", "--no-history", "--rules", rules, "--no-progress", tmp_path / "scan", timeout=120)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 3 and "rule 'greedy'" in result.stderr, result.stderr
+    assert elapsed < 15, f"{elapsed:.1f} s"
+
+
+def test_built_in_rules_match_each_byte_about_once(keys: KeySet) -> None:
+    """The bytes-matched bound never switches a built-in rule off, even on the densest shapes."""
+    from benchmarks.adversarial import SHAPES
+
+    for name, make in SHAPES.items():
+        ruleset = load_ruleset()
+        detect(make(256 * 1024), ruleset)
+        assert not ruleset.health.disabled, name

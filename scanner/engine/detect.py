@@ -278,6 +278,13 @@ def _find(data: bytes, ruleset: RuleSet, runs: _RunCache, possible: set[str] | N
     return found
 
 
+# Bytes of matches a pattern may hand over per byte of its window (and a floor for small
+# windows): the built-in rules match each byte about once; 16 leaves room for names that
+# claim the same value twice.
+MATCHED_BYTES_PER_BYTE = 16
+MATCHED_BYTES_FLOOR = 64 * 1024
+
+
 def pattern_budget(length: int) -> float:
     """Seconds one pattern call over ``length`` bytes may take: a fixed allowance and a share
     per MiB, so a linear pattern over a large text (a 25 MiB dump) is never cut off, while
@@ -297,6 +304,12 @@ def _matches(rule: Rule, pattern: regex.Pattern[bytes], data: bytes, start: int,
     of 25 MiB is never held as 25 million matches).
     """
     budget = pattern_budget(end - start)
+    # What the caller does with each match (checks over the value, entropy) is outside the
+    # regex clock, and costs as much as the match is long: a pattern whose overlapped
+    # matches are long runs again from every position (`(?P<secret>[A-Za-z0-9]{20,})` over
+    # a 10 KB token matched 50 MB, 9 s with no budget event). The bytes matched are bounded
+    # too, linearly in the window; past that the rule is out of budget like a slow one.
+    matched_budget = MATCHED_BYTES_PER_BYTE * (end - start) + MATCHED_BYTES_FLOOR
     position = start
     while True:
         batch: list[regex.Match[bytes]] = []
@@ -313,7 +326,12 @@ def _matches(rule: Rule, pattern: regex.Pattern[bytes], data: bytes, start: int,
             yield from batch
             return
         budget -= time.perf_counter() - began
-        yield from batch
+        for match in batch:
+            matched_budget -= match.end() - match.start()
+            if matched_budget < 0:
+                health.timed_out(rule.id)
+                return
+            yield match
         if len(batch) < MATCH_BATCH:
             return
         if budget <= 0:

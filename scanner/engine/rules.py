@@ -393,4 +393,5 @@ def timeout_message(ruleset: RuleSet | None, rule_id: str, where: str) -> str:
     except KeyError:
         file = "?"
     return (f"rule {rule_id!r} ({file}) ran past its time budget on {where} and was disabled for the rest of "
-            "the scan: its pattern backtracks catastrophically; fix it, or remove the rule")
+            "the scan: its pattern backtracks catastrophically, or its matches overlap without end (a long "
+            "repeat such as .* or {20,} matched again from every position); fix it, or remove the rule")
