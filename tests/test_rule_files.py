@@ -120,3 +120,22 @@ def test_an_error_quoting_a_rule_file_masks_what_looks_like_a_key(tmp_path: Path
     assert keys.secret not in bounded(f"x {keys.secret} y") and "********" in bounded(f"x {keys.secret} y")
     assert bounded("a_plain_identifier_of_more_than_thirty_characters") == \
         repr("a_plain_identifier_of_more_than_thirty_characters")
+
+
+def test_a_rule_files_description_and_help_never_print_a_key(tmp_path: Path) -> None:
+    """Rule texts go into every SARIF and JSON report: a key pair written into them (by a
+    repository's own rule file) is masked there, as in error messages."""
+    keys = KeySet.generate()
+    pair = f"aws_access_key_id={keys.key_id} aws_secret_access_key={keys.secret}"
+    rules = tmp_path / "r.yaml"
+    rules.write_text("version: 1\nrules:\n  - id: tok\n    kind: bearer-token\n"
+                     f"    description: 'leaked {pair}'\n    help: 'see {pair}'\n"
+                     "    patterns: ['(?P<secret>TOK[a-z0-9]{20})']\n    examples: {positive: [TOKabcdefghij0123456789]}\n")
+    (tmp_path / "scan").mkdir()
+    (tmp_path / "scan" / "t.txt").write_text("TOKabcdefghij0123456789\n")
+    for fmt in ("json", "jsonl", "sarif", "text"):
+        result = run_keysweep("scan", "--no-progress", "--rules", rules, "--format", fmt, tmp_path / "scan")
+        assert result.returncode == 1, result.stderr
+        assert keys.key_id not in result.stdout and keys.secret not in result.stdout, fmt
+    assert keys.key_id[:8] + "…" in run_keysweep("scan", "--no-progress", "--rules", rules, "--format", "sarif",
+                                                  tmp_path / "scan").stdout

@@ -15,7 +15,7 @@ from typing import Any, Literal, cast
 import regex
 
 from scanner.engine.lazyregex import lazy_compile
-from scanner.errors import RuleError, bounded
+from scanner.errors import RuleError, bounded, mask_credentials
 from scanner.secret import SecretKind
 
 CharClass = Literal["upper", "lower", "digit", "symbol", "digit-or-symbol"]
@@ -307,7 +307,10 @@ def _parse_rule(raw: Any, file: str, index: int, lazy: bool = False) -> Rule:
     if not isinstance(help_text, str):
         raise fail("help", "must be a string")
     return Rule(
-        id=rule_id, description=description.strip(), help=help_text.strip(), kind=cast(SecretKind, kind),
+        # Shown in every report (SARIF's rule list, JSON's description): a rule file's text
+        # gets the masking error messages give quoted text, whatever the scan finds.
+        id=rule_id, description=mask_credentials(description.strip()), help=mask_credentials(help_text.strip()),
+        kind=cast(SecretKind, kind),
         keywords=tuple(k.lower().encode() for k in keywords), value=value, patterns=patterns, near=near,
         min_entropy=float(min_entropy), require=frozenset(cast(Iterable[CharClass], require)), allow=allow,
         positive_examples=tuple(positive), negative_examples=tuple(negative), file=file,
