@@ -12,10 +12,11 @@ from __future__ import annotations
 import base64
 import dataclasses
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import regex
 
+from scanner.errors import mask_credentials
 from scanner.findings import CommitInfo, Finding, ScanReport, Skipped, evolve
 from scanner.secret import Secret
 
@@ -150,13 +151,21 @@ def _commit(info: CommitInfo | None, redact: Redactor, done: dict[CommitInfo, Co
     return done[info]
 
 
+def name_redactor(redact: Redactor) -> Callable[[str], str]:
+    """For names (paths, refs, repositories): the found values redacted, and what looks like a
+    key masked besides. A name is never scanned as text, so a key that stands only in a
+    folder's name (or a URL's) is no found value; the values found are redacted first."""
+    return lambda text: mask_credentials(redact(text), quoted=False)
+
+
 def _finding(finding: Finding, redact: Redactor, done: dict[CommitInfo, CommitInfo]) -> Finding:
-    path = redact(finding.path) if finding.path is not None else None
+    name = name_redactor(redact)
+    path = name(finding.path) if finding.path is not None else None
     commit = _commit(finding.commit, redact, done)
     # Ref names are the repository's text too (a branch can be named after a key).
-    refs = tuple(redact(name) for name in finding.refs) if finding.refs is not None else None
+    refs = tuple(name(ref) for ref in finding.refs) if finding.refs is not None else None
     # An audited repository's name is a folder's or a URL's: text from outside as well.
-    repository = redact(finding.repository) if finding.repository is not None else None
+    repository = name(finding.repository) if finding.repository is not None else None
     if path == finding.path and commit is finding.commit and refs == finding.refs and repository == finding.repository:
         return finding  # nothing to hide: no copy
     return evolve(finding, path=path, commit=commit, refs=refs, repository=repository)
@@ -170,15 +179,14 @@ def redact_report(report: ScanReport, also: Iterable[Secret] = (), *, redactor: 
     Fingerprints are computed before this (from the real path), so baselines still match.
     """
     redact = redactor if redactor is not None else redactor_for([*(f.secret for f in report.findings), *also])
-    if redact.pattern is None:
-        return report
     done: dict[CommitInfo, CommitInfo] = {}
+    name = name_redactor(redact)  # messages quote names (paths, refs, URLs): masked alike
     return dataclasses.replace(
         report,
         findings=tuple(_finding(f, redact, done) for f in report.findings),
-        skipped=tuple(Skipped(redact(s.path), redact(s.reason)) for s in report.skipped),
-        warnings=tuple(redact(w) for w in report.warnings),
-        errors=tuple(redact(e) for e in report.errors),
-        target=redact(report.target),
+        skipped=tuple(Skipped(name(s.path), name(s.reason)) for s in report.skipped),
+        warnings=tuple(name(w) for w in report.warnings),
+        errors=tuple(name(e) for e in report.errors),
+        target=name(report.target),
         head=redact(report.head) if report.head is not None else None,
     )

@@ -116,3 +116,27 @@ def test_many_values_with_one_prefix_cost_one_probe_per_length() -> None:
     assert redact(text) == text
     assert time.perf_counter() - started < 5.0
     assert redact(f"x {values[-1]} y") == f"x {values[-1][:8]}… y"
+
+
+def test_names_are_masked_of_what_looks_like_a_key_and_ordinary_paths_are_not() -> None:
+    """A key that stands only in a name (a folder, a file, a URL) is no found value: names
+    get a masking of key shapes, which leaves ordinary long paths alone."""
+    from scanner.errors import mask_credentials
+
+    import random
+
+    from tests.keygen import key_id, secret_key
+
+    rng = random.Random(11)  # fixed: a secret with 3 or more '/' of its own is left as it is (~2 %)
+    keys = KeySet(key_id(rng=rng), secret_key(rng).replace("/", "x"), "")
+    assert any(c.isdigit() for c in keys.secret) and keys.secret.lower() != keys.secret != keys.secret.upper()
+    for name in (f"/srv/{keys.key_id}/{keys.secret}.git", f"aws_secret_access_key={keys.secret}/b.txt",
+                 f"https://{keys.key_id}:x@host/a.git", f"a/b/c/{keys.secret}"):
+        shown = mask_credentials(name, quoted=False)
+        assert keys.key_id not in shown and keys.secret not in shown, shown
+    for ordinary in ("src/awscli/customizations/cloudformation/Artifact2Exporter.py",
+                     "/home/User1/project/docs/source/reference/S3Api/x", "tests/unit/v2/Test9abcdefghijklmnop/x.py"):
+        assert mask_credentials(ordinary, quoted=False) == ordinary
+    started = time.perf_counter()
+    mask_credentials("A1b/" * 100_000, quoted=False)
+    assert time.perf_counter() - started < 2.0

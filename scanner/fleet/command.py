@@ -187,7 +187,7 @@ def collect_fleet(client: Any, submitted: Submitted, ruleset: RuleSet,
                 # A large repository: its slices go to every worker, then one task attributes.
                 # Ahead of the small repositories still queued: the large one is the long pole.
                 number = submitted.number[target.name]
-                log.info("%s: %d object(s) to read, split into %d slices over the workers", target.name,
+                log.info("%s: %d object(s) to read, split into %d slices over the workers", shown_name(target),
                          len(item.result.new_objects) + item.result.rechecked, len(item.result.slices))
                 parts = [client.submit(scan_slice_task, target, settings, part, ruleset, retries=TASK_RETRIES,
                                        pure=False, priority=1, key=f"keysweep-slice-{run}-{number}-{n}")
@@ -206,16 +206,24 @@ def collect_fleet(client: Any, submitted: Submitted, ruleset: RuleSet,
                 continue
             if item.error is not None:
                 results[target.name].error = item.error
-                log.info("%s: failed (reported at the end)", target.name)
+                log.info("%s: failed (reported at the end)", shown_name(target))
             elif isinstance(item.result, RepoDone):
                 results[target.name].done = item.result
                 read += item.result.bytes
-                log.info("%s: %d new object(s), %d re-read, %.1f MiB in %.2fs", target.name, item.result.objects,
+                log.info("%s: %d new object(s), %d re-read, %.1f MiB in %.2fs", shown_name(target), item.result.objects,
                          item.result.rechecked, item.result.bytes / 2**20, item.result.seconds)
             done += 1
         if progress is not None:
             progress(done, len(targets), read)
     return results
+
+
+def shown_name(target: Target) -> str:
+    """A repository's name as a message shows it before the audit knows what it found: what
+    looks like a key masked (the report also redacts the values found)."""
+    from scanner.errors import mask_credentials
+
+    return mask_credentials(target.name, quoted=False)
 
 
 def _holders(client: Any, future: Any) -> list[str] | None:
@@ -698,17 +706,17 @@ def audit_command(args: argparse.Namespace) -> int:
         bytes_scanned=sum(r.done.bytes for r in ordered if r.done), duration_seconds=time.monotonic() - started,
         target=f"{len(ordered)} repositories", errors=tuple(errors),
     )
-    from scanner.redact import redact_report, redactor_for
+    from scanner.redact import name_redactor, redact_report, redactor_for
 
     from scanner.reporters.text import escape_control
 
-    redact: Callable[[str], str] = str
-    if not all(r.done is not None and r.done.from_state for r in ordered):
-        # (Findings from the state alone: every text was redacted when stored, by the audit
-        # that knew all their values; their values are not known now.)
-        redactor = redactor_for([f.secret for f in report.findings])
-        report = redact_report(report, redactor=redactor)
-        redact = redactor
+    # Findings from the state alone: every commit text was redacted when stored, by the audit
+    # that knew all their values; their values are not known now, so names (paths, the
+    # repositories') get the masking of what looks like a key only.
+    from_state_only = all(r.done is not None and r.done.from_state for r in ordered)
+    redactor = redactor_for([] if from_state_only else [f.secret for f in report.findings])
+    report = redact_report(report, redactor=redactor)
+    redact = name_redactor(redactor)
     # Repository names (folder names, URLs) and git's messages are repository text: escaped
     # on a terminal like every other (the log handler does), and the warnings redacted like
     # the report's.
