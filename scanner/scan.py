@@ -283,7 +283,7 @@ def _value_allowed(finding: Finding, allow: Iterable[regex.Pattern[str]]) -> boo
         try:
             if pattern.search(finding.secret.reveal(), timeout=PATTERN_TIMEOUT):
                 return True
-        except TimeoutError:
+        except (TimeoutError, MemoryError, RecursionError):
             continue
     return False
 

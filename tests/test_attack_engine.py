@@ -319,7 +319,7 @@ def test_a_value_rule_pattern_that_backtracks_costs_one_budget_not_one_per_windo
     assert elapsed < 20, f"{elapsed:.1f} s: each window waited for the budget"
 
 
-@pytest.mark.parametrize("pattern", ["(?P<secret>[A-Za-z0-9]{20,})", "(?s)(?P<secret>.*)"])
+@pytest.mark.parametrize("pattern", ["(?P<secret>[A-Za-z0-9]{20,})", "(?s)(?P<secret>.*)", "(?P<secret>(?R)?a)"])
 def test_overlapping_long_matches_are_bounded_like_slow_ones(tmp_path: Path, pattern: str) -> None:
     """A rule file's pattern whose overlapped matches are long runs again from every position
     (N matches of N bytes: quadratic work in the checks after each match, which regex's clock

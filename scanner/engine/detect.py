@@ -158,7 +158,7 @@ def value_passes(rule: Rule, value: bytes, health: RuleHealth | None = None) -> 
     else:
         try:
             allowed = any(pattern.search(value, timeout=PATTERN_TIMEOUT) for pattern in rule.allow)
-        except TimeoutError:
+        except (TimeoutError, MemoryError, RecursionError):
             if health is not None:
                 health.timed_out(rule.id)
             return False  # not a verdict on the value: not remembered
@@ -321,7 +321,8 @@ def _matches(rule: Rule, pattern: regex.Pattern[bytes], data: bytes, start: int,
                 batch.append(match)
                 if len(batch) == MATCH_BATCH:
                     break
-        except TimeoutError:
+        except (TimeoutError, MemoryError, RecursionError):
+            # MemoryError: a recursive pattern ((?R)) that nests once per character of the text.
             health.timed_out(rule.id)
             yield from batch
             return
@@ -451,7 +452,7 @@ def _holds_past_cut(rule: Rule, pattern: regex.Pattern[bytes], match: regex.Matc
     try:
         again = pattern.match(data, match.start(), min(len(data), match.end() + CONTEXT_BYTES),
                               timeout=PATTERN_TIMEOUT)
-    except TimeoutError:
+    except (TimeoutError, MemoryError, RecursionError):
         health.timed_out(rule.id)
         return False
     return again is not None and again.span("secret") == match.span("secret")
