@@ -105,6 +105,17 @@ def test_utf16_without_bom_is_text(codec: str, keys: KeySet) -> None:
         assert {("aws-access-key-id", keys.key_id), ("aws-secret-access-key", keys.secret)} <= _found(variant)
 
 
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+# The second with a character whose low byte is NUL now and then (U+4E00: 00 4E), about as
+# often as in real text (1 in 256).
+@pytest.mark.parametrize("lead", ["\u4e2d\u6587\u6587\u672c", "\u4e2d\u6587\u672c\u4e66" * 64 + "\u4e00"])
+def test_utf16_without_bom_whose_start_is_not_latin_is_text(codec: str, lead: str, keys: KeySet) -> None:
+    """The sniff reads the first 8 KiB: CJK text there (no NUL byte at all, or NULs as the
+    low byte of some characters) hid the ASCII keys further on."""
+    data = ((lead * 5_000)[:5_000] + "\n" + _credentials(keys)).encode(codec)
+    assert {("aws-access-key-id", keys.key_id), ("aws-secret-access-key", keys.secret)} <= _found(data)
+
+
 def test_utf32_with_bom_is_text(keys: KeySet) -> None:
     # FF FE 00 00 also begins with the UTF-16 BOM: read as UTF-16 it was a NUL every other character.
     data = _credentials(keys).encode("utf-32")

@@ -277,6 +277,9 @@ LOCAL_CLUSTER_CONFIG: dict[str, object] = {
     "distributed.admin.tick.interval": "1s",
     "distributed.admin.system-monitor.interval": "2s",
     "distributed.worker.memory.monitor-interval": "1s",
+    # Ctrl-C reaches the workers too (the terminal's process group): they ignore it, the
+    # command stops them (scanner/fleet/worker_setup.py).
+    "distributed.worker.preload": ["scanner.fleet.worker_setup"],
 }
 
 
