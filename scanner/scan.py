@@ -193,6 +193,11 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
     excluded = [f.secret for f in tally.findings if f.path is not None and options.excludes.excluded(f.path)]
     tally.findings = [f for f in tally.findings if f.path is None or not options.excludes.excluded(f.path)]
     findings = [f for f in tally.findings if not _value_allowed(f, options.allow_values)]
+    if len(findings) < len(tally.findings):
+        # Said, not hidden: the configuration may be the repository's own, and a hostile
+        # commit's `allow-values: ['.']` would otherwise silence the scan without a word.
+        tally.warnings.append(f"{len(tally.findings) - len(findings)} finding(s) not reported: their values match "
+                              "the configuration's allow-values")
     from scanner.engine.rules import timeout_message
     from scanner.redact import redact_report
 
@@ -256,8 +261,11 @@ def scan_stream(stream: BinaryIO, name: str, options: ScanOptions, ruleset: Rule
         tally.findings += findings_from_matches(tuple(detect(text, ruleset)), path=name, source="file")
         tally.errors += [timeout_message(ruleset, rule_id, name) for rule_id in ruleset.health.take()]
     findings = [f for f in tally.findings if not _value_allowed(f, options.allow_values)]
+    allowed = len(tally.findings) - len(findings)
     return redact_report(ScanReport(
-        findings=tuple(findings), skipped=tuple(tally.skipped), warnings=(), errors=tuple(tally.errors),
+        findings=tuple(findings), skipped=tuple(tally.skipped),
+        warnings=(f"{allowed} finding(s) not reported: their values match the configuration's allow-values",)
+        if allowed else (), errors=tuple(tally.errors),
         files_scanned=tally.files, blobs_scanned=0, commits_scanned=0, bytes_scanned=tally.bytes,
         duration_seconds=time.monotonic() - started, target="standard input",
     ))

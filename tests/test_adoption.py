@@ -242,6 +242,8 @@ def test_keysweep_yaml_excludes_allowlists_and_format(tmp_path: Path) -> None:
     result = run_keysweep("scan", "--no-history", "--show-secrets", tmp_path)
     assert result.returncode == 1
     assert {f["secret"] for f in result.json()["findings"]} == {kept.key_id, kept.secret}
+    # Said, not silent: the configuration may be a hostile commit's (allow-values: ['.']).
+    assert "finding(s) not reported: their values match the configuration's allow-values" in result.stderr
     text = run_keysweep("scan", "--no-history", "--format", "text", tmp_path)
     assert "app.env" in text.stdout and not text.stdout.lstrip().startswith("{")
 
