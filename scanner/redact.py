@@ -126,8 +126,12 @@ def redactor_for(secrets: Iterable[Secret]) -> Redactor:
         if isinstance(kept, str):
             kept = by_prefix[prefix] = {len(kept): {kept: replacements[kept]}}
         kept.setdefault(len(form), {})[form] = shown
-    prefixes = {prefix: forms if isinstance(forms, str) else tuple(sorted(forms.items(), reverse=True))
-                for prefix, forms in by_prefix.items()}
+    prefixes: dict[str, str | tuple[tuple[int, dict[str, str]], ...]] = {}
+    for prefix, forms in by_prefix.items():
+        if isinstance(forms, str):
+            prefixes[prefix] = forms
+        else:
+            prefixes[prefix] = tuple(sorted(forms.items(), reverse=True))
     alphabet = "".join(regex.escape(c) for c in sorted(set("".join(replacements))))
     return Redactor(regex.compile(f"[{alphabet}]{{{shortest},}}"), replacements, shortest, prefixes)
 
