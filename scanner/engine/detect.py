@@ -79,19 +79,20 @@ def as_scannable(data: bytes) -> bytes | None:
         # NUL there, and its ASCII keys further on (A\0K\0I\0A\0...) would be read as bytes.
         if data.find(b"\x00", BINARY_SNIFF_BYTES) < 0:
             return data
-        codec = _utf16_by_parity(data)
-        return data if codec is None else data[: len(data) - len(data) % 2].decode(codec).encode("utf-8")
-    codec = _utf16_without_bom(data) or _utf16_by_parity(data)
+        decoded = _utf16_by_parity(data)
+        return data if decoded is None else decoded
+    codec = _utf16_without_bom(data)
     if codec is None:
-        return None
+        return _utf16_by_parity(data)
     return data[: len(data) - len(data) % 2].decode(codec, "replace").encode("utf-8")
 
 
-def _utf16_by_parity(data: bytes) -> str | None:
+def _utf16_by_parity(data: bytes) -> bytes | None:
     """UTF-16 without a BOM and not mostly ASCII (CJK text holding ASCII keys): its NUL bytes
     are the high bytes of ASCII characters, nearly all at one parity (a CJK character has a NUL
     low byte now and then), and the whole decodes strictly
-    (no lone surrogate) to text without control characters. Binary data scatters its NULs."""
+    (no lone surrogate) to text without control characters. Binary data scatters its NULs.
+    Returns the text as UTF-8 (decoded once), or None."""
     for part in (data[:BINARY_SNIFF_BYTES], data):  # the start first: most binary data fails there, cheaply
         even, odd = part[0::2].count(0), part[1::2].count(0)
         if min(even, odd) * 4 > max(even, odd):
@@ -100,11 +101,12 @@ def _utf16_by_parity(data: bytes) -> str | None:
         return None
     codec = "utf-16-le" if odd > even else "utf-16-be"
     try:
-        text = data[: len(data) - len(data) % 2].decode(codec)
+        text = data[: len(data) - len(data) % 2].decode(codec).encode("utf-8")
     except UnicodeDecodeError:
         return None
-    controls = sum(text.count(chr(c)) for c in range(32) if chr(c) not in "\t\n\r")
-    return codec if controls * 100 <= len(text) else None
+    # One pass in C: UTF-8 never puts a byte below 0x20 inside a longer character.
+    controls = len(text) - len(text.translate(None, _TEXT_CONTROLS))
+    return text if controls * 100 <= len(text) else None
 
 
 _TEXT_CONTROLS = bytes(range(32)).replace(b"\t", b"").replace(b"\n", b"").replace(b"\r", b"")

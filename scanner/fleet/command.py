@@ -23,7 +23,7 @@ from scanner.diagnostics import get_logger
 from scanner.engine.rules import RuleSet, load_ruleset
 from scanner.errors import GitError, KeysweepError, UsageError
 from scanner.exitcodes import EXIT_CLEAN, EXIT_FAILURE, EXIT_FINDINGS
-from scanner.findings import Finding, ScanReport, Severity, Skipped
+from scanner.findings import Finding, ScanReport, Severity, Skipped, evolve
 from scanner.fleet import state as state_module
 from scanner.fleet.state import AuditState, StoredFinding, rebuild, rules_digest
 from scanner.fleet.targets import Target, estimated_size, expand_targets, read_targets_file
@@ -464,7 +464,7 @@ def audit_targets(client: Any, targets: Sequence[Target], state: AuditState, rul
 def _stored_texts(finding: Finding, redacted: Finding) -> Finding:
     """The finding with the texts the state keeps as reports show them: its commit (subject,
     author) and the names of the refs reaching it."""
-    return replace(finding, commit=redacted.commit, refs=redacted.refs)
+    return evolve(finding, commit=redacted.commit, refs=redacted.refs)
 
 
 def from_state(targets: Sequence[Target], knowns: dict[str, Known],
