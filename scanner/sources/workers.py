@@ -63,6 +63,8 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
     """Stop a pool now: queued work is dropped and running workers are terminated."""
     processes = list(getattr(pool, "_processes", None) or {})
     handles = getattr(pool, "_processes", None) or {}
+    # Taken now: shutdown() drops the executor's reference to its manager thread.
+    manager = getattr(pool, "_executor_manager_thread", None)
     for pid in processes:
         process = handles.get(pid)
         if process is not None and process.is_alive():
@@ -75,6 +77,5 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
     # The executor's manager thread closes its wake-up pipe as it ends; the interpreter's exit
     # hook writes to that pipe, and racing with the close it prints a traceback (EBADF). Let
     # the thread finish first.
-    manager = getattr(pool, "_executor_manager_thread", None)
     if manager is not None:
         manager.join(timeout=5)
