@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--rules", action="append", type=Path, default=[], metavar="PATH", help="extra rule file or folder (repeatable)")
     what.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip paths matching this gitignore-like glob (repeatable; adds to the configuration's)")
     what.add_argument("--config", type=Path, metavar="FILE", help="configuration file (default: .keysweep.yaml or [tool.keysweep] in pyproject.toml)")
+    what.add_argument("--no-config", action="store_true",
+                      help="read no configuration file (for CI on untrusted changes: their own .keysweep.yaml could allow their secrets)")
     what.add_argument("--baseline", type=Path, metavar="FILE", help="report only findings not in this baseline")
     what.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: number of cores, at most 8)")
     out = scan.add_argument_group("output")
@@ -142,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="extra rule file or folder (repeatable), as for scan")
     create.add_argument("--config", type=Path, metavar="FILE",
                         help="configuration file (default: .keysweep.yaml or [tool.keysweep] in pyproject.toml)")
+    create.add_argument("--no-config", action="store_true", help="read no configuration file")
     _add_verbosity(create)
 
     revoke = commands.add_parser("revoke", help="deactivate (and with --delete, delete) an access key or a Bedrock API key in IAM",

@@ -130,7 +130,14 @@ def _settings(args: argparse.Namespace, target: Path) -> tuple[Config, RuleSet]:
         target = Path(".")  # standard input: the configuration of the current folder's repository
     else:
         check_target(target)
-    config = load_config(args.config if args.config is not None else find_config(_scan_root(target)))
+    if getattr(args, "no_config", False):
+        if args.config is not None:
+            raise UsageError("--config and --no-config exclude each other")
+        # A pull request's own .keysweep.yaml could allow its own secret: CI checking
+        # untrusted changes reads no configuration from them.
+        config = Config()
+    else:
+        config = load_config(args.config if args.config is not None else find_config(_scan_root(target)))
     return config, load_ruleset([*config.rules, *args.rules])
 
 

@@ -190,3 +190,6 @@ class ScanReport:
     # time): the findings are real but the scan is incomplete, so it must not pass as clean.
     errors: tuple[str, ...] = ()
     head: str | None = None  # a repository scan: HEAD's branch, or "detached at <sha>"
+    # Findings the configuration's allow-values kept out of the report: counted, so a
+    # repository's own configuration cannot make a scan look clean without a trace.
+    hidden_by_allow_values: int = 0

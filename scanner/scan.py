@@ -209,7 +209,7 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
         files_scanned=tally.files, blobs_scanned=tally.blobs, commits_scanned=tally.commits,
         bytes_scanned=tally.bytes, duration_seconds=time.monotonic() - started,
         target=f"{repo.worktree} (work tree and history limited to {subtree})" if subtree and repo else str(target),
-        head=head,
+        head=head, hidden_by_allow_values=len(tally.findings) - len(findings),
     ), also=excluded)
 
 
@@ -267,7 +267,7 @@ def scan_stream(stream: BinaryIO, name: str, options: ScanOptions, ruleset: Rule
         warnings=(f"{allowed} finding(s) not reported: their values match the configuration's allow-values",)
         if allowed else (), errors=tuple(tally.errors),
         files_scanned=tally.files, blobs_scanned=0, commits_scanned=0, bytes_scanned=tally.bytes,
-        duration_seconds=time.monotonic() - started, target="standard input",
+        duration_seconds=time.monotonic() - started, target="standard input", hidden_by_allow_values=allowed,
     ))
 
 

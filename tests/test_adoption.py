@@ -244,8 +244,27 @@ def test_keysweep_yaml_excludes_allowlists_and_format(tmp_path: Path) -> None:
     assert {f["secret"] for f in result.json()["findings"]} == {kept.key_id, kept.secret}
     # Said, not silent: the configuration may be a hostile commit's (allow-values: ['.']).
     assert "finding(s) not reported: their values match the configuration's allow-values" in result.stderr
+    # The key ID in docs.md and in the allow-values pattern of .keysweep.yaml itself.
+    assert result.json()["summary"]["hidden_by_allow_values"] == 2
     text = run_keysweep("scan", "--no-history", "--format", "text", tmp_path)
     assert "app.env" in text.stdout and not text.stdout.lstrip().startswith("{")
+    assert "2 finding(s) (2 hidden by the configuration's allow-values)" in text.stdout
+
+
+def test_a_changes_own_configuration_cannot_hide_its_secret_from_no_config(tmp_path: Path, keys: KeySet) -> None:
+    """A pull request adding both a key and `allow-values: ['.']`: the scan does not look clean,
+    and CI on untrusted changes reads no configuration from them."""
+    repo = GitRepo(tmp_path / "repo")
+    repo.commit("base", {"README.md": "base\n"})
+    repo.commit("innocent", {"app.env": env_file(keys), ".keysweep.yaml": "allow-values: ['.']\n"})
+    hidden = run_keysweep("scan", "--since", "HEAD~1", "--format", "text", repo.path)
+    assert hidden.returncode == 0, hidden.stderr  # the configuration is obeyed when read ...
+    assert "no secrets found" not in hidden.stdout and "hidden by the configuration's allow-values" in hidden.stdout
+    strict = run_keysweep("scan", "--since", "HEAD~1", "--no-config", "--format", "json", "--show-secrets", repo.path)
+    assert strict.returncode == 1, strict.stderr  # ... and not read with --no-config
+    assert {f["secret"] for f in strict.json()["findings"]} == {keys.key_id, keys.secret}
+    both = run_keysweep("scan", "--no-config", "--config", repo.path / ".keysweep.yaml", repo.path)
+    assert both.returncode == 2 and "exclude each other" in both.stderr
 
 
 def test_exclude_flag_adds_to_configuration(tmp_path: Path, keys: KeySet) -> None:

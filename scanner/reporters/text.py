@@ -162,4 +162,8 @@ def _summary_line(report: ScanReport) -> str:
     what = ", ".join(scanned) or "nothing"
     mib = report.bytes_scanned / (1024 * 1024)
     head = f"{n} finding(s)" if n else "no secrets found"
+    if report.hidden_by_allow_values:
+        # Not "no secrets found": they were found, and the configuration chose not to show them.
+        hidden = f"{report.hidden_by_allow_values} hidden by the configuration's allow-values"
+        head = f"{n} finding(s) ({hidden})" if n else f"no secrets reported ({hidden})"
     return f"{head} in {escape_control(report.target)}: scanned {what}, {mib:.1f} MiB in {report.duration_seconds:.2f}s"
