@@ -357,3 +357,33 @@ def test_built_in_rules_match_each_byte_about_once(keys: KeySet) -> None:
         ruleset = load_ruleset()
         detect(make(256 * 1024), ruleset)
         assert not ruleset.health.disabled, name
+
+
+def test_built_in_allow_patterns_run_in_linear_time_without_the_clock() -> None:
+    """Built-in rules' allow patterns are searched without regex's timeout (Rule.builtin):
+    each must stay linear on the longest values a rule admits (a session token has no upper
+    bound), built from the characters the pattern itself names."""
+    ruleset = load_ruleset()
+    assert all(rule.builtin for rule in ruleset.rules)
+    rng = random.Random(5)
+    for rule in ruleset.rules:
+        for pattern in rule.allow:
+            source = pattern.pattern if isinstance(pattern.pattern, bytes) else b""
+            letters = bytes(sorted(set(source.translate(None, b"()[]{}|\\^$*+?.")))) or b"a"
+            for value in (bytes(rng.choice(letters) for _ in range(1 << 18)),
+                          (letters[:1] * 7 + b"/") * (1 << 15), b"A" * (1 << 18)):
+                started = time.process_time()
+                pattern.search(value)
+                assert time.process_time() - started < 2, (rule.id, source[:60])
+
+
+def test_a_rule_file_from_elsewhere_keeps_the_clock_on_its_allow_patterns(tmp_path: Path) -> None:
+    """Its allow patterns run under the budget (what that costs:
+    test_an_allowlist_pattern_that_backtracks_costs_one_budget_not_one_per_value)."""
+    rules = tmp_path / "r.yaml"
+    rules.write_text("version: 1\nrules:\n  - id: mine\n    description: d\n    kind: bearer-token\n"
+                     "    patterns: ['tok=(?P<secret>[a-z]{8,})']\n    allow: ['(a|aa)+$']\n"
+                     "    examples: {positive: [tok=abcdefgh]}\n")
+    ruleset = load_ruleset([rules])
+    mine = next(rule for rule in ruleset.rules if rule.id == "mine")
+    assert not mine.builtin

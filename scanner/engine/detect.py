@@ -184,7 +184,10 @@ def value_passes(rule: Rule, value: bytes, health: RuleHealth | None = None) -> 
         verdict = False
     else:
         try:
-            allowed = any(pattern.search(value, timeout=PATTERN_TIMEOUT) for pattern in rule.allow)
+            if rule.builtin:
+                allowed = any(pattern.search(value) for pattern in rule.allow)
+            else:
+                allowed = any(pattern.search(value, timeout=PATTERN_TIMEOUT) for pattern in rule.allow)
         except (TimeoutError, MemoryError, RecursionError):
             if health is not None:
                 health.timed_out(rule.id)
