@@ -343,9 +343,13 @@ def entry() -> int:
 
 
 def _printable(message: str) -> str:
+    """A line for standard error: control characters escaped, and what looks like a key
+    masked (messages name paths, and a path from a repository's configuration or the
+    command line can hold a key: "no such rule file or folder" quoted it whole)."""
+    from scanner.errors import mask_credentials
     from scanner.reporters.text import escape_control
 
-    return escape_control(message)
+    return escape_control(mask_credentials(message, quoted=False))
 
 
 def write_output(text: str, output: Path | None, *, private: bool = False) -> None:

@@ -215,7 +215,8 @@ def scan_command(args: argparse.Namespace) -> int:
         baseline = load_baseline(baseline_path)
     report = _scan(args, config, ruleset, history=_history_mode(args))
     if baseline is not None:
-        report = dataclasses.replace(report, findings=tuple(baseline.new(report.findings)))
+        new = tuple(baseline.new(report.findings))
+        report = dataclasses.replace(report, findings=new, hidden_by_baseline=len(report.findings) - len(new))
     report = _add_exposure(report, Path(args.path))
     if args.verify or args.remediate:
         # Remediation acts only on keys proven live: it verifies every pair itself.
@@ -366,7 +367,7 @@ def _print_warnings(report: ScanReport) -> None:
 
 def baseline_create_command(args: argparse.Namespace) -> int:
     from scanner.baseline import BASELINE_FILE, render_baseline
-    from scanner.cli import write_output
+    from scanner.cli import _printable, write_output
 
     target = Path(args.path)
     config, ruleset = _settings(args, target)
@@ -374,8 +375,8 @@ def baseline_create_command(args: argparse.Namespace) -> int:
     root = _scan_root(target)
     output = args.output or (root if root.is_dir() else root.parent) / BASELINE_FILE
     write_output(render_baseline(report.findings), output)
-    print(f"keysweep: wrote {output} with {len({f.fingerprint for f in report.findings})} known finding(s); "
-          f"scan with --baseline {output} to report only new ones", file=sys.stderr)
+    print(_printable(f"keysweep: wrote {output} with {len({f.fingerprint for f in report.findings})} known finding(s); "
+                     f"scan with --baseline {output} to report only new ones"), file=sys.stderr)
     return EXIT_CLEAN
 
 

@@ -193,3 +193,5 @@ class ScanReport:
     # Findings the configuration's allow-values kept out of the report: counted, so a
     # repository's own configuration cannot make a scan look clean without a trace.
     hidden_by_allow_values: int = 0
+    hidden_by_exclude: int = 0  # found in a path excluded after reading it (history, ranges)
+    hidden_by_baseline: int = 0

@@ -150,8 +150,12 @@ def _commit(info: CommitInfo | None, redact: Redactor, done: dict[CommitInfo, Co
     if info is None:
         return None
     if info not in done:  # the findings of one commit share it: redacted once
-        done[info] = dataclasses.replace(info, author=_short(redact(info.author)), email=_short(redact(info.email)),
-                                         summary=_short(redact(info.summary)))
+        # Author, e-mail and subject are the committer's text, not scanned (a subject holding
+        # only a secret, with no name for it, is no finding): masked of key shapes besides.
+        def text(value: str) -> str:
+            return mask_credentials(_short(redact(value)))  # cut first: a subject may be megabytes
+
+        done[info] = dataclasses.replace(info, author=text(info.author), email=text(info.email), summary=text(info.summary))
     return done[info]
 
 
@@ -192,5 +196,5 @@ def redact_report(report: ScanReport, also: Iterable[Secret] = (), *, redactor: 
         warnings=tuple(name(w) for w in report.warnings),
         errors=tuple(name(e) for e in report.errors),
         target=name(report.target),
-        head=redact(report.head) if report.head is not None else None,
+        head=name(report.head) if report.head is not None else None,
     )

@@ -193,6 +193,9 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
     excluded = [f.secret for f in tally.findings if f.path is not None and options.excludes.excluded(f.path)]
     tally.findings = [f for f in tally.findings if f.path is None or not options.excludes.excluded(f.path)]
     findings = [f for f in tally.findings if not _value_allowed(f, options.allow_values)]
+    if excluded:
+        tally.warnings.append(f"{len(excluded)} finding(s) not reported: their paths are excluded "
+                              "(the configuration's exclude or --exclude)")
     if len(findings) < len(tally.findings):
         # Said, not hidden: the configuration may be the repository's own, and a hostile
         # commit's `allow-values: ['.']` would otherwise silence the scan without a word.
@@ -209,7 +212,7 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
         files_scanned=tally.files, blobs_scanned=tally.blobs, commits_scanned=tally.commits,
         bytes_scanned=tally.bytes, duration_seconds=time.monotonic() - started,
         target=f"{repo.worktree} (work tree and history limited to {subtree})" if subtree and repo else str(target),
-        head=head, hidden_by_allow_values=len(tally.findings) - len(findings),
+        head=head, hidden_by_allow_values=len(tally.findings) - len(findings), hidden_by_exclude=len(excluded),
     ), also=excluded)
 
 

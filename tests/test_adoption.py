@@ -248,7 +248,7 @@ def test_keysweep_yaml_excludes_allowlists_and_format(tmp_path: Path) -> None:
     assert result.json()["summary"]["hidden_by_allow_values"] == 2
     text = run_keysweep("scan", "--no-history", "--format", "text", tmp_path)
     assert "app.env" in text.stdout and not text.stdout.lstrip().startswith("{")
-    assert "2 finding(s) (2 hidden by the configuration's allow-values)" in text.stdout
+    assert "2 finding(s) (2 hidden: 2 by the configuration's allow-values)" in text.stdout
 
 
 def test_a_changes_own_configuration_cannot_hide_its_secret_from_no_config(tmp_path: Path, keys: KeySet) -> None:
@@ -259,10 +259,20 @@ def test_a_changes_own_configuration_cannot_hide_its_secret_from_no_config(tmp_p
     repo.commit("innocent", {"app.env": env_file(keys), ".keysweep.yaml": "allow-values: ['.']\n"})
     hidden = run_keysweep("scan", "--since", "HEAD~1", "--format", "text", repo.path)
     assert hidden.returncode == 0, hidden.stderr  # the configuration is obeyed when read ...
-    assert "no secrets found" not in hidden.stdout and "hidden by the configuration's allow-values" in hidden.stdout
+    assert "no secrets found" not in hidden.stdout and "hidden: 2 by the configuration's allow-values" in hidden.stdout
     strict = run_keysweep("scan", "--since", "HEAD~1", "--no-config", "--format", "json", "--show-secrets", repo.path)
     assert strict.returncode == 1, strict.stderr  # ... and not read with --no-config
     assert {f["secret"] for f in strict.json()["findings"]} == {keys.key_id, keys.secret}
+    # Excluding the file, or a baseline the change brings along, is counted alike.
+    repo.commit("exclude instead", {".keysweep.yaml": "exclude: ['app.env']\n"})
+    excluded = run_keysweep("scan", "--since", "HEAD~2", "--format", "json", repo.path)
+    assert excluded.returncode == 0 and excluded.json()["summary"]["hidden_by_exclude"] == 2, excluded.stderr
+    assert "their paths are excluded" in excluded.stderr
+    made = run_keysweep("baseline", "create", "--no-config", "--output", repo.path / "known.json", repo.path)
+    assert made.returncode == 0, made.stderr
+    repo.commit("baseline instead", {".keysweep.yaml": "baseline: known.json\n", "known.json": (repo.path / "known.json").read_text()})
+    baselined = run_keysweep("scan", "--since", "HEAD~3", "--format", "text", repo.path)
+    assert baselined.returncode == 0 and "no secrets reported (2 hidden: 2 by the baseline)" in baselined.stdout
     both = run_keysweep("scan", "--no-config", "--config", repo.path / ".keysweep.yaml", repo.path)
     assert both.returncode == 2 and "exclude each other" in both.stderr
 

@@ -140,3 +140,32 @@ def test_names_are_masked_of_what_looks_like_a_key_and_ordinary_paths_are_not() 
     started = time.perf_counter()
     mask_credentials("A1b/" * 100_000, quoted=False)
     assert time.perf_counter() - started < 2.0
+
+
+def test_author_email_and_subject_are_masked_of_key_shapes_the_scan_did_not_find() -> None:
+    """A key ID as the author's name and e-mail, a bare secret as the subject: not scanned
+    (no name says what the subject's value is), still never shown (found by the outside attack)."""
+    from scanner.findings import CommitInfo, Finding, ScanReport
+    from scanner.redact import redact_report
+
+    found, other = KeySet.generate(), KeySet.generate()
+    commit = CommitInfo("b" * 40, f"ci {other.key_id}", f"{other.key_id}@x.io", "2026-01-01T00:00:00+00:00",
+                        f"deploy with {other.secret}")
+    finding = Finding("aws-secret-access-key", Secret("secret", found.secret), "a.env", 1, 1, "git-blob", "0" * 32,
+                      commit=commit)
+    redacted = redact_report(ScanReport((finding,), (), (), 0, 1, 1, 0, 0.0, "repo", head=f"main-{other.key_id}"))
+    shown = redacted.findings[0].commit
+    assert shown is not None
+    for text in (shown.author, shown.email, shown.summary, redacted.head or ""):
+        assert other.key_id not in text and other.secret not in text
+    assert shown.author == f"ci {other.key_id[:8]}…" and shown.summary == "deploy with ********"
+
+
+def test_error_lines_are_masked_of_key_shapes_in_the_paths_they_name() -> None:
+    from scanner.cli import _printable
+
+    keys = KeySet.generate()
+    line = _printable(f"keysweep: error: /tmp/r/{keys.secret}: no such rule file or folder; b/{keys.key_id}.json")
+    assert keys.secret not in line and keys.key_id not in line and "no such rule file" in line
+    assert _printable("keysweep: error: /home/me/src/project/.keysweep.yaml: bad") == \
+        "keysweep: error: /home/me/src/project/.keysweep.yaml: bad"

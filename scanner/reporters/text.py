@@ -162,8 +162,12 @@ def _summary_line(report: ScanReport) -> str:
     what = ", ".join(scanned) or "nothing"
     mib = report.bytes_scanned / (1024 * 1024)
     head = f"{n} finding(s)" if n else "no secrets found"
-    if report.hidden_by_allow_values:
-        # Not "no secrets found": they were found, and the configuration chose not to show them.
-        hidden = f"{report.hidden_by_allow_values} hidden by the configuration's allow-values"
-        head = f"{n} finding(s) ({hidden})" if n else f"no secrets reported ({hidden})"
+    hidden = [f"{count} by {what}" for count, what in (
+        (report.hidden_by_allow_values, "the configuration's allow-values"),
+        (report.hidden_by_exclude, "excluded paths"), (report.hidden_by_baseline, "the baseline")) if count]
+    if hidden:
+        # Not "no secrets found": they were found, and the configuration chose not to show
+        # them (a change's own .keysweep.yaml may be what chose).
+        said = f"{report.hidden_by_allow_values + report.hidden_by_exclude + report.hidden_by_baseline} hidden: {', '.join(hidden)}"
+        head = f"{n} finding(s) ({said})" if n else f"no secrets reported ({said})"
     return f"{head} in {escape_control(report.target)}: scanned {what}, {mib:.1f} MiB in {report.duration_seconds:.2f}s"
