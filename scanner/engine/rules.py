@@ -7,6 +7,7 @@ expressions, keywords and value checks, and its own examples.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +102,9 @@ class RuleHealth:
         self.prefilter: Any = None
         self.bytes_seen = 0
         self.verdicts: dict[tuple[str, bytes], bool] = {}
+        # A built-in rule's allow patterns as one stdlib pattern (combined_allow), by rule id;
+        # None where they cannot be combined.
+        self.allow_any: dict[str, re.Pattern[bytes] | None] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         return {"disabled": set(self.disabled), "events": list(self.events)}
@@ -379,6 +383,63 @@ def _compile(pattern: str, fail: Any, field: str, need_group: bool, lazy: bool =
     if need_group and "secret" not in compiled.groupindex:
         raise fail(field, f"pattern {bounded(pattern)} needs a named group (?P<secret>...) around the value")
     return compiled
+
+
+def combined_allow(sources: Sequence[bytes]) -> re.Pattern[bytes] | None:
+    """The allow patterns of a built-in rule as one pattern of the standard ``re`` module,
+    which matches where any of them matches; None when they cannot be put together.
+
+    Per value, three ``regex`` searches of a 20-byte key ID cost ~9 us and this one ~2.4 us
+    (a line of 50,000 key IDs checks 50,000 values). Built-in patterns only: ``re`` has no
+    clock, and its syntax is the subset the built-in files keep to (tests/test_rules.py
+    compares the verdicts with the separate patterns'). A leading ``(?flags)`` becomes a
+    scoped group; numbered back-references are shifted past the groups before them.
+    """
+    parts: list[bytes] = []
+    groups = 0
+    try:
+        for source in sources:
+            flags = _LEADING_FLAGS.match(source)
+            body = source[flags.end():] if flags else source
+            shifted = _shift_backreferences(body, groups)
+            parts.append(b"(?%s:%s)" % (flags.group(1), shifted) if flags else b"(?:%s)" % shifted)
+            groups += re.compile(body).groups
+        return re.compile(b"|".join(parts)) if parts else None
+    except (re.error, ValueError, OverflowError, RecursionError):
+        return None
+
+
+_LEADING_FLAGS = re.compile(rb"\(\?([imsx]+)\)")
+
+
+def _shift_backreferences(source: bytes, offset: int) -> bytes:
+    """``source`` with each numbered back-reference (``\\1``..``\\9`` outside a character
+    class) moved up by ``offset``; anything the reading is unsure of raises ValueError."""
+    if not offset:
+        return source
+    out = bytearray()
+    index, inside = 0, False
+    while index < len(source):
+        byte = source[index]
+        if byte == 0x5C:  # backslash
+            following = source[index + 1 : index + 2]
+            if following.isdigit() and not inside:
+                if source[index + 2 : index + 3].isdigit() or following == b"0":
+                    raise ValueError("a two-digit back-reference or an octal escape")
+                out += b"\\%d" % (int(following) + offset)
+            else:
+                out += source[index : index + 2]
+            index += 2
+            continue
+        if byte == 0x5B and not inside:  # [
+            inside = True
+        elif byte == 0x5D and inside:  # ]
+            inside = False
+        elif source.startswith(b"(?P=", index):
+            raise ValueError("a named back-reference")
+        out.append(byte)
+        index += 1
+    return bytes(out)
 
 
 def _check_keys(mapping: Mapping[Any, Any], allowed: Sequence[str], file: str, rule: str | None, parent: str | None) -> None:
