@@ -7,12 +7,13 @@ import base64
 import dataclasses
 import hashlib
 import json
+import random
 import uuid
 
 import pytest
 
 from scanner.engine.awskeys import account_id_from_key_id, is_canary
-from scanner.engine.detect import Match, as_scannable, detect
+from scanner.engine.detect import Match, as_scannable, detect, entropy_at_least, shannon_entropy
 from scanner.engine.rules import load_ruleset
 from tests.keygen import KeySet, key_id, secret_key
 
@@ -412,9 +413,10 @@ def test_value_verdicts_are_remembered_per_rule_but_not_a_timeout(monkeypatch: p
     assert health.verdicts == {(rule.id, good): True, (rule.id, placeholder): False}
     # A remembered verdict is not computed again.
     calls: list[bytes] = []
-    real_entropy = detect_module.shannon_entropy
-    monkeypatch.setattr(detect_module, "shannon_entropy", lambda v: calls.append(v) or real_entropy(v))
-    assert detect_module.value_passes(rule, good, health) is True and calls == []
+    real_entropy = detect_module.entropy_at_least
+    monkeypatch.setattr(detect_module, "entropy_at_least", lambda v, t: calls.append(v) or real_entropy(v, t))
+    assert detect_module.value_passes(rule, good, RuleHealth()) is True and calls == [good]  # the patch is in place
+    assert detect_module.value_passes(rule, good, health) is True and calls == [good]
     # A check that ran out of time says nothing about the value: not remembered.
     fresh = RuleHealth()
 
@@ -435,3 +437,17 @@ def test_linking_a_match_keeps_every_field() -> None:
     for changes in ({"pair": 1}, {"session_token": 4}):
         assert detect_module._linked(match, **changes) == dataclasses.replace(match, **changes)
     assert len(dataclasses.fields(Match)) == 8, "a new Match field: make _linked carry it"
+
+
+def test_entropy_bounds_decide_as_the_full_count() -> None:
+    # entropy_at_least skips the count where the distinct characters settle it; on values of
+    # every length and alphabet size, at thresholds on and beside the exact entropy, it must
+    # agree with the count.
+    rng = random.Random(5)
+    for _ in range(20000):
+        value = bytes(rng.randrange(rng.randint(1, 64)) + 40 for _ in range(rng.randint(1, 60)))
+        exact = shannon_entropy(value)
+        for threshold in (1.0, 2.0, 3.8, 4.5, exact, exact + 1e-12, exact - 1e-12):
+            if threshold > 0:
+                assert entropy_at_least(value, threshold) == (exact >= threshold), (value, threshold)
+    assert entropy_at_least(b"aaaa", 0.0)  # a threshold of 0 admits any value (the count gives -4e-16)

@@ -15,12 +15,14 @@ Order of work for one text, cheapest first:
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import re
 import time
 from collections import _count_elements  # type: ignore[attr-defined]
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import regex
 
@@ -154,6 +156,28 @@ def shannon_entropy(value: str | bytes) -> float:
     return -sum(n / total * math.log2(n / total) for n in counts)
 
 
+def entropy_at_least(value: bytes, threshold: float) -> bool:
+    """``shannon_entropy(value) >= threshold``, mostly without counting: k distinct characters
+    in n give at least the entropy of one character n-k+1 times and the others once (entropy
+    is least where the counts are most uneven), and at most log2(k). A random key clears the
+    first bound from its distinct characters alone (one set, ~0.4 us, against ~3 us)."""
+    total = len(value)
+    if threshold <= 0 or total == 0:
+        return threshold <= 0
+    distinct = len(set(value))
+    if _least_entropy(total, distinct) >= threshold + 1e-9:
+        return True
+    if math.log2(distinct) < threshold - 1e-9:
+        return False
+    return shannon_entropy(value) >= threshold
+
+
+@functools.lru_cache(maxsize=4096)
+def _least_entropy(total: int, distinct: int) -> float:
+    most = total - distinct + 1
+    return math.log2(total) - most * math.log2(most) / total
+
+
 _DIGITS = b"0123456789"
 _LETTERS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ALNUM = _LETTERS + _DIGITS
@@ -201,7 +225,7 @@ def value_passes(rule: Rule, value: bytes, health: RuleHealth | None = None) -> 
             if health is not None:
                 health.timed_out(rule.id)
             return False  # not a verdict on the value: not remembered
-        verdict = not allowed and shannon_entropy(value) >= rule.min_entropy
+        verdict = not allowed and entropy_at_least(value, rule.min_entropy)
     if health is not None:
         if len(health.verdicts) >= MAX_VERDICTS:
             health.verdicts.clear()
@@ -220,9 +244,9 @@ def _builtin_allow(rule: Rule, health: RuleHealth | None) -> re.Pattern[bytes] |
         return combined
 
 
-@dataclass(frozen=True, slots=True)
-class _Candidate:
-    """A value a rule's pattern or shape found, before checks and pairing."""
+class _Candidate(NamedTuple):
+    """A value a rule's pattern or shape found, before checks and pairing. (A named tuple, not
+    a frozen dataclass: made once per value, it costs 0.6 us against 1.3.)"""
 
     rule: Rule
     value: bytes
@@ -254,7 +278,7 @@ def detect(data: bytes, ruleset: RuleSet) -> list[Match]:
         for candidate in _find(view.data, ruleset, view_runs):
             origin = view.original_offset(candidate.start, candidate.end)
             if origin is not None:
-                candidates.append((replace(candidate, start=origin, end=origin), view.kind))
+                candidates.append((candidate._replace(start=origin, end=origin), view.kind))
         if view.kind != "base64":
             continue
         # A second layer, and no more: base64 of base64, a credentials file in a JWT's
@@ -264,7 +288,7 @@ def detect(data: bytes, ruleset: RuleSet) -> list[Match]:
                 middle = inner.original_offset(candidate.start, candidate.end)
                 origin = view.original_offset(middle, middle) if middle is not None else None
                 if origin is not None:
-                    candidates.append((replace(candidate, start=origin, end=origin), view.kind))
+                    candidates.append((candidate._replace(start=origin, end=origin), view.kind))
     return _pair(_dedupe(_locate(data, candidates)))
 
 
@@ -318,15 +342,16 @@ def _find(data: bytes, ruleset: RuleSet, runs: _RunCache, possible: set[str] | N
     for rule in ruleset.rules:
         if rule.near is None or rule.id in health.disabled:
             continue
+        # A rule with a value shape reports values of that shape only, near or not: a window
+        # without one is not searched (a line of 50,000 key IDs holds no 40-character run, and
+        # windowing it and searching it for secrets was a fifth of its time).
+        value_starts = _value_starts(runs, rule.value) if rule.value is not None else None
+        if value_starts == []:
+            continue
         where = (rule.near.kind, rule.near.lines)
         if where not in windows:
             windows[where] = _windows(data, [c.start for c in found if c.rule.kind == rule.near.kind], rule.near.lines)
-        rule_windows = windows[where]
-        if rule.value is not None:
-            # A rule with a value shape reports values of that shape only, near or not: a
-            # window without one is not searched (a line of 50,000 key IDs holds no 40-character
-            # run, and searching it for secrets was a tenth of its time).
-            rule_windows = _holding_values(rule_windows, runs, rule.value)
+        rule_windows = windows[where] if value_starts is None else _holding(windows[where], value_starts)
         for start, end in rule_windows:
             found += _run(rule, rule.near.patterns, data, start, end, health)
             if rule.id in health.disabled:
@@ -514,10 +539,14 @@ def _holds_past_cut(rule: Rule, pattern: regex.Pattern[bytes], match: regex.Matc
     return again is not None and again.span("secret") == match.span("secret")
 
 
-def _holding_values(windows: list[tuple[int, int]], runs: _RunCache, shape: ValueShape) -> list[tuple[int, int]]:
-    """The windows in which a value of ``shape`` starts."""
-    starts = [start for start, end in runs.get(shape.table, shape.min_length)
-              if shape.max_length is None or end - start <= shape.max_length]
+def _value_starts(runs: _RunCache, shape: ValueShape) -> list[int]:
+    """Where the values of ``shape`` start, in order."""
+    return [start for start, end in runs.get(shape.table, shape.min_length)
+            if shape.max_length is None or end - start <= shape.max_length]
+
+
+def _holding(windows: list[tuple[int, int]], starts: list[int]) -> list[tuple[int, int]]:
+    """The windows in which one of ``starts`` lies."""
     kept = []
     for start, end in windows:
         first = bisect.bisect_left(starts, start)
