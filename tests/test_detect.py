@@ -451,3 +451,19 @@ def test_entropy_bounds_decide_as_the_full_count() -> None:
             if threshold > 0:
                 assert entropy_at_least(value, threshold) == (exact >= threshold), (value, threshold)
     assert entropy_at_least(b"aaaa", 0.0)  # a threshold of 0 admits any value (the count gives -4e-16)
+
+
+def test_keyword_inside_the_value_is_not_its_context() -> None:
+    # The SMTP rule wants "smtp", "mail" or "sasl" around the value; a random password holds
+    # one of them now and then (1 in 4,000), which must not turn a bare "password:" into an
+    # SMTP setting. The same value under an SMTP name is still found.
+    rng = random.Random(9)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    body = "".join(rng.choice(alphabet) for _ in range(38))
+    value = "BK" + body[:10] + "mAiL" + body[10:]
+    assert len(value) == 44
+    ruleset = load_ruleset()
+    bare = detect(f'password: "{value}"\n'.encode(), ruleset)
+    assert not [m for m in bare if m.rule_id == "aws-ses-smtp-password"]
+    named = detect(f'smtp_password: "{value}"\n'.encode(), ruleset)
+    assert [m.secret.reveal() for m in named if m.rule_id == "aws-ses-smtp-password"] == [value]

@@ -438,6 +438,7 @@ def _run_by_value(rule: Rule, data: bytes, runs: _RunCache, health: RuleHealth) 
     values: list[tuple[int, int]] = []
     windows: list[tuple[int, int]] = []
     own_window: dict[int, int] = {}  # value start -> where its own window starts
+    first_value: list[int] = []  # per window: index in values of the first value in it
     for start, end in runs.get(shape.table, shape.min_length):
         length = end - start
         if length < shape.min_length or (shape.max_length is not None and length > shape.max_length):
@@ -452,15 +453,20 @@ def _run_by_value(rule: Rule, data: bytes, runs: _RunCache, health: RuleHealth) 
             windows[-1] = (min(window_start, windows[-1][0]), max(window_end, windows[-1][1]))
         else:
             windows.append((window_start, window_end))
+            first_value.append(len(values) - 1)
     if not values or rule.id in health.disabled:
         return []
+    first_value.append(len(values))
     confirmed: dict[int, int] = {}  # value start -> value end (padding included)
-    for window_start, window_end in windows:
+    for index, (window_start, window_end) in enumerate(windows):
         if rule.id in health.disabled:
             break  # out of time in an earlier window: each window would wait for the budget again
         if rule.keywords:
-            window = data[window_start:window_end].lower()
-            if not any(keyword in window for keyword in rule.keywords):
+            # A keyword counts in the context only, not inside a value: one random SMTP
+            # password in 4,000 holds "mail" in some case, and a bare "password:" above it
+            # would have passed for an SMTP setting.
+            context = _outside(data, window_start, window_end, values[first_value[index]:first_value[index + 1]]).lower()
+            if not any(keyword in context for keyword in rule.keywords):
                 continue
         for pattern in rule.patterns:
             for match in _matches(rule, pattern, data, window_start, window_end, health):
@@ -473,6 +479,18 @@ def _run_by_value(rule: Rule, data: bytes, runs: _RunCache, health: RuleHealth) 
                     confirmed.setdefault(value_start, match.end("secret"))
     return [_Candidate(rule, data[start:confirmed[start]], start, confirmed[start])
             for start, _ in values if start in confirmed]
+
+
+def _outside(data: bytes, start: int, end: int, values: list[tuple[int, int]]) -> bytes:
+    """``data[start:end]`` with each of ``values`` (in order, inside it) cut out, a NUL in
+    its place so no word is made up across it."""
+    pieces = []
+    position = start
+    for value_start, value_end in values:
+        pieces.append(data[position:value_start])
+        position = value_end
+    pieces.append(data[position:end])
+    return b"\0".join(pieces)
 
 
 # How far around a value or an anchor the engine looks for its context, at most: a line
