@@ -467,3 +467,24 @@ def test_keyword_inside_the_value_is_not_its_context() -> None:
     assert not [m for m in bare if m.rule_id == "aws-ses-smtp-password"]
     named = detect(f'smtp_password: "{value}"\n'.encode(), ruleset)
     assert [m.secret.reveal() for m in named if m.rule_id == "aws-ses-smtp-password"] == [value]
+
+
+def test_many_escapes_give_the_tokens_few_escapes_give(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Past MANY_ESCAPES the escape decoder finds token ends in one translated copy of the
+    # text; the tokens (and so the view) must be the ones the windowed search finds.
+    from scanner.engine import decode
+
+    rng = random.Random(4)
+    pieces = []
+    for index in range(300):
+        kid = key_id(rng=rng)
+        token = rng.choice(["\\u0041" + kid[1:], kid[:5] + "\\/" + kid[5:], "x" * rng.randint(1, 30) + "\\x41",
+                            "\\u{41}" + kid[1:] + "&#65;" * rng.randint(0, 3)])
+        pieces.append(token + rng.choice([" ", "\n", '","', "  \t", "=" * rng.randint(1, 3)]))
+    pieces.append("a" * (decode.MAX_TOKEN + 10) + "\\/" + "b" * 10)  # a token too long to decode
+    data = "".join(pieces).encode()
+    many = decode._escape_view(data)
+    monkeypatch.setattr(decode, "MANY_ESCAPES", 10**9)
+    few = decode._escape_view(data)
+    assert many is not None and few is not None
+    assert (many.data, many.view_starts, many.view_ends) == (few.data, few.view_starts, few.view_ends)

@@ -237,11 +237,22 @@ def _escape_view(data: bytes, escape_ends: list[int] | None = None) -> DecodedVi
         inside.sort()
     substitutions = []
     last_end = -1
+    # Many escapes: the text translated once, each token's ends found in it (run_bounds looks
+    # at 320 bytes around each escape, twelve times a 26-byte token).
+    translated = data.translate(_ESCAPE_TOKEN_TABLE) if len(inside) > MANY_ESCAPES else None
     for place in inside:
         if place < last_end:
             continue
         # Every character of an escape is a token character: the token around it holds it.
-        start, end = run_bounds(data, place, _ESCAPE_TOKEN_TABLE, MAX_TOKEN)
+        if translated is not None:
+            # Each search stops at the previous token's end at the latest: linear in all.
+            start = translated.rfind(b"\x00", max(last_end, 0), place) + 1 or max(last_end, 0)
+            end = translated.find(b"\x00", place)
+            end = len(data) if end < 0 else end
+            if end - start > MAX_TOKEN:
+                start = -1
+        else:
+            start, end = run_bounds(data, place, _ESCAPE_TOKEN_TABLE, MAX_TOKEN)
         last_end = end
         if start < 0 or end - start < MIN_VALUE:
             continue  # longer than MAX_TOKEN, or too short to hold a key ID
@@ -250,6 +261,9 @@ def _escape_view(data: bytes, escape_ends: list[int] | None = None) -> DecodedVi
         if decoded != token:
             substitutions.append((start, end, decoded))
     return _view(data, "escape", substitutions) if substitutions else None
+
+
+MANY_ESCAPES = 64
 
 
 def run_end(data: bytes, position: int, table: bytes) -> int:

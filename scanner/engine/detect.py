@@ -278,7 +278,7 @@ def detect(data: bytes, ruleset: RuleSet) -> list[Match]:
         for candidate in _find(view.data, ruleset, view_runs):
             origin = view.original_offset(candidate.start, candidate.end)
             if origin is not None:
-                candidates.append((candidate._replace(start=origin, end=origin), view.kind))
+                candidates.append((_Candidate(candidate.rule, candidate.value, origin, origin), view.kind))
         if view.kind != "base64":
             continue
         # A second layer, and no more: base64 of base64, a credentials file in a JWT's
@@ -288,7 +288,7 @@ def detect(data: bytes, ruleset: RuleSet) -> list[Match]:
                 middle = inner.original_offset(candidate.start, candidate.end)
                 origin = view.original_offset(middle, middle) if middle is not None else None
                 if origin is not None:
-                    candidates.append((candidate._replace(start=origin, end=origin), view.kind))
+                    candidates.append((_Candidate(candidate.rule, candidate.value, origin, origin), view.kind))
     return _pair(_dedupe(_locate(data, candidates)))
 
 
