@@ -429,16 +429,6 @@ def test_value_verdicts_are_remembered_per_rule_but_not_a_timeout(monkeypatch: p
     assert fresh.verdicts == {} and rule.id in fresh.disabled
 
 
-def test_linking_a_match_keeps_every_field() -> None:
-    from scanner.engine import detect as detect_module
-    from scanner.secret import Secret
-
-    match = Match("aws-secret-access-key", Secret("secret", secret_key()), 5, 2, 3, "escape", 7, 9)
-    for changes in ({"pair": 1}, {"session_token": 4}):
-        assert detect_module._linked(match, **changes) == dataclasses.replace(match, **changes)
-    assert len(dataclasses.fields(Match)) == 8, "a new Match field: make _linked carry it"
-
-
 def test_entropy_bounds_decide_as_the_full_count() -> None:
     # entropy_at_least skips the count where the distinct characters settle it; on values of
     # every length and alphabet size, at thresholds on and beside the exact entropy, it must

@@ -623,7 +623,19 @@ def _marker_lines(data: bytes) -> dict[int, list[int]]:
     return lines
 
 
-def _locate(data: bytes, candidates: list[tuple[_Candidate, DecodingKind | None]]) -> list[tuple[Match, Rule]]:
+class _Located(NamedTuple):
+    """A candidate with its line and column, before pairing makes it a Match (a Match is built
+    once per finding: a frozen dataclass costs ~3 us to make, and a CSV of keys has 30,000)."""
+
+    rule_id: str
+    secret: Secret
+    start: int
+    line: int
+    column: int
+    decoded: DecodingKind | None
+
+
+def _locate(data: bytes, candidates: list[tuple[_Candidate, DecodingKind | None]]) -> list[_Located]:
     """Line and column of each candidate, in one sweep over the text (candidates in order of
     place), dropping those an inline-allow comment covers."""
     if not candidates:
@@ -656,70 +668,65 @@ def _locate(data: bytes, candidates: list[tuple[_Candidate, DecodingKind | None]
             if any(abs(markers[i] - start) <= ALLOW_REACH for i in (nearest - 1, nearest) if 0 <= i < len(markers)):
                 continue
         secret = Secret(candidate.rule.kind, candidate.value.decode("ascii", "replace"))
-        located.append((Match(candidate.rule.id, secret, start, line, chars + 1, decoded), candidate.rule))
+        located.append(_Located(candidate.rule.id, secret, start, line, chars + 1, decoded))
     return located
 
 
-def _dedupe(located: list[tuple[Match, Rule]]) -> list[Match]:
+def _dedupe(located: list[_Located]) -> list[_Located]:
     """One match per (place, value): the first rule in rule-file order wins."""
     seen: set[tuple[int, str]] = set()
     unique = []
-    for match, _rule in located:
-        key = (match.start, match.secret.reveal())
+    for found in located:
+        key = (found.start, found.secret.reveal())
         if key not in seen:
             seen.add(key)
-            unique.append(match)
+            unique.append(found)
     unique.sort(key=lambda m: (m.line, m.column, m.rule_id))
     return unique
 
 
-def _pair(matches: list[Match]) -> list[Match]:
-    """Link each secret (and session token) to the key ID it belongs with.
+def _pair(found: list[_Located]) -> list[Match]:
+    """The matches, each secret (and session token) linked to the key ID it belongs with.
 
     The nearest key ID within PAIR_LINES lines wins, the one above on a tie; a text with a
     single distinct key ID pairs every secret with it, however far apart they stand.
     """
-    key_ids = [i for i, m in enumerate(matches) if m.secret.kind == "key-id"]
-    if not key_ids:
-        return matches
-    distinct = {matches[i].secret.reveal() for i in key_ids}
-    key_lines = [matches[i].line for i in key_ids]  # ascending: matches are in line order
-    result = list(matches)
-    best_secret: dict[int, tuple[tuple[int, int], int]] = {}
-    for index, match in enumerate(matches):
-        if match.secret.kind not in PAIRS_WITH_KEY_ID:
-            continue
+    pair_of: dict[int, int] = {}
+    token_of: dict[int, int] = {}
+    key_ids = [i for i, m in enumerate(found) if m.secret.kind == "key-id"]
+    if key_ids:
+        distinct = {found[i].secret.reveal() for i in key_ids}
+        key_lines = [found[i].line for i in key_ids]  # ascending: matches are in line order
+        best_secret: dict[int, tuple[tuple[int, int], int]] = {}
+        for index, match in enumerate(found):
+            if match.secret.kind not in PAIRS_WITH_KEY_ID:
+                continue
 
-        def distance(k: int, line: int = match.line) -> tuple[int, int]:
-            delta = line - matches[k].line
-            return (abs(delta), 0 if delta >= 0 else 1)
+            def distance(k: int, line: int = match.line) -> tuple[int, int]:
+                delta = line - found[k].line
+                return (abs(delta), 0 if delta >= 0 else 1)
 
-        # The nearest key ID by bisection (not by comparing with every one: a CSV of
-        # thousands of rows would be quadratic): the first one on the closest line above
-        # (or on the same line), or the first one below, the one above winning a tie.
-        options = []
-        below = bisect.bisect_right(key_lines, match.line)
-        if below > 0:
-            options.append(key_ids[bisect.bisect_left(key_lines, key_lines[below - 1])])
-        if below < len(key_ids):
-            options.append(key_ids[below])
-        nearest = min(options, key=distance)
-        if distance(nearest)[0] > PAIR_LINES and len(distinct) > 1:
-            continue
-        result[index] = _linked(match, pair=nearest)
-        if match.secret.kind == "secret":
-            if nearest not in best_secret or distance(nearest) < best_secret[nearest][0]:
-                best_secret[nearest] = (distance(nearest), index)
-        elif match.secret.kind == "session-token" and result[nearest].session_token is None:
-            result[nearest] = _linked(result[nearest], session_token=index)
-    for key_index, (_, secret_index) in best_secret.items():
-        result[key_index] = _linked(result[key_index], pair=secret_index)
-    return result
+            # The nearest key ID by bisection (not by comparing with every one: a CSV of
+            # thousands of rows would be quadratic): the first one on the closest line above
+            # (or on the same line), or the first one below, the one above winning a tie.
+            options = []
+            below = bisect.bisect_right(key_lines, match.line)
+            if below > 0:
+                options.append(key_ids[bisect.bisect_left(key_lines, key_lines[below - 1])])
+            if below < len(key_ids):
+                options.append(key_ids[below])
+            nearest = min(options, key=distance)
+            if distance(nearest)[0] > PAIR_LINES and len(distinct) > 1:
+                continue
+            pair_of[index] = nearest
+            if match.secret.kind == "secret":
+                if nearest not in best_secret or distance(nearest) < best_secret[nearest][0]:
+                    best_secret[nearest] = (distance(nearest), index)
+            elif match.secret.kind == "session-token":
+                token_of.setdefault(nearest, index)
+        for key_index, (_, secret_index) in best_secret.items():
+            pair_of[key_index] = secret_index
+    return [Match(m.rule_id, m.secret, m.start, m.line, m.column, m.decoded, pair_of.get(i), token_of.get(i))
+            for i, m in enumerate(found)]
 
 
-def _linked(match: Match, *, pair: int | None = None, session_token: int | None = None) -> Match:
-    """``match`` linked to its pair or session token (dataclasses.replace, at a third of the cost:
-    it runs once per secret, tens of thousands of times on a dump of keys)."""
-    return Match(match.rule_id, match.secret, match.start, match.line, match.column, match.decoded,
-                 match.pair if pair is None else pair,
-                 match.session_token if session_token is None else session_token)
