@@ -534,12 +534,16 @@ def _run(rule: Rule, patterns: Iterable[regex.Pattern[bytes]], data: bytes, star
     for pattern in patterns:
         if rule.id in health.disabled:
             break
+        secret_group = pattern.groupindex["secret"]  # by number: a name is looked up per call
+        cut = end if end < len(data) else -1
         for match in _matches(rule, pattern, data, start, end, health):
-            value = match.group("secret")
-            if match.end() == end < len(data) and not _holds_past_cut(rule, pattern, match, data, health):
+            value_start, value_end = match.span(secret_group)
+            if match.end() == cut and not _holds_past_cut(rule, pattern, match, data, health):
                 continue
-            if value and value_passes(rule, value, health):
-                found.append(_Candidate(rule, value, match.start("secret"), match.end("secret")))
+            if value_end > value_start:
+                value = data[value_start:value_end]
+                if value_passes(rule, value, health):
+                    found.append(_Candidate(rule, value, value_start, value_end))
     return found
 
 
