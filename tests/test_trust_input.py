@@ -350,17 +350,22 @@ def _big_tree(root: Path, keys: KeySet) -> None:
     (root / "d0" / "creds.env").write_text(env_file(keys))
 
 
-def _interrupt(args: list[str], signum: int, cwd: Path | None = None) -> tuple[int, str, list[int]]:
+def _interrupt(args: list[str], signum: int, cwd: Path | None = None, group: bool = False) -> tuple[int, str, list[int]]:
+    """Run keysweep, signal it mid-scan (``group``: its whole process group, as a closed
+    terminal does), and return its exit code, its stderr and any process it left behind."""
     marker = f"KEYSWEEP_TEST_MARKER_{uuid.uuid4().hex}"
     env = {**os.environ, "NO_COLOR": "1", marker: "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "scanner", *args], env=env, cwd=cwd,
+    proc = subprocess.Popen([sys.executable, "-m", "scanner", *args], env=env, cwd=cwd, start_new_session=group,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     # Wait until the scan has started its workers, so the signal lands mid-scan.
     while time.monotonic() < deadline and len(_children(proc.pid)) < 2 and proc.poll() is None:
         time.sleep(0.05)
     assert proc.poll() is None, "the scan ended before it could be interrupted"
-    proc.send_signal(signum)
+    if group:
+        os.killpg(proc.pid, signum)
+    else:
+        proc.send_signal(signum)
     try:
         _, stderr = proc.communicate(timeout=30)
     except subprocess.TimeoutExpired:
@@ -393,13 +398,18 @@ def test_signal_during_work_tree_scan_stops_workers(tmp_path: Path, keys: KeySet
     assert "Traceback" not in stderr
 
 
-def test_sigterm_during_history_scan_leaves_no_git_or_workers(tmp_path: Path, keys: KeySet) -> None:
+@pytest.mark.parametrize("signum,code,group", [(signal.SIGTERM, 143, False), (signal.SIGHUP, 129, True)])
+def test_signal_during_history_scan_leaves_no_git_or_workers(tmp_path: Path, keys: KeySet, signum: int, code: int,
+                                                             group: bool) -> None:
+    # SIGHUP to the whole group (a closed terminal) once killed multiprocessing's resource
+    # tracker too, and the one started in its place printed a KeyError traceback per semaphore.
     repo = GitRepo(tmp_path / "repo")
     _big_tree(repo.path, keys)
     repo.git("add", "-A")
     repo.commit("many files")
-    returncode, stderr, leftover = _interrupt(["scan", "--history-only", "--jobs", "2", str(repo.path)], signal.SIGTERM)
-    assert returncode == 143, stderr
+    returncode, stderr, leftover = _interrupt(["scan", "--history-only", "--jobs", "2", str(repo.path)], signum,
+                                              group=group)
+    assert returncode == code, stderr
     assert leftover == [], "orphaned worker or git processes"
     assert "Traceback" not in stderr, stderr
 

@@ -236,7 +236,10 @@ def scan_objects(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
     from multiprocessing.connection import Connection
     from multiprocessing.connection import wait as wait_for_any
 
+    from scanner.sources.workers import signals_deferred, start_resource_tracker
+
     context = multiprocessing.get_context("spawn")
+    start_resource_tracker()
     # Workers take the next slice when they finish one: a worker whose slices were cheaper
     # does not sit idle while the other finishes.
     tasks: multiprocessing.Queue = context.Queue()  # type: ignore[type-arg]
@@ -252,8 +255,6 @@ def scan_objects(repo: Repository, objects: Sequence[ObjectInfo], ruleset: RuleS
     channels = [context.Pipe(duplex=False) for _ in range(jobs)]
     workers = [context.Process(target=_worker, args=(repo, tasks, ruleset, sending), daemon=True)
                for _, sending in channels]
-    from scanner.sources.workers import signals_deferred
-
     running = len(workers)
     try:
         # A signal while a worker is being handed its work would leave it half-started (and

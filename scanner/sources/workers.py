@@ -41,6 +41,28 @@ def signals_deferred() -> Iterator[None]:
             signal.raise_signal(received[0])
 
 
+def start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker (the helper process that unlinks a spawn
+    context's semaphores) deaf to SIGHUP, before any queue or pipe needs it.
+
+    It ignores SIGINT and SIGTERM itself, not SIGHUP: a closed terminal (SIGHUP to the whole
+    process group) killed it, and the main process, stopping its workers, started a new one
+    that printed a KeyError traceback for every semaphore it had never seen. An ignored
+    signal stays ignored across exec; the tracker still ends when this process does (its
+    pipe closes)."""
+    from multiprocessing import resource_tracker
+
+    hangup = getattr(signal, "SIGHUP", None)
+    if hangup is None:
+        resource_tracker.ensure_running()
+        return
+    previous = signal.signal(hangup, signal.SIG_IGN)
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        signal.signal(hangup, previous)
+
+
 def detach_worker() -> None:
     """Run first in every worker process."""
     # A forked worker inherits the main process's handlers, which turn SIGTERM into an
