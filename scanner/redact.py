@@ -43,10 +43,21 @@ class Redactor:
     prefixes: dict[str, str | tuple[tuple[int, dict[str, str]], ...]] = dataclasses.field(default_factory=dict)
 
     def __call__(self, text: str) -> str:
-        if self.pattern is None or not text:
-            return text
         pieces: list[str] = []
         done = 0
+        for start, end, replacement in self.spans(text):
+            pieces += (text[done:start], replacement)
+            done = end
+        if not pieces:
+            return text
+        pieces.append(text[done:])
+        return "".join(pieces)
+
+    def spans(self, text: str) -> list[tuple[int, int, str]]:
+        """Where the found values stand in ``text`` (start, end, replacement), in order."""
+        found: list[tuple[int, int, str]] = []
+        if self.pattern is None or not text:
+            return found
         width = self.shortest
         for run in self.pattern.finditer(text):
             i, end = run.span()
@@ -67,12 +78,9 @@ class Redactor:
                 if replacement is None:
                     i += 1
                     continue
-                pieces += (text[done:i], replacement)
-                i = done = i + length
-        if not pieces:
-            return text
-        pieces.append(text[done:])
-        return "".join(pieces)
+                found.append((i, i + length, replacement))
+                i += length
+        return found
 
 
 # Base64 characters that depend only on the value, when it starts 0, 1 or 2 bytes into a
@@ -98,6 +106,10 @@ _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 def _forms(secret: Secret) -> Iterable[str]:
     value = secret.reveal()
     yield value
+    if "/" in value:
+        # Its slashes taken for folder separators: a path chopped at them, read without them
+        # (name_redactor), holds the value so.
+        yield value.replace("/", "")
     for safe in (() if _UNRESERVED.issuperset(value) else ("", "/")):  # fully encoded, and as quote() leaves it by default
         quoted = urllib.parse.quote(value, safe=safe)
         if quoted != value:
@@ -160,10 +172,34 @@ def _commit(info: CommitInfo | None, redact: Redactor, done: dict[CommitInfo, Co
 
 
 def name_redactor(redact: Redactor) -> Callable[[str], str]:
-    """For names (paths, refs, repositories): the found values redacted, and what looks like a
-    key masked besides. A name is never scanned as text, so a key that stands only in a
-    folder's name (or a URL's) is no found value; the values found are redacted first."""
-    return lambda text: mask_credentials(redact(text), quoted=False)
+    """For names (paths, refs, repositories): the found values redacted, also where folder
+    separators chop one into pieces, and what looks like a key masked besides. A name is never
+    scanned as text, so a key that stands only in a folder's name (or a URL's) is no found
+    value; the values found are redacted first."""
+    return lambda text: mask_credentials(_across_separators(redact(text), redact), quoted=False)
+
+
+_SEPARATORS = frozenset("/\\")
+
+
+def _across_separators(text: str, redact: Redactor) -> str:
+    """``text`` with each found value that separators cut into pieces (``d/<first 12
+    characters>/<the rest>/x.py``: a secret printed whole once the slashes are taken out)
+    replaced, separators and all. Linear: one more redactor pass over the name without them."""
+    if not _SEPARATORS.intersection(text):
+        return text
+    kept = [i for i, char in enumerate(text) if char not in _SEPARATORS]
+    spans = redact.spans("".join(text[i] for i in kept))
+    if not spans:
+        return text
+    pieces: list[str] = []
+    done = 0
+    for start, end, replacement in spans:
+        first, last = kept[start], kept[end - 1] + 1
+        pieces += (text[done:first], replacement)
+        done = last
+    pieces.append(text[done:])
+    return "".join(pieces)
 
 
 def _finding(finding: Finding, redact: Redactor, done: dict[CommitInfo, CommitInfo]) -> Finding:

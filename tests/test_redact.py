@@ -169,3 +169,22 @@ def test_error_lines_are_masked_of_key_shapes_in_the_paths_they_name() -> None:
     assert keys.secret not in line and keys.key_id not in line and "no such rule file" in line
     assert _printable("keysweep: error: /home/me/src/project/.keysweep.yaml: bad") == \
         "keysweep: error: /home/me/src/project/.keysweep.yaml: bad"
+
+
+def test_a_value_chopped_into_folders_is_redacted_in_a_path() -> None:
+    from scanner.redact import name_redactor
+
+    keys = KeySet.generate()
+    plain = keys.secret.replace("/", "A") if "/" in keys.secret else keys.secret
+    slashed = plain[:20] + "/" + plain[21:]  # a secret with a slash of its own
+    for value in (plain, slashed):
+        name = name_redactor(redactor_for([Secret("secret", value), Secret("key-id", keys.key_id)]))
+        for path in (f"deep/{value[:12]}/{value[12:26]}/{value[26:]}/x.py",
+                     f"cfg/{value[:7]}/{value[7:]}.txt",
+                     f"a\\{value[:15]}\\{value[15:]}\\b",
+                     f"k/{keys.key_id[:9]}/{keys.key_id[9:]}/v.env"):
+            shown = name(path)
+            joined = shown.replace("/", "").replace("\\", "")
+            assert value.replace("/", "") not in joined and keys.key_id not in joined, path
+            assert "********" in shown or "…" in shown
+        assert name(f"src/{value[:6]}/main.py") == f"src/{value[:6]}/main.py"  # a short piece is no value
