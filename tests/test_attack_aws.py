@@ -243,6 +243,30 @@ def test_a_state_from_another_version_or_damaged_is_a_clear_error(make: Callable
         state.live_findings("x")
 
 
+def test_a_state_another_process_holds_is_in_use_not_damaged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Told "damaged, move it away", a user would throw out an intact state (and every
+    # finding's first_seen and status) because a concurrent audit held it.
+    from scanner.errors import UsageError
+    from scanner.fleet import state as state_module
+
+    path = tmp_path / "state.sqlite"
+    state_module.AuditState(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    monkeypatch.setattr(state_module, "LOCK_WAIT_SECONDS", 0.2)
+    try:
+        with pytest.raises(UsageError) as info:
+            opened = state_module.AuditState(path)
+            opened.record("x", rules="r", refs="f", new_objects=["0" * 40], findings=[], when="2026-11-29T00:00:00+00:00")
+        assert "in use by another process" in str(info.value) and "damaged" not in str(info.value)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    reopened = state_module.AuditState(path)  # intact once released
+    reopened.known("x", "r")
+    reopened.close()
+
+
 def _descendants(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():

@@ -206,6 +206,16 @@ def now_iso() -> str:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
 
 
+# How long an audit waits for a state another process holds (a concurrent audit commits one
+# repository at a time: seconds at most).
+LOCK_WAIT_SECONDS = 30.0
+
+
+def _in_use(path: Path) -> UsageError:
+    return UsageError(f"--state {path}: the audit state is in use by another process (still locked after "
+                      f"{LOCK_WAIT_SECONDS:.0f} s); wait for it to finish and run again, or give --state another file")
+
+
 class AuditState:
     """One SQLite file. Opened by the client only (workers never see it)."""
 
@@ -213,7 +223,7 @@ class AuditState:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, timeout=30)
+            self.db = sqlite3.connect(path, timeout=LOCK_WAIT_SECONDS)
             # WAL, synchronous=NORMAL: a commit per repository without an fsync each. A crash
             # can lose the last commits, which only makes the next audit read those objects again.
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -224,6 +234,8 @@ class AuditState:
                 present = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
                 missing += [f"{table}.{column}" for column in sorted(columns - present)]
         except (OSError, sqlite3.Error) as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc).lower():
+                raise _in_use(path) from None
             raise UsageError(f"--state {path}: cannot open the audit state: {exc}") from None
         if missing:
             self.db.close()
@@ -235,6 +247,10 @@ class AuditState:
         self.db.close()
 
     def _damaged(self, exc: Exception) -> UsageError:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc).lower():
+            # Intact, and held by another process (an audit still running, a sqlite3 shell):
+            # moving it away would throw the findings' history out.
+            return _in_use(self.path)
         return UsageError(f"--state {self.path}: the audit state is damaged ({type(exc).__name__}: {exc}); give --state "
                           "a new file, or move this one away (the next audit then reads every object again)")
 
