@@ -12,6 +12,7 @@ from typing import Any, cast
 import regex
 
 from scanner.engine.lazyregex import lazy_compile
+from scanner.engine.rules import too_long
 from scanner.errors import ConfigError, bounded
 
 CONFIG_FILE = ".keysweep.yaml"
@@ -136,6 +137,8 @@ def _parse(data: dict[str, Any], where: str, base: Path) -> Config:
 
     allow = []
     for pattern in strings("allow-values"):
+        if (problem := too_long(pattern)) is not None:
+            raise fail("allow-values", problem)
         try:
             allow.append(regex.compile(pattern))
         except Exception:  # noqa: BLE001 - regex.error, and what some releases raise instead (ValueError,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,45 @@ def test_a_rule_files_description_and_help_never_print_a_key(tmp_path: Path) -> 
         assert keys.key_id not in result.stdout and keys.secret not in result.stdout, fmt
     assert keys.key_id[:8] + "…" in run_keysweep("scan", "--no-progress", "--rules", rules, "--format", "sarif",
                                                   tmp_path / "scan").stdout
+
+
+def test_an_enormous_pattern_or_rule_file_is_refused_before_compiling(tmp_path: Path) -> None:
+    # A repository's rule file is hostile input: a 4.8 MB alternation took 44 s and 1.6 GB to
+    # compile before any time budget applied.
+    from scanner.engine.rules import MAX_PATTERN_CHARS, MAX_RULE_FILE_BYTES
+
+    alternation = "|".join(f"w{i:06d}" for i in range(MAX_PATTERN_CHARS // 7 + 10))
+    error = _error(GOOD_RULE.replace("(?P<secret>acme_[a-z0-9]{12})", f"(?P<secret>(?:{alternation})z)"))
+    assert (error.file, error.rule, error.field) == ("custom.yaml", "acme-token", "patterns")
+    assert "at most 16,384" in str(error)
+    big = tmp_path / "big.yaml"
+    big.write_text(GOOD_RULE + "# " + "x" * MAX_RULE_FILE_BYTES + "\n")
+    started = time.monotonic()
+    result = run_keysweep("scan", "--no-history", "--rules", big, tmp_path)
+    assert result.returncode == 2 and "big.yaml" in result.stderr and "a rule file is at most" in result.stderr
+    assert time.monotonic() - started < 30
+    config = tmp_path / "repo"
+    config.mkdir()
+    (config / ".keysweep.yaml").write_text(f"allow-values: ['{alternation}']\n")
+    result = run_keysweep("scan", "--no-history", config)
+    assert result.returncode == 2 and "allow-values" in result.stderr and "at most" in result.stderr
+
+
+def test_a_rule_file_pattern_hyperscan_would_unroll_for_seconds_is_not_prefiltered() -> None:
+    # (?:[a-z]{1000}){100} took Hyperscan 14 s to compile, in every worker: such a pattern of a
+    # rule file runs on every text instead, found the same.
+    from scanner.engine import native
+
+    if not native.available():
+        pytest.skip("no hyperscan wheel here")
+    rules = parse_rule_file(GOOD_RULE.replace("(?P<secret>acme_[a-z0-9]{12})", "(?P<secret>acme_(?:[a-z0-9]{1000}){100})"),
+                            "custom.yaml")
+    ruleset = load_ruleset()
+    combined = type(ruleset)(ruleset.rules + tuple(rules))
+    started = time.monotonic()
+    prefilter = native.Prefilter(combined)
+    assert time.monotonic() - started < 5
+    assert "acme-token" in prefilter.always
+    assert native.unrolled_size(b"(?:(?:(?:[a-z]{16}x){16}y){16}z){16}") > native.MAX_UNROLLED
+    assert all(native.unrolled_size(native.widen_repeats(p.pattern)) <= native.MAX_UNROLLED
+               for r in ruleset.rules for p in r.patterns)  # a rule file like the built-in ones is prefiltered

@@ -67,7 +67,8 @@ class Prefilter:
                 continue
             for pattern in rule.patterns:
                 source = pattern.pattern
-                if not isinstance(source, bytes) or not shared_syntax(source):
+                if not isinstance(source, bytes) or not shared_syntax(source) or (
+                        not rule.builtin and unrolled_size(widen_repeats(source)) > MAX_UNROLLED):
                     self.always.add(rule.id)
                     continue
                 expressions.append(widen_repeats(source))
@@ -270,6 +271,65 @@ def shared_syntax(source: bytes) -> bool:
                 return False
         index += 1
     return True
+
+
+# Hyperscan unrolls bounded repeats as it compiles, and a rule file's pattern can make that
+# unbounded in time and memory: ``(?:[a-z]{1000}){100}`` took 14 s, four nested ``{16}``
+# 27 s (then "Pattern is too large"). A pattern of a rule file whose unrolled size passes
+# this runs on every text instead of being prefiltered (findings the same, no compile).
+MAX_UNROLLED = 2000
+_COUNTED_REPEAT = re.compile(rb"\{(\d{0,9})(,?)(\d{0,9})\}")
+_UNROLLED_CAP = 1 << 40
+
+
+def unrolled_size(source: bytes) -> int:
+    """An upper estimate of the atoms ``source`` spells out once each counted repeat is
+    unrolled (alternatives added, not maxed; ``*``, ``+`` and ``?`` count once). Linear in
+    the source."""
+    stack: list[list[int]] = [[0, 0]]  # per open group: [size so far, size of its last atom]
+    index, size = 0, len(source)
+    while index < size:
+        byte = source[index]
+        frame = stack[-1]
+        if byte == 0x28:  # (
+            stack.append([0, 0])
+            index += 1
+            continue
+        if byte == 0x29 and len(stack) > 1:  # )
+            inner = stack.pop()[0]
+            frame = stack[-1]
+            frame[0] = min(_UNROLLED_CAP, frame[0] + inner)
+            frame[1] = inner
+            index += 1
+            continue
+        if byte == 0x7B:  # {
+            repeat = _COUNTED_REPEAT.match(source, index)
+            if repeat is not None:
+                low, comma, high = repeat.groups()
+                factor = int(high) if high else max(int(low or 0), 1)
+                frame[0] = min(_UNROLLED_CAP, frame[0] + frame[1] * max(factor - 1, 0))
+                frame[1] = min(_UNROLLED_CAP, frame[1] * factor)
+                index = repeat.end()
+                continue
+        if byte in b"*+?|":
+            index += 1
+            continue
+        if byte == 0x5C:  # an escape: one atom
+            index += 2
+        elif byte == 0x5B:  # a class: one atom
+            index += 1
+            if source[index : index + 1] == b"^":
+                index += 1
+            if source[index : index + 1] == b"]":
+                index += 1
+            while index < size and source[index] != 0x5D:
+                index += 2 if source[index] == 0x5C else 1
+            index += 1
+        else:
+            index += 1
+        frame[0] = min(_UNROLLED_CAP, frame[0] + 1)
+        frame[1] = 1
+    return sum(frame[0] for frame in stack)
 
 
 def widen_repeats(source: bytes) -> bytes:
