@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="skip paths matching this gitignore-like glob (repeatable; adds to the configuration's)")
     what.add_argument("--config", type=Path, metavar="FILE", help="configuration file (default: .keysweep.yaml or [tool.keysweep] in pyproject.toml)")
     what.add_argument("--no-config", action="store_true",
-                      help="read no configuration file (for CI on untrusted changes: their own .keysweep.yaml could allow their secrets)")
+                      help="read no configuration file and honour no inline allow comment (for CI on untrusted changes: their own .keysweep.yaml or '# keysweep:allow' could hide their secrets)")
     what.add_argument("--baseline", type=Path, metavar="FILE", help="report only findings not in this baseline")
     what.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: number of cores, at most 8)")
     out = scan.add_argument_group("output")

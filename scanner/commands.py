@@ -133,11 +133,10 @@ def _settings(args: argparse.Namespace, target: Path) -> tuple[Config, RuleSet]:
     if getattr(args, "no_config", False):
         if args.config is not None:
             raise UsageError("--config and --no-config exclude each other")
-        # A pull request's own .keysweep.yaml could allow its own secret: CI checking
-        # untrusted changes reads no configuration from them.
-        config = Config()
-    else:
-        config = load_config(args.config if args.config is not None else find_config(_scan_root(target)))
+        # A pull request's own .keysweep.yaml could allow its own secret, and its own
+        # "keysweep:allow" comment mark it: CI checking untrusted changes takes neither.
+        return Config(), load_ruleset(args.rules, inline_allow=False)
+    config = load_config(args.config if args.config is not None else find_config(_scan_root(target)))
     return config, load_ruleset([*config.rules, *args.rules])
 
 

@@ -277,6 +277,20 @@ def test_a_changes_own_configuration_cannot_hide_its_secret_from_no_config(tmp_p
     assert both.returncode == 2 and "exclude each other" in both.stderr
 
 
+def test_a_changes_own_allow_comment_cannot_hide_its_secret_from_no_config(tmp_path: Path, keys: KeySet) -> None:
+    """The same with an inline '# keysweep:allow' on the key's lines: honoured by default,
+    not with --no-config, in the range CI scans and in the files of the change."""
+    repo = GitRepo(tmp_path / "repo")
+    repo.commit("base", {"README.md": "base\n"})
+    marked = "".join(f"{line}  # keysweep:allow\n" for line in env_file(keys).splitlines())
+    repo.commit("innocent", {"app.env": marked})
+    assert run_keysweep("scan", "--since", "HEAD~1", repo.path).returncode == 0
+    for args in (("--since", "HEAD~1"), ("--no-history",)):
+        strict = run_keysweep("scan", *args, "--no-config", "--format", "json", "--show-secrets", repo.path)
+        assert strict.returncode == 1, strict.stderr
+        assert {f["secret"] for f in strict.json()["findings"]} == {keys.key_id, keys.secret}
+
+
 def test_exclude_flag_adds_to_configuration(tmp_path: Path, keys: KeySet) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "x.env").write_text(env_file(keys))

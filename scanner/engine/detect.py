@@ -289,7 +289,7 @@ def detect(data: bytes, ruleset: RuleSet) -> list[Match]:
                 origin = view.original_offset(middle, middle) if middle is not None else None
                 if origin is not None:
                     candidates.append((_Candidate(candidate.rule, candidate.value, origin, origin), view.kind))
-    return _pair(_dedupe(_locate(data, candidates)))
+    return _pair(_dedupe(_locate(data, candidates, ruleset.inline_allow)))
 
 
 class _RunCache:
@@ -639,12 +639,13 @@ class _Located(NamedTuple):
     decoded: DecodingKind | None
 
 
-def _locate(data: bytes, candidates: list[tuple[_Candidate, DecodingKind | None]]) -> list[_Located]:
+def _locate(data: bytes, candidates: list[tuple[_Candidate, DecodingKind | None]],
+            inline_allow: bool = True) -> list[_Located]:
     """Line and column of each candidate, in one sweep over the text (candidates in order of
-    place), dropping those an inline-allow comment covers."""
+    place), dropping those an inline-allow comment covers (``inline_allow``)."""
     if not candidates:
         return []  # most texts: no need to look for allow comments at all
-    allowed_lines = _marker_lines(data)
+    allowed_lines = _marker_lines(data) if inline_allow else {}
     ascii_text = data.isascii()
     located = []
     line, line_start, position, chars = 1, 0, 0, 0  # chars: characters from line_start to position

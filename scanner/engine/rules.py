@@ -130,6 +130,9 @@ class RuleSet:
 
     rules: tuple[Rule, ...]
     health: RuleHealth = field(default_factory=RuleHealth, compare=False, repr=False)
+    # Whether inline allow comments (keysweep:allow and the like) hide what they mark. Off for
+    # scans of untrusted changes (--no-config): a change could mark its own key.
+    inline_allow: bool = True
 
     def by_id(self, rule_id: str) -> Rule:
         for rule in self.rules:
@@ -190,7 +193,7 @@ def builtin_rules_dir() -> Path:
     return Path(__file__).resolve().parent.parent.parent / "rules"
 
 
-def load_ruleset(extra: Sequence[Path] = (), builtin: bool = True) -> RuleSet:
+def load_ruleset(extra: Sequence[Path] = (), builtin: bool = True, *, inline_allow: bool = True) -> RuleSet:
     """Load the built-in rules and every rule file in ``extra`` (files or folders)."""
     files: list[Path] = []
     if builtin:
@@ -228,7 +231,7 @@ def load_ruleset(extra: Sequence[Path] = (), builtin: bool = True) -> RuleSet:
             rules.append(rule)
     if not rules:
         raise RuleError(", ".join(map(str, files)) or "<none>", None, None, "no rules loaded")
-    return RuleSet(tuple(rules))
+    return RuleSet(tuple(rules), inline_allow=inline_allow)
 
 
 def parse_rule_file(text: str, file: str, *, lazy: bool = False) -> list[Rule]:
