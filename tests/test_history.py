@@ -251,6 +251,22 @@ def test_bad_range_exits_2_with_git_message(repo: GitRepo) -> None:
     assert result.returncode == 2 and "nope..HEAD" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_range_end_that_is_no_commit_exits_2(repo: GitRepo, keys: KeySet) -> None:
+    # rev-list over a tag on a tree lists nothing: the range read as clean (exit 0) while the
+    # tree holds a key, and such a start left the whole history in.
+    repo.commit("base", {"README.md": "x\n"})
+    repo.commit("key", {"app.env": env_file(keys)})
+    repo.git("tag", "-a", "-m", "a tree", "treetag", "HEAD^{tree}")
+    repo.git("tag", "-a", "-m", "a blob", "blobtag", "HEAD:app.env")
+    for revision_range in ("HEAD~1..treetag", "HEAD~1..blobtag", "HEAD~1..HEAD^{tree}", "treetag..HEAD"):
+        result = run_keysweep("scan", "--range", revision_range, repo.path)
+        assert result.returncode == 2 and "is not a commit" in result.stderr, (revision_range, result.stderr)
+    since = run_keysweep("scan", "--since", "treetag", repo.path)
+    assert since.returncode == 2 and "is not a commit" in since.stderr
+    repo.git("tag", "-a", "-m", "a release", "release", "HEAD")  # a tag on a commit is a commit
+    assert run_keysweep("scan", "--range", "HEAD~1..release", repo.path).returncode == 1
+
+
 def test_history_flags_on_plain_folder_exit_2(tmp_path: Path) -> None:
     (tmp_path / "x.txt").write_text("hello\n")
     for flags in (["--history-only"], ["--staged"], ["--range", "a..b"], ["--all-objects"]):

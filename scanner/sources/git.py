@@ -235,6 +235,16 @@ def resolve_range(repo: Repository, revision_range: str) -> None:
         message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
         raise RevisionError(f"revision range {revision_range!r} does not resolve: "
                             f"{message[0] if message else 'no such revision'}")
+    # Each end must be a commit (or a tag on one): rev-list over a tag on a tree or a blob
+    # (or HEAD^{tree}) lists nothing, which read as a clean range (fail-open in CI), and
+    # such an excluded end left the whole history in.
+    ends = [line.lstrip("^") for line in proc.stdout.decode("ascii", "replace").split()]
+    kinds = run(repo, ["cat-file", "--batch-check=%(objecttype)"],
+                input="".join(f"{end}^{{commit}}\n" for end in ends).encode()).decode("ascii", "replace").splitlines()
+    for end, kind in zip(ends, kinds):
+        if kind != "commit":
+            raise RevisionError(f"revision range {revision_range!r}: {end[:12]} is not a commit (a tag on a tree "
+                                "or a blob?); a range runs between commits")
 
 
 def head_commit(repo: Repository) -> str | None:
