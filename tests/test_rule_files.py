@@ -145,18 +145,26 @@ def test_a_rule_files_description_and_help_never_print_a_key(tmp_path: Path) -> 
 def test_an_enormous_pattern_or_rule_file_is_refused_before_compiling(tmp_path: Path) -> None:
     # A repository's rule file is hostile input: a 4.8 MB alternation took 44 s and 1.6 GB to
     # compile before any time budget applied.
-    from scanner.engine.rules import MAX_PATTERN_CHARS, MAX_RULE_FILE_BYTES
+    from scanner.engine.rules import MAX_PATTERN_CHARS, MAX_RULE_FILES_BYTES
 
     alternation = "|".join(f"w{i:06d}" for i in range(MAX_PATTERN_CHARS // 7 + 10))
     error = _error(GOOD_RULE.replace("(?P<secret>acme_[a-z0-9]{12})", f"(?P<secret>(?:{alternation})z)"))
     assert (error.file, error.rule, error.field) == ("custom.yaml", "acme-token", "patterns")
     assert "at most 16,384" in str(error)
     big = tmp_path / "big.yaml"
-    big.write_text(GOOD_RULE + "# " + "x" * MAX_RULE_FILE_BYTES + "\n")
+    big.write_text(GOOD_RULE + "# " + "x" * MAX_RULE_FILES_BYTES + "\n")
     started = time.monotonic()
     result = run_keysweep("scan", "--no-history", "--rules", big, tmp_path)
-    assert result.returncode == 2 and "big.yaml" in result.stderr and "a rule file is at most" in result.stderr
+    assert result.returncode == 2 and "big.yaml" in result.stderr and "at most" in result.stderr
     assert time.monotonic() - started < 30
+    # Many files each within the limits: their total is bounded too.
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for index in range(40):
+        (folder / f"r{index:02d}.yaml").write_text(GOOD_RULE.replace("acme-token", f"acme-token-{index}")
+                                                   + "# " + "x" * (MAX_RULE_FILES_BYTES // 20) + "\n")
+    result = run_keysweep("scan", "--no-history", "--rules", folder, tmp_path)
+    assert result.returncode == 2 and "in all" in result.stderr and "many" in result.stderr
     config = tmp_path / "repo"
     config.mkdir()
     (config / ".keysweep.yaml").write_text(f"allow-values: ['{alternation}']\n")

@@ -201,7 +201,7 @@ def load_ruleset(extra: Sequence[Path] = (), builtin: bool = True, *, inline_all
     builtin_count = len(files)
     for path in extra:
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml"))
+            found = _rule_files_in(path)
             if not found:
                 raise RuleError(str(path), None, None, "folder holds no .yaml or .yml rule file")
             files += found
@@ -209,6 +209,7 @@ def load_ruleset(extra: Sequence[Path] = (), builtin: bool = True, *, inline_all
             files.append(path)
         else:
             raise RuleError(str(path), None, None, "no such rule file or folder")
+    _check_custom_size(files[builtin_count:])
     rules: list[Rule] = []
     seen: dict[str, str] = {}
     for position, file in enumerate(files):
@@ -218,9 +219,6 @@ def load_ruleset(extra: Sequence[Path] = (), builtin: bool = True, *, inline_all
                 # Written from this YAML file when the wheel was built (hatch_build.py).
                 parsed = parse_rule_document(json.loads(twin.read_text(encoding="utf-8")), str(file), lazy=True)
             else:
-                if position >= builtin_count and file.stat().st_size > MAX_RULE_FILE_BYTES:
-                    raise RuleError(str(file), None, None, f"{file.stat().st_size:,} bytes; a rule file is at most "
-                                                           f"{MAX_RULE_FILE_BYTES:,} (split it)")
                 parsed = parse_rule_file(file.read_text(encoding="utf-8"), str(file), lazy=position < builtin_count)
         except (OSError, UnicodeDecodeError) as exc:
             raise RuleError(str(file), None, None, f"cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
@@ -379,7 +377,40 @@ def _str_list(value: Any, fail: Any, field: str) -> list[str]:
 # costs ~330 bytes of memory and ~10 us per character (a 4.8 MB alternation: 44 s, 1.6 GB,
 # before any time budget applies); the built-in patterns are under 1,000 characters.
 MAX_PATTERN_CHARS = 16 * 1024
-MAX_RULE_FILE_BYTES = 1024 * 1024
+# All rule files besides the built-in ones, together: a folder of files each within the
+# limits held 11 MB of patterns (76 s to compile, in every worker again). Ordinary custom
+# rules are a few kilobytes.
+MAX_RULE_FILES_BYTES = 256 * 1024
+MAX_RULE_FILES = 256
+MAX_RULE_FOLDER_ENTRIES = 10_000
+
+
+def _rule_files_in(folder: Path) -> list[Path]:
+    """The .yaml and .yml files under ``folder``, looking at no more than a bounded number of
+    entries (a rules folder named by a repository can be its root, or /)."""
+    found = []
+    for seen, path in enumerate(folder.rglob("*")):
+        if seen >= MAX_RULE_FOLDER_ENTRIES:
+            raise RuleError(str(folder), None, None, f"more than {MAX_RULE_FOLDER_ENTRIES:,} entries to search for rule "
+                                                     "files: name the rule files, or a folder holding only them")
+        if path.suffix in (".yaml", ".yml"):
+            found.append(path)
+    return sorted(found)
+
+
+def _check_custom_size(files: Sequence[Path]) -> None:
+    if len(files) > MAX_RULE_FILES:
+        raise RuleError(str(files[MAX_RULE_FILES]), None, None, f"more than {MAX_RULE_FILES} rule files in all")
+    total = 0
+    for file in files:
+        try:
+            total += file.stat().st_size
+        except OSError:
+            continue  # reported when it is read
+        if total > MAX_RULE_FILES_BYTES:
+            raise RuleError(str(file), None, None, f"rule files besides the built-in ones are at most "
+                                                   f"{MAX_RULE_FILES_BYTES:,} bytes in all, and this one takes them "
+                                                   f"to {total:,} (compiling that much costs seconds per worker)")
 
 
 def too_long(pattern: str) -> str | None:
