@@ -330,7 +330,7 @@ def test_a_value_rule_pattern_that_backtracks_costs_one_budget_not_one_per_windo
     assert elapsed < 20, f"{elapsed:.1f} s: each window waited for the budget"
 
 
-@pytest.mark.parametrize("pattern", ["(?P<secret>[A-Za-z0-9]{20,})", "(?s)(?P<secret>.*)", "(?P<secret>(?R)?a)"])
+@pytest.mark.parametrize("pattern", ["(?P<secret>[A-Za-z0-9]{20,})", "(?s)(?P<secret>.+)", "(?P<secret>(?R)?a)"])
 def test_overlapping_long_matches_are_bounded_like_slow_ones(tmp_path: Path, pattern: str) -> None:
     """A rule file's pattern whose overlapped matches are long runs again from every position
     (N matches of N bytes: quadratic work in the checks after each match, which regex's clock
@@ -387,3 +387,37 @@ def test_a_rule_file_from_elsewhere_keeps_the_clock_on_its_allow_patterns(tmp_pa
     ruleset = load_ruleset([rules])
     mine = next(rule for rule in ruleset.rules if rule.id == "mine")
     assert not mine.builtin
+
+
+def test_a_rule_files_rule_is_switched_off_past_its_allowance_for_the_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each call has its budget; a rule file's pattern kept just under it on every file (1.9 s
+    # a file, a thousand files) was never switched off. The clock here is fake: each reading
+    # half a second later, so each call of the custom pattern costs 0.5 s.
+    from scanner.engine import detect as detect_module
+    from scanner.engine.rules import RuleSet, parse_rule_file
+
+    custom = parse_rule_file(
+        "version: 1\nrules:\n  - id: acme-token\n    description: ACME token\n    kind: secret\n"
+        "    patterns: ['(?P<secret>acme_[a-z0-9]{12})']\n"
+        "    examples: {positive: ['token = acme_abcdef123456'], negative: ['acme_x']}\n", "custom.yaml")
+    ruleset = RuleSet(load_ruleset().rules + tuple(custom))
+
+    class Clock:
+        now = 0.0
+
+        def perf_counter(self) -> float:
+            self.now += 0.5
+            return self.now
+
+    monkeypatch.setattr(detect_module, "time", Clock())
+    monkeypatch.setattr(detect_module, "RULE_SECONDS_PER_SCAN", 2.0)
+    keys = KeySet.generate()
+    found = []
+    for _ in range(10):
+        matches = detect(f"token = acme_abcdef123456\nid = {keys.key_id}\n".encode(), ruleset)
+        found.append(({m.rule_id for m in matches}))
+    assert all("aws-access-key-id" in rules for rules in found)  # built-in rules are not charged
+    seen = ["acme-token" in rules for rules in found]
+    first_miss = seen.index(False)
+    assert 2 <= first_miss <= 6 and not any(seen[first_miss:]), seen  # found, then switched off for good
+    assert ruleset.health.take() == ["acme-token"]  # reported once, as out of time

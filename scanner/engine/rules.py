@@ -102,6 +102,10 @@ class RuleHealth:
         self.prefilter: Any = None
         self.bytes_seen = 0
         self.verdicts: dict[tuple[str, bytes], bool] = {}
+        # Seconds each rule file's rule has spent in this process, and the bytes of text
+        # scanned here: its allowance grows with them (detect._within_allowance).
+        self.spent: dict[str, float] = {}
+        self.text_bytes = 0
         # A built-in rule's allow patterns as one stdlib pattern (combined_allow), by rule id;
         # None where they cannot be combined.
         self.allow_any: dict[str, re.Pattern[bytes] | None] = {}
@@ -436,6 +440,10 @@ def _compile(pattern: str, fail: Any, field: str, need_group: bool, lazy: bool =
         raise fail(field, f"invalid regular expression {bounded(pattern)}: {type(exc).__name__}: {exc}") from None
     if need_group and "secret" not in compiled.groupindex:
         raise fail(field, f"pattern {bounded(pattern)} needs a named group (?P<secret>...) around the value")
+    if need_group and compiled.fullmatch(b"") is not None:
+        # Every position of every text would be a match (a value is never empty).
+        raise fail(field, f"pattern {bounded(pattern)} matches the empty string: make the value required "
+                          "(+ or {1,} where it has * or ?)")
     return compiled
 
 
