@@ -176,7 +176,20 @@ def name_redactor(redact: Redactor) -> Callable[[str], str]:
     separators chop one into pieces, and what looks like a key masked besides. A name is never
     scanned as text, so a key that stands only in a folder's name (or a URL's) is no found
     value; the values found are redacted first."""
-    return lambda text: mask_credentials(_across_separators(redact(text), redact), quoted=False)
+    shown: dict[str, str] = {}  # the findings of one file share its path: each name redacted once
+
+    def name(text: str) -> str:
+        result = shown.get(text)
+        if result is None:
+            if len(shown) >= MAX_NAMES_KEPT:
+                shown.clear()
+            result = shown[text] = mask_credentials(_across_separators(redact(text), redact), quoted=False)
+        return result
+
+    return name
+
+
+MAX_NAMES_KEPT = 1 << 16
 
 
 _SEPARATORS = frozenset("/\\")
@@ -202,8 +215,7 @@ def _across_separators(text: str, redact: Redactor) -> str:
     return "".join(pieces)
 
 
-def _finding(finding: Finding, redact: Redactor, done: dict[CommitInfo, CommitInfo]) -> Finding:
-    name = name_redactor(redact)
+def _finding(finding: Finding, redact: Redactor, name: Callable[[str], str], done: dict[CommitInfo, CommitInfo]) -> Finding:
     path = name(finding.path) if finding.path is not None else None
     commit = _commit(finding.commit, redact, done)
     # Ref names are the repository's text too (a branch can be named after a key).
@@ -227,7 +239,7 @@ def redact_report(report: ScanReport, also: Iterable[Secret] = (), *, redactor: 
     name = name_redactor(redact)  # messages quote names (paths, refs, URLs): masked alike
     return dataclasses.replace(
         report,
-        findings=tuple(_finding(f, redact, done) for f in report.findings),
+        findings=tuple(_finding(f, redact, name, done) for f in report.findings),
         skipped=tuple(Skipped(name(s.path), name(s.reason)) for s in report.skipped),
         warnings=tuple(name(w) for w in report.warnings),
         errors=tuple(name(e) for e in report.errors),

@@ -421,3 +421,36 @@ def test_a_rule_files_rule_is_switched_off_past_its_allowance_for_the_scan(monke
     first_miss = seen.index(False)
     assert 2 <= first_miss <= 6 and not any(seen[first_miss:]), seen  # found, then switched off for good
     assert ruleset.health.take() == ["acme-token"]  # reported once, as out of time
+
+
+def test_the_rule_files_rules_share_one_allowance(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 2,800 small rules each with budgets of their own made 256 KiB of rule files cost hours:
+    # the allowance is one for all of them, and once spent every one of them is off.
+    from scanner.engine import detect as detect_module
+    from scanner.engine.rules import RuleSet, parse_rule_file
+
+    text = "version: 1\nrules:\n" + "".join(
+        f"  - id: r{index}\n    description: d\n    kind: secret\n    patterns: ['(?P<secret>acme{index}_[a-z0-9]{{12}})']\n"
+        f"    examples: {{positive: ['acme{index}_abcdef123456']}}\n" for index in range(20))
+    ruleset = RuleSet(load_ruleset().rules + tuple(parse_rule_file(text, "many.yaml")))
+
+    class Clock:
+        now = 0.0
+
+        def perf_counter(self) -> float:
+            self.now += 0.5
+            return self.now
+
+    monkeypatch.setattr(detect_module, "time", Clock())
+    monkeypatch.setattr(detect_module, "RULE_SECONDS_PER_SCAN", 3.0)
+    keys = KeySet.generate()
+    matches = detect(f"acme0_abcdef123456 {keys.key_id}\n".encode(), ruleset)
+    assert keys.key_id in {m.secret.reveal() for m in matches}  # the built-in rules go on
+    events = ruleset.health.take()
+    assert 10 <= len(events) < 20  # those that ran before the allowance was spent are told off next time
+    clock = detect_module.time.now  # type: ignore[attr-defined]
+    again = detect(b"acme5_abcdef123456 acme0_abcdef123456\n", ruleset)
+    assert not [m for m in again if m.rule_id.startswith("r")]
+    assert detect_module.time.now - clock < 10  # type: ignore[attr-defined]  # none of them runs again
+    events += ruleset.health.take()
+    assert sorted(events) == sorted(f"r{index}" for index in range(20))  # all off, each said once

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -198,3 +199,34 @@ def test_a_pattern_matching_the_empty_string_is_refused(pattern: str) -> None:
     error = _error(GOOD_RULE.replace("(?P<secret>acme_[a-z0-9]{12})", pattern))
     assert (error.file, error.rule, error.field) == ("custom.yaml", "acme-token", "patterns")
     assert "matches the empty string" in str(error)
+
+
+def test_a_rule_folder_entry_that_is_no_regular_file_is_never_read(tmp_path: Path) -> None:
+    # A committed symlink to /dev/zero named evil.yaml was read until memory ran out.
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "evil.yaml").symlink_to("/dev/zero")
+    os.mkfifo(folder / "fifo.yaml")
+    started = time.monotonic()
+    result = run_keysweep("scan", "--no-history", "--rules", folder, tmp_path, timeout=60)
+    assert result.returncode == 2 and "holds no .yaml" in result.stderr, result.stderr
+    (folder / "good.yaml").write_text(GOOD_RULE)
+    assert run_keysweep("scan", "--no-history", "--rules", folder, tmp_path / "rules" / "good.yaml").returncode == 1
+    assert time.monotonic() - started < 30
+
+
+def test_verbose_patterns_are_not_estimated_small() -> None:
+    # Under (?x) the space between a group and its repeat is no atom: "(?:[a-z]{1000}) {100}"
+    # read as small went to Hyperscan, 21 s to compile.
+    from scanner.engine import native
+
+    assert native.unrolled_size(b"(?x)(?P<secret>zq(?:[a-z]{1000}) {100})") > native.MAX_UNROLLED
+    assert native.unrolled_size(b"(?P<secret>zq(?:[a-z]{10}){10})") <= native.MAX_UNROLLED
+
+
+def test_too_many_keywords_are_refused() -> None:
+    # Keywords are looked for in every text outside any pattern's clock: 40,000 took 160 s a MiB.
+    many = "[" + ", ".join(f"e{i:05d}" for i in range(65)) + "]"
+    error = _error(GOOD_RULE.replace("keywords: [acme_]", f"keywords: {many}"))
+    assert (error.file, error.rule, error.field) == ("custom.yaml", "acme-token", "keywords")
+    assert "at most 64" in str(error)

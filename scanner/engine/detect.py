@@ -227,6 +227,8 @@ def value_passes(rule: Rule, value: bytes, health: RuleHealth | None = None) -> 
         except (TimeoutError, MemoryError, RecursionError):
             if health is not None:
                 health.timed_out(rule.id)
+                if not rule.builtin:
+                    _within_allowance(rule, health, PATTERN_TIMEOUT)  # about what it took
             return False  # not a verdict on the value: not remembered
         verdict = not allowed and entropy_at_least(value, rule.min_entropy)
     if health is not None:
@@ -326,7 +328,7 @@ def _find(data: bytes, ruleset: RuleSet, runs: _RunCache, possible: set[str] | N
     # the others are not run. The prefilter accepts a superset, so findings do not change.
     # (Decoded views are scanned without it: they are few and small.)
     for rule in ruleset.rules:
-        if not rule.patterns or rule.id in health.disabled:
+        if not rule.patterns or _switched_off(rule, health):
             continue
         if possible is not None and rule.id not in possible:
             continue
@@ -335,7 +337,13 @@ def _find(data: bytes, ruleset: RuleSet, runs: _RunCache, possible: set[str] | N
             continue
         if rule.keywords:
             lowered = data.lower() if lowered is None else lowered
-            if not any(keyword in lowered for keyword in rule.keywords):
+            began = time.perf_counter()
+            present = any(keyword in lowered for keyword in rule.keywords)
+            # A rule file's keywords are looked for outside any pattern's clock (40,000 of
+            # them: 160 s a MiB): charged to the allowance.
+            if not rule.builtin and not _within_allowance(rule, health, time.perf_counter() - began):
+                continue
+            if not present:
                 continue
         found += _run(rule, rule.patterns, data, 0, len(data), health)
     if not found:
@@ -344,7 +352,7 @@ def _find(data: bytes, ruleset: RuleSet, runs: _RunCache, possible: set[str] | N
     # built-in near rules all look around key IDs: a line of 50,000 of them was windowed thrice).
     windows: dict[tuple[str, int], list[tuple[int, int]]] = {}
     for rule in ruleset.rules:
-        if rule.near is None or rule.id in health.disabled:
+        if rule.near is None or _switched_off(rule, health):
             continue
         # A rule with a value shape reports values of that shape only, near or not: a window
         # without one is not searched (a line of 50,000 key IDs holds no 40-character run, and
@@ -377,19 +385,36 @@ def pattern_budget(length: int) -> float:
     return PATTERN_TIMEOUT + PATTERN_SECONDS_PER_MIB * length / (1 << 20)
 
 
-# What a rule file's rule may spend in the whole scan (per process), beyond each call's own
-# budget: a pattern kept just under that budget on every file (1.9 s a file, a thousand
-# files) was never switched off. The same share per MiB as one call, and a fixed allowance.
+# What the rule files' rules may spend together in the whole scan (per process), beyond each
+# call's own budget: a pattern kept just under that budget on every file (1.9 s a file, a
+# thousand files) was never switched off, and 2,800 small rules each had budgets of their
+# own. The same share per MiB as one call, and a fixed allowance; past it every rule file's
+# rule is switched off (and reported), the built-in ones go on.
 RULE_SECONDS_PER_SCAN = 10.0
 
 
+def _allowance_left(health: RuleHealth) -> float:
+    return RULE_SECONDS_PER_SCAN + PATTERN_SECONDS_PER_MIB * health.text_bytes / (1 << 20) - health.custom_spent
+
+
 def _within_allowance(rule: Rule, health: RuleHealth, seconds: float) -> bool:
-    """Charge ``seconds`` to a rule file's rule; past its allowance for the scan so far, the
-    rule is disabled (and reported as out of time) and False is returned."""
-    spent = health.spent[rule.id] = health.spent.get(rule.id, 0.0) + seconds
-    if spent <= RULE_SECONDS_PER_SCAN + PATTERN_SECONDS_PER_MIB * health.text_bytes / (1 << 20):
+    """Charge ``seconds`` to the rule files' rules; past their allowance for the scan so far,
+    ``rule`` is disabled (and reported as out of time; the others as they next run) and False
+    is returned."""
+    health.custom_spent += seconds
+    if _allowance_left(health) >= 0:
         return True
     health.timed_out(rule.id)
+    return False
+
+
+def _switched_off(rule: Rule, health: RuleHealth) -> bool:
+    """Whether ``rule`` may not run: disabled, or a rule file's rule once their allowance is spent."""
+    if rule.id in health.disabled:
+        return True
+    if not rule.builtin and _allowance_left(health) < 0:
+        health.timed_out(rule.id)
+        return True
     return False
 
 
@@ -405,6 +430,8 @@ def _matches(rule: Rule, pattern: regex.Pattern[bytes], data: bytes, start: int,
     of 25 MiB is never held as 25 million matches).
     """
     budget = pattern_budget(end - start)
+    if not rule.builtin:
+        budget = min(budget, max(_allowance_left(health), 0.01))
     # What the caller does with each match (checks over the value, entropy) is outside the
     # regex clock, and costs as much as the match is long: a pattern whose overlapped
     # matches are long runs again from every position (`(?P<secret>[A-Za-z0-9]{20,})` over
@@ -428,6 +455,8 @@ def _matches(rule: Rule, pattern: regex.Pattern[bytes], data: bytes, start: int,
         except (TimeoutError, MemoryError, RecursionError):
             # MemoryError: a recursive pattern ((?R)) that nests once per character of the text.
             health.timed_out(rule.id)
+            if not rule.builtin:
+                _within_allowance(rule, health, time.perf_counter() - began)  # the time it took counts
             yield from batch
             return
         handed = time.perf_counter()
@@ -494,8 +523,12 @@ def _run_by_value(rule: Rule, data: bytes, runs: _RunCache, health: RuleHealth) 
             # A keyword counts in the context only, not inside a value: one random SMTP
             # password in 4,000 holds "mail" in some case, and a bare "password:" above it
             # would have passed for an SMTP setting.
+            began = time.perf_counter()
             context = _outside(data, window_start, window_end, values[first_value[index]:first_value[index + 1]]).lower()
-            if not any(keyword in context for keyword in rule.keywords):
+            present = any(keyword in context for keyword in rule.keywords)
+            if not rule.builtin and not _within_allowance(rule, health, time.perf_counter() - began):
+                break
+            if not present:
                 continue
         for pattern in rule.patterns:
             for match in _matches(rule, pattern, data, window_start, window_end, health):
@@ -581,12 +614,17 @@ def _holds_past_cut(rule: Rule, pattern: regex.Pattern[bytes], match: regex.Matc
     """Whether a match that reaches the end of its window (cut at CONTEXT_BYTES inside a long
     line) is still a match where the text goes on: a lookahead at the cut saw the end of the
     text, not what follows (the first 40 characters of a 60-character run passed for a secret)."""
+    timeout = PATTERN_TIMEOUT if rule.builtin else min(PATTERN_TIMEOUT, max(_allowance_left(health), 0.01))
+    began = time.perf_counter()
     try:
-        again = pattern.match(data, match.start(), min(len(data), match.end() + CONTEXT_BYTES),
-                              timeout=PATTERN_TIMEOUT)
+        again = pattern.match(data, match.start(), min(len(data), match.end() + CONTEXT_BYTES), timeout=timeout)
     except (TimeoutError, MemoryError, RecursionError):
         health.timed_out(rule.id)
         return False
+    finally:
+        if not rule.builtin:
+            # Outside the call's clock, and run once per match that reaches the cut: charged.
+            _within_allowance(rule, health, time.perf_counter() - began)
     return again is not None and again.span("secret") == match.span("secret")
 
 

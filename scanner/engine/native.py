@@ -280,12 +280,17 @@ def shared_syntax(source: bytes) -> bool:
 MAX_UNROLLED = 2000
 _COUNTED_REPEAT = re.compile(rb"\{(\d{0,9})(,?)(\d{0,9})\}")
 _UNROLLED_CAP = 1 << 40
+_VERBOSE = re.compile(rb"\(\?[a-zA-Z]*x")
 
 
 def unrolled_size(source: bytes) -> int:
     """An upper estimate of the atoms ``source`` spells out once each counted repeat is
     unrolled (alternatives added, not maxed; ``*``, ``+`` and ``?`` count once). Linear in
     the source."""
+    if _VERBOSE.search(source):
+        # Verbose mode: space and comments between a group and its repeat are no atoms, and
+        # this reading does not follow them (it counted "(...) {100}" as one space, unrepeated).
+        return _UNROLLED_CAP
     stack: list[list[int]] = [[0, 0]]  # per open group: [size so far, size of its last atom]
     index, size = 0, len(source)
     while index < size:

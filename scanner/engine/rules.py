@@ -102,9 +102,9 @@ class RuleHealth:
         self.prefilter: Any = None
         self.bytes_seen = 0
         self.verdicts: dict[tuple[str, bytes], bool] = {}
-        # Seconds each rule file's rule has spent in this process, and the bytes of text
-        # scanned here: its allowance grows with them (detect._within_allowance).
-        self.spent: dict[str, float] = {}
+        # Seconds the rule files' rules have spent in this process, and the bytes of text
+        # scanned here: their allowance grows with them (detect._within_allowance).
+        self.custom_spent = 0.0
         self.text_bytes = 0
         # A built-in rule's allow patterns as one stdlib pattern (combined_allow), by rule id;
         # None where they cannot be combined.
@@ -223,7 +223,8 @@ def load_ruleset(extra: Sequence[Path] = (), builtin: bool = True, *, inline_all
                 # Written from this YAML file when the wheel was built (hatch_build.py).
                 parsed = parse_rule_document(json.loads(twin.read_text(encoding="utf-8")), str(file), lazy=True)
             else:
-                parsed = parse_rule_file(file.read_text(encoding="utf-8"), str(file), lazy=position < builtin_count)
+                parsed = parse_rule_file(_read_rule_file(file, custom=position >= builtin_count), str(file),
+                                         lazy=position < builtin_count)
         except (OSError, UnicodeDecodeError) as exc:
             raise RuleError(str(file), None, None, f"cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
         for rule in parsed:
@@ -286,6 +287,9 @@ def _parse_rule(raw: Any, file: str, index: int, lazy: bool = False) -> Rule:
     if kind not in KINDS:
         raise fail("kind", f"must be one of {', '.join(KINDS)}, not {bounded(kind)}")
     keywords = _str_list(raw.get("keywords", []), fail, "keywords")
+    if len(keywords) > MAX_KEYWORDS or any(not 0 < len(keyword) <= MAX_KEYWORD_CHARS for keyword in keywords):
+        # Each is looked for in every text, outside any pattern's clock (40,000: 160 s a MiB).
+        raise fail("keywords", f"at most {MAX_KEYWORDS} keywords of 1 to {MAX_KEYWORD_CHARS} characters each")
     patterns_raw = _str_list(raw.get("patterns"), fail, "patterns")
     patterns = tuple(_compile(p, fail, "patterns", need_group=True, lazy=lazy) for p in patterns_raw)
     near: Near | None = None
@@ -381,6 +385,8 @@ def _str_list(value: Any, fail: Any, field: str) -> list[str]:
 # costs ~330 bytes of memory and ~10 us per character (a 4.8 MB alternation: 44 s, 1.6 GB,
 # before any time budget applies); the built-in patterns are under 1,000 characters.
 MAX_PATTERN_CHARS = 16 * 1024
+MAX_KEYWORDS = 64
+MAX_KEYWORD_CHARS = 100
 # All rule files besides the built-in ones, together: a folder of files each within the
 # limits held 11 MB of patterns (76 s to compile, in every worker again). Ordinary custom
 # rules are a few kilobytes.
@@ -397,9 +403,26 @@ def _rule_files_in(folder: Path) -> list[Path]:
         if seen >= MAX_RULE_FOLDER_ENTRIES:
             raise RuleError(str(folder), None, None, f"more than {MAX_RULE_FOLDER_ENTRIES:,} entries to search for rule "
                                                      "files: name the rule files, or a folder holding only them")
-        if path.suffix in (".yaml", ".yml"):
+        # Regular files only: a committed symlink to /dev/zero, or a FIFO, named *.yaml would
+        # be read until memory ran out (or for good).
+        if path.suffix in (".yaml", ".yml") and path.is_file():
             found.append(path)
     return sorted(found)
+
+
+def _read_rule_file(file: Path, *, custom: bool) -> str:
+    """A rule file's text; a custom one read no further than the total allowed (its size as
+    stat tells it can be a device's 0, or change between the look and the read)."""
+    if not custom:
+        return file.read_text(encoding="utf-8")
+    if not file.is_file():
+        raise RuleError(str(file), None, None, "not a regular file")
+    with open(file, "rb") as handle:
+        data = handle.read(MAX_RULE_FILES_BYTES + 1)
+    if len(data) > MAX_RULE_FILES_BYTES:
+        raise RuleError(str(file), None, None, f"more than {MAX_RULE_FILES_BYTES:,} bytes; rule files besides the "
+                                               "built-in ones are at most that in all")
+    return data.decode("utf-8")
 
 
 def _check_custom_size(files: Sequence[Path]) -> None:
