@@ -193,7 +193,8 @@ def test_a_rule_file_pattern_hyperscan_would_unroll_for_seconds_is_not_prefilter
                for r in ruleset.rules for p in r.patterns)  # a rule file like the built-in ones is prefiltered
 
 
-@pytest.mark.parametrize("pattern", ["(?P<secret>q?)", "(?s)(?P<secret>.*)", "x?(?P<secret>[a-z]*)"])
+@pytest.mark.parametrize("pattern", ["(?P<secret>q?)", "(?s)(?P<secret>.*)", "x?(?P<secret>[a-z]*)",
+                                     "(?<=x)(?P<secret>a*)", "\\b(?P<secret>[A-Z]*)\\b"])
 def test_a_pattern_matching_the_empty_string_is_refused(pattern: str) -> None:
     # It matches at every position of every text: (?P<secret>q?) made a 23 MiB scan 35x slower.
     error = _error(GOOD_RULE.replace("(?P<secret>acme_[a-z0-9]{12})", pattern))
@@ -221,6 +222,7 @@ def test_verbose_patterns_are_not_estimated_small() -> None:
     from scanner.engine import native
 
     assert native.unrolled_size(b"(?x)(?P<secret>zq(?:[a-z]{1000}) {100})") > native.MAX_UNROLLED
+    assert native.unrolled_size(b"(?P<secret>zq(?:[a-z]{1000})(?#c){100})") > native.MAX_UNROLLED
     assert native.unrolled_size(b"(?P<secret>zq(?:[a-z]{10}){10})") <= native.MAX_UNROLLED
 
 

@@ -280,7 +280,7 @@ def shared_syntax(source: bytes) -> bool:
 MAX_UNROLLED = 2000
 _COUNTED_REPEAT = re.compile(rb"\{(\d{0,9})(,?)(\d{0,9})\}")
 _UNROLLED_CAP = 1 << 40
-_VERBOSE = re.compile(rb"\(\?[a-zA-Z]*x")
+_VERBOSE = re.compile(rb"\(\?[a-zA-Z]*x|\(\?#")  # verbose mode, or an inline comment
 
 
 def unrolled_size(source: bytes) -> int:
@@ -288,8 +288,9 @@ def unrolled_size(source: bytes) -> int:
     unrolled (alternatives added, not maxed; ``*``, ``+`` and ``?`` count once). Linear in
     the source."""
     if _VERBOSE.search(source):
-        # Verbose mode: space and comments between a group and its repeat are no atoms, and
-        # this reading does not follow them (it counted "(...) {100}" as one space, unrepeated).
+        # Verbose mode or a (?#...) comment: space and comments between a group and its repeat
+        # are no atoms, and this reading does not follow them (it counted "(...) {100}" as one
+        # space, unrepeated).
         return _UNROLLED_CAP
     stack: list[list[int]] = [[0, 0]]  # per open group: [size so far, size of its last atom]
     index, size = 0, len(source)

@@ -463,11 +463,26 @@ def _compile(pattern: str, fail: Any, field: str, need_group: bool, lazy: bool =
         raise fail(field, f"invalid regular expression {bounded(pattern)}: {type(exc).__name__}: {exc}") from None
     if need_group and "secret" not in compiled.groupindex:
         raise fail(field, f"pattern {bounded(pattern)} needs a named group (?P<secret>...) around the value")
-    if need_group and compiled.fullmatch(b"") is not None:
+    if need_group and _matches_empty(compiled):
         # Every position of every text would be a match (a value is never empty).
         raise fail(field, f"pattern {bounded(pattern)} matches the empty string: make the value required "
                           "(+ or {1,} where it has * or ?)")
     return compiled
+
+
+# Every printable ASCII character and the common white space, twice: where a pattern's value
+# can be empty after some context ((?<=x)(?P<secret>a*)), it is empty somewhere in here.
+_EMPTY_PROBE = bytes(range(32, 127)) * 2 + b"\t\n\r\n" + bytes(range(32, 127))
+
+
+def _matches_empty(compiled: regex.Pattern[bytes]) -> bool:
+    if compiled.fullmatch(b"") is not None:
+        return True
+    try:
+        return any(match.start("secret") == match.end("secret")
+                   for match in compiled.finditer(_EMPTY_PROBE, overlapped=True, timeout=0.5))
+    except (TimeoutError, MemoryError, RecursionError):
+        return False  # the budgets at scan time hold such a pattern
 
 
 def combined_allow(sources: Sequence[bytes]) -> re.Pattern[bytes] | None:
