@@ -73,15 +73,24 @@ def find_config(root: Path) -> Path | None:
     return None
 
 
+MAX_CONFIG_BYTES = 256 * 1024
+MAX_ALLOW_VALUES = 256
+
+
 def load_config(path: Path | None) -> Config:
     if path is None:
         return Config()
     if not path.is_file():
         raise ConfigError(f"{path}: no such configuration file")
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        # A repository's own file: its allow-values are compiled (a 3.8 MB one, 26 s).
+        raise ConfigError(f"{path}: more than {MAX_CONFIG_BYTES:,} bytes; a configuration file is at most that")
+    text = raw.decode("utf-8", errors="replace")
     if path.name == "pyproject.toml":
         if sys.version_info >= (3, 11):
             import tomllib
@@ -136,6 +145,8 @@ def _parse(data: dict[str, Any], where: str, base: Path) -> Config:
         return cast(list[str], value)
 
     allow = []
+    if len(strings("allow-values")) > MAX_ALLOW_VALUES:
+        raise fail("allow-values", f"at most {MAX_ALLOW_VALUES} regular expressions")
     for pattern in strings("allow-values"):
         if (problem := too_long(pattern)) is not None:
             raise fail("allow-values", problem)

@@ -389,6 +389,16 @@ def test_a_rule_file_from_elsewhere_keeps_the_clock_on_its_allow_patterns(tmp_pa
     assert not mine.builtin
 
 
+class _HalfSecondClock:
+    """A perf_counter each reading of which is half a second later than the one before."""
+
+    now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 0.5
+        return self.now
+
+
 def test_a_rule_files_rule_is_switched_off_past_its_allowance_for_the_scan(monkeypatch: pytest.MonkeyPatch) -> None:
     # Each call has its budget; a rule file's pattern kept just under it on every file (1.9 s
     # a file, a thousand files) was never switched off. The clock here is fake: each reading
@@ -402,14 +412,7 @@ def test_a_rule_files_rule_is_switched_off_past_its_allowance_for_the_scan(monke
         "    examples: {positive: ['token = acme_abcdef123456'], negative: ['acme_x']}\n", "custom.yaml")
     ruleset = RuleSet(load_ruleset().rules + tuple(custom))
 
-    class Clock:
-        now = 0.0
-
-        def perf_counter(self) -> float:
-            self.now += 0.5
-            return self.now
-
-    monkeypatch.setattr(detect_module, "time", Clock())
+    monkeypatch.setattr(detect_module, "time", _HalfSecondClock())
     monkeypatch.setattr(detect_module, "RULE_SECONDS_PER_SCAN", 2.0)
     keys = KeySet.generate()
     found = []
@@ -434,14 +437,7 @@ def test_the_rule_files_rules_share_one_allowance(monkeypatch: pytest.MonkeyPatc
         f"    examples: {{positive: ['acme{index}_abcdef123456']}}\n" for index in range(20))
     ruleset = RuleSet(load_ruleset().rules + tuple(parse_rule_file(text, "many.yaml")))
 
-    class Clock:
-        now = 0.0
-
-        def perf_counter(self) -> float:
-            self.now += 0.5
-            return self.now
-
-    monkeypatch.setattr(detect_module, "time", Clock())
+    monkeypatch.setattr(detect_module, "time", _HalfSecondClock())
     monkeypatch.setattr(detect_module, "RULE_SECONDS_PER_SCAN", 3.0)
     keys = KeySet.generate()
     matches = detect(f"acme0_abcdef123456 {keys.key_id}\n".encode(), ruleset)

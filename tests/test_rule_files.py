@@ -171,6 +171,12 @@ def test_an_enormous_pattern_or_rule_file_is_refused_before_compiling(tmp_path: 
     (config / ".keysweep.yaml").write_text(f"allow-values: ['{alternation}']\n")
     result = run_keysweep("scan", "--no-history", config)
     assert result.returncode == 2 and "allow-values" in result.stderr and "at most" in result.stderr
+    (config / ".keysweep.yaml").write_text("allow-values: [" + ", ".join(f"'x{i}'" for i in range(300)) + "]\n")
+    result = run_keysweep("scan", "--no-history", config)
+    assert result.returncode == 2 and "at most 256" in result.stderr
+    (config / ".keysweep.yaml").write_text("allow-values: ['x']\n# " + "y" * 300_000 + "\n")
+    result = run_keysweep("scan", "--no-history", config)
+    assert result.returncode == 2 and "configuration file is at most" in result.stderr
 
 
 def test_a_rule_file_pattern_hyperscan_would_unroll_for_seconds_is_not_prefiltered() -> None:
