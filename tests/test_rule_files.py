@@ -238,3 +238,17 @@ def test_too_many_keywords_are_refused() -> None:
     error = _error(GOOD_RULE.replace("keywords: [acme_]", f"keywords: {many}"))
     assert (error.file, error.rule, error.field) == ("custom.yaml", "acme-token", "keywords")
     assert "at most 64" in str(error)
+
+
+def test_probing_for_empty_values_is_bounded_for_the_whole_load() -> None:
+    # Each probe may take up to 50 ms; thousands of patterns in 256 KiB would be minutes. Past
+    # the load's budget only the empty text is tried.
+    import regex
+
+    from scanner.engine.rules import ProbeBudget, _matches_empty
+
+    context_only = regex.compile(rb"(?<=x)(?P<secret>a*)")
+    assert _matches_empty(context_only, ProbeBudget())
+    spent = ProbeBudget(0.0)
+    assert not _matches_empty(context_only, spent) and spent.left == 0.0
+    assert _matches_empty(regex.compile(rb"(?P<secret>q?)"), spent)  # the empty text is always tried

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,6 +217,7 @@ def load_ruleset(extra: Sequence[Path] = (), builtin: bool = True, *, inline_all
     _check_custom_size(files[builtin_count:])
     rules: list[Rule] = []
     seen: dict[str, str] = {}
+    probe = ProbeBudget()  # one for the whole load
     for position, file in enumerate(files):
         twin = file.with_name(file.name + ".json")
         try:
@@ -224,7 +226,7 @@ def load_ruleset(extra: Sequence[Path] = (), builtin: bool = True, *, inline_all
                 parsed = parse_rule_document(json.loads(twin.read_text(encoding="utf-8")), str(file), lazy=True)
             else:
                 parsed = parse_rule_file(_read_rule_file(file, custom=position >= builtin_count), str(file),
-                                         lazy=position < builtin_count)
+                                         lazy=position < builtin_count, probe=probe)
         except (OSError, UnicodeDecodeError) as exc:
             raise RuleError(str(file), None, None, f"cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
         for rule in parsed:
@@ -237,7 +239,7 @@ def load_ruleset(extra: Sequence[Path] = (), builtin: bool = True, *, inline_all
     return RuleSet(tuple(rules), inline_allow=inline_allow)
 
 
-def parse_rule_file(text: str, file: str, *, lazy: bool = False) -> list[Rule]:
+def parse_rule_file(text: str, file: str, *, lazy: bool = False, probe: ProbeBudget | None = None) -> list[Rule]:
     """``lazy``: compile patterns on first use (built-in rules only: a user's rule file is
     checked whole when it loads, so a bad pattern is a usage error, not a failed scan)."""
     import yaml
@@ -250,10 +252,10 @@ def parse_rule_file(text: str, file: str, *, lazy: bool = False) -> list[Rule]:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise RuleError(file, None, None, f"not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    return parse_rule_document(doc, file, lazy=lazy)
+    return parse_rule_document(doc, file, lazy=lazy, probe=probe)
 
 
-def parse_rule_document(doc: Any, file: str, *, lazy: bool = False) -> list[Rule]:
+def parse_rule_document(doc: Any, file: str, *, lazy: bool = False, probe: ProbeBudget | None = None) -> list[Rule]:
     """Validate a parsed rule file (YAML, or the JSON copy of a built-in one).
 
     ``lazy``: the package's own rules, whose patterns are compiled when first used (most
@@ -266,10 +268,11 @@ def parse_rule_document(doc: Any, file: str, *, lazy: bool = False) -> list[Rule
     raw_rules = doc.get("rules")
     if not isinstance(raw_rules, list) or not raw_rules:
         raise RuleError(file, None, "rules", "expected a non-empty list of rules")
-    return [_parse_rule(raw, file, index, lazy) for index, raw in enumerate(raw_rules)]
+    probe = probe if probe is not None else ProbeBudget()
+    return [_parse_rule(raw, file, index, lazy, probe) for index, raw in enumerate(raw_rules)]
 
 
-def _parse_rule(raw: Any, file: str, index: int, lazy: bool = False) -> Rule:
+def _parse_rule(raw: Any, file: str, index: int, lazy: bool, probe: ProbeBudget) -> Rule:
     if not isinstance(raw, dict):
         raise RuleError(file, f"#{index + 1}", None, "a rule must be a mapping")
     rule_id = raw.get("id")
@@ -291,7 +294,7 @@ def _parse_rule(raw: Any, file: str, index: int, lazy: bool = False) -> Rule:
         # Each is looked for in every text, outside any pattern's clock (40,000: 160 s a MiB).
         raise fail("keywords", f"at most {MAX_KEYWORDS} keywords of 1 to {MAX_KEYWORD_CHARS} characters each")
     patterns_raw = _str_list(raw.get("patterns"), fail, "patterns")
-    patterns = tuple(_compile(p, fail, "patterns", need_group=True, lazy=lazy) for p in patterns_raw)
+    patterns = tuple(_compile(p, fail, "patterns", need_group=True, lazy=lazy, probe=probe) for p in patterns_raw)
     near: Near | None = None
     if "near" in raw:
         near_raw = raw["near"]
@@ -307,7 +310,7 @@ def _parse_rule(raw: Any, file: str, index: int, lazy: bool = False) -> Rule:
         if not near_patterns:
             raise fail("near.patterns", "required: at least one regular expression")
         near = Near(cast(SecretKind, near_raw["kind"]), lines,
-                    tuple(_compile(p, fail, "near.patterns", need_group=True, lazy=lazy) for p in near_patterns))
+                    tuple(_compile(p, fail, "near.patterns", need_group=True, lazy=lazy, probe=probe) for p in near_patterns))
     if not patterns and near is None:
         raise fail("patterns", "required: at least one regular expression (or a 'near' block)")
     value = _parse_value(raw["value"], file, rule_id, fail) if "value" in raw else None
@@ -448,7 +451,8 @@ def too_long(pattern: str) -> str | None:
             "costs seconds and hundreds of MB): split it, or match a shorter shape")
 
 
-def _compile(pattern: str, fail: Any, field: str, need_group: bool, lazy: bool = False) -> regex.Pattern[bytes]:
+def _compile(pattern: str, fail: Any, field: str, need_group: bool, lazy: bool = False,
+             probe: ProbeBudget | None = None) -> regex.Pattern[bytes]:
     if (problem := too_long(pattern)) is not None:
         raise fail(field, problem)
     if lazy:
@@ -463,7 +467,7 @@ def _compile(pattern: str, fail: Any, field: str, need_group: bool, lazy: bool =
         raise fail(field, f"invalid regular expression {bounded(pattern)}: {type(exc).__name__}: {exc}") from None
     if need_group and "secret" not in compiled.groupindex:
         raise fail(field, f"pattern {bounded(pattern)} needs a named group (?P<secret>...) around the value")
-    if need_group and _matches_empty(compiled):
+    if need_group and _matches_empty(compiled, probe if probe is not None else ProbeBudget()):
         # Every position of every text would be a match (a value is never empty).
         raise fail(field, f"pattern {bounded(pattern)} matches the empty string: make the value required "
                           "(+ or {1,} where it has * or ?)")
@@ -475,14 +479,28 @@ def _compile(pattern: str, fail: Any, field: str, need_group: bool, lazy: bool =
 _EMPTY_PROBE = bytes(range(32, 127)) * 2 + b"\t\n\r\n" + bytes(range(32, 127))
 
 
-def _matches_empty(compiled: regex.Pattern[bytes]) -> bool:
+class ProbeBudget:
+    """The seconds one load of rule files may spend probing patterns for empty values: 2,800
+    patterns in 256 KiB of rule files, each allowed its own, would be minutes. Past it only the
+    empty text is tried (the scan's own budgets hold the rest)."""
+
+    def __init__(self, seconds: float = 1.0) -> None:
+        self.left = seconds
+
+
+def _matches_empty(compiled: regex.Pattern[bytes], probe: ProbeBudget) -> bool:
     if compiled.fullmatch(b"") is not None:
         return True
+    if probe.left <= 0:
+        return False
+    began = time.perf_counter()
     try:
         return any(match.start("secret") == match.end("secret")
-                   for match in compiled.finditer(_EMPTY_PROBE, overlapped=True, timeout=0.5))
+                   for match in compiled.finditer(_EMPTY_PROBE, overlapped=True, timeout=min(0.05, probe.left)))
     except (TimeoutError, MemoryError, RecursionError):
         return False  # the budgets at scan time hold such a pattern
+    finally:
+        probe.left -= time.perf_counter() - began
 
 
 def combined_allow(sources: Sequence[bytes]) -> re.Pattern[bytes] | None:
