@@ -410,13 +410,17 @@ def test_value_verdicts_are_remembered_per_rule_but_not_a_timeout(monkeypatch: p
     good, placeholder = keys.secret.encode(), b"EXAMPLEEXAMPLEEXAMPLEEXAMPLEEXAMPLE12/+X"
     assert detect_module.value_passes(rule, good, health) is True
     assert detect_module.value_passes(rule, placeholder, health) is False
-    assert health.verdicts == {(rule.id, good): True, (rule.id, placeholder): False}
+    assert health.verdicts == {rule.id: {good: True, placeholder: False}}
+    # The check a pattern call sets up once gives the same verdicts, into the same memory.
+    check = detect_module._value_check(rule, RuleHealth())
+    assert (check(good), check(placeholder)) == (True, False)
     # A remembered verdict is not computed again.
     calls: list[bytes] = []
     real_entropy = detect_module.entropy_at_least
     monkeypatch.setattr(detect_module, "entropy_at_least", lambda v, t: calls.append(v) or real_entropy(v, t))
     assert detect_module.value_passes(rule, good, RuleHealth()) is True and calls == [good]  # the patch is in place
     assert detect_module.value_passes(rule, good, health) is True and calls == [good]
+    assert detect_module._value_check(rule, health)(good) is True and calls == [good]
     # A check that ran out of time says nothing about the value: not remembered.
     fresh = RuleHealth()
 
@@ -426,7 +430,7 @@ def test_value_verdicts_are_remembered_per_rule_but_not_a_timeout(monkeypatch: p
 
     timed = dataclasses.replace(rule, allow=(Slow(),), builtin=False)  # a rule file's: under the clock
     assert detect_module.value_passes(timed, good, fresh) is False
-    assert fresh.verdicts == {} and rule.id in fresh.disabled
+    assert not fresh.verdicts.get(rule.id) and rule.id in fresh.disabled
 
 
 def test_entropy_bounds_decide_as_the_full_count() -> None:

@@ -115,6 +115,12 @@ def decoded_views(data: bytes, base64_runs: list[tuple[int, int]],
     for start, end in base64_runs:
         if start < covered:
             continue
+        # In base64 of ASCII text the first character of every group of 4 encodes a byte
+        # below 0x80, so it is one of A-Z a-f: two C calls reject most identifiers (and the
+        # first line of a wrapped block that is not ASCII text: the whole block would fail
+        # the same test, and a CSV of secrets has a 40-character run ending every line).
+        if data[start:end:4].translate(None, _ASCII_GROUP_LEAD):
+            continue
         # Lines of one width (76 from `base64`, 64 from openssl) are one token: decoded line
         # by line, a key ID or secret across a line break was cut in two.
         wrapped = _wrapped(data, start, end) if start >= walked else None
@@ -136,10 +142,8 @@ def decoded_views(data: bytes, base64_runs: list[tuple[int, int]],
                 continue
             end += missing
         token = data[start:end]
-        # In base64 of ASCII text the first character of every group of 4 encodes a byte
-        # below 0x80, so it is one of A-Z a-f: two C calls reject most identifiers.
         if token[0::4].translate(None, _ASCII_GROUP_LEAD):
-            continue
+            continue  # the padding's group (the run's own were looked at above)
         decoded = _decode_base64(token)
         if decoded is not None and _interesting(decoded):
             substitutions.append((start, end, decoded))

@@ -93,7 +93,7 @@ class RuleHealth:
     ``prefilter``: the native prefilter once built (None: not yet; False: not used), and
     ``bytes_seen`` before it is worth building. The prefilter is never pickled: each worker
     process builds its own. ``verdicts``: whether a value passed its rule's value checks
-    (require, allow, entropy), by (rule, value): a history holds the same values in every
+    (require, allow, entropy), by rule and value: a history holds the same values in every
     version of a file (aws-cli: 23,676 checks of 399 values). Never pickled either.
     """
 
@@ -102,7 +102,7 @@ class RuleHealth:
         self.events: list[str] = []
         self.prefilter: Any = None
         self.bytes_seen = 0
-        self.verdicts: dict[tuple[str, bytes], bool] = {}
+        self.verdicts: dict[str, dict[bytes, bool]] = {}  # by rule id, then value
         # Seconds the rule files' rules have spent in this process, and the bytes of text
         # scanned here: their allowance grows with them (detect._within_allowance).
         self.custom_spent = 0.0

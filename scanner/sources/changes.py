@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from scanner.engine.detect import Match, as_scannable, detect
@@ -110,7 +110,7 @@ def _reindex(original: Sequence[Match], kept: Sequence[Match]) -> tuple[Match, .
     for match in kept:
         pair = position.get(id(original[match.pair])) if match.pair is not None else None
         token = position.get(id(original[match.session_token])) if match.session_token is not None else None
-        result.append(replace(match, pair=pair, session_token=token))
+        result.append(match._replace(pair=pair, session_token=token))
     return tuple(result)
 
 
