@@ -158,6 +158,41 @@ def test_whole_credentials_file_base64_encoded(keys: KeySet) -> None:
     assert {m.secret.reveal() for m in found(text)} == {keys.key_id, keys.secret}
 
 
+@pytest.mark.parametrize("native", [False, True])
+def test_credentials_in_a_base64_line_longer_than_a_token(keys: KeySet, native: bool) -> None:
+    """A credentials file in a long config, base64 on one line of 400 KB (a CI variable, a
+    Helm value): past one token's 64 KiB it is decoded in pieces, found at its piece's place,
+    and paired; a line of random bytes in base64 as long gives nothing."""
+    from scanner.engine import native as native_engine
+
+    if native and not native_engine.available():
+        pytest.skip("the hyperscan wheel is not installed here")
+    ruleset = load_ruleset()
+    ruleset.health.prefilter = native_engine.Prefilter(ruleset) if native else False
+    filler = "".join(f"setting_{i} = value number {i} of a long file\n" for i in range(4000))
+    inner = f"{filler}[default]\naws_access_key_id = {keys.key_id}\naws_secret_access_key = {keys.secret}\n{filler}"
+    encoded = base64.b64encode(inner.encode())
+    assert len(encoded) > 4 * 64 * 1024
+    matches = detect(b"config: " + encoded + b"\n", ruleset)
+    assert {m.secret.reveal() for m in matches} == {keys.key_id, keys.secret}
+    assert all(m.decoded == "base64" and m.line == 1 for m in matches)
+    # At the place of the piece holding them: well past the line's start, short of its end.
+    assert all(len(encoded) // 4 < m.column < len(encoded) for m in matches)
+    assert_pair(matches, keys)
+    noise = base64.b64encode(random.Random(2).randbytes(300_000))
+    assert detect(b"blob: " + noise + b"\n", ruleset) == []
+
+
+def test_every_key_of_a_long_base64_line_of_credentials() -> None:
+    """Thousands of credential lines in one base64 line: the pieces it is decoded in are cut
+    after line breaks, so no key is cut in two at a piece's end."""
+    rng = random.Random(11)
+    pairs = [(key_id(rng=rng), secret_key(rng)) for _ in range(3000)]
+    inner = "".join(f"aws_access_key_id={kid} aws_secret_access_key={secret}\n" for kid, secret in pairs)
+    matches = found(b"data: " + base64.b64encode(inner.encode()))
+    assert {m.secret.reveal() for m in matches} == {value for pair in pairs for value in pair}
+
+
 def test_url_encoded_secret_in_connection_url(keys: KeySet) -> None:
     from urllib.parse import quote
 
@@ -482,3 +517,20 @@ def test_many_escapes_give_the_tokens_few_escapes_give(monkeypatch: pytest.Monke
     few = decode._escape_view(data)
     assert many is not None and few is not None
     assert (many.data, many.view_starts, many.view_ends) == (few.data, few.view_starts, few.view_ends)
+
+
+def test_escapes_decoded_by_split_equal_one_substitution_per_escape() -> None:
+    """Tokens are unescaped by splitting at the escapes (each spelling decoded once): the same
+    bytes as substituting escape by escape, over random mixes of every escape, near-escapes
+    and plain text."""
+    from scanner.engine import decode
+
+    def one_by_one(token: bytes) -> bytes:
+        return decode._ESCAPE.sub(lambda match: decode._unescape(match.group()), token)
+
+    rng = random.Random(5)
+    parts = [b"\\/", b"\\u0041", b"\\u004a", b"\\u004A", b"\\u{41}", b"\\x4B", b"&#x41;", b"&#X7e;", b"&#65;",
+             b"&#126;", b"&#127;", b"\\u001f", b"abc", b"\\u00", b"&#", b"\\", b"/", b";", b"\\u{7", b"\xc3\xa9"]
+    for _ in range(3000):
+        token = b"".join(rng.choice(parts) for _ in range(rng.randrange(0, 24)))
+        assert decode._unescape_all(token) == one_by_one(token), token
