@@ -822,34 +822,32 @@ def _pair(found: list[_Located]) -> list[Match]:
     token_of: dict[int, int] = {}
     key_ids = [i for i, m in enumerate(found) if m.secret.kind == "key-id"]
     if key_ids:
-        distinct = {found[i].secret.reveal() for i in key_ids}
+        several = len({found[i].secret.reveal() for i in key_ids}) > 1
         key_lines = [found[i].line for i in key_ids]  # ascending: matches are in line order
         best_secret: dict[int, tuple[tuple[int, int], int]] = {}
         for index, match in enumerate(found):
-            if match.secret.kind not in PAIRS_WITH_KEY_ID:
+            kind = match.secret.kind
+            if kind not in PAIRS_WITH_KEY_ID:
                 continue
-
-            def distance(k: int, line: int = match.line) -> tuple[int, int]:
-                delta = line - found[k].line
-                return (abs(delta), 0 if delta >= 0 else 1)
-
             # The nearest key ID by bisection (not by comparing with every one: a CSV of
             # thousands of rows would be quadratic): the first one on the closest line above
             # (or on the same line), or the first one below, the one above winning a tie.
-            options = []
-            below = bisect.bisect_right(key_lines, match.line)
+            # A distance is (lines apart, 0 above or 1 below).
+            line = match.line
+            below = bisect.bisect_right(key_lines, line)
+            nearest, distance = -1, (0, 0)
             if below > 0:
-                options.append(key_ids[bisect.bisect_left(key_lines, key_lines[below - 1])])
-            if below < len(key_ids):
-                options.append(key_ids[below])
-            nearest = min(options, key=distance)
-            if distance(nearest)[0] > PAIR_LINES and len(distinct) > 1:
+                above_line = key_lines[below - 1]
+                nearest, distance = key_ids[bisect.bisect_left(key_lines, above_line)], (line - above_line, 0)
+            if below < len(key_ids) and (nearest < 0 or (key_lines[below] - line, 1) < distance):
+                nearest, distance = key_ids[below], (key_lines[below] - line, 1)
+            if distance[0] > PAIR_LINES and several:
                 continue
             pair_of[index] = nearest
-            if match.secret.kind == "secret":
-                if nearest not in best_secret or distance(nearest) < best_secret[nearest][0]:
-                    best_secret[nearest] = (distance(nearest), index)
-            elif match.secret.kind == "session-token":
+            if kind == "secret":
+                if nearest not in best_secret or distance < best_secret[nearest][0]:
+                    best_secret[nearest] = (distance, index)
+            elif kind == "session-token":
                 token_of.setdefault(nearest, index)
         for key_index, (_, secret_index) in best_secret.items():
             pair_of[key_index] = secret_index
