@@ -450,3 +450,60 @@ def test_the_rule_files_rules_share_one_allowance(monkeypatch: pytest.MonkeyPatc
     assert detect_module.time.now - clock < 10  # type: ignore[attr-defined]  # none of them runs again
     events += ruleset.health.take()
     assert sorted(events) == sorted(f"r{index}" for index in range(20))  # all off, each said once
+
+
+@pytest.mark.parametrize("name", ["secret", "aws_session_token", "smtp_password", "token "])
+def test_names_piled_before_each_value_do_not_switch_a_built_in_rule_off(name: str) -> None:
+    """Forty names before each value on a line are forty overlapping matches of one value: what
+    the checks cost is the values they hand over, not the whole matches (the matches of a line
+    like this outgrew 16 bytes per byte of text, and 200 such lines switched the secret rule off
+    for the rest of the scan, so a real key further on was missed)."""
+    rng = random.Random(6)
+    lines = [name * 40 + " = " + "".join(rng.choice(SECRET_ALPHABET.replace("/", "").replace("+", ""))
+                                           for _ in range(40)) for _ in range(200)]
+    keys = KeySet.generate()
+    text = ("\n".join(lines) + f"\naws_access_key_id={keys.key_id}\naws_secret_access_key={keys.secret}\n"
+            f"aws_session_token={keys.token}\n").encode()
+    ruleset = load_ruleset()
+    found = {m.secret.reveal() for m in detect(text, ruleset)}
+    assert ruleset.health.take() == []
+    assert {keys.key_id, keys.secret, keys.token} <= found
+
+
+def test_matches_exactly_at_the_matched_bytes_bound_are_all_checked(tmp_path: Path) -> None:
+    """A rule file's 16-character pattern matching at nearly every position hands over just
+    under 16 bytes per byte of text: inside its bound, so the scan completes with the one value
+    that passes (each match counted a byte longer than it is, it was switched off)."""
+    from scanner.engine.rules import load_ruleset as load
+
+    rng = random.Random(8)
+    lines = ["".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(1000)) for _ in range(200)]
+    text = ("\n".join(lines) + "\nZX9K2M4P7R1T3V5W\n").encode()
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules:\n  - id: custom\n    description: d\n    kind: secret\n"
+                     "    patterns: ['(?P<secret>[A-Z0-9]{16})']\n    require: [digit]\n    min-entropy: 0\n"
+                     "    examples: {positive: ['x ZX9K2M4P7R1T3V5W y']}\n")
+    ruleset = load([rules])
+    found = [m.secret.reveal() for m in detect(text, ruleset) if m.rule_id == "custom"]
+    assert ruleset.health.take() == [] and found == ["ZX9K2M4P7R1T3V5W"]
+
+
+def test_a_rule_out_of_matched_bytes_still_reports_what_it_found_before(tmp_path: Path) -> None:
+    """A rule file's rule whose values outgrow their bound is switched off, but the values it
+    handed over before that are checked while it is still on: the tokens above the long run
+    are reported (they were dropped with the batch that ran over)."""
+    from scanner.engine.rules import load_ruleset as load
+
+    rng = random.Random(9)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    tokens = ["".join(rng.choice(alphabet) for _ in range(30)) for _ in range(5)]
+    text = ("".join(f"token_{i} = {t}\n" for i, t in enumerate(tokens))
+            + "blob = " + "".join(rng.choice(alphabet) for _ in range(3000)) + "\n").encode()
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules:\n  - id: custom\n    description: d\n    kind: secret\n"
+                     "    patterns: ['(?P<secret>[A-Za-z0-9]{24,})']\n    min-entropy: 3.5\n"
+                     "    examples: {positive: ['k = ZX9K2M4P7R1T3V5WZX9K2M4P7R1T3V5Wabcdefqwerty']}\n")
+    ruleset = load([rules])
+    found = {m.secret.reveal() for m in detect(text, ruleset)}
+    assert ruleset.health.take() == ["custom"]
+    assert set(tokens) <= found

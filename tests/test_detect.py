@@ -183,6 +183,39 @@ def test_credentials_in_a_base64_line_longer_than_a_token(keys: KeySet, native: 
     assert detect(b"blob: " + noise + b"\n", ruleset) == []
 
 
+def _long_line_cases(keys: KeySet) -> dict[str, bytes]:
+    """Texts that hold a key pair, each more than 64 KiB once in base64 (for the test below)."""
+    filler = "".join(f"setting_{i} = value number {i} of a long file\n" for i in range(1500)).encode()
+    pair = f"aws_access_key_id = {keys.key_id}\naws_secret_access_key = {keys.secret}".encode()
+    rng = random.Random(3)
+    words = "|".join("".join(rng.choice("abcdefghij") for _ in range(15)) for _ in range(6000)).encode()
+    return {
+        # The last bytes of the file, not a whole group of three: decoded with the padding.
+        **{f"at the end, {n} more": filler + b"x" * n + b"[default]\n" + pair for n in range(3)},
+        "a UTF-8 BOM and accents": "\ufeff# café\n".encode() + filler + pair + b"\n" + filler,
+        "a terminal colour code": filler + pair + b"\n\x1b[0m\n" + filler,
+        # No line break, comma or space: pieces are cut after another byte no key is made of,
+        # and a name at one piece's end keeps the value opening the next.
+        "only | between words": b"aws_credentials|" + words[:49070] + b"|" + keys.key_id.encode() + b"|"
+        + keys.secret.encode() + b"|" + words,
+        # Pieces of nothing first (left out of the view), then the pair.
+        "after a long dull start": b"x = 1\n" * 26000 + pair + b"\n" + filler,
+    }
+
+
+@pytest.mark.parametrize("case", ["at the end, 0 more", "at the end, 1 more", "at the end, 2 more",
+                                  "a UTF-8 BOM and accents", "a terminal colour code", "only | between words",
+                                  "after a long dull start"])
+def test_long_base64_line_finds_what_the_plain_text_holds(keys: KeySet, case: str) -> None:
+    inner = _long_line_cases(keys)[case]
+    assert {keys.key_id, keys.secret} <= {m.secret.reveal() for m in found(inner)}
+    encoded = base64.b64encode(inner)
+    assert len(encoded) > 64 * 1024
+    matches = found(b"value: " + encoded + b"\n")
+    assert {m.secret.reveal() for m in matches} == {keys.key_id, keys.secret}
+    assert_pair(matches, keys)
+
+
 def test_every_key_of_a_long_base64_line_of_credentials() -> None:
     """Thousands of credential lines in one base64 line: the pieces it is decoded in are cut
     after line breaks, so no key is cut in two at a piece's end."""
@@ -465,7 +498,7 @@ def test_value_verdicts_are_remembered_per_rule_but_not_a_timeout(monkeypatch: p
 
     timed = dataclasses.replace(rule, allow=(Slow(),), builtin=False)  # a rule file's: under the clock
     assert detect_module.value_passes(timed, good, fresh) is False
-    assert not fresh.verdicts.get(rule.id) and rule.id in fresh.disabled
+    assert not fresh.rule_file_verdicts and not fresh.verdicts.get(rule.id) and rule.id in fresh.disabled
 
 
 def test_entropy_bounds_decide_as_the_full_count() -> None:

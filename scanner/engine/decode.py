@@ -117,6 +117,11 @@ def decoded_views(data: bytes, base64_runs: list[tuple[int, int]],
     for start, end in base64_runs:
         if start < covered:
             continue
+        if end - start > MAX_TOKEN:  # (a wrapped block's lines are 256 characters at most)
+            # One long line (a whole file in a CI variable, a data: URL): decoded in pieces,
+            # each judged on its own (one accented letter must not hide the rest).
+            substitutions += _long_base64(data, start, end)
+            continue
         # In base64 of ASCII text the first character of every group of 4 encodes a byte
         # below 0x80, so it is one of A-Z a-f: two C calls reject most identifiers (and the
         # first line of a wrapped block that is not ASCII text: the whole block would fail
@@ -135,8 +140,6 @@ def decoded_views(data: bytes, base64_runs: list[tuple[int, int]],
                 covered = block_end
                 continue
         if end - start > MAX_TOKEN:
-            # One long line (a whole file in a CI variable, a data: URL): decoded in pieces.
-            substitutions += _long_base64(data, start, end)
             continue
         # Padding completes a token to a multiple of 4; a run that cannot be completed so
         # is not base64 (most long runs are paths and identifiers) and is not decoded.
@@ -188,37 +191,79 @@ _BASE64_BYTES = bytes(i for i in range(256) if BASE64_TABLE[i])
 
 
 # A long base64 run is decoded whole (one C call) and looked at in pieces of at most this many
-# decoded bytes, each cut after a line break where there is one: a view's token is found at
-# its piece's place, and a key is never cut in two by a piece that ends in a line break.
+# decoded bytes, each cut after a line break where there is one (else after a comma, space,
+# ';' or '"', else after any byte no key is made of): a view's token is found at its piece's
+# place, and a key is never cut in two by a piece's end.
 LONG_PIECE = 48 * 1024
 _PIECE_ENDS = (b"\n", b",", b" ", b";", b'"')
+_KEY_BYTES = bytes(1 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "+/=_-") else 0 for i in range(256))
+# A piece is text if at most this share of its bytes are control characters (an ANSI colour
+# code in a log, a form feed): binary data has about one in nine.
+_CONTROL_SHARE = 100
 
 
 def _long_base64(data: bytes, start: int, end: int) -> list[tuple[int, int, bytes]]:
     """Substitutions for a base64 run longer than MAX_TOKEN: its decoded text in pieces.
 
     A piece's place in the run is that of its first whole group (4 characters for 3 bytes), so
-    pieces cut anywhere map to places in order; what is found in a piece is reported there."""
-    usable = (end - start) & ~3  # whole groups; a last partial group (its padding cut) holds no key
+    pieces cut anywhere map to places in order; what is found in a piece is reported there.
+    Its padding (``=``, after the run) is decoded with it: the last bytes of a file are often
+    its last key."""
+    length = end - start
+    missing = -length % 4
+    if missing and missing <= 2 and data[end : end + missing] == b"=" * missing:
+        length += missing
+    else:
+        length -= length % 4  # a last partial group without its padding: dropped
     try:
-        raw = base64.b64decode(data[start : start + usable], validate=True)
+        raw = base64.b64decode(data[start : start + length], validate=True)
     except (binascii.Error, ValueError):
         return []
+    cuts = [0]
+    while cuts[-1] < len(raw):
+        cut = min(len(raw), cuts[-1] + LONG_PIECE)
+        cuts.append(_piece_end(raw, cuts[-1] + LONG_PIECE // 2, cut) if cut < len(raw) else cut)
+    texts = [_as_text(raw[low:high]) for low, high in zip(cuts, cuts[1:])]
+    # A piece is kept if it, or a piece beside it, looks worth a look: a name at one piece's
+    # end and its value opening the next are read together (the view holds them side by side).
+    worth = [text is not None and _interesting(text) for text in texts]
+    keep = [text is not None and any(worth[max(0, index - 1) : index + 2]) for index, text in enumerate(texts)]
     pieces = []
-    position = 0
-    while position < len(raw):
-        cut = min(len(raw), position + LONG_PIECE)
-        if cut < len(raw):
-            for separator in _PIECE_ENDS:
-                found = raw.rfind(separator, position + LONG_PIECE // 2, cut)
-                if found >= 0:
-                    cut = found + 1
-                    break
-        piece = raw[position:cut]
-        if _is_text(piece) and _interesting(piece):
-            pieces.append((start + position // 3 * 4, start + cut // 3 * 4, piece))
-        position = cut
+    last = len(texts) - 1
+    for index, text in enumerate(texts):
+        if text is None or not keep[index]:
+            continue
+        # Beside a piece left out, the view holds raw base64: a line break on that side keeps
+        # a key at the piece's edge from reading as part of a longer token. The last piece
+        # ends where the run does (its padding with it), so what follows the run follows it.
+        if index > 0 and not keep[index - 1]:
+            text = b"\n" + text
+        if index < last and not keep[index + 1]:
+            text += b"\n"
+        piece_end = start + length if index == last else start + cuts[index + 1] // 3 * 4
+        pieces.append((start + cuts[index] // 3 * 4, piece_end, text))
     return pieces
+
+
+def _piece_end(raw: bytes, low: int, high: int) -> int:
+    """Where a piece of ``raw`` ending at most at ``high`` (and not before ``low``) is cut."""
+    for separator in _PIECE_ENDS:
+        found = raw.rfind(separator, low, high)
+        if found >= 0:
+            return found + 1
+    found = raw[low:high].translate(_KEY_BYTES).rfind(b"\x00")
+    return low + found + 1 if found >= 0 else high  # 24 KiB of one token: no key is bounded in it
+
+
+def _as_text(piece: bytes) -> bytes | None:
+    """``piece`` if it is text to scan (few control characters; bytes above 0x7f, UTF-8 or
+    not, make no key and do no harm), else None."""
+    controls = len(piece) - len(piece.translate(None, TEXT_CONTROLS))
+    return piece if piece and controls * _CONTROL_SHARE <= len(piece) else None
+
+
+# Control characters text does not hold (tab and line ends are text).
+TEXT_CONTROLS = bytes(range(32)).replace(b"\t", b"").replace(b"\n", b"").replace(b"\r", b"")
 
 
 def _wrapped(data: bytes, start: int, end: int) -> tuple[int, bytes] | None:

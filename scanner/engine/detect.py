@@ -21,12 +21,12 @@ import operator
 import re
 import time
 from collections import _count_elements  # type: ignore[attr-defined]
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import NamedTuple
 
 import regex
 
-from scanner.engine.decode import BASE64_TABLE, MIN_BASE64_RUN, DecodingKind, decoded_views, value_runs
+from scanner.engine.decode import BASE64_TABLE, MIN_BASE64_RUN, TEXT_CONTROLS, DecodingKind, decoded_views, value_runs
 from scanner.engine.native import NATIVE_RUN, Prefilter, prefilter_for
 from scanner.engine.rules import CharClass, Rule, RuleHealth, RuleSet, ValueShape, combined_allow
 from scanner.secret import PAIRS_WITH_KEY_ID, Secret
@@ -111,11 +111,10 @@ def _utf16_by_parity(data: bytes) -> bytes | None:
     except UnicodeDecodeError:
         return None
     # One pass in C: UTF-8 never puts a byte below 0x20 inside a longer character.
-    controls = len(text) - len(text.translate(None, _TEXT_CONTROLS))
+    controls = len(text) - len(text.translate(None, TEXT_CONTROLS))
     return text if controls * 100 <= len(text) else None
 
 
-_TEXT_CONTROLS = bytes(range(32)).replace(b"\t", b"").replace(b"\n", b"").replace(b"\r", b"")
 
 
 def _utf16_without_bom(data: bytes) -> str | None:
@@ -134,7 +133,7 @@ def _utf16_without_bom(data: bytes) -> str | None:
         # The low bytes of the characters whose high byte is NUL: control characters there
         # (other than tab, newline, carriage return) mean numbers, not text.
         ascii_part = bytes(b for b, h in zip(low, high) if h == 0)
-        if len(ascii_part) - len(ascii_part.translate(None, _TEXT_CONTROLS)) > len(ascii_part) // 100:
+        if len(ascii_part) - len(ascii_part.translate(None, TEXT_CONTROLS)) > len(ascii_part) // 100:
             continue
         return codec
     return None
@@ -205,14 +204,19 @@ MAX_VERDICTS = 1 << 16
 
 
 def value_passes(rule: Rule, value: bytes, health: RuleHealth | None = None) -> bool:
-    known: dict[bytes, bool] | None = None
+    known: dict[Hashable, bool] | None = None
+    key: Hashable = value
     if health is not None:
         if rule.id in health.disabled:
             # Switched off (its allowlist ran out of time on a value): the values after it
             # would each wait for the budget again, 2 s apiece, thousands in one text.
             return False
-        known = health.verdicts.setdefault(rule.id, {})
-        remembered = known.get(value)
+        # The rule files' rules share one memory, bounded in all: there may be hundreds.
+        if rule.builtin:
+            known = health.verdicts.setdefault(rule.id, {})
+        else:
+            known, key = health.rule_file_verdicts, (rule.id, value)
+        remembered = known.get(key)
         if remembered is not None:
             return remembered
     if not all(_has_class(value, cls) for cls in rule.require):
@@ -240,7 +244,7 @@ def value_passes(rule: Rule, value: bytes, health: RuleHealth | None = None) -> 
     if known is not None:
         if len(known) >= MAX_VERDICTS:
             known.clear()
-        known[value] = verdict
+        known[key] = verdict
     return verdict
 
 
@@ -475,11 +479,14 @@ def _match_batches(rule: Rule, pattern: regex.Pattern[bytes], data: bytes, start
     if not rule.builtin:
         budget = min(budget, max(_allowance_left(health), 0.01))
     # What the caller does with each match (checks over the value, entropy) is outside the
-    # regex clock, and costs as much as the match is long: a pattern whose overlapped
-    # matches are long runs again from every position (`(?P<secret>[A-Za-z0-9]{20,})` over
-    # a 10 KB token matched 50 MB, 9 s with no budget event). The bytes matched are bounded
-    # too, linearly in the window; past that the rule is out of budget like a slow one.
+    # regex clock, and costs as much as the value is long: a pattern whose overlapped
+    # values are long runs again from every position (`(?P<secret>[A-Za-z0-9]{20,})` over
+    # a 10 KB token matched 50 MB, 9 s with no budget event). The bytes of the values are
+    # bounded too, linearly in the window; past that the rule is out of budget like a slow
+    # one. The values, not the whole matches: 30 names before one value on a line are 30
+    # matches of 250 bytes, which a hostile text repeated to switch the secret rule off.
     matched_budget = MATCHED_BYTES_PER_BYTE * (end - start) + MATCHED_BYTES_FLOOR
+    value = pattern.groupindex.get("secret", 0)
     position = start
     handed = 0.0  # when the last batch was handed over: what the caller did with it is charged too
     while True:
@@ -496,10 +503,11 @@ def _match_batches(rule: Rule, pattern: regex.Pattern[bytes], data: bytes, start
                     break
         except (TimeoutError, MemoryError, RecursionError):
             # MemoryError: a recursive pattern ((?R)) that nests once per character of the text.
-            health.timed_out(rule.id)
+            # What was found before is handed over first, and checked while the rule is still on.
             if not rule.builtin:
                 _within_allowance(rule, health, time.perf_counter() - began)  # the time it took counts
             yield batch
+            health.timed_out(rule.id)
             return
         handed = time.perf_counter()
         budget -= handed - began
@@ -507,15 +515,15 @@ def _match_batches(rule: Rule, pattern: regex.Pattern[bytes], data: bytes, start
             yield batch
             return
         # An empty match counts as one byte: a pattern matching the empty string at every
-        # position of 23 MiB cost 35x the scan in checks on nothing. (Every match counted one
-        # byte longer first, in one C-speed sum; one by one only when that is over.)
-        matched = sum([match.end() - match.start() for match in batch]) + len(batch)
+        # position of 23 MiB cost 35x the scan in checks on nothing.
+        lengths = [match.end(value) - match.start(value) for match in batch]
+        matched = sum(lengths) + lengths.count(0)
         if matched > matched_budget:
-            for index, match in enumerate(batch):
-                matched_budget -= max(1, match.end() - match.start())
+            for index, length in enumerate(lengths):
+                matched_budget -= max(1, length)
                 if matched_budget < 0:
-                    health.timed_out(rule.id)
                     yield batch[:index]
+                    health.timed_out(rule.id)
                     return
         matched_budget -= matched
         yield batch

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -102,7 +102,8 @@ class RuleHealth:
         self.events: list[str] = []
         self.prefilter: Any = None
         self.bytes_seen = 0
-        self.verdicts: dict[str, dict[bytes, bool]] = {}  # by rule id, then value
+        self.verdicts: dict[str, dict[Hashable, bool]] = {}  # a built-in rule's, by rule id, then value
+        self.rule_file_verdicts: dict[Hashable, bool] = {}  # the rule files' rules', by (rule id, value)
         # Seconds the rule files' rules have spent in this process, and the bytes of text
         # scanned here: their allowance grows with them (detect._within_allowance).
         self.custom_spent = 0.0
