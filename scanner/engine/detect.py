@@ -491,6 +491,8 @@ def _match_batches(rule: Rule, pattern: regex.Pattern[bytes], data: bytes, start
     handed = 0.0  # when the last batch was handed over: what the caller did with it is charged too
     while True:
         batch: list[regex.Match[bytes]] = []
+        matched = 0  # bytes of the batch's values; an empty one counts as one byte
+        over = False
         began = time.perf_counter()
         if handed and not rule.builtin and not _within_allowance(rule, health, began - handed):
             return
@@ -498,6 +500,12 @@ def _match_batches(rule: Rule, pattern: regex.Pattern[bytes], data: bytes, start
             # overlapped: a name may be followed by several values (a list on one line), and
             # one value may be claimed by two names; dedupe keeps one per place.
             for match in pattern.finditer(data, position, end, overlapped=True, timeout=budget):
+                # Counted as they come: a 40 KB run matched again from every position is
+                # stopped at the match that runs over, not after a batch of 4,096 of them.
+                matched += match.end(value) - match.start(value) or 1
+                if matched > matched_budget:
+                    over = True
+                    break
                 batch.append(match)
                 if len(batch) == MATCH_BATCH:
                     break
@@ -516,15 +524,10 @@ def _match_batches(rule: Rule, pattern: regex.Pattern[bytes], data: bytes, start
             return
         # An empty match counts as one byte: a pattern matching the empty string at every
         # position of 23 MiB cost 35x the scan in checks on nothing.
-        lengths = [match.end(value) - match.start(value) for match in batch]
-        matched = sum(lengths) + lengths.count(0)
-        if matched > matched_budget:
-            for index, length in enumerate(lengths):
-                matched_budget -= max(1, length)
-                if matched_budget < 0:
-                    yield batch[:index]
-                    health.timed_out(rule.id)
-                    return
+        if over:
+            yield batch  # what came before the match that ran over, checked while the rule is on
+            health.timed_out(rule.id)
+            return
         matched_budget -= matched
         yield batch
         if len(batch) < MATCH_BATCH:
