@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-
 from scanner.engine.lazyregex import lazy_compile
 
 DecodingKind = Literal["base64", "url", "escape"]
