@@ -194,6 +194,8 @@ def _long_line_cases(keys: KeySet) -> dict[str, bytes]:
         **{f"at the end, {n} more": filler + b"x" * n + b"[default]\n" + pair for n in range(3)},
         "a UTF-8 BOM and accents": "\ufeff# café\n".encode() + filler + pair + b"\n" + filler,
         "a terminal colour code": filler + pair + b"\n\x1b[0m\n" + filler,
+        # A CI log in colour: two escapes a line, three control bytes in a hundred.
+        "a coloured log": b"".join(b"\x1b[32mstep %d passed\x1b[0m\n" % i for i in range(4000)) + pair + b"\n",
         # No line break, comma or space: pieces are cut after another byte no key is made of,
         # and a name at one piece's end keeps the value opening the next.
         "only | between words": b"aws_credentials|" + words[:49070] + b"|" + keys.key_id.encode() + b"|"
@@ -203,13 +205,16 @@ def _long_line_cases(keys: KeySet) -> dict[str, bytes]:
     }
 
 
+@pytest.mark.parametrize("padding", [True, False])
 @pytest.mark.parametrize("case", ["at the end, 0 more", "at the end, 1 more", "at the end, 2 more",
-                                  "a UTF-8 BOM and accents", "a terminal colour code", "only | between words",
-                                  "after a long dull start"])
-def test_long_base64_line_finds_what_the_plain_text_holds(keys: KeySet, case: str) -> None:
+                                  "a UTF-8 BOM and accents", "a terminal colour code", "a coloured log",
+                                  "only | between words", "after a long dull start"])
+def test_long_base64_line_finds_what_the_plain_text_holds(keys: KeySet, case: str, padding: bool) -> None:
+    """Also written without its padding (base64url style, `base64 | tr -d =`): the last group
+    is decoded all the same."""
     inner = _long_line_cases(keys)[case]
     assert {keys.key_id, keys.secret} <= {m.secret.reveal() for m in found(inner)}
-    encoded = base64.b64encode(inner)
+    encoded = base64.b64encode(inner) if padding else base64.b64encode(inner).rstrip(b"=")
     assert len(encoded) > 64 * 1024
     matches = found(b"value: " + encoded + b"\n")
     assert {m.secret.reveal() for m in matches} == {keys.key_id, keys.secret}
@@ -224,6 +229,18 @@ def test_every_key_of_a_long_base64_line_of_credentials() -> None:
     inner = "".join(f"aws_access_key_id={kid} aws_secret_access_key={secret}\n" for kid, secret in pairs)
     matches = found(b"data: " + base64.b64encode(inner.encode()))
     assert {m.secret.reveal() for m in matches} == {value for pair in pairs for value in pair}
+
+
+@pytest.mark.parametrize("lines", [3, 40, 2000])
+def test_base64_of_base64_wrapped_over_lines(keys: KeySet, lines: int) -> None:
+    """`base64 creds.ini | base64 -w0` (a Secret made from a .b64 file): the inner layer is
+    wrapped at 76 characters, and its line breaks no longer hide it."""
+    inner = "".join(f"setting_{i} = {i}\n" for i in range(lines)) + (
+        f"aws_access_key_id = {keys.key_id}\naws_secret_access_key = {keys.secret}\n")
+    middle = base64.encodebytes(inner.encode())  # 76 characters a line
+    assert middle.count(b"\n") > 1
+    text = b"data: " + base64.b64encode(middle) + b"\n"
+    assert {keys.key_id, keys.secret} <= {m.secret.reveal() for m in found(text)}
 
 
 def test_url_encoded_secret_in_connection_url(keys: KeySet) -> None:

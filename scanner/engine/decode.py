@@ -196,9 +196,9 @@ _BASE64_BYTES = bytes(i for i in range(256) if BASE64_TABLE[i])
 LONG_PIECE = 48 * 1024
 _PIECE_ENDS = (b"\n", b",", b" ", b";", b'"')
 _KEY_BYTES = bytes(1 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "+/=_-") else 0 for i in range(256))
-# A piece is text if at most this share of its bytes are control characters (an ANSI colour
-# code in a log, a form feed): binary data has about one in nine.
-_CONTROL_SHARE = 100
+# A piece is text if at most this share of its bytes are control characters other than ESC
+# (which opens a CI log's colour codes): binary data has about one in nine.
+_CONTROL_SHARE = 20
 
 
 def _long_base64(data: bytes, start: int, end: int) -> list[tuple[int, int, bytes]]:
@@ -210,12 +210,15 @@ def _long_base64(data: bytes, start: int, end: int) -> list[tuple[int, int, byte
     its last key."""
     length = end - start
     missing = -length % 4
+    padding = b""
     if missing and missing <= 2 and data[end : end + missing] == b"=" * missing:
         length += missing
-    else:
-        length -= length % 4  # a last partial group without its padding: dropped
+    elif missing and missing <= 2:
+        padding = b"=" * missing  # written without its padding (base64url style, `tr -d =`)
+    elif missing:
+        length -= 1  # one character past whole groups is no base64's
     try:
-        raw = base64.b64decode(data[start : start + length], validate=True)
+        raw = base64.b64decode(data[start : start + length] + padding, validate=True)
     except (binascii.Error, ValueError):
         return []
     cuts = [0]
@@ -257,12 +260,13 @@ def _piece_end(raw: bytes, low: int, high: int) -> int:
 def _as_text(piece: bytes) -> bytes | None:
     """``piece`` if it is text to scan (few control characters; bytes above 0x7f, UTF-8 or
     not, make no key and do no harm), else None."""
-    controls = len(piece) - len(piece.translate(None, TEXT_CONTROLS))
+    controls = len(piece) - len(piece.translate(None, _PIECE_CONTROLS))
     return piece if piece and controls * _CONTROL_SHARE <= len(piece) else None
 
 
 # Control characters text does not hold (tab and line ends are text).
 TEXT_CONTROLS = bytes(range(32)).replace(b"\t", b"").replace(b"\n", b"").replace(b"\r", b"")
+_PIECE_CONTROLS = TEXT_CONTROLS.replace(b"\x1b", b"")
 
 
 def _wrapped(data: bytes, start: int, end: int) -> tuple[int, bytes] | None:
@@ -439,8 +443,8 @@ def _interesting(decoded: bytes) -> bool:
     stripped = decoded.strip()
     if len(stripped) == 40 and not stripped.translate(BASE64_TABLE).count(0):
         return True
-    if len(stripped) >= 40 and not stripped.rstrip(b"=").translate(BASE64_TABLE).count(0):
-        return True  # base64 inside base64: the detector looks one layer further down
+    if len(stripped) >= 40 and not stripped.translate(None, b"=\r\n").translate(BASE64_TABLE).count(0):
+        return True  # base64 inside base64 (wrapped over lines or not): the detector looks one layer further down
     lowered = decoded.lower()
     return any(word in lowered for word in _CONTEXT_WORDS)
 
