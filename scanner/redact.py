@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import itertools
 import urllib.parse
 from collections.abc import Callable, Iterable
 
@@ -103,9 +104,23 @@ def _base64_cores(value: bytes) -> Iterable[str]:
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
 
 
+# A value longer than this is redacted as it stands, and without its slashes, not also in each
+# encoding: a session token has no length limit, and fourteen forms of a 5 MB one were 70 MB
+# to hold for a commit subject of a few hundred characters.
+MAX_ENCODED_VALUE = 64 * 1024
+# The prefix each position of a run is looked up by is at most this long: it was the length
+# of the shortest value, and a 5 MB token made it a 5 MB slice a position (and a repeat count
+# of five million in the run pattern: 3 GB and 7 s to compile).
+MAX_PREFIX = 64
+
+
 def _forms(secret: Secret) -> Iterable[str]:
     value = secret.reveal()
     yield value
+    if len(value) > MAX_ENCODED_VALUE:
+        if "/" in value:
+            yield value.replace("/", "")
+        return
     if "/" in value:
         # Its slashes taken for folder separators: a path chopped at them, read without them
         # (name_redactor), holds the value so.
@@ -127,7 +142,7 @@ def redactor_for(secrets: Iterable[Secret]) -> Redactor:
                 replacements.setdefault(form, shown)
     if not replacements:
         return Redactor(None, {})
-    shortest = min(map(len, replacements))
+    shortest = min(MAX_PREFIX, *map(len, replacements))
     by_prefix: dict[str, str | dict[int, dict[str, str]]] = {}
     for form, shown in replacements.items():
         prefix = form[:shortest]
@@ -144,7 +159,7 @@ def redactor_for(secrets: Iterable[Secret]) -> Redactor:
             prefixes[prefix] = forms
         else:
             prefixes[prefix] = tuple(sorted(forms.items(), reverse=True))
-    alphabet = "".join(regex.escape(c) for c in sorted(set("".join(replacements))))
+    alphabet = "".join(regex.escape(c) for c in sorted(set(itertools.chain.from_iterable(replacements))))
     return Redactor(regex.compile(f"[{alphabet}]{{{shortest},}}"), replacements, shortest, prefixes)
 
 

@@ -210,3 +210,24 @@ def test_the_findings_of_one_path_redact_it_once(monkeypatch: pytest.MonkeyPatch
     redacted = redact_module.redact_report(ScanReport(findings, (), (), 0, 1, 1, 0, 0.0, "repo"))
     assert {f.path for f in redacted.findings} == {path}
     assert calls.count(path) == 1
+
+
+def test_a_megabyte_session_token_is_redacted_without_a_megabyte_pattern() -> None:
+    """A session token has no length limit: a 2 MB one found alone made the run pattern
+    `[...]{2000000,}` (3 GB and 7 s to compile for 5 MB) and a 2 MB slice per position. The
+    prefix looked up is at most 64 characters, and a value that long is kept as it stands
+    (and without slashes), not in every encoding."""
+    from scanner import redact
+
+    token = ("FwoGZXIvYXdzE" + "Ab9/" * 500_000)[:2_000_000]
+    keys = KeySet.generate()
+    alone = redactor_for([Secret("session-token", token)])  # found alone: nothing shorter beside it
+    assert alone.shortest == redact.MAX_PREFIX
+    assert alone.pattern is not None and alone.pattern.pattern.endswith("{64,}")
+    assert len(alone.replacements) == 2  # it, and it without '/'
+    assert alone(f"a {token} b") == "a ******** b"
+    redactor = redactor_for([Secret("session-token", token), Secret("secret", keys.secret)])
+    text = f"deploy {token} then {keys.secret} and {token.replace('/', '')}"
+    redacted = redactor(text)
+    assert token not in redacted and token.replace("/", "") not in redacted and keys.secret not in redacted
+    assert redacted.startswith("deploy ") and " then " in redacted
