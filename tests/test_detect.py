@@ -243,6 +243,34 @@ def test_base64_of_base64_wrapped_over_lines(keys: KeySet, lines: int) -> None:
     assert {keys.key_id, keys.secret} <= {m.secret.reveal() for m in found(text)}
 
 
+@pytest.mark.parametrize("secret_first", [False, True])
+def test_each_pair_of_a_one_line_json_list_is_linked_within_its_object(secret_first: bool) -> None:
+    """Minified JSON with several credentials on one line: each secret pairs with the key ID of
+    its own object (verification signs with the pair), not every secret with the first key ID."""
+    rng = random.Random(12)
+    pairs = [(key_id(rng=rng), secret_key(rng)) for _ in range(4)]
+    objects = [f'"SecretAccessKey":"{s}","AccessKeyId":"{k}"' if secret_first else f'"AccessKeyId":"{k}","SecretAccessKey":"{s}"'
+               for k, s in pairs]
+    matches = found("[" + ",".join("{" + o + "}" for o in objects) + "]")
+    index = {m.secret.reveal(): i for i, m in enumerate(matches)}
+    for key, secret in pairs:
+        assert (matches[index[key]].pair, matches[index[secret]].pair) == (index[secret], index[key])
+
+
+def test_profiles_of_a_credentials_file_in_one_long_base64_line_pair_each_with_its_own() -> None:
+    """Five profiles decoded from one base64 line all stand at one place of the line: each
+    secret still pairs with its own profile's key ID (they were all paired with the first)."""
+    rng = random.Random(13)
+    pairs = [(key_id(rng=rng), secret_key(rng)) for _ in range(5)]
+    filler = "".join(f"setting_{i} = value number {i} of a long file\n" for i in range(1500))
+    inner = filler + "".join(f"[p{i}]\naws_access_key_id = {k}\naws_secret_access_key = {s}\n"
+                             for i, (k, s) in enumerate(pairs))
+    matches = found(b"credentials: " + base64.b64encode(inner.encode()) + b"\n")
+    index = {m.secret.reveal(): i for i, m in enumerate(matches)}
+    for key, secret in pairs:
+        assert (matches[index[key]].pair, matches[index[secret]].pair) == (index[secret], index[key])
+
+
 def test_url_encoded_secret_in_connection_url(keys: KeySet) -> None:
     from urllib.parse import quote
 

@@ -823,6 +823,23 @@ _START = operator.attrgetter("start")
 _PLACE_AND_RULE = operator.attrgetter("start", "rule.id")
 
 
+def _paired_in_order(found: list[_Located]) -> dict[int, int]:
+    """Secrets on a line holding as many key IDs as secrets (two or more): the n-th secret of
+    the line with its n-th key ID, whichever comes first in each pair (a one-line JSON list of
+    credentials, `{"AccessKeyId":…,"SecretAccessKey":…},{…}`, or the other way round: by
+    place alone, a secret can stand nearer the next object's key ID than its own)."""
+    by_line: dict[int, tuple[list[int], list[int]]] = {}
+    for index, match in enumerate(found):
+        kind = match.secret.kind
+        if kind == "key-id" or kind == "secret":
+            by_line.setdefault(match.line, ([], []))[kind == "secret"].append(index)
+    paired: dict[int, int] = {}
+    for key_ids, secrets in by_line.values():
+        if len(secrets) > 1 and len(key_ids) == len(secrets):
+            paired.update(zip(secrets, key_ids))
+    return paired
+
+
 def _pair(found: list[_Located]) -> list[Match]:
     """The matches, each secret (and session token) linked to the key ID it belongs with.
 
@@ -834,24 +851,40 @@ def _pair(found: list[_Located]) -> list[Match]:
     key_ids = [i for i, m in enumerate(found) if m.secret.kind == "key-id"]
     if key_ids:
         several = len({found[i].secret.reveal() for i in key_ids}) > 1
-        key_lines = [found[i].line for i in key_ids]  # ascending: matches are in line order
-        best_secret: dict[int, tuple[tuple[int, int], int]] = {}
+        key_lines = [found[i].line for i in key_ids]  # ascending: matches are in order of place
+        key_starts = [found[i].start for i in key_ids]
+        best_secret: dict[int, tuple[tuple[int, int, int, int], int]] = {}
+        in_order = _paired_in_order(found)
         for index, match in enumerate(found):
             kind = match.secret.kind
             if kind not in PAIRS_WITH_KEY_ID:
                 continue
+            if index in in_order:
+                pair_of[index] = nearest = in_order[index]
+                best_secret[nearest] = ((0, 0, 0, 0), index)
+                continue
             # The nearest key ID by bisection (not by comparing with every one: a CSV of
-            # thousands of rows would be quadratic): the first one on the closest line above
-            # (or on the same line), or the first one below, the one above winning a tie.
-            # A distance is (lines apart, 0 above or 1 below).
+            # thousands of rows would be quadratic): on the same line the nearest by place, the
+            # one before winning a tie (a one-line JSON list of credentials pairs each secret
+            # with the key ID of its own object, not all with the first); else the first one on
+            # the closest line above, or the first one below, the one above winning a tie.
+            # A distance is (lines apart, 0 above or 1 below, bytes apart, 0 before or 1 after).
             line = match.line
             below = bisect.bisect_right(key_lines, line)
-            nearest, distance = -1, (0, 0)
+            nearest, distance = -1, (0, 0, 0, 0)
             if below > 0:
                 above_line = key_lines[below - 1]
-                nearest, distance = key_ids[bisect.bisect_left(key_lines, above_line)], (line - above_line, 0)
-            if below < len(key_ids) and (nearest < 0 or (key_lines[below] - line, 1) < distance):
-                nearest, distance = key_ids[below], (key_lines[below] - line, 1)
+                first = bisect.bisect_left(key_lines, above_line)
+                if above_line < line:
+                    nearest, distance = key_ids[first], (line - above_line, 0, 0, 0)
+                else:
+                    at = bisect.bisect_right(key_starts, match.start, first, below)
+                    if at > first:
+                        nearest, distance = key_ids[at - 1], (0, 0, match.start - key_starts[at - 1], 0)
+                    if at < below and (nearest < 0 or (0, 0, key_starts[at] - match.start, 1) < distance):
+                        nearest, distance = key_ids[at], (0, 0, key_starts[at] - match.start, 1)
+            if below < len(key_ids) and (nearest < 0 or (key_lines[below] - line, 1, 0, 0) < distance):
+                nearest, distance = key_ids[below], (key_lines[below] - line, 1, 0, 0)
             if distance[0] > PAIR_LINES and several:
                 continue
             pair_of[index] = nearest
