@@ -271,6 +271,18 @@ def test_profiles_of_a_credentials_file_in_one_long_base64_line_pair_each_with_i
         assert (matches[index[key]].pair, matches[index[secret]].pair) == (index[secret], index[key])
 
 
+@pytest.mark.parametrize("bom", [b"", b"\xff\xfe"])
+def test_powershell_encoded_command_is_decoded_from_utf16(keys: KeySet, bom: bytes) -> None:
+    """`powershell -EncodedCommand` takes base64 of UTF-16LE text: the keys it sets are found
+    (and paired) there, as in base64 of UTF-8."""
+    command = f"$env:AWS_ACCESS_KEY_ID='{keys.key_id}'; $env:AWS_SECRET_ACCESS_KEY='{keys.secret}'; aws s3 ls"
+    line = b"powershell.exe -NoProfile -EncodedCommand " + base64.b64encode(bom + command.encode("utf-16-le")) + b"\n"
+    matches = found(line)
+    assert {m.secret.reveal() for m in matches} == {keys.key_id, keys.secret}
+    assert all(m.decoded == "base64" for m in matches)
+    assert_pair(matches, keys)
+
+
 def test_url_encoded_secret_in_connection_url(keys: KeySet) -> None:
     from urllib.parse import quote
 

@@ -125,7 +125,9 @@ def decoded_views(data: bytes, base64_runs: list[tuple[int, int]],
         # below 0x80, so it is one of A-Z a-f: two C calls reject most identifiers (and the
         # first line of a wrapped block that is not ASCII text: the whole block would fail
         # the same test, and a CSV of secrets has a 40-character run ending every line).
-        if data[start:end:4].translate(None, _ASCII_GROUP_LEAD):
+        # (A UTF-16 byte order mark, "//", leads the first group: text all the same.)
+        lead = start + 4 if data.startswith(b"//", start) else start
+        if data[lead:end:4].translate(None, _ASCII_GROUP_LEAD):
             continue
         # Lines of one width (76 from `base64`, 64 from openssl) are one token: decoded line
         # by line, a key ID or secret across a line break was cut in two.
@@ -133,7 +135,7 @@ def decoded_views(data: bytes, base64_runs: list[tuple[int, int]],
         if wrapped is not None:
             block_end, joined = wrapped
             walked = block_end
-            decoded = _decode_base64(joined) if not joined[0::4].translate(None, _ASCII_GROUP_LEAD) else None
+            decoded = _decode_base64(joined) if not joined[lead - start :: 4].translate(None, _ASCII_GROUP_LEAD) else None
             if decoded is not None and _interesting(decoded):
                 substitutions.append((start, block_end, decoded))
                 covered = block_end
@@ -148,7 +150,7 @@ def decoded_views(data: bytes, base64_runs: list[tuple[int, int]],
                 continue
             end += missing
         token = data[start:end]
-        if token[0::4].translate(None, _ASCII_GROUP_LEAD):
+        if token[lead - start :: 4].translate(None, _ASCII_GROUP_LEAD):
             continue  # the padding's group (the run's own were looked at above)
         decoded = _decode_base64(token)
         if decoded is not None and _interesting(decoded):
@@ -456,7 +458,20 @@ def _decode_base64(token: bytes) -> bytes | None:
         raw = base64.b64decode(token, validate=True)
     except (binascii.Error, ValueError):
         return None
-    return raw if _is_text(raw) else None
+    return raw if _is_text(raw) else _from_utf16(raw)
+
+
+def _from_utf16(raw: bytes) -> bytes | None:
+    """UTF-16LE text (PowerShell's `-EncodedCommand`, .NET's `Encoding.Unicode`) as UTF-8, when
+    nearly every second byte is NUL and it decodes to text; else None (binary data)."""
+    body = raw[2:] if raw.startswith(b"\xff\xfe") else raw
+    if len(body) < 2 * MIN_VALUE or len(body) % 2 or body[1::2].count(0) * 10 < len(body) // 2 * 9:
+        return None
+    try:
+        text = body.decode("utf-16-le").encode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text if _is_text(text) else None
 
 
 def _decode_url(token: bytes) -> bytes | None:
