@@ -142,7 +142,7 @@ def redactor_for(secrets: Iterable[Secret]) -> Redactor:
                 replacements.setdefault(form, shown)
     if not replacements:
         return Redactor(None, {})
-    shortest = min(MAX_PREFIX, *map(len, replacements))
+    shortest = min(MAX_PREFIX, min(map(len, replacements)))
     by_prefix: dict[str, str | dict[int, dict[str, str]]] = {}
     for form, shown in replacements.items():
         prefix = form[:shortest]

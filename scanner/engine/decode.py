@@ -271,6 +271,32 @@ TEXT_CONTROLS = bytes(range(32)).replace(b"\t", b"").replace(b"\n", b"").replace
 _PIECE_CONTROLS = TEXT_CONTROLS.replace(b"\x1b", b"")
 
 
+# Content sniffing reads this many bytes from the start.
+BINARY_SNIFF_BYTES = 8192
+
+
+def utf16_by_parity(data: bytes) -> bytes | None:
+    """UTF-16 without a BOM and not mostly ASCII (CJK text holding ASCII keys): its NUL bytes
+    are the high bytes of ASCII characters, nearly all at one parity (a CJK character has a NUL
+    low byte now and then), and the whole decodes strictly
+    (no lone surrogate) to text without control characters. Binary data scatters its NULs.
+    Returns the text as UTF-8 (decoded once), or None. (Files, and base64 tokens decoded.)"""
+    for part in (data[:BINARY_SNIFF_BYTES], data):  # the start first: most binary data fails there, cheaply
+        even, odd = part[0::2].count(0), part[1::2].count(0)
+        if min(even, odd) * 4 > max(even, odd):
+            return None
+    if even + odd < 16:
+        return None
+    codec = "utf-16-le" if odd > even else "utf-16-be"
+    try:
+        text = data[: len(data) - len(data) % 2].decode(codec).encode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    # One pass in C: UTF-8 never puts a byte below 0x20 inside a longer character.
+    controls = len(text) - len(text.translate(None, TEXT_CONTROLS))
+    return text if controls * 100 <= len(text) else None
+
+
 def _wrapped(data: bytes, start: int, end: int) -> tuple[int, bytes] | None:
     """Base64 wrapped over lines, ``data[start:end]`` its first line: (where the block ends,
     its lines joined), or None if the next line does not continue it.
@@ -458,20 +484,11 @@ def _decode_base64(token: bytes) -> bytes | None:
         raw = base64.b64decode(token, validate=True)
     except (binascii.Error, ValueError):
         return None
-    return raw if _is_text(raw) else _from_utf16(raw)
-
-
-def _from_utf16(raw: bytes) -> bytes | None:
-    """UTF-16LE text (PowerShell's `-EncodedCommand`, .NET's `Encoding.Unicode`) as UTF-8, when
-    nearly every second byte is NUL and it decodes to text; else None (binary data)."""
-    body = raw[2:] if raw.startswith(b"\xff\xfe") else raw
-    if len(body) < 2 * MIN_VALUE or len(body) % 2 or body[1::2].count(0) * 10 < len(body) // 2 * 9:
-        return None
-    try:
-        text = body.decode("utf-16-le").encode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return text if _is_text(text) else None
+    if _is_text(raw):
+        return raw
+    # UTF-16 text (PowerShell's -EncodedCommand, .NET's Encoding.Unicode), read as UTF-8.
+    text = utf16_by_parity(raw)
+    return text if text is not None and _is_text(text) else None
 
 
 def _decode_url(token: bytes) -> bytes | None:

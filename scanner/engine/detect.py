@@ -26,7 +26,16 @@ from typing import NamedTuple
 
 import regex
 
-from scanner.engine.decode import BASE64_TABLE, MIN_BASE64_RUN, TEXT_CONTROLS, DecodingKind, decoded_views, value_runs
+from scanner.engine.decode import (
+    BASE64_TABLE,
+    BINARY_SNIFF_BYTES,
+    MIN_BASE64_RUN,
+    TEXT_CONTROLS,
+    DecodingKind,
+    decoded_views,
+    utf16_by_parity,
+    value_runs,
+)
 from scanner.engine.native import NATIVE_RUN, Prefilter, prefilter_for
 from scanner.engine.rules import CharClass, Rule, RuleHealth, RuleSet, ValueShape, combined_allow
 from scanner.secret import PAIRS_WITH_KEY_ID, Secret
@@ -36,7 +45,6 @@ from scanner.secret import PAIRS_WITH_KEY_ID, Secret
 ALLOW_MARKERS: tuple[bytes, ...] = (b"keysweep:allow", b"gitleaks:allow", b"trufflehog:ignore", b"pragma: allowlist secret")
 # A secret pairs with a key ID at most this many lines away (when the text holds several).
 PAIR_LINES = 6
-BINARY_SNIFF_BYTES = 8192
 LONG_BASE64_RUN = 40
 MANIFEST_HEAD = 4096
 MANIFEST_MARKERS = (b"kind: Secret", b'"kind": "Secret"', b'"kind":"Secret"')
@@ -85,36 +93,12 @@ def as_scannable(data: bytes) -> bytes | None:
         # NUL there, and its ASCII keys further on (A\0K\0I\0A\0...) would be read as bytes.
         if data.find(b"\x00", BINARY_SNIFF_BYTES) < 0:
             return data
-        decoded = _utf16_by_parity(data)
+        decoded = utf16_by_parity(data)
         return data if decoded is None else decoded
     codec = _utf16_without_bom(data)
     if codec is None:
-        return _utf16_by_parity(data)
+        return utf16_by_parity(data)
     return data[: len(data) - len(data) % 2].decode(codec, "replace").encode("utf-8")
-
-
-def _utf16_by_parity(data: bytes) -> bytes | None:
-    """UTF-16 without a BOM and not mostly ASCII (CJK text holding ASCII keys): its NUL bytes
-    are the high bytes of ASCII characters, nearly all at one parity (a CJK character has a NUL
-    low byte now and then), and the whole decodes strictly
-    (no lone surrogate) to text without control characters. Binary data scatters its NULs.
-    Returns the text as UTF-8 (decoded once), or None."""
-    for part in (data[:BINARY_SNIFF_BYTES], data):  # the start first: most binary data fails there, cheaply
-        even, odd = part[0::2].count(0), part[1::2].count(0)
-        if min(even, odd) * 4 > max(even, odd):
-            return None
-    if even + odd < 16:
-        return None
-    codec = "utf-16-le" if odd > even else "utf-16-be"
-    try:
-        text = data[: len(data) - len(data) % 2].decode(codec).encode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    # One pass in C: UTF-8 never puts a byte below 0x20 inside a longer character.
-    controls = len(text) - len(text.translate(None, TEXT_CONTROLS))
-    return text if controls * 100 <= len(text) else None
-
-
 
 
 def _utf16_without_bom(data: bytes) -> str | None:
