@@ -426,6 +426,65 @@ def test_a_rule_files_rule_is_switched_off_past_its_allowance_for_the_scan(monke
     assert ruleset.health.take() == ["acme-token"]  # reported once, as out of time
 
 
+def _digit_rule() -> list:  # type: ignore[type-arg]
+    from scanner.engine.rules import parse_rule_file
+
+    return list(parse_rule_file(
+        "version: 1\nrules:\n  - id: any-digit\n    description: a digit after letters\n    kind: secret\n"
+        "    patterns: ['[a-z]{0,300}(?P<secret>[0-9])']\n"
+        "    examples: {positive: ['abc1'], negative: ['abc']}\n", "digits.yaml"))
+
+
+def test_a_rule_files_rule_reporting_values_without_end_is_switched_off() -> None:
+    # Every digit of a text is a value of this rule: 587,000 of them in 1 MB were each located,
+    # paired and reported outside any clock (37 s, 1.6 GB). The rule files' rules may report
+    # 10,000 values in a scan and 1,000 more per MiB; past that the rule is off, what it found
+    # before is kept, and the built-in rules go on.
+    from scanner.engine.detect import RULE_VALUES_PER_MIB, RULE_VALUES_PER_SCAN
+    from scanner.engine.rules import RuleSet
+
+    ruleset = RuleSet(load_ruleset().rules + tuple(_digit_rule()))
+    rng = random.Random(7)
+    keys = KeySet.generate()
+    text = "".join(rng.choice("abcxkq0123456789 ") for _ in range(1 << 20)) + f"\nid = {keys.key_id}\n"
+    began = time.process_time()
+    matches = detect(text.encode(), ruleset)
+    took = time.process_time() - began
+    digits = [m for m in matches if m.rule_id == "any-digit"]
+    assert 0 < len(digits) <= RULE_VALUES_PER_SCAN + RULE_VALUES_PER_MIB * 2
+    assert keys.key_id in {m.secret.reveal() for m in matches}
+    assert ruleset.health.take() == ["any-digit"]  # reported, so the scan says it is incomplete
+    assert took < 20, took  # 37 s when every value was reported (generous: CI machines vary)
+
+
+def test_the_rule_files_rules_share_one_allowance_of_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scanner.engine import detect as detect_module
+    from scanner.engine.rules import RuleSet
+
+    monkeypatch.setattr(detect_module, "RULE_VALUES_PER_SCAN", 5)
+    monkeypatch.setattr(detect_module, "RULE_VALUES_PER_MIB", 0)
+    ruleset = RuleSet(load_ruleset().rules + tuple(_digit_rule()))
+    counts = [sum(m.rule_id == "any-digit" for m in detect(b"key a1 b2\n", ruleset)) for _ in range(4)]
+    assert counts == [2, 2, 1, 0]  # one allowance for the whole scan, then off for good
+    assert ruleset.health.take() == ["any-digit"]
+
+
+def test_a_rule_files_rule_with_thousands_of_values_is_not_switched_off() -> None:
+    from scanner.engine.rules import RuleSet, parse_rule_file
+
+    custom = parse_rule_file(
+        "version: 1\nrules:\n  - id: acme-token\n    description: ACME token\n    kind: secret\n"
+        "    patterns: ['(?P<secret>acme_[a-z0-9]{12})']\n"
+        "    examples: {positive: ['token = acme_abcdef123456'], negative: ['acme_x']}\n", "custom.yaml")
+    ruleset = RuleSet(load_ruleset().rules + tuple(custom))
+    rng = random.Random(3)
+    values = {"acme_" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(12))
+              for _ in range(5000)}
+    found = detect("".join(f"token{n} = {v}\n" for n, v in enumerate(sorted(values))).encode(), ruleset)
+    assert {m.secret.reveal() for m in found if m.rule_id == "acme-token"} == values
+    assert ruleset.health.take() == []
+
+
 def test_the_rule_files_rules_share_one_allowance(monkeypatch: pytest.MonkeyPatch) -> None:
     # 2,800 small rules each with budgets of their own made 256 KiB of rule files cost hours:
     # the allowance is one for all of them, and once spent every one of them is off.

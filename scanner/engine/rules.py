@@ -108,6 +108,7 @@ class RuleHealth:
         # scanned here: their allowance grows with them (detect._within_allowance).
         self.custom_spent = 0.0
         self.text_bytes = 0
+        self.custom_values = 0  # values the rule files' rules have reported here (detect._rule_file_values)
         # A built-in rule's allow patterns as one stdlib pattern (combined_allow), by rule id;
         # None where they cannot be combined.
         self.allow_any: dict[str, re.Pattern[bytes] | None] = {}
@@ -584,5 +585,6 @@ def timeout_message(ruleset: RuleSet | None, rule_id: str, where: str) -> str:
     except KeyError:
         file = "?"
     return (f"rule {rule_id!r} ({file}) ran past its time budget on {where} and was disabled for the rest of "
-            "the scan: its pattern backtracks catastrophically, or its matches overlap without end (a long "
-            "repeat such as .* or {20,} matched again from every position); fix it, or remove the rule")
+            "the scan: its pattern backtracks catastrophically, its matches overlap without end (a long "
+            "repeat such as .* or {20,} matched again from every position), or the rule files' rules reported "
+            "more values than a scan allows them; fix it, or remove the rule")
