@@ -283,6 +283,27 @@ def test_powershell_encoded_command_is_decoded_from_utf16(keys: KeySet, bom: byt
     assert_pair(matches, keys)
 
 
+@pytest.mark.parametrize("bom", [b"", b"\xff\xfe"])
+def test_a_long_powershell_script_encoded_from_utf16_is_decoded(bom: bytes) -> None:
+    """A script longer than one token (its base64 over 64 KiB, one line) is decoded in pieces:
+    a piece of UTF-16 text is read as text, whichever byte it was cut at."""
+    from scanner.engine.decode import MAX_TOKEN
+
+    pairs = [KeySet.generate() for _ in range(3)]
+    lines = []
+    for n in range(800):
+        lines.append(f"Write-Host 'step {n} of the deployment, nothing to see'")
+        if n in (5, 400, 795):
+            keys = pairs[(n > 5) + (n > 400)]
+            lines.append(f"$env:AWS_ACCESS_KEY_ID='{keys.key_id}'; $env:AWS_SECRET_ACCESS_KEY='{keys.secret}'")
+    encoded = base64.b64encode(bom + "\r\n".join(lines).encode("utf-16-le"))
+    assert len(encoded) > MAX_TOKEN
+    matches = found(b"powershell.exe -NoProfile -EncodedCommand " + encoded + b"\n")
+    assert {m.secret.reveal() for m in matches} == {v for keys in pairs for v in (keys.key_id, keys.secret)}
+    for keys in pairs:
+        assert_pair(matches, keys)
+
+
 def test_url_encoded_secret_in_connection_url(keys: KeySet) -> None:
     from urllib.parse import quote
 

@@ -227,7 +227,7 @@ def _long_base64(data: bytes, start: int, end: int) -> list[tuple[int, int, byte
     while cuts[-1] < len(raw):
         cut = min(len(raw), cuts[-1] + LONG_PIECE)
         cuts.append(_piece_end(raw, cuts[-1] + LONG_PIECE // 2, cut) if cut < len(raw) else cut)
-    texts = [_as_text(raw[low:high]) for low, high in zip(cuts, cuts[1:])]
+    texts = [_piece_text(raw[low:high]) for low, high in zip(cuts, cuts[1:])]
     # A piece is kept if it, or a piece beside it, looks worth a look: a name at one piece's
     # end and its value opening the next are read together (the view holds them side by side).
     worth = [text is not None and _interesting(text) for text in texts]
@@ -264,6 +264,14 @@ def _as_text(piece: bytes) -> bytes | None:
     not, make no key and do no harm), else None."""
     controls = len(piece) - len(piece.translate(None, _PIECE_CONTROLS))
     return piece if piece and controls * _CONTROL_SHARE <= len(piece) else None
+
+
+def _piece_text(piece: bytes) -> bytes | None:
+    """A long run's piece as text to scan: as it is, or read from UTF-16 (a PowerShell script
+    or .NET string, encoded whole), else None. A piece cut after a UTF-16LE line break starts
+    on the break's high byte: read from there it is UTF-16BE, which the parity test tells."""
+    text = _as_text(piece)
+    return text if text is not None else utf16_by_parity(piece)
 
 
 # Control characters text does not hold (tab and line ends are text).
