@@ -304,6 +304,24 @@ def test_a_long_powershell_script_encoded_from_utf16_is_decoded(bom: bytes) -> N
         assert_pair(matches, keys)
 
 
+@pytest.mark.parametrize("inner_php, outer_php", [(True, True), (True, False), (False, True)])
+def test_json_inside_json_with_escaped_slashes(inner_php: bool, outer_php: bool) -> None:
+    """A JSON document kept as a string in another one: PHP's json_encode escapes each slash,
+    so a secret's slash reads `\\\\\\/` after two encodings, `\\\\/` when only the inner one escaped
+    it. The secrets holding a slash were missed."""
+    def encode(value: object, php: bool) -> str:
+        text = json.dumps(value)
+        return text.replace("/", "\\/") if php else text
+
+    keys = KeySet.generate()
+    while "/" not in keys.secret:
+        keys = KeySet.generate()
+    inner = encode({"accessKeyId": keys.key_id, "secretAccessKey": keys.secret}, inner_php)
+    matches = found(encode({"config": inner}, outer_php) + "\n")
+    assert {m.secret.reveal() for m in matches} == {keys.key_id, keys.secret}
+    assert_pair(matches, keys)
+
+
 def test_url_encoded_secret_in_connection_url(keys: KeySet) -> None:
     from urllib.parse import quote
 

@@ -35,11 +35,13 @@ _URL_TOKEN_TABLE = bytes(
 )
 _CONTROL = lazy_compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Escapes a value can be written with: JSON's \/ (PHP's json_encode escapes every slash),
-# \uXXXX, \u{X}, \xXX, and HTML's &#xX; and &#N;.
+# \uXXXX, \u{X}, \xXX, and HTML's &#xX; and &#N;. A slash after several backslashes is JSON
+# inside JSON (`\\\/` from json_encode twice, `\\/` when only the inner one escaped it): no
+# key holds a backslash, so up to 8 of them before a slash stand for the slash.
 # Only escapes of printable ASCII (what key IDs and secrets are made of): \u2019 in prose is
 # not worth a look, and most texts with escapes hold only such.
 _ESCAPE = lazy_compile(
-    rb"\\/|\\u00[2-7][0-9A-Fa-f]|\\u\{[2-7][0-9A-Fa-f]\}|\\x[2-7][0-9A-Fa-f]|&#[xX][2-7][0-9A-Fa-f];"
+    rb"\\{1,8}/|\\u00[2-7][0-9A-Fa-f]|\\u\{[2-7][0-9A-Fa-f]\}|\\x[2-7][0-9A-Fa-f]|&#[xX][2-7][0-9A-Fa-f];"
     rb"|&#(?:3[2-9]|[4-9][0-9]|1[01][0-9]|12[0-6]);"
 )
 # The same, as one group: split by it, a token alternates text and escapes.
@@ -447,7 +449,7 @@ def _unescape_all(token: bytes) -> bytes:
 
 @functools.lru_cache(maxsize=4096)  # every spelling of every escape fits
 def _unescape(text: bytes) -> bytes:
-    if text == b"\\/":
+    if text.endswith(b"/"):
         return b"/"
     digits = text.strip(b"\\ux{}&#;Xx")
     code = int(digits, 10 if text.startswith(b"&#") and not text[2:3] in (b"x", b"X") else 16)
