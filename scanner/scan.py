@@ -69,6 +69,7 @@ class _Tally:
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    switched_off: set[str] = field(default_factory=set)  # rules already reported as switched off
     files: int = 0
     blobs: int = 0
     commits: int = 0
@@ -360,7 +361,10 @@ def _scan_entries(entries: list[FileEntry], options: ScanOptions, ruleset: RuleS
     from scanner.sources.files import scan_files
 
     for result in scan_files(entries, ruleset, options.max_file_size, options.jobs):
-        tally.errors += [timeout_message(ruleset, rule_id, result.relative) for rule_id in result.timed_out]
+        for rule_id in result.timed_out:
+            if rule_id not in tally.switched_off:  # once, though each worker process switches it off
+                tally.switched_off.add(rule_id)
+                tally.errors.append(timeout_message(ruleset, rule_id, result.relative))
         if result.skipped is not None:
             if result.skipped != "binary":
                 tally.skipped.append(Skipped(result.relative, result.skipped))

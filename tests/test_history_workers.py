@@ -189,3 +189,22 @@ def test_worker_killed_while_sending_a_large_batch_fails_the_scan_and_does_not_h
     _scan_fails_without_hanging(found, objects, progress, 40, "the scan hung on the killed worker's half-sent batch")
     if not caught:
         pytest.skip("no worker was caught writing to a full pipe (kernel names its wait otherwise)")
+
+
+def test_a_rule_switched_off_in_every_worker_is_reported_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each worker process switches a flooding rule off in its own; the scan says so once."""
+    from scanner.engine.rules import RuleSet, parse_rule_file
+
+    repo = GitRepo(tmp_path / "repo")
+    for i in range(400):
+        repo.write(f"d{i % 10}/f{i}.txt", "abc1 de2 fgh3 " * 400 + f"{i}\n")  # 480,000 values in all
+    found = _committed_with_small_slices(repo, monkeypatch)
+    custom = parse_rule_file(
+        "version: 1\nrules:\n  - id: any-digit\n    description: a digit after letters\n    kind: secret\n"
+        "    patterns: ['[a-z]{0,30}(?P<secret>[0-9])']\n"
+        "    examples: {positive: ['abc1'], negative: ['abc']}\n", "digits.yaml")
+    ruleset = RuleSet(load_ruleset().rules + tuple(custom))
+    result = history.scan_history(found, ruleset, all_objects=False, max_size=10**7, jobs=2)
+    switched_off = [error for error in result.errors if "'any-digit'" in error]
+    assert len(switched_off) == 1, result.errors
+    assert "digits.yaml" in switched_off[0]

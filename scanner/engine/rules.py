@@ -579,12 +579,22 @@ def _hint(word: str, choices: Sequence[str]) -> str:
 
 
 def timeout_message(ruleset: RuleSet | None, rule_id: str, where: str) -> str:
-    """Why a scan is incomplete: a rule's pattern ran past its time budget."""
+    """Why a scan is incomplete: a rule ran past its time budget, or the rule files' rules
+    past the values they may report."""
     try:
         file = ruleset.by_id(rule_id).file if ruleset is not None else "?"
     except KeyError:
         file = "?"
-    return (f"rule {rule_id!r} ({file}) ran past its time budget on {where} and was disabled for the rest of "
-            "the scan: its pattern backtracks catastrophically, its matches overlap without end (a long "
-            "repeat such as .* or {20,} matched again from every position), or the rule files' rules reported "
-            "more values than a scan allows them; fix it, or remove the rule")
+    return (f"rule {rule_id!r} ({file}) was switched off on {where} for the rest of the scan, past its time "
+            "budget or the values rule files' rules may report: its pattern backtracks catastrophically, its "
+            "matches overlap without end (a long repeat such as .* or {20,} matched again from every position), "
+            "or it matches far too much text; fix it, or remove the rule")
+
+
+def first_per_rule(events: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Each rule's first (rule id, where it went off): every worker process switches a rule
+    off in its own, and one message a rule is enough."""
+    seen: dict[str, str] = {}
+    for rule_id, where in events:
+        seen.setdefault(rule_id, where)
+    return list(seen.items())
