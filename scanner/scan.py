@@ -69,7 +69,7 @@ class _Tally:
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    switched_off: set[str] = field(default_factory=set)  # rules already reported as switched off
+    switched_off: list[tuple[str, str]] = field(default_factory=list)  # rules switched off: (event, where)
     files: int = 0
     blobs: int = 0
     commits: int = 0
@@ -202,11 +202,13 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
         # commit's `allow-values: ['.']` would otherwise silence the scan without a word.
         tally.warnings.append(f"{len(tally.findings) - len(findings)} finding(s) not reported: their values match "
                               "the configuration's allow-values")
-    from scanner.engine.rules import timeout_message
+    from scanner.engine.rules import switched_off_messages
     from scanner.redact import redact_report
 
-    # Rules that ran out of time in this process on a text no source named (staged files).
-    tally.errors += [timeout_message(ruleset, rule_id, "a scanned text") for rule_id in ruleset.health.take()]
+    # Rules switched off in the work tree's files, then in this process on a text no source
+    # named (staged files).
+    tally.errors += switched_off_messages(ruleset, [*tally.switched_off,
+                                                    *((event, "a scanned text") for event in ruleset.health.take())])
 
     return redact_report(ScanReport(
         findings=tuple(findings), skipped=tuple(tally.skipped), warnings=tuple(tally.warnings), errors=tuple(tally.errors),
@@ -251,7 +253,7 @@ def _subtree(repo: Repository | None, target: Path) -> str:
 def scan_stream(stream: BinaryIO, name: str, options: ScanOptions, ruleset: RuleSet) -> ScanReport:
     """Standard input (``keysweep scan -``), scanned as one file called ``name``."""
     from scanner.engine.detect import as_scannable, detect
-    from scanner.engine.rules import timeout_message
+    from scanner.engine.rules import switched_off_messages
     from scanner.redact import redact_report
 
     started = time.monotonic()
@@ -263,7 +265,7 @@ def scan_stream(stream: BinaryIO, name: str, options: ScanOptions, ruleset: Rule
     elif text is not None:
         tally.files, tally.bytes = 1, len(data)
         tally.findings += findings_from_matches(tuple(detect(text, ruleset)), path=name, source="file")
-        tally.errors += [timeout_message(ruleset, rule_id, name) for rule_id in ruleset.health.take()]
+        tally.errors += switched_off_messages(ruleset, [(event, name) for event in ruleset.health.take()])
     findings = [f for f in tally.findings if not _value_allowed(f, options.allow_values)]
     allowed = len(tally.findings) - len(findings)
     return redact_report(ScanReport(
@@ -357,14 +359,10 @@ def scan_worktree(root: Path, options: ScanOptions, ruleset: RuleSet, tally: _Ta
 
 def _scan_entries(entries: list[FileEntry], options: ScanOptions, ruleset: RuleSet, tally: _Tally, *,
                   prefix: str = "") -> None:
-    from scanner.engine.rules import timeout_message
     from scanner.sources.files import scan_files
 
     for result in scan_files(entries, ruleset, options.max_file_size, options.jobs):
-        for rule_id in result.timed_out:
-            if rule_id not in tally.switched_off:  # once, though each worker process switches it off
-                tally.switched_off.add(rule_id)
-                tally.errors.append(timeout_message(ruleset, rule_id, result.relative))
+        tally.switched_off += [(event, result.relative) for event in result.timed_out]
         if result.skipped is not None:
             if result.skipped != "binary":
                 tally.skipped.append(Skipped(result.relative, result.skipped))

@@ -507,7 +507,7 @@ def test_a_rule_files_rule_is_switched_off_past_its_allowance_for_the_scan(monke
     seen = ["acme-token" in rules for rules in found]
     first_miss = seen.index(False)
     assert 2 <= first_miss <= 6 and not any(seen[first_miss:]), seen  # found, then switched off for good
-    assert ruleset.health.take() == ["acme-token"]  # reported once, as out of time
+    assert ruleset.health.take() == ["time:acme-token"]  # reported once, as having spent the allowance
 
 
 def _digit_rule() -> list:  # type: ignore[type-arg]
@@ -537,8 +537,57 @@ def test_a_rule_files_rule_reporting_values_without_end_is_switched_off() -> Non
     digits = [m for m in matches if m.rule_id == "any-digit"]
     assert 0 < len(digits) <= RULE_VALUES_PER_SCAN + RULE_VALUES_PER_MIB * 2
     assert keys.key_id in {m.secret.reveal() for m in matches}
-    assert ruleset.health.take() == ["any-digit"]  # reported, so the scan says it is incomplete
+    assert ruleset.health.take() == ["values:any-digit"]  # reported, so the scan says it is incomplete
     assert took < 20, took  # 37 s when every value was reported (generous: CI machines vary)
+
+
+def test_finding_and_checking_a_rule_files_values_is_charged_to_the_allowance(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hundred value rules, each with a charset of its own: their runs were found, checked
+    and windowed outside any clock (60 s and 1 GB a MiB), and each charset's runs were kept
+    for the text's lifetime. Now that work is charged, and the runs are not kept."""
+    from scanner.engine import detect as detect_module
+    from scanner.engine.rules import RuleSet, parse_rule_file
+
+    letters = "zyxwvutsrq"
+    text = "version: 1\nrules:\n" + "".join(
+        f"  - id: v{n}\n    description: d\n    kind: secret\n    keywords: [zqxj]\n"
+        f"    value: {{charset: 'a-{letters[n % 10]}0-{9 - n // 10}A-Z', min-length: 8}}\n"
+        f"    patterns: ['zqxj(?P<secret>[a-{letters[n % 10]}0-{9 - n // 10}A-Z]{{8,}})']\n"
+        f"    examples: {{positive: ['zqxjabcdefgh12']}}\n" for n in range(100))
+    ruleset = RuleSet(load_ruleset().rules + tuple(parse_rule_file(text, "charsets.yaml")))
+    monkeypatch.setattr(detect_module, "RULE_SECONDS_PER_SCAN", 0.3)
+    monkeypatch.setattr(detect_module, "PATTERN_SECONDS_PER_MIB", 0.0)  # the allowance is 0.3 s, whatever the size
+    rng = random.Random(4)
+    data = ("zqxj\n" + " ".join("".join(rng.choice("abcdefgh0123") for _ in range(8)) for _ in range(60_000))).encode()
+    kept: list[int] = []
+    original_get = detect_module._RunCache.get
+
+    def counting_get(self, table, min_length, *, keep=True):  # type: ignore[no-untyped-def]
+        result = original_get(self, table, min_length, keep=keep)
+        kept.append(len(self.runs))
+        return result
+
+    monkeypatch.setattr(detect_module._RunCache, "get", counting_get)
+    began = time.perf_counter()
+    detect(data, ruleset)
+    took = time.perf_counter() - began
+    events = ruleset.health.take()
+    assert [event.partition(":")[0] for event in events].count("time") == 1, events
+    assert took < 10, took  # uncharged, the hundred rules took ~30 s here
+    assert max(kept, default=0) <= 2  # the built-in charsets' runs only (base64, and none other)
+
+
+def test_switched_off_rules_are_told_once_each_and_those_sharing_a_spent_allowance_together() -> None:
+    from scanner.engine.rules import switched_off_messages
+
+    events = [("time:r1", "a.txt"), ("shared:r2", "a.txt"), ("time:r1", "b.txt"), ("shared:r3", "b.txt"),
+              ("r4", "c.txt"), ("shared:r2", "d.txt"), ("values:r5", "e.txt")]
+    messages = switched_off_messages(None, events)
+    assert len(messages) == 4
+    assert "the rule files' rules ran past the time a scan allows them on a.txt, while rule 'r1'" in messages[0]
+    assert "rule 'r4' (?) ran past its time budget on c.txt" in messages[1]
+    assert "more values than a scan allows them on e.txt, when rule 'r5'" in messages[2]
+    assert messages[3].startswith("2 more rule(s) from rule files were switched off") and "'r2'" in messages[3]
 
 
 def test_the_rule_files_rules_share_one_allowance_of_values(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -550,7 +599,7 @@ def test_the_rule_files_rules_share_one_allowance_of_values(monkeypatch: pytest.
     ruleset = RuleSet(load_ruleset().rules + tuple(_digit_rule()))
     counts = [sum(m.rule_id == "any-digit" for m in detect(b"key a1 b2\n", ruleset)) for _ in range(4)]
     assert counts == [2, 2, 1, 0]  # one allowance for the whole scan, then off for good
-    assert ruleset.health.take() == ["any-digit"]
+    assert ruleset.health.take() == ["values:any-digit"]
 
 
 def test_a_rule_files_rule_with_thousands_of_values_is_not_switched_off() -> None:
@@ -592,7 +641,10 @@ def test_the_rule_files_rules_share_one_allowance(monkeypatch: pytest.MonkeyPatc
     assert not [m for m in again if m.rule_id.startswith("r")]
     assert detect_module.time.now - clock < 10  # type: ignore[attr-defined]  # none of them runs again
     events += ruleset.health.take()
-    assert sorted(events) == sorted(f"r{index}" for index in range(20))  # all off, each said once
+    # All off, each said once: the one that spent the allowance as its cause, the others as sharing it.
+    assert sorted(event.rpartition(":")[2] for event in events) == sorted(f"r{index}" for index in range(20))
+    assert [event.partition(":")[0] for event in events].count("time") == 1
+    assert all(event.partition(":")[0] in ("time", "shared") for event in events)
 
 
 @pytest.mark.parametrize("name", ["secret", "aws_session_token", "smtp_password", "token "])

@@ -330,8 +330,11 @@ class _RunCache:
         self.prefilter = prefilter
         self.runs: dict[bytes, tuple[int, list[tuple[int, int]]]] = {}
 
-    def get(self, table: bytes, min_length: int) -> list[tuple[int, int]]:
+    def get(self, table: bytes, min_length: int, *, keep: bool = True) -> list[tuple[int, int]]:
+        """``keep``: remember the runs for the next rule asking (the built-in charsets)."""
         cached = self.runs.get(table)
+        if cached is None and not keep:
+            return value_runs(self.data, table, min_length)
         if cached is None or cached[0] > min_length:
             if self.prefilter is not None and table == BASE64_TABLE and min_length >= NATIVE_RUN:
                 cached = (NATIVE_RUN, self.prefilter.base64_runs(self.data))
@@ -356,7 +359,10 @@ def _find(data: bytes, ruleset: RuleSet, runs: _RunCache, possible: set[str] | N
             continue
         if possible is not None and rule.id not in possible:
             continue
-        if rule.value is not None:
+        # A rule file's value rule whose keywords are nowhere in the text has no window they
+        # could be in: its values are not looked for (a hundred such rules, each with a charset
+        # of its own, cost 60 s and 1 GB a MiB).
+        if rule.value is not None and (rule.builtin or not rule.keywords):
             found += _run_by_value(rule, data, runs, health)
             continue
         if rule.keywords:
@@ -369,6 +375,9 @@ def _find(data: bytes, ruleset: RuleSet, runs: _RunCache, possible: set[str] | N
                 continue
             if not present:
                 continue
+        if rule.value is not None:
+            found += _run_by_value(rule, data, runs, health)
+            continue
         found += _run(rule, rule.patterns, data, 0, len(data), health)
     if not found:
         return found  # no anchors for the near patterns (most texts)
@@ -381,7 +390,10 @@ def _find(data: bytes, ruleset: RuleSet, runs: _RunCache, possible: set[str] | N
         # A rule with a value shape reports values of that shape only, near or not: a window
         # without one is not searched (a line of 50,000 key IDs holds no 40-character run, and
         # windowing it and searching it for secrets was a fifth of its time).
-        value_starts = _value_starts(runs, rule.value) if rule.value is not None else None
+        began = time.perf_counter()
+        value_starts = _value_starts(runs, rule.value, keep=rule.builtin) if rule.value is not None else None
+        if not rule.builtin and not _within_allowance(rule, health, time.perf_counter() - began):
+            continue
         if value_starts == []:
             continue
         where = (rule.near.kind, rule.near.lines)
@@ -421,6 +433,8 @@ RULE_SECONDS_PER_SCAN = 10.0
 # their time: each value found is located, paired, kept and reported outside any pattern's
 # clock (`[a-z]{0,3000}(?P<secret>[0-9])` reported 587,000 values from 1 MB of text: 37 s and
 # 1.6 GB). A rule that would report past this is switched off like one out of time.
+# A rule file's value rule is charged for its values' checks once every this many + 1.
+CHARGE_EVERY = 4095
 RULE_VALUES_PER_SCAN = 10_000
 RULE_VALUES_PER_MIB = 1_000
 
@@ -435,7 +449,7 @@ def _rule_file_values(rule: Rule, health: RuleHealth, found: list[_Candidate]) -
         health.custom_values += len(found)
         return found
     health.custom_values += max(room, 0)
-    health.timed_out(rule.id)
+    health.timed_out(rule.id, "values" if room > 0 else "shared")
     return found[: max(room, 0)]
 
 
@@ -450,7 +464,7 @@ def _within_allowance(rule: Rule, health: RuleHealth, seconds: float) -> bool:
     health.custom_spent += seconds
     if _allowance_left(health) >= 0:
         return True
-    health.timed_out(rule.id)
+    health.timed_out(rule.id, "time" if _allowance_left(health) + seconds >= 0 else "shared")
     return False
 
 
@@ -459,7 +473,7 @@ def _switched_off(rule: Rule, health: RuleHealth) -> bool:
     if rule.id in health.disabled:
         return True
     if not rule.builtin and _allowance_left(health) < 0:
-        health.timed_out(rule.id)
+        health.timed_out(rule.id, "shared")
         return True
     return False
 
@@ -616,7 +630,17 @@ def _run_by_value(rule: Rule, data: bytes, runs: _RunCache, health: RuleHealth) 
     own_window: dict[int, int] = {}  # value start -> where its own window starts
     first_value: list[int] = []  # per window: index in values of the first value in it
     passes = _value_check(rule, health)
-    for start, end in runs.get(shape.table, shape.min_length):
+    # A rule file's values are found, checked and windowed outside any pattern's clock:
+    # charged to the rule files' allowance, a slice of values at a time. Its charset's runs
+    # are not kept for the text's lifetime either (one list per charset: 10 MB a MiB each).
+    began = time.perf_counter()
+    shaped = runs.get(shape.table, shape.min_length, keep=rule.builtin)
+    for index, (start, end) in enumerate(shaped):
+        if not rule.builtin and index & CHARGE_EVERY == CHARGE_EVERY:
+            now = time.perf_counter()
+            if not _within_allowance(rule, health, now - began):
+                return []
+            began = now
         length = end - start
         if length < shape.min_length or (shape.max_length is not None and length > shape.max_length):
             continue
@@ -631,6 +655,8 @@ def _run_by_value(rule: Rule, data: bytes, runs: _RunCache, health: RuleHealth) 
         else:
             windows.append((window_start, window_end))
             first_value.append(len(values) - 1)
+    if not rule.builtin and not _within_allowance(rule, health, time.perf_counter() - began):
+        return []
     if not values or rule.id in health.disabled:
         return []
     first_value.append(len(values))
@@ -755,9 +781,9 @@ def _holds_past_cut(rule: Rule, pattern: regex.Pattern[bytes], match: PatternMat
     return again is not None and again.span("secret") == match.span("secret")
 
 
-def _value_starts(runs: _RunCache, shape: ValueShape) -> list[int]:
+def _value_starts(runs: _RunCache, shape: ValueShape, *, keep: bool = True) -> list[int]:
     """Where the values of ``shape`` start, in order."""
-    return [start for start, end in runs.get(shape.table, shape.min_length)
+    return [start for start, end in runs.get(shape.table, shape.min_length, keep=keep)
             if shape.max_length is None or end - start <= shape.max_length]
 
 

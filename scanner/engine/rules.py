@@ -84,6 +84,12 @@ class Rule:
     builtin: bool = False
 
 
+# Why a rule was switched off, beside its own pattern running out of time (""): its charge ran
+# the rule files' rules past their time allowance ("time") or their values ("values"), or
+# they had spent it before it ran ("shared"). Rule ids hold no ':', so the event says both.
+SwitchOffCause = Literal["", "time", "values", "shared"]
+
+
 class RuleHealth:
     """Per-process state of a rule set in use.
 
@@ -121,10 +127,11 @@ class RuleHealth:
         self.disabled = state["disabled"]
         self.events = state["events"]
 
-    def timed_out(self, rule_id: str) -> None:
+    def timed_out(self, rule_id: str, cause: SwitchOffCause = "") -> None:
+        """Switch ``rule_id`` off for the rest of the scan and record why (switched_off_messages)."""
         if rule_id not in self.disabled:
             self.disabled.add(rule_id)
-            self.events.append(rule_id)
+            self.events.append(f"{cause}:{rule_id}" if cause else rule_id)
 
     def take(self) -> list[str]:
         events, self.events = self.events, []
@@ -578,23 +585,51 @@ def _hint(word: str, choices: Sequence[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def timeout_message(ruleset: RuleSet | None, rule_id: str, where: str) -> str:
-    """Why a scan is incomplete: a rule ran past its time budget, or the rule files' rules
-    past the values they may report."""
+def _rule_file(ruleset: RuleSet | None, rule_id: str) -> str:
     try:
-        file = ruleset.by_id(rule_id).file if ruleset is not None else "?"
+        return ruleset.by_id(rule_id).file if ruleset is not None else "?"
     except KeyError:
-        file = "?"
-    return (f"rule {rule_id!r} ({file}) was switched off on {where} for the rest of the scan, past its time "
-            "budget or the values rule files' rules may report: its pattern backtracks catastrophically, its "
-            "matches overlap without end (a long repeat such as .* or {20,} matched again from every position), "
-            "or it matches far too much text; fix it, or remove the rule")
+        return "?"
 
 
-def first_per_rule(events: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Each rule's first (rule id, where it went off): every worker process switches a rule
-    off in its own, and one message a rule is enough."""
-    seen: dict[str, str] = {}
-    for rule_id, where in events:
-        seen.setdefault(rule_id, where)
-    return list(seen.items())
+def timeout_message(ruleset: RuleSet | None, rule_id: str, where: str) -> str:
+    """Why a scan is incomplete: a rule's pattern ran past its time budget."""
+    return (f"rule {rule_id!r} ({_rule_file(ruleset, rule_id)}) ran past its time budget on {where} and was disabled "
+            "for the rest of the scan: its pattern backtracks catastrophically, or its matches overlap without end "
+            "(a long repeat such as .* or {20,} matched again from every position); fix it, or remove the rule")
+
+
+SHARED_NAMED = 5  # rules named in the one message for those switched off by a spent allowance
+
+
+def switched_off_messages(ruleset: RuleSet | None, events: Iterable[tuple[str, str]]) -> list[str]:
+    """The errors for rules switched off during a scan, from (event, where) pairs
+    (RuleHealth.timed_out): one message a rule (every worker process switches a rule off in its
+    own), and one for all those switched off because the rule files' rules had spent their
+    allowance before they ran, so the rule that spent it is the one named as its cause."""
+    first: dict[str, tuple[str, str]] = {}  # rule id -> (cause, where)
+    for event, where in events:
+        cause, _, rule_id = event.rpartition(":")
+        if rule_id not in first or (first[rule_id][0] == "shared" and cause != "shared"):
+            first[rule_id] = (cause, where)
+    messages = []
+    shared = []
+    for rule_id, (cause, where) in first.items():
+        named = f"rule {rule_id!r} ({_rule_file(ruleset, rule_id)})"
+        if cause == "time":
+            messages.append(f"the rule files' rules ran past the time a scan allows them on {where}, while {named} ran "
+                            "(its keywords, its values' checks or its pattern): every rule file's rule is switched off "
+                            "for the rest of the scan; fix that rule, or remove it")
+        elif cause == "values":
+            messages.append(f"the rule files' rules reported more values than a scan allows them on {where}, when "
+                            f"{named} did: it, and any rule file's rule reporting more, is switched off for the rest "
+                            "of the scan; a rule matching far too much text is the likely cause: fix it, or remove it")
+        elif cause == "shared":
+            shared.append(named)
+        else:
+            messages.append(timeout_message(ruleset, rule_id, where))
+    if shared:
+        more = f" and {len(shared) - SHARED_NAMED} more" if len(shared) > SHARED_NAMED else ""
+        messages.append(f"{len(shared)} more rule(s) from rule files were switched off, the allowance the rule files' "
+                        f"rules share being spent (see the error above): {', '.join(shared[:SHARED_NAMED])}{more}")
+    return messages

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from scanner.engine.detect import Match, as_scannable, detect
-from scanner.engine.rules import RuleSet, first_per_rule, timeout_message
+from scanner.engine.rules import RuleSet, switched_off_messages
 from scanner.findings import Finding, findings_from_matches
 from scanner.sources import git
 from scanner.sources.git import AddedLines, Repository, StagedChange
@@ -155,7 +155,7 @@ def scan_range(repo: Repository, ruleset: RuleSet, revisions: Sequence[str], *, 
     records = {sha: redact_summary(record, scanned.found.get(sha)) for sha, record in records.items()}
     warnings = warnings_first
     errors = [f"object {sha} could not be read ({problem})" for sha, problem in scanned.problems]
-    errors += [timeout_message(ruleset, rule_id, f"object {sha}") for rule_id, sha in first_per_rule(scanned.timeouts)]
+    errors += switched_off_messages(ruleset, [(event, f"object {sha}") for event, sha in scanned.timeouts])
 
     # What each replaced version already held. A blob the range itself scanned is known
     # (the old side of most edits is the previous commit's new side); the rest (the range's

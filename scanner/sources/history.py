@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, TypeVar
 
 from scanner.engine.detect import Match, as_scannable, detect
-from scanner.engine.rules import RuleSet, first_per_rule, timeout_message
+from scanner.engine.rules import RuleSet, switched_off_messages
 from scanner.errors import GitError
 from scanner.findings import CommitInfo, Finding, Occurrences, findings_from_matches
 from scanner.sources import git
@@ -629,7 +629,7 @@ def attribute(repo: Repository, listing: ObjectListing, scanned: ObjectScan, log
         errors.append(f"object {sha} is corrupt and could not be read; the scan went on without it")
     for sha, problem in scanned.problems:
         errors.append(f"object {sha} could not be read ({problem}); the scan went on without it")
-    errors += [timeout_message(ruleset, rule_id, f"object {sha}") for rule_id, sha in first_per_rule(scanned.timeouts)]
+    errors += switched_off_messages(ruleset, [(event, f"object {sha}") for event, sha in scanned.timeouts])
 
     def ask_reachable() -> set[str] | None:
         try:
