@@ -322,6 +322,23 @@ def test_json_inside_json_with_escaped_slashes(inner_php: bool, outer_php: bool)
     assert_pair(matches, keys)
 
 
+@pytest.mark.parametrize("filler", ["done \U0001F60A ", "\u30a2\u30a4\u30a6\u30a8\u30aa\u30ab\u30ad\u30af"])
+def test_a_long_utf16_script_cut_inside_a_character_or_mostly_cjk_is_read(filler: str) -> None:
+    """A piece of a long base64 line may be cut inside a surrogate pair (U+1F60A's low half
+    holds a 0x0a byte, where a cut is looked for), and UTF-16 katakana has neither NUL nor control
+    bytes, so it passed for 8-bit text: the keys in such pieces were missed."""
+    pairs = [KeySet.generate() for _ in range(3)]
+    parts = []
+    for keys in pairs:
+        parts.append(f"$env:AWS_ACCESS_KEY_ID='{keys.key_id}'; $env:AWS_SECRET_ACCESS_KEY='{keys.secret}'; ")
+        parts.append(filler * 6000)
+    encoded = base64.b64encode("".join(parts).encode("utf-16-le"))
+    matches = found(b"powershell.exe -EncodedCommand " + encoded + b"\n")
+    assert {m.secret.reveal() for m in matches} == {v for keys in pairs for v in (keys.key_id, keys.secret)}
+    for keys in pairs:
+        assert_pair(matches, keys)
+
+
 def test_url_encoded_secret_in_connection_url(keys: KeySet) -> None:
     from urllib.parse import quote
 

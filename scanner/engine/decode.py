@@ -270,10 +270,23 @@ def _as_text(piece: bytes) -> bytes | None:
 
 def _piece_text(piece: bytes) -> bytes | None:
     """A long run's piece as text to scan: as it is, or read from UTF-16 (a PowerShell script
-    or .NET string, encoded whole), else None. A piece cut after a UTF-16LE line break starts
-    on the break's high byte: read from there it is UTF-16BE, which the parity test tells."""
+    or .NET string, encoded whole), or both, else None.
+
+    A piece cut after a UTF-16LE line break starts on the break's high byte: read from there it
+    is UTF-16BE, which the parity test tells. A cut can also fall inside a surrogate pair (the
+    low half of U+1F60A holds a 0x0a byte): a half character at either edge is dropped. UTF-16
+    text of mostly CJK characters has few NUL bytes and passes for 8-bit text too: read both ways."""
     text = _as_text(piece)
-    return text if text is not None else utf16_by_parity(piece)
+    wide = None
+    if piece.count(0) >= MIN_UTF16_NULS:
+        for low, high in ((0, len(piece)), (2, len(piece)), (0, len(piece) - 2), (2, len(piece) - 2)):
+            wide = utf16_by_parity(piece[low:high])
+            if wide is not None:
+                break
+    if text is not None and wide is not None:
+        return text + b"\n" + wide
+    return text if wide is None else wide
+
 
 
 # Control characters text does not hold (tab and line ends are text).
@@ -283,6 +296,9 @@ _PIECE_CONTROLS = TEXT_CONTROLS.replace(b"\x1b", b"")
 
 # Content sniffing reads this many bytes from the start.
 BINARY_SNIFF_BYTES = 8192
+
+
+MIN_UTF16_NULS = 16  # fewer NUL bytes than this is not UTF-16 text worth reading
 
 
 def utf16_by_parity(data: bytes) -> bytes | None:
@@ -295,7 +311,7 @@ def utf16_by_parity(data: bytes) -> bytes | None:
         even, odd = part[0::2].count(0), part[1::2].count(0)
         if min(even, odd) * 4 > max(even, odd):
             return None
-    if even + odd < 16:
+    if even + odd < MIN_UTF16_NULS:
         return None
     codec = "utf-16-le" if odd > even else "utf-16-be"
     try:
