@@ -339,6 +339,21 @@ def test_a_long_utf16_script_cut_inside_a_character_or_mostly_cjk_is_read(filler
         assert_pair(matches, keys)
 
 
+@pytest.mark.parametrize("layers", [1, 2])
+def test_a_secret_opening_with_an_escaped_slash_is_reported_once(layers: int) -> None:
+    """`"\\/51L4…"`: the escape comes before the secret's leading slash, so the secret stands
+    whole in the text as well as in the unescaped token; it was reported twice, at two
+    columns, and its key ID paired with one of them."""
+    keys = KeySet.generate()
+    secret = "/" + keys.secret[1:]
+    text = json.dumps({"accessKeyId": keys.key_id, "secretAccessKey": secret}).replace("/", "\\/")
+    if layers == 2:
+        text = json.dumps({"config": text}).replace("/", "\\/")
+    matches = found(text + "\n")
+    assert sorted(m.secret.reveal() for m in matches) == sorted([keys.key_id, secret])
+    assert_pair(matches, KeySet(keys.key_id, secret, keys.token))
+
+
 def test_url_encoded_secret_in_connection_url(keys: KeySet) -> None:
     from urllib.parse import quote
 
