@@ -135,9 +135,9 @@ def _settings(args: argparse.Namespace, target: Path) -> tuple[Config, RuleSet]:
             raise UsageError("--config and --no-config exclude each other")
         # A pull request's own .keysweep.yaml could allow its own secret, and its own
         # "keysweep:allow" comment mark it: CI checking untrusted changes takes neither.
-        return Config(), load_ruleset(args.rules, inline_allow=False)
+        return Config(), load_ruleset(given=args.rules, inline_allow=False)
     config = load_config(args.config if args.config is not None else find_config(_scan_root(target)))
-    return config, load_ruleset([*config.rules, *args.rules])
+    return config, load_ruleset(config.rules, given=args.rules)
 
 
 def _scan(args: argparse.Namespace, config: Config, ruleset: RuleSet, *, history: HistoryMode) -> ScanReport:

@@ -584,10 +584,39 @@ def test_switched_off_rules_are_told_once_each_and_those_sharing_a_spent_allowan
               ("r4", "c.txt"), ("shared:r2", "d.txt"), ("values:r5", "e.txt")]
     messages = switched_off_messages(None, events)
     assert len(messages) == 4
-    assert "the rule files' rules ran past the time a scan allows them on a.txt, while rule 'r1'" in messages[0]
+    assert "the configuration's rule files ran past the time a scan allows their rules on a.txt, while rule 'r1'" \
+        in messages[0]
     assert "rule 'r4' (?) ran past its time budget on c.txt" in messages[1]
-    assert "more values than a scan allows them on e.txt, when rule 'r5'" in messages[2]
+    assert "more values than a scan allows their rules on e.txt, when rule 'r5'" in messages[2]
     assert messages[3].startswith("2 more rule(s) from rule files were switched off") and "'r2'" in messages[3]
+
+
+def test_a_configurations_rule_files_cannot_spend_the_allowance_of_those_given_with_rules(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A repository's configuration names a rule that floods its values: it spends its own
+    allowance, not that of the operator's --rules file, whose token is still found."""
+    from scanner.engine import detect as detect_module
+    from scanner.engine.rules import switched_off_messages
+
+    monkeypatch.setattr(detect_module, "RULE_VALUES_PER_SCAN", 50)
+    monkeypatch.setattr(detect_module, "RULE_VALUES_PER_MIB", 0)
+    flood = tmp_path / "flood.yaml"
+    flood.write_text("version: 1\nrules:\n  - id: any-digit\n    description: d\n    kind: secret\n"
+                     "    patterns: ['[a-z]{0,30}(?P<secret>[0-9])']\n    examples: {positive: ['abc1']}\n")
+    company = tmp_path / "company.yaml"
+    company.write_text("version: 1\nrules:\n  - id: company-token\n    description: d\n    kind: secret\n"
+                       "    patterns: ['(?P<secret>acme_[a-z0-9]{12})']\n    examples: {positive: ['acme_abcdef123456']}\n")
+    ruleset = load_ruleset([flood], given=[company])
+    rng = random.Random(2)
+    noise = " ".join(f"ab{rng.randrange(10)}" for _ in range(500))
+    first = detect(f"{noise} acme_{'k' * 11}1\n".encode(), ruleset)
+    second = detect(f"token = acme_{'x' * 11}2\n{noise}\n".encode(), ruleset)
+    assert {m.secret.reveal() for m in first + second if m.rule_id == "company-token"} == {
+        f"acme_{'k' * 11}1", f"acme_{'x' * 11}2"}
+    events = ruleset.health.take()
+    assert events == ["values:any-digit"]
+    message = switched_off_messages(ruleset, [(event, "a.txt") for event in events])[0]
+    assert "the configuration's rule files reported more values" in message and "flood.yaml" in message
 
 
 def test_the_rule_files_rules_share_one_allowance_of_values(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -445,27 +445,31 @@ def _rule_file_values(rule: Rule, health: RuleHealth, found: list[_Candidate]) -
     report in this scan; past that, ``rule`` is switched off. A value claimed by several
     overlapping matches (one per letter before a digit) counts once."""
     found = list({(candidate.start, candidate.end): candidate for candidate in found}.values())
-    room = int(RULE_VALUES_PER_SCAN + RULE_VALUES_PER_MIB * health.text_bytes / (1 << 20)) - health.custom_values
+    reported = health.custom_values.get(rule.pool, 0)
+    room = int(RULE_VALUES_PER_SCAN + RULE_VALUES_PER_MIB * health.text_bytes / (1 << 20)) - reported
     if len(found) <= room:
-        health.custom_values += len(found)
+        health.custom_values[rule.pool] = reported + len(found)
         return found
-    health.custom_values += max(room, 0)
+    health.custom_values[rule.pool] = reported + max(room, 0)
     health.timed_out(rule.id, "values" if room > 0 else "shared")
     return found[: max(room, 0)]
 
 
-def _allowance_left(health: RuleHealth) -> float:
-    return RULE_SECONDS_PER_SCAN + PATTERN_SECONDS_PER_MIB * health.text_bytes / (1 << 20) - health.custom_spent
+def _allowance_left(rule: Rule, health: RuleHealth) -> float:
+    """What is left of the allowance ``rule`` shares with the rule files of its pool."""
+    spent = health.custom_spent.get(rule.pool, 0.0)
+    return RULE_SECONDS_PER_SCAN + PATTERN_SECONDS_PER_MIB * health.text_bytes / (1 << 20) - spent
 
 
 def _within_allowance(rule: Rule, health: RuleHealth, seconds: float) -> bool:
     """Charge ``seconds`` to the rule files' rules; past their allowance for the scan so far,
     ``rule`` is disabled (and reported as out of time; the others as they next run) and False
     is returned."""
-    health.custom_spent += seconds
-    if _allowance_left(health) >= 0:
+    health.custom_spent[rule.pool] = health.custom_spent.get(rule.pool, 0.0) + seconds
+    left = _allowance_left(rule, health)
+    if left >= 0:
         return True
-    health.timed_out(rule.id, "time" if _allowance_left(health) + seconds >= 0 else "shared")
+    health.timed_out(rule.id, "time" if left + seconds >= 0 else "shared")
     return False
 
 
@@ -473,7 +477,7 @@ def _switched_off(rule: Rule, health: RuleHealth) -> bool:
     """Whether ``rule`` may not run: disabled, or a rule file's rule once their allowance is spent."""
     if rule.id in health.disabled:
         return True
-    if not rule.builtin and _allowance_left(health) < 0:
+    if not rule.builtin and _allowance_left(rule, health) < 0:
         health.timed_out(rule.id, "shared")
         return True
     return False
@@ -549,7 +553,7 @@ def _match_batches(rule: Rule, pattern: regex.Pattern[bytes], data: bytes, start
     """
     budget = pattern_budget(end - start)
     if not rule.builtin:
-        budget = min(budget, max(_allowance_left(health), 0.01))
+        budget = min(budget, max(_allowance_left(rule, health), 0.01))
     # What the caller does with each match (checks over the value, entropy) is outside the
     # regex clock, and costs as much as the value is long: a pattern whose overlapped
     # values are long runs again from every position (`(?P<secret>[A-Za-z0-9]{20,})` over
@@ -768,7 +772,7 @@ def _holds_past_cut(rule: Rule, pattern: regex.Pattern[bytes], match: PatternMat
     """Whether a match that reaches the end of its window (cut at CONTEXT_BYTES inside a long
     line) is still a match where the text goes on: a lookahead at the cut saw the end of the
     text, not what follows (the first 40 characters of a 60-character run passed for a secret)."""
-    timeout = PATTERN_TIMEOUT if rule.builtin else min(PATTERN_TIMEOUT, max(_allowance_left(health), 0.01))
+    timeout = PATTERN_TIMEOUT if rule.builtin else min(PATTERN_TIMEOUT, max(_allowance_left(rule, health), 0.01))
     began = time.perf_counter()
     try:
         again = pattern.match(data, match.start(), min(len(data), match.end() + CONTEXT_BYTES), timeout=timeout)

@@ -10,7 +10,7 @@ import json
 import re
 import time
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -59,6 +59,12 @@ class ValueShape:
     context_lines: int
 
 
+# Whose allowance a rule file's rule spends (detect._within_allowance): the rule files a
+# configuration names share one, those given with --rules have their own, so a repository's
+# configuration cannot spend the operator's.
+RulePool = Literal["configuration", "command line"]
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """One validated rule: what it finds, how, and its own examples."""
@@ -82,6 +88,7 @@ class Rule:
     # key IDs). Their linear time is a test (tests/test_attack_engine.py); a rule file from
     # anywhere else is hostile input and keeps the clock.
     builtin: bool = False
+    pool: RulePool = "configuration"
 
 
 # Why a rule was switched off, beside its own pattern running out of time (""): its charge ran
@@ -112,9 +119,9 @@ class RuleHealth:
         self.rule_file_verdicts: dict[Hashable, bool] = {}  # the rule files' rules', by (rule id, value)
         # Seconds the rule files' rules have spent in this process, and the bytes of text
         # scanned here: their allowance grows with them (detect._within_allowance).
-        self.custom_spent = 0.0
+        self.custom_spent: dict[str, float] = {}  # by pool (Rule.pool)
         self.text_bytes = 0
-        self.custom_values = 0  # values the rule files' rules have reported here (detect._rule_file_values)
+        self.custom_values: dict[str, int] = {}  # reported here, by pool (detect._rule_file_values)
         # A built-in rule's allow patterns as one stdlib pattern (combined_allow), by rule id;
         # None where they cannot be combined.
         self.allow_any: dict[str, re.Pattern[bytes] | None] = {}
@@ -207,23 +214,20 @@ def builtin_rules_dir() -> Path:
     return Path(__file__).resolve().parent.parent.parent / "rules"
 
 
-def load_ruleset(extra: Sequence[Path] = (), builtin: bool = True, *, inline_allow: bool = True) -> RuleSet:
-    """Load the built-in rules and every rule file in ``extra`` (files or folders)."""
+def load_ruleset(extra: Sequence[Path] = (), builtin: bool = True, *, inline_allow: bool = True,
+                 given: Sequence[Path] = ()) -> RuleSet:
+    """Load the built-in rules, every rule file in ``extra`` (files or folders, a
+    configuration's) and in ``given`` (the command line's: limits and an allowance of their own)."""
     files: list[Path] = []
     if builtin:
         files += sorted(builtin_rules_dir().glob("*.y*ml"))
     builtin_count = len(files)
-    for path in extra:
-        if path.is_dir():
-            found = _rule_files_in(path)
-            if not found:
-                raise RuleError(str(path), None, None, "folder holds no .yaml or .yml rule file")
-            files += found
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise RuleError(str(path), None, None, "no such rule file or folder")
-    _check_custom_size(files[builtin_count:])
+    configured = _expand_rule_paths(extra)
+    _check_custom_size(configured)
+    files += configured
+    given_from = len(files)
+    files += _expand_rule_paths(given)
+    _check_custom_size(files[given_from:])
     rules: list[Rule] = []
     seen: dict[str, str] = {}
     probe = ProbeBudget()  # one for the whole load
@@ -238,6 +242,8 @@ def load_ruleset(extra: Sequence[Path] = (), builtin: bool = True, *, inline_all
                                          lazy=position < builtin_count, probe=probe)
         except (OSError, UnicodeDecodeError) as exc:
             raise RuleError(str(file), None, None, f"cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+        if position >= given_from:
+            parsed = [replace(rule, pool="command line") for rule in parsed]
         for rule in parsed:
             if rule.id in seen:
                 raise RuleError(str(file), rule.id, "id", f"duplicate rule id (also in {seen[rule.id]})")
@@ -246,6 +252,21 @@ def load_ruleset(extra: Sequence[Path] = (), builtin: bool = True, *, inline_all
     if not rules:
         raise RuleError(", ".join(map(str, files)) or "<none>", None, None, "no rules loaded")
     return RuleSet(tuple(rules), inline_allow=inline_allow)
+
+
+def _expand_rule_paths(paths: Sequence[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = _rule_files_in(path)
+            if not found:
+                raise RuleError(str(path), None, None, "folder holds no .yaml or .yml rule file")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise RuleError(str(path), None, None, "no such rule file or folder")
+    return files
 
 
 def parse_rule_file(text: str, file: str, *, lazy: bool = False, probe: ProbeBudget | None = None) -> list[Rule]:
@@ -592,6 +613,15 @@ def _rule_file(ruleset: RuleSet | None, rule_id: str) -> str:
         return "?"
 
 
+def _whose(ruleset: RuleSet | None, rule_id: str) -> str:
+    """The rule files sharing ``rule_id``'s allowance, in words."""
+    try:
+        pool = ruleset.by_id(rule_id).pool if ruleset is not None else "configuration"
+    except KeyError:
+        pool = "configuration"
+    return "the rule files given with --rules" if pool == "command line" else "the configuration's rule files"
+
+
 def timeout_message(ruleset: RuleSet | None, rule_id: str, where: str) -> str:
     """Why a scan is incomplete: a rule's pattern ran past its time budget."""
     return (f"rule {rule_id!r} ({_rule_file(ruleset, rule_id)}) ran past its time budget on {where} and was disabled "
@@ -616,20 +646,21 @@ def switched_off_messages(ruleset: RuleSet | None, events: Iterable[tuple[str, s
     shared = []
     for rule_id, (cause, where) in first.items():
         named = f"rule {rule_id!r} ({_rule_file(ruleset, rule_id)})"
+        whose = _whose(ruleset, rule_id)
         if cause == "time":
-            messages.append(f"the rule files' rules ran past the time a scan allows them on {where}, while {named} ran "
-                            "(its keywords, its values' checks or its pattern): every rule file's rule is switched off "
+            messages.append(f"{whose} ran past the time a scan allows their rules on {where}, while {named} ran "
+                            "(its keywords, its values' checks or its pattern): all their rules are switched off "
                             "for the rest of the scan; fix that rule, or remove it")
         elif cause == "values":
-            messages.append(f"the rule files' rules reported more values than a scan allows them on {where}, when "
-                            f"{named} did: it, and any rule file's rule reporting more, is switched off for the rest "
-                            "of the scan; a rule matching far too much text is the likely cause: fix it, or remove it")
+            messages.append(f"{whose} reported more values than a scan allows their rules on {where}, when {named} "
+                            "did: it, and any of their rules reporting more, is switched off for the rest of the "
+                            "scan; a rule matching far too much text is the likely cause: fix it, or remove it")
         elif cause == "shared":
             shared.append(named)
         else:
             messages.append(timeout_message(ruleset, rule_id, where))
     if shared:
         more = f" and {len(shared) - SHARED_NAMED} more" if len(shared) > SHARED_NAMED else ""
-        messages.append(f"{len(shared)} more rule(s) from rule files were switched off, the allowance the rule files' "
-                        f"rules share being spent (see the error above): {', '.join(shared[:SHARED_NAMED])}{more}")
+        messages.append(f"{len(shared)} more rule(s) from rule files were switched off, the allowance they share "
+                        f"with the rule named above being spent: {', '.join(shared[:SHARED_NAMED])}{more}")
     return messages
