@@ -199,6 +199,32 @@ def test_a_rule_file_pattern_hyperscan_would_unroll_for_seconds_is_not_prefilter
                for r in ruleset.rules for p in r.patterns)  # a rule file like the built-in ones is prefiltered
 
 
+def test_rule_files_with_many_patterns_just_under_the_unroll_limit_are_prefiltered_only_so_far() -> None:
+    # 1,500 patterns each just under MAX_UNROLLED took every process 70 s and 1.3 GB to compile:
+    # the rule files' patterns together are bounded too; past that they run on every text.
+    from scanner.engine import native
+    from scanner.engine.detect import detect
+
+    if not native.available():
+        pytest.skip("no hyperscan wheel here")
+    text = "version: 1\nrules:\n" + "".join(
+        f"  - id: wide-{n}\n    description: d\n    kind: secret\n"
+        f"    patterns: ['(?P<secret>q{n:03d}a(?:z|[a-y]{{1900}}))']\n    examples: {{positive: ['q{n:03d}az']}}\n"
+        for n in range(60))
+    custom = parse_rule_file(text, "wide.yaml")
+    ruleset = load_ruleset()
+    combined = type(ruleset)(ruleset.rules + tuple(custom))
+    started = time.monotonic()
+    prefilter = native.Prefilter(combined)
+    assert time.monotonic() - started < 10
+    unfiltered = {rule.id for rule in custom} & prefilter.always
+    assert len(custom) - len(unfiltered) <= native.MAX_UNROLLED_RULE_FILES // 1900
+    assert len(unfiltered) >= 49
+    # Findings are the same: a rule past the bound runs on every text.
+    combined.health.prefilter = prefilter
+    assert "wide-59" in {m.rule_id for m in detect(b"key q059az\n" + b"x" * (5 << 20), combined)}
+
+
 @pytest.mark.parametrize("pattern", ["(?P<secret>q?)", "(?s)(?P<secret>.*)", "x?(?P<secret>[a-z]*)",
                                      "(?<=x)(?P<secret>a*)", "\\b(?P<secret>[A-Z]*)\\b"])
 def test_a_pattern_matching_the_empty_string_is_refused(pattern: str) -> None:

@@ -59,6 +59,7 @@ class Prefilter:
         self.rule_of: list[str] = []
         expressions: list[bytes] = []
         flags = hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_ALLOWEMPTY
+        rule_file_atoms = 0
         for rule in ruleset.rules:
             # Value-driven rules too: a value counts only where one of the rule's patterns
             # confirms it, so a text none of them can match anywhere needs no value search
@@ -67,11 +68,17 @@ class Prefilter:
                 continue
             for pattern in rule.patterns:
                 source = pattern.pattern
-                if not isinstance(source, bytes) or not shared_syntax(source) or (
-                        not rule.builtin and unrolled_size(widen_repeats(source)) > MAX_UNROLLED):
+                if not isinstance(source, bytes) or not shared_syntax(source):
                     self.always.add(rule.id)
                     continue
-                expressions.append(widen_repeats(source))
+                widened = widen_repeats(source)
+                if not rule.builtin:
+                    size = unrolled_size(widened)
+                    if size > MAX_UNROLLED or rule_file_atoms + size > MAX_UNROLLED_RULE_FILES:
+                        self.always.add(rule.id)
+                        continue
+                    rule_file_atoms += size
+                expressions.append(widened)
                 self.rule_of.append(rule.id)
         # The marks that tell the decoders (decode.MARKS) which decodings a text needs, in the
         # same pass: texts without them skip those searches. Escapes are reported where they
@@ -278,6 +285,10 @@ def shared_syntax(source: bytes) -> bool:
 # 27 s (then "Pattern is too large"). A pattern of a rule file whose unrolled size passes
 # this runs on every text instead of being prefiltered (findings the same, no compile).
 MAX_UNROLLED = 2000
+# And the rule files' patterns together: 1,500 patterns each just under MAX_UNROLLED took every
+# process 70 s and 1.3 GB to compile (and each worker builds its own database). Past this sum
+# the rest run on every text instead, with the same findings.
+MAX_UNROLLED_RULE_FILES = 20_000
 _COUNTED_REPEAT = re.compile(rb"\{(\d{0,9})(,?)(\d{0,9})\}")
 _UNROLLED_CAP = 1 << 40
 _VERBOSE = re.compile(rb"\(\?[a-zA-Z]*x|\(\?#")  # verbose mode, or an inline comment
