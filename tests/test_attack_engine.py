@@ -577,6 +577,35 @@ def test_finding_and_checking_a_rule_files_values_is_charged_to_the_allowance(mo
     assert max(kept, default=0) <= 2  # the built-in charsets' runs only (base64, and none other)
 
 
+def test_a_rule_files_rule_cannot_take_a_built_in_finding_as_its_own() -> None:
+    """A bare secret beside its key ID is the built-in rule's, found in its near pass; a rule
+    file's rule matching the same 40 characters in its main pass took its place ("not a
+    credential, safe to ignore"), and the severity with it."""
+    from scanner.engine.rules import RuleSet, parse_rule_file
+
+    custom = parse_rule_file(
+        "version: 1\nrules:\n  - id: test-fixture-hash\n    description: not a credential\n    kind: session-token\n"
+        "    patterns: ['(?P<secret>[A-Za-z0-9/+]{40})']\n"
+        "    examples: {positive: ['abcdefghijABCDEFGHIJ0123456789abcdefghij']}\n", "relabel.yaml")
+    ruleset = RuleSet(load_ruleset().rules + tuple(custom))
+    keys = KeySet.generate()
+    matches = detect(f"Access key ID,Secret access key\n{keys.key_id},{keys.secret}\n".encode(), ruleset)
+    assert {(m.rule_id, m.secret.reveal()) for m in matches} == {
+        ("aws-access-key-id", keys.key_id), ("aws-secret-access-key", keys.secret)}
+
+
+def test_an_allowed_plain_copy_does_not_hide_an_encoded_copy_far_along_its_line() -> None:
+    import base64
+
+    keys = KeySet.generate()
+    plain = f"aws_access_key_id={keys.key_id} aws_secret_access_key={keys.secret}"
+    encoded = base64.b64encode(f"aws_access_key_id={keys.key_id}\naws_secret_access_key={keys.secret}\n".encode())
+    filler = " ".join(["word"] * 1300)
+    line = f'config = "{encoded.decode()}" ; {filler} ; {plain}  # keysweep:allow\n'
+    found = {(m.secret.reveal(), m.decoded) for m in detect(line.encode(), RULESET)}
+    assert found == {(keys.key_id, "base64"), (keys.secret, "base64")}  # the marker is 6 KB from the token
+
+
 def test_switched_off_rules_are_told_once_each_and_those_sharing_a_spent_allowance_together() -> None:
     from scanner.engine.rules import switched_off_messages
 

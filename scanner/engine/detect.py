@@ -320,7 +320,7 @@ def detect(data: bytes, ruleset: RuleSet) -> list[Match]:
                 origin = view.original_offset(middle, middle) if middle is not None else None
                 if origin is not None:
                     candidates.append(_Candidate(candidate.rule, candidate.value, origin, origin, view.kind))
-    return _pair(_locate(data, _dedupe(candidates, data), ruleset.inline_allow))
+    return _pair(_drop_tokens_found_plain(_locate(data, _dedupe(candidates), ruleset.inline_allow), data))
 
 
 class _RunCache:
@@ -901,41 +901,52 @@ def _locate(data: bytes, candidates: list[_Candidate], inline_allow: bool = True
     return located
 
 
-def _dedupe(candidates: list[_Candidate], data: bytes) -> list[_Candidate]:
-    """One candidate per (place, value), the first rule in rule-file order winning, in the
-    order of the report: by place, then rule id (a place's line and column grow with it).
-
-    A value found in a decoded token is also found as it stands when the encoding left it
-    whole (`\\/51L4…`: the escape comes before the secret's leading slash): there the
-    token's finding is dropped, the one at the value's own place kept."""
+def _dedupe(candidates: list[_Candidate]) -> list[_Candidate]:
+    """One candidate per (place, value), in the order of the report: by place, then rule id (a
+    place's line and column grow with it). Of candidates at one place, a built-in rule's wins,
+    then the first in rule-file order: a rule file's rule matching the same 40 characters as
+    the built-in secret rule (found later, beside a key ID) took its place, relabelled the
+    secret as its own, and its severity with it."""
     seen: set[tuple[int, bytes]] = set()
     unique = []
-    plain: dict[tuple[str, bytes], list[int]] = {}  # (rule, value) -> where found as it stands
-    for candidate in sorted(candidates, key=_START):  # stable: rule-file order within a place
+    for candidate in sorted(candidates, key=_start_builtin_first):  # stable: rule-file order within
         key = (candidate.start, candidate.value)
         if key not in seen:
             seen.add(key)
             unique.append(candidate)
-            if candidate.decoded is None:
-                plain.setdefault((candidate.rule.id, candidate.value), []).append(candidate.start)
-    if plain and len(plain) < len(unique):
-        unique = [c for c in unique if c.decoded is None or not _found_plain_in_token(c, plain, data)]
     unique.sort(key=_PLACE_AND_RULE)
     return unique
 
 
-def _found_plain_in_token(candidate: _Candidate, plain: dict[tuple[str, bytes], list[int]], data: bytes) -> bool:
-    """Whether ``candidate`` (found in a decoded token starting at its place) was found as
-    it stands after that place, on the same line, within a token's length."""
-    starts = plain.get((candidate.rule.id, candidate.value))
-    if not starts:
-        return False
-    index = bisect.bisect_left(starts, candidate.start)
-    return (index < len(starts) and starts[index] - candidate.start <= MAX_TOKEN
-            and data.find(b"\n", candidate.start, starts[index]) < 0)
+def _start_builtin_first(candidate: _Candidate) -> tuple[int, bool]:
+    return candidate.start, not candidate.rule.builtin
 
 
-_START = operator.attrgetter("start")
+
+def _drop_tokens_found_plain(located: list[_Located], data: bytes) -> list[_Located]:
+    """A value found in a decoded token is also found as it stands when the encoding left it
+    whole (`\\/51L4…`: the escape comes before the secret's leading slash). There the token's
+    finding is dropped and the one at the value's own place kept: reported once, paired once.
+    After the inline-allow check, so that an allowed plain copy never hides an encoded one."""
+    plain: dict[tuple[str, str], list[int]] = {}  # (rule, value) -> where found as it stands
+    for item in located:
+        if item.decoded is None:
+            plain.setdefault((item.rule_id, item.secret.reveal()), []).append(item.start)
+    if not plain or len(plain) == len(located):
+        return located
+    kept = []
+    for item in located:
+        if item.decoded is not None:
+            starts = plain.get((item.rule_id, item.secret.reveal()))
+            if starts:
+                index = bisect.bisect_left(starts, item.start)
+                if (index < len(starts) and starts[index] - item.start <= MAX_TOKEN
+                        and data.find(b"\n", item.start, starts[index]) < 0):
+                    continue
+        kept.append(item)
+    return kept
+
+
 _PLACE_AND_RULE = operator.attrgetter("start", "rule.id")
 
 
