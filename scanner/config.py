@@ -12,7 +12,7 @@ from typing import Any, cast
 import regex
 
 from scanner.engine.lazyregex import lazy_compile
-from scanner.engine.rules import too_long
+from scanner.engine.rules import MAX_RULE_FILE_ATOMS, TOO_MANY_ATOMS, too_long, unrolled_atoms
 from scanner.errors import ConfigError, bounded
 
 CONFIG_FILE = ".keysweep.yaml"
@@ -147,9 +147,14 @@ def _parse(data: dict[str, Any], where: str, base: Path) -> Config:
     allow = []
     if len(strings("allow-values")) > MAX_ALLOW_VALUES:
         raise fail("allow-values", f"at most {MAX_ALLOW_VALUES} regular expressions")
+    atoms_left = MAX_RULE_FILE_ATOMS
     for pattern in strings("allow-values"):
         if (problem := too_long(pattern)) is not None:
             raise fail("allow-values", problem)
+        atoms, problem = unrolled_atoms(pattern)
+        atoms_left -= atoms
+        if problem is not None or atoms_left < 0:
+            raise fail("allow-values", problem or f"the allow-values' {TOO_MANY_ATOMS} patterns")
         try:
             allow.append(regex.compile(pattern))
         except Exception:  # noqa: BLE001 - regex.error, and what some releases raise instead (ValueError,

@@ -177,16 +177,20 @@ def test_an_enormous_pattern_or_rule_file_is_refused_before_compiling(tmp_path: 
     (config / ".keysweep.yaml").write_text("allow-values: ['x']\n# " + "y" * 300_000 + "\n")
     result = run_keysweep("scan", "--no-history", config)
     assert result.returncode == 2 and "configuration file is at most" in result.stderr
+    # 45 characters that regex would spell out to a million atoms (300 MB) when it compiles.
+    (config / ".keysweep.yaml").write_text("allow-values: ['x(?:(?:[a-y]{100}){100}){100}']\n")
+    result = run_keysweep("scan", "--no-history", config)
+    assert result.returncode == 2 and "allow-values" in result.stderr and "unrolled" in result.stderr
 
 
 def test_a_rule_file_pattern_hyperscan_would_unroll_for_seconds_is_not_prefiltered() -> None:
-    # (?:[a-z]{1000}){100} took Hyperscan 14 s to compile, in every worker: such a pattern of a
-    # rule file runs on every text instead, found the same.
+    # (?:[a-z]{1000}){100} took Hyperscan 14 s to compile, in every worker (regex now refuses it at
+    # load, past 50,000 atoms): such a pattern of a rule file runs on every text instead, found the same.
     from scanner.engine import native
 
     if not native.available():
         pytest.skip("no hyperscan wheel here")
-    rules = parse_rule_file(GOOD_RULE.replace("(?P<secret>acme_[a-z0-9]{12})", "(?P<secret>acme_(?:[a-z0-9]{1000}){100})"),
+    rules = parse_rule_file(GOOD_RULE.replace("(?P<secret>acme_[a-z0-9]{12})", "(?P<secret>acme_(?:[a-z0-9]{1000}){40})"),
                             "custom.yaml")
     ruleset = load_ruleset()
     combined = type(ruleset)(ruleset.rules + tuple(rules))
@@ -223,6 +227,38 @@ def test_rule_files_with_many_patterns_just_under_the_unroll_limit_are_prefilter
     # Findings are the same: a rule past the bound runs on every text.
     combined.health.prefilter = prefilter
     assert "wide-59" in {m.rule_id for m in detect(b"key q059az\n" + b"x" * (5 << 20), combined)}
+
+
+@pytest.mark.parametrize("pattern", ["(?P<secret>qz(?:z|(?:(?:[a-y]{100}){100}){100}))", "(?P<secret>q[a-y]{1000000})"])
+def test_a_pattern_that_would_unroll_to_gigabytes_is_refused_before_compiling(pattern: str) -> None:
+    # regex spells counted repeats out at ~300 bytes an atom: 40 such 45-character patterns in a
+    # 6 KB rule file took 6 GB and 27 s to load.
+    started = time.monotonic()
+    error = _error(GOOD_RULE.replace("(?P<secret>acme_[a-z0-9]{12})", pattern))
+    assert time.monotonic() - started < 2
+    assert (error.file, error.rule, error.field) == ("custom.yaml", "acme-token", "patterns")
+    assert "counted repeats are unrolled" in str(error)
+
+
+def test_rule_files_whose_patterns_together_would_unroll_too_far_are_refused(tmp_path: Path) -> None:
+    text = "version: 1\nrules:\n" + "".join(
+        f"  - id: r{n}\n    description: d\n    kind: secret\n    patterns: ['(?P<secret>q{n:02d}(?:z|(?:[a-y]{{100}}){{400}}))']\n"
+        f"    examples: {{positive: ['q{n:02d}z']}}\n" for n in range(6))
+    (tmp_path / "many.yaml").write_text(text)
+    with pytest.raises(RuleError) as info:
+        load_ruleset([tmp_path / "many.yaml"])
+    assert info.value.rule == "r4" and "together" in str(info.value)  # 5 x 40,000 atoms passes 200,000
+    # The command line's rule files have their own: a configuration's cannot make them fail.
+    (tmp_path / "four.yaml").write_text(text.split("  - id: r4")[0])
+    (tmp_path / "given.yaml").write_text(text.split("  - id: r1")[0].replace("id: r0", "id: given").replace("q00", "q99"))
+    loaded = load_ruleset([tmp_path / "four.yaml"], given=[tmp_path / "given.yaml"])
+    assert {"r3", "given"} <= {rule.id for rule in loaded.rules}
+
+
+def test_verbose_mode_and_comments_are_refused_in_rule_files() -> None:
+    for pattern in ["(?x)(?P<secret>zq(?:[a-z]{1000}) {100})", "(?P<secret>zq(?:[a-z]{10})(?#c){10})"]:
+        error = _error(GOOD_RULE.replace("(?P<secret>acme_[a-z0-9]{12})", pattern))
+        assert error.field == "patterns" and "verbose mode" in str(error)
 
 
 @pytest.mark.parametrize("pattern", ["(?P<secret>q?)", "(?s)(?P<secret>.*)", "x?(?P<secret>[a-z]*)",

@@ -291,14 +291,14 @@ MAX_UNROLLED = 2000
 MAX_UNROLLED_RULE_FILES = 20_000
 _COUNTED_REPEAT = re.compile(rb"\{(\d{0,9})(,?)(\d{0,9})\}")
 _UNROLLED_CAP = 1 << 40
-_VERBOSE = re.compile(rb"\(\?[a-zA-Z]*x|\(\?#")  # verbose mode, or an inline comment
+VERBOSE_OR_COMMENT = re.compile(rb"\(\?[a-zA-Z]*x|\(\?#")  # verbose mode, or an inline comment
 
 
 def unrolled_size(source: bytes) -> int:
     """An upper estimate of the atoms ``source`` spells out once each counted repeat is
     unrolled (alternatives added, not maxed; ``*``, ``+`` and ``?`` count once). Linear in
     the source."""
-    if _VERBOSE.search(source):
+    if VERBOSE_OR_COMMENT.search(source):
         # Verbose mode or a (?#...) comment: space and comments between a group and its repeat
         # are no atoms, and this reading does not follow them (it counted "(...) {100}" as one
         # space, unrepeated).

@@ -230,8 +230,10 @@ def load_ruleset(extra: Sequence[Path] = (), builtin: bool = True, *, inline_all
     _check_custom_size(files[given_from:])
     rules: list[Rule] = []
     seen: dict[str, str] = {}
-    probe = ProbeBudget()  # one for the whole load
+    probe = ProbeBudget()  # one for the configuration's rule files, one for those given
     for position, file in enumerate(files):
+        if position == given_from:
+            probe = ProbeBudget()
         twin = file.with_name(file.name + ".json")
         try:
             if position < builtin_count and twin.is_file():
@@ -488,6 +490,7 @@ def _compile(pattern: str, fail: Any, field: str, need_group: bool, lazy: bool =
     if lazy:
         # Built-in rules: compiled when first used (the hook's few files need few of them).
         return lazy_compile(pattern.encode(), regex.VERSION0)
+    _check_atoms(pattern, fail, field, probe)
     try:
         compiled = regex.compile(pattern.encode(), regex.VERSION0)
     except (RecursionError, OverflowError, MemoryError):
@@ -504,6 +507,47 @@ def _compile(pattern: str, fail: Any, field: str, need_group: bool, lazy: bool =
     return compiled
 
 
+# regex spells a counted repeat out when it compiles, about 300 bytes an atom: a 45-character
+# pattern of three nested {100} took 300 MB, and 40 of them in a 6 KB rule file 6 GB and 27 s.
+# A rule file's pattern may spell out this many atoms, and a load's rule files this many
+# together (the configuration's and the command line's each), estimated before compiling.
+MAX_PATTERN_ATOMS = 50_000
+MAX_RULE_FILE_ATOMS = 200_000
+
+
+def unrolled_atoms(pattern: str) -> tuple[int, str | None]:
+    """How many atoms ``pattern`` spells out once its counted repeats are unrolled, and why it
+    is refused for that (None: it is not). For a pattern from a rule or configuration file."""
+    from scanner.engine.native import VERBOSE_OR_COMMENT, unrolled_size
+
+    source = pattern.encode()
+    if VERBOSE_OR_COMMENT.search(source):
+        # Its size cannot be told before compiling: the space between a group and its repeat,
+        # or a comment holding a '[' or a ')', would be misread.
+        return 0, (f"pattern {bounded(pattern)} uses verbose mode (?x) or a (?#...) comment, which rule and "
+                   "configuration files do not accept: write it without them")
+    atoms = unrolled_size(source)
+    if atoms > MAX_PATTERN_ATOMS:
+        return atoms, (f"pattern {bounded(pattern)} spells out about {atoms:,} characters and classes once its "
+                       f"counted repeats are unrolled; at most {MAX_PATTERN_ATOMS:,} (compiling costs ~300 bytes "
+                       "each): use smaller counts")
+    return atoms, None
+
+
+TOO_MANY_ATOMS = (f"the patterns spell out more than {MAX_RULE_FILE_ATOMS:,} characters and classes together once "
+                  "their counted repeats are unrolled (compiling costs ~300 bytes each): use smaller counts, or fewer")
+
+
+def _check_atoms(pattern: str, fail: Any, field: str, probe: ProbeBudget | None) -> None:
+    atoms, problem = unrolled_atoms(pattern)
+    if problem is not None:
+        raise fail(field, problem)
+    if probe is not None:
+        probe.atoms_left -= atoms
+        if probe.atoms_left < 0:
+            raise fail(field, f"the rule files' {TOO_MANY_ATOMS} rules")
+
+
 # Every printable ASCII character and the common white space, twice: where a pattern's value
 # can be empty after some context ((?<=x)(?P<secret>a*)), it is empty somewhere in here.
 _EMPTY_PROBE = bytes(range(32, 127)) * 2 + b"\t\n\r\n" + bytes(range(32, 127))
@@ -516,6 +560,7 @@ class ProbeBudget:
 
     def __init__(self, seconds: float = 1.0) -> None:
         self.left = seconds
+        self.atoms_left = MAX_RULE_FILE_ATOMS  # what the patterns may spell out together (see _compile)
 
 
 def _matches_empty(compiled: regex.Pattern[bytes], probe: ProbeBudget) -> bool:
