@@ -16,7 +16,7 @@ from scanner.engine import native
 from scanner.engine.detect import as_scannable, detect
 from scanner.engine.rules import load_ruleset
 from tests.conftest import run_keysweep
-from tests.keygen import SECRET_ALPHABET, KeySet, secret_key
+from tests.keygen import SECRET_ALPHABET, KeySet, key_id, secret_key
 
 RULESET = load_ruleset()
 KIB = 1024
@@ -604,6 +604,26 @@ def test_an_allowed_plain_copy_does_not_hide_an_encoded_copy_far_along_its_line(
     line = f'config = "{encoded.decode()}" ; {filler} ; {plain}  # keysweep:allow\n'
     found = {(m.secret.reveal(), m.decoded) for m in detect(line.encode(), RULESET)}
     assert found == {(keys.key_id, "base64"), (keys.secret, "base64")}  # the marker is 6 KB from the token
+
+
+def test_windowing_for_a_rule_files_near_rules_is_charged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Near rules with every `lines` from 0 to 50 windowed a MiB of key IDs 51 times (+23 s),
+    outside any clock: that work is charged to the rule files' allowance now."""
+    from scanner.engine import detect as detect_module
+    from scanner.engine.rules import RuleSet, parse_rule_file
+
+    text = "version: 1\nrules:\n" + "".join(
+        f"  - id: n{n}\n    description: d\n    kind: secret\n"
+        f"    near: {{kind: key-id, lines: {n + 1}, patterns: ['(?P<secret>zq{n:02d}[a-z]{{8}})']}}\n"
+        f"    examples: {{positive: ['{{key_id}} zq{n:02d}abcdefgh']}}\n" for n in range(30))
+    ruleset = RuleSet(load_ruleset().rules + tuple(parse_rule_file(text, "near.yaml")))
+    monkeypatch.setattr(detect_module, "RULE_SECONDS_PER_SCAN", 0.2)
+    monkeypatch.setattr(detect_module, "PATTERN_SECONDS_PER_MIB", 0.0)
+    rng = random.Random(8)
+    data = "".join(f"{key_id(rng=rng)}\n" for _ in range(20_000)).encode()
+    detect(data, ruleset)
+    events = ruleset.health.take()
+    assert [event.partition(":")[0] for event in events].count("time") == 1, events
 
 
 def test_switched_off_rules_are_told_once_each_and_those_sharing_a_spent_allowance_together() -> None:
