@@ -594,6 +594,25 @@ def test_a_rule_files_rule_cannot_take_a_built_in_finding_as_its_own() -> None:
         ("aws-access-key-id", keys.key_id), ("aws-secret-access-key", keys.secret)}
 
 
+def test_a_rule_files_key_id_cannot_take_an_aws_secrets_pairing() -> None:
+    """A rule file may declare any shape a key ID: one beside the secret took its pairing from
+    the real key ID five lines above (verification signs with the pair)."""
+    from scanner.engine.rules import RuleSet, parse_rule_file
+
+    custom = parse_rule_file(
+        "version: 1\nrules:\n  - id: fake-id\n    description: d\n    kind: key-id\n"
+        "    patterns: ['(?P<secret>KSID[A-Z0-9]{16})']\n    examples: {positive: ['KSIDQWERTYUIOP234567']}\n",
+        "pairsteal.yaml")
+    ruleset = RuleSet(load_ruleset().rules + tuple(custom))
+    keys = KeySet.generate()
+    text = (f"aws_access_key_id = {keys.key_id}\n" + "# -\n" * 4
+            + f"aws_secret_access_key = {keys.secret}  # KSIDQWERTYUIOP234567\n")
+    matches = detect(text.encode(), ruleset)
+    index = {m.secret.reveal(): i for i, m in enumerate(matches)}
+    assert matches[index[keys.secret]].pair == index[keys.key_id]
+    assert matches[index[keys.key_id]].pair == index[keys.secret]
+
+
 def test_an_allowed_plain_copy_does_not_hide_an_encoded_copy_far_along_its_line() -> None:
     import base64
 

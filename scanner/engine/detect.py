@@ -320,7 +320,8 @@ def detect(data: bytes, ruleset: RuleSet) -> list[Match]:
                 origin = view.original_offset(middle, middle) if middle is not None else None
                 if origin is not None:
                     candidates.append(_Candidate(candidate.rule, candidate.value, origin, origin, view.kind))
-    return _pair(_drop_tokens_found_plain(_locate(data, _dedupe(candidates), ruleset.inline_allow), data))
+    return _pair(_drop_tokens_found_plain(_locate(data, _dedupe(candidates), ruleset.inline_allow), data),
+                 ruleset.builtin_ids)
 
 
 class _RunCache:
@@ -955,16 +956,17 @@ def _drop_tokens_found_plain(located: list[_Located], data: bytes) -> list[_Loca
 _PLACE_AND_RULE = operator.attrgetter("start", "rule.id")
 
 
-def _paired_in_order(found: list[_Located]) -> dict[int, int]:
+def _paired_in_order(found: list[_Located], key_ids: list[int]) -> dict[int, int]:
     """Secrets on a line holding as many key IDs as secrets (two or more): the n-th secret of
     the line with its n-th key ID, whichever comes first in each pair (a one-line JSON list of
     credentials, `{"AccessKeyId":…,"SecretAccessKey":…},{…}`, or the other way round: by
     place alone, a secret can stand nearer the next object's key ID than its own)."""
     by_line: dict[int, tuple[list[int], list[int]]] = {}
+    for index in key_ids:
+        by_line.setdefault(found[index].line, ([], []))[0].append(index)
     for index, match in enumerate(found):
-        kind = match.secret.kind
-        if kind == "key-id" or kind == "secret":
-            by_line.setdefault(match.line, ([], []))[kind == "secret"].append(index)
+        if match.secret.kind == "secret":
+            by_line.setdefault(match.line, ([], []))[1].append(index)
     paired: dict[int, int] = {}
     for key_ids, secrets in by_line.values():
         if len(secrets) > 1 and len(key_ids) == len(secrets):
@@ -972,21 +974,26 @@ def _paired_in_order(found: list[_Located]) -> dict[int, int]:
     return paired
 
 
-def _pair(found: list[_Located]) -> list[Match]:
+def _pair(found: list[_Located], builtin_ids: frozenset[str] = frozenset()) -> list[Match]:
     """The matches, each secret (and session token) linked to the key ID it belongs with.
 
     The nearest key ID within PAIR_LINES lines wins, the one above on a tie; a text with a
-    single distinct key ID pairs every secret with it, however far apart they stand.
+    single distinct key ID pairs every secret with it, however far apart they stand. Where a
+    built-in rule found a key ID, only such key IDs pair: a rule file's rule declaring any
+    shape a key ID took an AWS secret's pairing from its own key ID (and its account with it,
+    which verification and remediation use).
     """
     pair_of: dict[int, int] = {}
     token_of: dict[int, int] = {}
     key_ids = [i for i, m in enumerate(found) if m.secret.kind == "key-id"]
+    if key_ids and len({found[i].rule_id for i in key_ids}) > 1:
+        key_ids = [i for i in key_ids if found[i].rule_id in builtin_ids] or key_ids
     if key_ids:
         several = len({found[i].secret.reveal() for i in key_ids}) > 1
         key_lines = [found[i].line for i in key_ids]  # ascending: matches are in order of place
         key_starts = [found[i].start for i in key_ids]
         best_secret: dict[int, tuple[tuple[int, int, int, int], int]] = {}
-        in_order = _paired_in_order(found)
+        in_order = _paired_in_order(found, key_ids)
         for index, match in enumerate(found):
             kind = match.secret.kind
             if kind not in PAIRS_WITH_KEY_ID:

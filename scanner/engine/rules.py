@@ -154,6 +154,12 @@ class RuleSet:
     # Whether inline allow comments (keysweep:allow and the like) hide what they mark. Off for
     # scans of untrusted changes (--no-config): a change could mark its own key.
     inline_allow: bool = True
+    # The built-in rules' ids: where they and a rule file's rules report the same kind, the
+    # built-in findings are trusted first (pairing, the same value at one place).
+    builtin_ids: frozenset[str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "builtin_ids", frozenset(rule.id for rule in self.rules if rule.builtin))
 
     def by_id(self, rule_id: str) -> Rule:
         for rule in self.rules:
