@@ -354,6 +354,21 @@ def test_a_secret_opening_with_an_escaped_slash_is_reported_once(layers: int) ->
     assert_pair(matches, KeySet(keys.key_id, secret, keys.token))
 
 
+@pytest.mark.parametrize("shift", [0, 1, 2])
+def test_an_accented_comment_in_a_base64_credentials_file_hides_no_key(shift: int) -> None:
+    """A byte above 0x7f at the start of a group of 4 (two in three places of an accented
+    letter) made the whole token pass for something other than text: a Kubernetes Secret's
+    credentials file opening with `# Clé d'accès prod` lost both its keys."""
+    keys = KeySet.generate()
+    credentials = (f"# {'x' * shift}Clé d'accès prod\n[default]\naws_access_key_id = {keys.key_id}\n"
+                   f"aws_secret_access_key = {keys.secret}\n")
+    manifest = ("apiVersion: v1\nkind: Secret\nmetadata:\n  name: aws\ndata:\n  credentials: "
+                + base64.b64encode(credentials.encode()).decode() + "\n")
+    matches = found(manifest)
+    assert {m.secret.reveal() for m in matches} == {keys.key_id, keys.secret}
+    assert_pair(matches, keys)
+
+
 def test_url_encoded_secret_in_connection_url(keys: KeySet) -> None:
     from urllib.parse import quote
 

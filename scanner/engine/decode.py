@@ -55,6 +55,14 @@ _ESCAPE_TOKEN_TABLE = bytes(
 # of "eyJ" was retried to its end from every "eyJ" inside it, minutes for 256 KiB.
 _JWT = lazy_compile(rb"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}+\.(eyJ[A-Za-z0-9_-]{8,}+)\.[A-Za-z0-9_-]*+")
 _ASCII_GROUP_LEAD = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef"
+
+
+def _mostly_ascii_leads(leads: bytes) -> bool:
+    """Whether the first characters of a run's groups of 4 are those of base64 of ASCII text,
+    but for one in 16 (at least one): an accented letter, an emoji or a curly quote in a
+    comment puts a byte above 0x7f at a group's start, and one such once hid every key of a
+    Kubernetes Secret's credentials file. Identifiers and hashes fail in most groups."""
+    return len(leads.translate(None, _ASCII_GROUP_LEAD)) * 16 <= len(leads) + 15
 _KEY_PREFIXES = (b"AKIA", b"ASIA", b"ABIA", b"ACCA", b"A3T")
 _CONTEXT_WORDS = (b"secret", b"token", b"aws")
 
@@ -124,12 +132,13 @@ def decoded_views(data: bytes, base64_runs: list[tuple[int, int]],
             substitutions += _long_base64(data, start, end)
             continue
         # In base64 of ASCII text the first character of every group of 4 encodes a byte
-        # below 0x80, so it is one of A-Z a-f: two C calls reject most identifiers (and the
+        # below 0x80, so it is one of A-Z a-f (but where a rare accented letter or emoji
+        # falls: _mostly_ascii_leads): two C calls reject most identifiers (and the
         # first line of a wrapped block that is not ASCII text: the whole block would fail
         # the same test, and a CSV of secrets has a 40-character run ending every line).
         # (A UTF-16 byte order mark, "//", leads the first group: text all the same.)
         lead = start + 4 if data.startswith(b"//", start) else start
-        if data[lead:end:4].translate(None, _ASCII_GROUP_LEAD):
+        if not _mostly_ascii_leads(data[lead:end:4]):
             continue
         # Lines of one width (76 from `base64`, 64 from openssl) are one token: decoded line
         # by line, a key ID or secret across a line break was cut in two.
@@ -137,7 +146,7 @@ def decoded_views(data: bytes, base64_runs: list[tuple[int, int]],
         if wrapped is not None:
             block_end, joined = wrapped
             walked = block_end
-            decoded = _decode_base64(joined) if not joined[lead - start :: 4].translate(None, _ASCII_GROUP_LEAD) else None
+            decoded = _decode_base64(joined) if _mostly_ascii_leads(joined[lead - start :: 4]) else None
             if decoded is not None and _interesting(decoded):
                 substitutions.append((start, block_end, decoded))
                 covered = block_end
@@ -152,7 +161,7 @@ def decoded_views(data: bytes, base64_runs: list[tuple[int, int]],
                 continue
             end += missing
         token = data[start:end]
-        if token[lead - start :: 4].translate(None, _ASCII_GROUP_LEAD):
+        if not _mostly_ascii_leads(token[lead - start :: 4]):
             continue  # the padding's group (the run's own were looked at above)
         decoded = _decode_base64(token)
         if decoded is not None and _interesting(decoded):
