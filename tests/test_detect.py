@@ -369,6 +369,20 @@ def test_an_accented_comment_in_a_base64_credentials_file_hides_no_key(shift: in
     assert_pair(matches, keys)
 
 
+@pytest.mark.parametrize("at", [24_560, 24_573, 24_574, 24_575, 24_576])
+def test_a_key_across_the_cut_between_two_pieces_of_a_long_utf16_line_is_found(at: int) -> None:
+    """UTF-16 text has a NUL (no byte of a key) after every ASCII character, so a long run is
+    cut at its 48 KiB mark whatever stands there: a key ID cut in two was neither looked for
+    (no half held "AKIA") nor mapped back (its match ran past its piece)."""
+    from scanner.engine.decode import LONG_PIECE
+
+    assert at * 2 - LONG_PIECE in range(-32, 32)  # around the first cut
+    keys = KeySet.generate()
+    text = "a" * (at - 4) + "&id=" + keys.key_id + "&" + "p=yyyy&" * 12_000
+    matches = found(b"q " + base64.b64encode(text.encode("utf-16-le")) + b"\n")
+    assert [m.secret.reveal() for m in matches] == [keys.key_id]
+
+
 def test_url_encoded_secret_in_connection_url(keys: KeySet) -> None:
     from urllib.parse import quote
 

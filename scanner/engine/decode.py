@@ -97,10 +97,18 @@ class DecodedView:
     original_starts: tuple[int, ...]
 
     def original_offset(self, start: int, end: int) -> int | None:
-        """Where a match at view[start:end] came from, or None if it is not in a decoded token."""
+        """Where a match at view[start:end] came from, or None if it is not in a decoded token.
+        A match running on into the next token, where nothing stands between them (two pieces
+        of one long base64 run, cut inside a key: UTF-16 text has no byte a key is not made of
+        after every character), came from the first."""
         index = bisect.bisect_right(self.view_starts, start) - 1
-        if index < 0 or end > self.view_ends[index]:
+        if index < 0:
             return None
+        if end > self.view_ends[index]:
+            following = index + 1
+            if (following >= len(self.view_starts) or self.view_starts[following] != self.view_ends[index]
+                    or end > self.view_ends[following]):
+                return None
         return self.original_starts[index]
 
 
@@ -207,6 +215,7 @@ _BASE64_BYTES = bytes(i for i in range(256) if BASE64_TABLE[i])
 # ';' or '"', else after any byte no key is made of): a view's token is found at its piece's
 # place, and a key is never cut in two by a piece's end.
 LONG_PIECE = 48 * 1024
+PIECE_EDGE = 128  # bytes either side of a cut looked at together
 _PIECE_ENDS = (b"\n", b",", b" ", b";", b'"')
 _KEY_BYTES = bytes(1 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "+/=_-") else 0 for i in range(256))
 # A piece is text if at most this share of its bytes are control characters other than ESC
@@ -242,6 +251,12 @@ def _long_base64(data: bytes, start: int, end: int) -> list[tuple[int, int, byte
     # A piece is kept if it, or a piece beside it, looks worth a look: a name at one piece's
     # end and its value opening the next are read together (the view holds them side by side).
     worth = [text is not None and _interesting(text) for text in texts]
+    # A cut inside a key prefix or a name (UTF-16 text offers no other place to cut) leaves
+    # half of it in each piece: where two pieces meet is looked at too.
+    for index, (before, after) in enumerate(zip(texts, texts[1:])):
+        if before is not None and after is not None and not (worth[index] or worth[index + 1]):
+            if _interesting(before[-PIECE_EDGE:] + after[:PIECE_EDGE]):
+                worth[index] = worth[index + 1] = True
     keep = [text is not None and any(worth[max(0, index - 1) : index + 2]) for index, text in enumerate(texts)]
     pieces = []
     last = len(texts) - 1
