@@ -95,6 +95,9 @@ class DecodedView:
     view_starts: tuple[int, ...]
     view_ends: tuple[int, ...]
     original_starts: tuple[int, ...]
+    # Per token: where, in the view, the part it repeats of the token before ends (a wrapped
+    # block longer than MAX_TOKEN goes on in a block overlapping it by OVERLAP_LINES lines).
+    repeat_ends: tuple[int, ...] = ()
 
     def original_offset(self, start: int, end: int) -> int | None:
         """Where a match at view[start:end] came from, or None if it is not in a decoded token.
@@ -104,10 +107,13 @@ class DecodedView:
         index = bisect.bisect_right(self.view_starts, start) - 1
         if index < 0:
             return None
+        if self.repeat_ends and end <= self.repeat_ends[index]:
+            return None  # found in the token before, whose end this one repeats
         if end > self.view_ends[index]:
             following = index + 1
             if (following >= len(self.view_starts) or self.view_starts[following] != self.view_ends[index]
-                    or end > self.view_ends[following]):
+                    or end > self.view_ends[following]
+                    or (self.repeat_ends and self.repeat_ends[following] > self.view_starts[following])):
                 return None
         return self.original_starts[index]
 
@@ -131,6 +137,8 @@ def decoded_views(data: bytes, base64_runs: list[tuple[int, int]],
     size = len(data)
     covered = -1  # end of the last block of wrapped lines decoded whole
     walked = -1  # end of the last block looked at: its lines do not start another (linear)
+    repeats: dict[int, int] = {}  # substitution index -> decoded bytes it repeats of the one before
+    go_on = -1  # where a block cut at MAX_TOKEN goes on
     for start, end in base64_runs:
         if start < covered:
             continue
@@ -152,12 +160,15 @@ def decoded_views(data: bytes, base64_runs: list[tuple[int, int]],
         # by line, a key ID or secret across a line break was cut in two.
         wrapped = _wrapped(data, start, end) if start >= walked else None
         if wrapped is not None:
-            block_end, joined = wrapped
-            walked = block_end
+            block_end, joined, restart = wrapped
+            walked = block_end if restart is None else restart
             decoded = _decode_base64(joined) if _mostly_ascii_leads(joined[lead - start :: 4]) else None
             if decoded is not None and _interesting(decoded):
+                if start == go_on and substitutions and substitutions[-1][1] > start:
+                    repeats[len(substitutions)] = _repeated(substitutions[-1][2], decoded)
                 substitutions.append((start, block_end, decoded))
-                covered = block_end
+                covered = block_end if restart is None else restart
+                go_on = restart if restart is not None else -1
                 continue
         if end - start > MAX_TOKEN:
             continue
@@ -175,7 +186,7 @@ def decoded_views(data: bytes, base64_runs: list[tuple[int, int]],
         if decoded is not None and _interesting(decoded):
             substitutions.append((start, end, decoded))
     if substitutions:
-        yield _view(data, "base64", substitutions)
+        yield _view(data, "base64", substitutions, repeats)
     # memchr for a '%' first: most texts have none, and a single-byte search is ~10x faster
     # than any pattern search.
     percent = data.find(b"%") if marks is None or "url" in marks else -1
@@ -347,22 +358,29 @@ def utf16_by_parity(data: bytes) -> bytes | None:
     return text if controls * 100 <= len(text) else None
 
 
-def _wrapped(data: bytes, start: int, end: int) -> tuple[int, bytes] | None:
+def _wrapped(data: bytes, start: int, end: int) -> tuple[int, bytes, int | None] | None:
     """Base64 wrapped over lines, ``data[start:end]`` its first line: (where the block ends,
-    its lines joined), or None if the next line does not continue it.
+    its lines joined, and where the next block starts when this one stopped at MAX_TOKEN:
+    OVERLAP_LINES lines before its end, so a key across the cut is whole in one of them), or
+    None if the next line does not continue it.
 
     Every line but the last is as long as the first (a multiple of 4); the last may be
     shorter, with its padding, and must end its line. Lines may be indented (a YAML block)
-    and end in CRLF. Each line is looked at once: linear.
+    and end in CRLF. Each line is looked at once, the overlaps apart: linear.
     """
     width = end - start
     if width % 4 or not 40 <= width <= 256 or data[end : end + 1] not in (b"\n", b"\r"):
         return None
     size = len(data)
     pieces = [data[start:end]]
+    bodies = [start]  # where each line's characters start
     total = width
     position = end
-    while total + width <= MAX_TOKEN:  # a longer block is decoded in pieces of whole lines
+    full = False
+    while True:
+        if total + width > MAX_TOKEN:  # a longer block is decoded in overlapping pieces of whole lines
+            full = True
+            break
         line = position + (2 if data.startswith(b"\r\n", position) else 1 if data.startswith(b"\n", position) else 0)
         if line == position:
             break
@@ -374,6 +392,7 @@ def _wrapped(data: bytes, start: int, end: int) -> tuple[int, bytes] | None:
         after = body + length
         if length == width and data[after : after + 1] in (b"", b"\n", b"\r"):
             pieces.append(window[:width])
+            bodies.append(body)
             total += width
             position = after
             continue
@@ -383,7 +402,26 @@ def _wrapped(data: bytes, start: int, end: int) -> tuple[int, bytes] | None:
                 pieces.append(data[body : after + padding])
                 position = after + padding
         break
-    return (position, b"".join(pieces)) if len(pieces) > 1 else None
+    restart = bodies[-OVERLAP_LINES] if full and len(bodies) > OVERLAP_LINES else None
+    return (position, b"".join(pieces), restart) if len(pieces) > 1 else None
+
+
+OVERLAP_LINES = 4
+
+
+def _repeated(before: bytes, after: bytes) -> int:
+    """How many of ``after``'s first bytes repeat ``before``'s end (overlapping blocks, as
+    text: UTF-16 read as UTF-8 is half as long as its base64 says): the longest such run, 0 if
+    none. (In repetitive text a shorter one matches too, and would report a key twice.)"""
+    probe = after[:64]
+    if not probe:
+        return 0
+    position = before.find(probe, max(0, len(before) - 2 * OVERLAP_LINES * 192))  # 192 bytes: a 256-wide line
+    while position >= 0:
+        if after.startswith(before[position:]):
+            return len(before) - position
+        position = before.find(probe, position + 1)
+    return 0
 
 
 def _escape_view(data: bytes, escape_ends: list[int] | None = None) -> DecodedView | None:
@@ -563,7 +601,10 @@ def _is_text(raw: bytes) -> bool:
 VIEW_MARGIN = 4096
 
 
-def _view(data: bytes, kind: DecodingKind, substitutions: list[tuple[int, int, bytes]]) -> DecodedView:
+def _view(data: bytes, kind: DecodingKind, substitutions: list[tuple[int, int, bytes]],
+          repeats: dict[int, int] | None = None) -> DecodedView:
+    """``repeats``: by substitution index, how many of its first decoded bytes repeat the one
+    before (overlapping blocks of one long wrapped token)."""
     parts: list[bytes] = []
     view_starts: list[int] = []
     view_ends: list[int] = []
@@ -590,4 +631,6 @@ def _view(data: bytes, kind: DecodingKind, substitutions: list[tuple[int, int, b
         original_starts.append(start)
         last = end
     parts.append(data[last : last + VIEW_MARGIN])
-    return DecodedView(kind, b"".join(parts), tuple(view_starts), tuple(view_ends), tuple(original_starts))
+    repeat_ends = tuple(view_start + repeats.get(index, 0) for index, view_start in enumerate(view_starts)) \
+        if repeats else ()
+    return DecodedView(kind, b"".join(parts), tuple(view_starts), tuple(view_ends), tuple(original_starts), repeat_ends)
