@@ -222,11 +222,30 @@ def test_rule_files_with_many_patterns_just_under_the_unroll_limit_are_prefilter
     prefilter = native.Prefilter(combined)
     assert time.monotonic() - started < 10
     unfiltered = {rule.id for rule in custom} & prefilter.always
-    assert len(custom) - len(unfiltered) <= native.MAX_UNROLLED_RULE_FILES // 1900
+    assert len(custom) - len(unfiltered) <= native.MAX_UNROLLED_RULE_FILES // native.MAX_UNROLLED
     assert len(unfiltered) >= 49
     # Findings are the same: a rule past the bound runs on every text.
     combined.health.prefilter = prefilter
     assert "wide-59" in {m.rule_id for m in detect(b"key q059az\n" + b"x" * (5 << 20), combined)}
+
+
+def test_rule_file_patterns_costly_to_hyperscan_are_not_prefiltered() -> None:
+    # Hyperscan's cost follows a pattern's shape: eleven of these (1,810 atoms each, under the
+    # per-pattern bound of the time) took 24 s to compile in every process, each refused at last.
+    from scanner.engine import native
+
+    if not native.available():
+        pytest.skip("no hyperscan wheel here")
+    text = "version: 1\nrules:\n" + "".join(
+        f"  - id: shape-{n}\n    description: d\n    kind: secret\n"
+        f"    patterns: ['(?P<secret>q{n:02d}(?:z|(?:[ab]*a[ab]{{15}}){{100}}))']\n    examples: {{positive: ['q{n:02d}z']}}\n"
+        for n in range(11))
+    custom = parse_rule_file(text, "shapes.yaml")
+    ruleset = load_ruleset()
+    started = time.monotonic()
+    prefilter = native.Prefilter(type(ruleset)(ruleset.rules + tuple(custom)))
+    assert time.monotonic() - started < 3
+    assert {rule.id for rule in custom} <= prefilter.always
 
 
 @pytest.mark.parametrize("pattern", ["(?P<secret>qz(?:z|(?:(?:[a-y]{100}){100}){100}))", "(?P<secret>q[a-y]{1000000})"])
