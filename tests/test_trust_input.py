@@ -451,3 +451,35 @@ def test_catastrophic_rule_pattern_is_disabled_and_scan_is_incomplete(tmp_path: 
     report = result.json()
     assert {keys.key_id, keys.secret} <= {f["secret"] for f in report["findings"]}
     assert any("backtracker" in error for error in report["summary"]["errors"])
+
+
+def test_a_rule_files_words_reach_sarif_escaped(tmp_path: Path) -> None:
+    """A repository's rule file wrote links, HTML, terminal sequences and a bidi override into
+    the SARIF alerts code scanning renders: its words are text there now."""
+    import json
+
+    (tmp_path / "rules.yaml").write_text(
+        "version: 1\nrules:\n  - id: acme-token\n    kind: secret\n"
+        '    description: "X<img src=x onerror=alert(2)> \\e[2J\\u202e"\n'
+        '    help: "[rotate here](https://evil.example/phish) \\e[31mRED"\n'
+        "    patterns: ['(?P<secret>acme_[a-z0-9]{12})']\n    examples: {positive: ['acme_abcdef123456']}\n")
+    (tmp_path / "app.env").write_text("token = acme_q1w2e3r4t5y6\n")
+    result = run_keysweep("scan", "--no-history", "--rules", tmp_path / "rules.yaml", "-f", "sarif", tmp_path / "app.env")
+    assert result.returncode == 1, result.stderr
+    sarif = json.loads(result.stdout)
+    descriptor = next(r for r in sarif["runs"][0]["tool"]["driver"]["rules"] if r["id"] == "acme-token")
+    markdown = descriptor["help"]["markdown"]
+    assert "\\<img src=x onerror=alert\\(2\\)\\>" in markdown and "\\[rotate here\\]\\(https://evil\\.example" in markdown
+
+    def strings(value: object) -> list[str]:
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, dict):
+            return [s for v in value.values() for s in strings(v)]
+        if isinstance(value, list):
+            return [s for v in value for s in strings(v)]
+        return []
+
+    texts = strings(descriptor) + strings(sarif["runs"][0]["results"])
+    assert not [t for t in texts if "\x1b" in t or "\u202e" in t]
+    assert "\\x1b[2J" in descriptor["shortDescription"]["text"] and "\\u202e" in descriptor["shortDescription"]["text"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from typing import Any
 
@@ -9,6 +10,7 @@ from scanner import __version__
 from scanner.engine.rules import Rule, RuleSet
 from scanner.findings import Finding, ScanReport
 from scanner.reporters.json import ITEMS, dump_document
+from scanner.reporters.text import escape_control
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 FINGERPRINT_KEY = "keysweep/v1"
@@ -17,16 +19,26 @@ SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "
 LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note"}
 
 
+# Markdown's special characters, escaped in a rule file's words: a repository's rule file
+# wrote links, images and HTML into the alerts code scanning renders.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
+
+
 def _rule_descriptor(rule: Rule) -> dict[str, Any]:
-    help_text = rule.help or rule.description
+    # A rule file's description and help are the scanned repository's words: control and
+    # bidirectional characters shown as escapes, Markdown written out as text.
+    description = rule.description if rule.builtin else escape_control(rule.description)
+    help_text = (rule.help if rule.builtin else escape_control(rule.help)) or description
+    short, full = (description, help_text) if rule.builtin else (
+        _MARKDOWN_SPECIAL.sub(r"\\\1", description), _MARKDOWN_SPECIAL.sub(r"\\\1", help_text))
     return {
         "id": rule.id,
         "name": "".join(part.capitalize() for part in rule.id.split("-")),
-        "shortDescription": {"text": rule.description},
+        "shortDescription": {"text": description},
         "fullDescription": {"text": help_text},
         "help": {
             "text": help_text,
-            "markdown": f"**{rule.description}**\n\n{help_text}\n\nIf this is a false positive, add "
+            "markdown": f"**{short}**\n\n{full}\n\nIf this is a false positive, add "
             "`keysweep:allow` in a comment on the line, or record it in a baseline "
             "(`keysweep baseline create`).",
         },
@@ -45,7 +57,7 @@ def _message(finding: Finding, description: str) -> str:
         parts.append(f"in a {finding.source.replace('-', ' ')}")
     if finding.decoded:
         parts.append(f"inside a {finding.decoded}-encoded value")
-    return " ".join(parts) + ". Rotate the key and remove it from the repository."
+    return escape_control(" ".join(parts) + ". Rotate the key and remove it from the repository.")
 
 
 def _place(finding: Finding) -> str:
