@@ -613,6 +613,20 @@ def test_a_rule_files_key_id_cannot_take_an_aws_secrets_pairing() -> None:
     assert matches[index[keys.key_id]].pair == index[keys.secret]
 
 
+def test_one_allow_marker_before_an_encoded_bundle_on_a_long_line_hides_none_of_it() -> None:
+    """Findings decoded from a token stand at its start: a marker beside a 57 KB base64 bundle
+    of 140 credentials hid every one of them ("no secrets found")."""
+    import base64
+    import json
+
+    pairs = [KeySet.generate() for _ in range(140)]
+    bundle = "".join(f"[p{n}]\naws_access_key_id = {k.key_id}\naws_secret_access_key = {k.secret}\n"
+                     for n, k in enumerate(pairs))
+    line = json.dumps({"note": "keysweep:allow", "blob": base64.b64encode(bundle.encode()).decode()}) + "\n"
+    found = {m.secret.reveal() for m in detect(line.encode(), RULESET)}
+    assert found == {v for k in pairs for v in (k.key_id, k.secret)}
+
+
 def test_an_allowed_plain_copy_does_not_hide_an_encoded_copy_far_along_its_line() -> None:
     import base64
 

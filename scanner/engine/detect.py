@@ -899,8 +899,12 @@ def _locate(data: bytes, candidates: list[_Candidate], inline_allow: bool = True
                              and len(data) - line_start > LONG_LINE)
             if not long_line[1]:
                 continue
+            # On a long line a marker covers what stands beside it, and never what is decoded
+            # from a token (all of it stands at the token's start: one marker before a bundle of
+            # 200 encoded credentials hid 159 of them). A baseline records such a finding.
             nearest = bisect.bisect_left(markers, start)
-            if any(abs(markers[i] - start) <= ALLOW_REACH for i in (nearest - 1, nearest) if 0 <= i < len(markers)):
+            if candidate.decoded is None and any(abs(markers[i] - start) <= ALLOW_REACH
+                                                 for i in (nearest - 1, nearest) if 0 <= i < len(markers)):
                 continue
         secret = Secret(candidate.rule.kind, candidate.value.decode("ascii", "replace"))
         located.append(_Located(candidate.rule.id, secret, start, line, chars + 1, candidate.decoded))
