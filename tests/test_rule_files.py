@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from scanner.engine.detect import detect
-from scanner.engine.rules import load_ruleset, parse_rule_file
+from scanner.engine.rules import RuleSet, load_ruleset, parse_rule_file
 from scanner.errors import RuleError
 from tests.conftest import run_keysweep
 from tests.keygen import KeySet
@@ -203,49 +204,47 @@ def test_a_rule_file_pattern_hyperscan_would_unroll_for_seconds_is_not_prefilter
                for r in ruleset.rules for p in r.patterns)  # a rule file like the built-in ones is prefiltered
 
 
-def test_rule_files_with_many_patterns_just_under_the_unroll_limit_are_prefiltered_only_so_far() -> None:
-    # 1,500 patterns each just under MAX_UNROLLED took every process 70 s and 1.3 GB to compile:
-    # the rule files' patterns together are bounded too; past that they run on every text.
+def _prefilter_of_many(pattern: str, example: str, count: int) -> tuple[Any, float, set[str], RuleSet]:
+    """The prefilter for the built-in rules and ``count`` rules of one shape (``{n}``: each
+    one's number): it, the seconds it took to build, the rules' ids, and the rule set."""
     from scanner.engine import native
-    from scanner.engine.detect import detect
 
     if not native.available():
         pytest.skip("no hyperscan wheel here")
     text = "version: 1\nrules:\n" + "".join(
-        f"  - id: wide-{n}\n    description: d\n    kind: secret\n"
-        f"    patterns: ['(?P<secret>q{n:03d}a(?:z|[a-y]{{1900}}))']\n    examples: {{positive: ['q{n:03d}az']}}\n"
-        for n in range(60))
-    custom = parse_rule_file(text, "wide.yaml")
-    ruleset = load_ruleset()
-    combined = type(ruleset)(ruleset.rules + tuple(custom))
+        f"  - id: r-{n}\n    description: d\n    kind: secret\n    patterns: ['{pattern.format(n=n)}']\n"
+        f"    examples: {{positive: ['{example.format(n=n)}']}}\n" for n in range(count))
+    custom = parse_rule_file(text, "many.yaml")
+    builtin = load_ruleset()
+    combined = RuleSet(builtin.rules + tuple(custom))
     started = time.monotonic()
     prefilter = native.Prefilter(combined)
-    assert time.monotonic() - started < 10
-    unfiltered = {rule.id for rule in custom} & prefilter.always
-    assert len(custom) - len(unfiltered) <= native.MAX_UNROLLED_RULE_FILES // native.MAX_UNROLLED
+    return prefilter, time.monotonic() - started, {rule.id for rule in custom}, combined
+
+
+def test_rule_files_with_many_patterns_just_under_the_unroll_limit_are_prefiltered_only_so_far() -> None:
+    # 1,500 patterns each just under a per-pattern bound of 2,000 took every process 70 s and
+    # 1.3 GB to compile: the rule files' patterns together are bounded too; past that they run
+    # on every text.
+    from scanner.engine import native
+    from scanner.engine.detect import detect
+
+    prefilter, seconds, ids, combined = _prefilter_of_many("(?P<secret>q{n:03d}a(?:z|[a-y]{{1900}}))", "q{n:03d}az", 60)
+    assert seconds < 10
+    unfiltered = ids & prefilter.always
+    assert len(ids) - len(unfiltered) <= native.MAX_UNROLLED_RULE_FILES // native.MAX_UNROLLED
     assert len(unfiltered) >= 49
     # Findings are the same: a rule past the bound runs on every text.
     combined.health.prefilter = prefilter
-    assert "wide-59" in {m.rule_id for m in detect(b"key q059az\n" + b"x" * (5 << 20), combined)}
+    assert "r-59" in {m.rule_id for m in detect(b"key q059az\n" + b"x" * (5 << 20), combined)}
 
 
 def test_rule_file_patterns_costly_to_hyperscan_are_not_prefiltered() -> None:
     # Hyperscan's cost follows a pattern's shape: eleven of these (1,810 atoms each, under the
     # per-pattern bound of the time) took 24 s to compile in every process, each refused at last.
-    from scanner.engine import native
-
-    if not native.available():
-        pytest.skip("no hyperscan wheel here")
-    text = "version: 1\nrules:\n" + "".join(
-        f"  - id: shape-{n}\n    description: d\n    kind: secret\n"
-        f"    patterns: ['(?P<secret>q{n:02d}(?:z|(?:[ab]*a[ab]{{15}}){{100}}))']\n    examples: {{positive: ['q{n:02d}z']}}\n"
-        for n in range(11))
-    custom = parse_rule_file(text, "shapes.yaml")
-    ruleset = load_ruleset()
-    started = time.monotonic()
-    prefilter = native.Prefilter(type(ruleset)(ruleset.rules + tuple(custom)))
-    assert time.monotonic() - started < 3
-    assert {rule.id for rule in custom} <= prefilter.always
+    prefilter, seconds, ids, _ = _prefilter_of_many("(?P<secret>q{n:02d}(?:z|(?:[ab]*a[ab]{{15}}){{100}}))", "q{n:02d}z", 11)
+    assert seconds < 3
+    assert ids <= prefilter.always
 
 
 @pytest.mark.parametrize("pattern", ["(?P<secret>qz(?:z|(?:(?:[a-y]{100}){100}){100}))", "(?P<secret>q[a-y]{1000000})"])
