@@ -55,6 +55,8 @@ _ESCAPE_TOKEN_TABLE = bytes(
 # of "eyJ" was retried to its end from every "eyJ" inside it, minutes for 256 KiB.
 _JWT = lazy_compile(rb"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}+\.(eyJ[A-Za-z0-9_-]{8,}+)\.[A-Za-z0-9_-]*+")
 _ASCII_GROUP_LEAD = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef"
+_KEY_PREFIXES = (b"AKIA", b"ASIA", b"ABIA", b"ACCA", b"A3T")
+_CONTEXT_WORDS = (b"secret", b"token", b"aws")
 
 
 def _mostly_ascii_leads(leads: bytes) -> bool:
@@ -63,8 +65,6 @@ def _mostly_ascii_leads(leads: bytes) -> bool:
     comment puts a byte above 0x7f at a group's start, and one such once hid every key of a
     Kubernetes Secret's credentials file. Identifiers and hashes fail in most groups."""
     return len(leads.translate(None, _ASCII_GROUP_LEAD)) * 16 <= len(leads) + 15
-_KEY_PREFIXES = (b"AKIA", b"ASIA", b"ABIA", b"ACCA", b"A3T")
-_CONTEXT_WORDS = (b"secret", b"token", b"aws")
 
 
 def value_runs(data: bytes, table: bytes, min_length: int) -> list[tuple[int, int]]:
