@@ -390,7 +390,7 @@ def test_a_key_across_the_cut_between_blocks_of_long_wrapped_base64_is_found_onc
     and what the overlap repeats is reported once."""
     import textwrap
 
-    for offset in (49_000, 49_080, 49_100, 49_120, 49_140):
+    for offset in (49_080, 49_100):  # the cut falls in the secret, then in the key ID
         keys = KeySet.generate()
         filler = "Write-Host step; Get-Item x; " * 8_000
         unit = 2 if encoding == "utf-16-le" else 1
