@@ -582,8 +582,11 @@ def _match_batches(rule: Rule, pattern: regex.Pattern[bytes], data: bytes, start
         try:
             # overlapped: a name may be followed by several values (a list on one line), and
             # one value may be claimed by two names; dedupe keeps one per place.
-            found = (pattern.finditer(data, position, end, overlapped=True, timeout=budget) if twin is None
-                     else _overlapped(twin, data, position, end))
+            found: Iterator[PatternMatch]
+            if twin is None:
+                found = pattern.finditer(data, position, end, overlapped=True, timeout=budget)
+            else:
+                found = _overlapped(twin, data, position, end)
             for match in found:
                 # Counted as they come: a 40 KB run matched again from every position is
                 # stopped at the match that runs over, not after a batch of 4,096 of them.
