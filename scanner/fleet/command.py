@@ -29,7 +29,7 @@ from scanner.fleet.state import AuditState, StoredFinding, rebuild, rules_digest
 from scanner.fleet.targets import Target, estimated_size, expand_targets, read_targets_file
 from scanner.fleet.refs import git_dir_of, local_refs_state
 from scanner.fleet.tasks import (AuditSettings, BatchItem, Known, RepoDone, RepoSplit, attribute_task, audit_batch,
-                                 audit_repository, error_text, scan_slice_task, unreadable_holders)
+                                 audit_repository, drop_started_log, error_text, scan_slice_task, unreadable_holders)
 from scanner.reporters import ReportFormat, render
 from scanner.scan import DEFAULT_MAX_FILE_SIZE
 from scanner.sources.git import GitObject, Repository, read_objects
@@ -167,8 +167,13 @@ def collect_fleet(client: Any, submitted: Submitted, ruleset: RuleSet,
     done = read = 0
     if progress is not None:
         progress(0, len(targets), 0)
+    # Attribution key -> the log walk its split started, and where: dropped there once the
+    # attribution is over (Dask may run it elsewhere, as work stealing or a busy worker decides).
+    walks: dict[str, tuple[str, list[str] | None]] = {}
     for future in pending:
         group = owner.pop(future.key)
+        if future.key in walks:
+            _drop_walk(client, *walks.pop(future.key))
         try:
             value = future.result()
         except Exception as exc:  # noqa: BLE001 - any task failure is its repositories' error
@@ -202,6 +207,8 @@ def collect_fleet(client: Any, submitted: Submitted, ruleset: RuleSet,
                                       pure=False, priority=1, key=f"keysweep-attribute-{run}-{number}",
                                       workers=where, allow_other_workers=True)
                 owner[final.key] = [target]
+                if item.result.log is not None:
+                    walks[final.key] = (item.result.log, where)
                 pending.add(final)
                 continue
             if item.error is not None:
@@ -224,6 +231,13 @@ def shown_name(target: Target) -> str:
     from scanner.errors import mask_credentials
 
     return mask_credentials(target.name, quoted=False)
+
+
+def _drop_walk(client: Any, token: str, where: list[str] | None) -> None:
+    try:
+        client.run(drop_started_log, token, workers=where)
+    except Exception as exc:  # noqa: BLE001 - a worker gone took its walk with it
+        log.debug("a started log walk could not be dropped: %s", type(exc).__name__)
 
 
 def _holders(client: Any, future: Any) -> list[str] | None:

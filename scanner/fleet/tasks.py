@@ -107,6 +107,17 @@ def started_log(token: str | None) -> git.Prefetch | None:
         return _started_logs.pop(token, None)
 
 
+def drop_started_log(token: str) -> bool:
+    """Run on a worker by the client once an attribution is over: a walk it did not take
+    (it ran on another worker) stops holding git and a temporary file here. True when one
+    was left."""
+    log = started_log(token)
+    if log is None:
+        return False
+    threading.Thread(target=_discard, args=(log,), daemon=True).start()
+    return True
+
+
 def _discard(log: git.Prefetch) -> None:
     chunks = log.chunks()
     try:
