@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
-
-import regex
 
 from scanner.config import Config, find_config, load_config
 from scanner.diagnostics import get_logger
@@ -386,7 +385,7 @@ KEY_ID = lazy_compile(r"(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16}")
 def _accounts(args: argparse.Namespace) -> frozenset[str]:
     accounts = frozenset(a.strip() for a in args.allow_account)
     for account in accounts:
-        if not regex.fullmatch(r"\d{12}", account):
+        if not re.fullmatch(r"[0-9]{12}", account):
             raise UsageError(f"--allow-account {bounded(account)}: an AWS account ID is 12 digits")
     return accounts
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
-
-import regex
+from typing import TYPE_CHECKING, Any, cast
 
 from scanner.engine.lazyregex import lazy_compile
 from scanner.engine.rules import MAX_RULE_FILE_ATOMS, TOO_MANY_ATOMS, too_long, unrolled_atoms
 from scanner.errors import ConfigError, bounded
+
+if TYPE_CHECKING:
+    import regex
 
 CONFIG_FILE = ".keysweep.yaml"
 KEYS = ("rules", "exclude", "allow-values", "max-file-size", "format", "baseline")
@@ -156,6 +157,8 @@ def _parse(data: dict[str, Any], where: str, base: Path) -> Config:
         if problem is not None or atoms_left < 0:
             raise fail("allow-values", problem or f"the allow-values' {TOO_MANY_ATOMS} patterns")
         try:
+            import regex  # here: most scans have no allow-values, and the hook never loads regex
+
             allow.append(regex.compile(pattern))
         except Exception:  # noqa: BLE001 - regex.error, and what some releases raise instead (ValueError,
             # KeyError for version flags, RecursionError and OverflowError for size)

@@ -12,10 +12,9 @@ from __future__ import annotations
 import base64
 import dataclasses
 import itertools
+import re
 import urllib.parse
 from collections.abc import Callable, Iterable
-
-import regex
 
 from scanner.errors import mask_credentials
 from scanner.findings import CommitInfo, Finding, ScanReport, Skipped, evolve
@@ -34,7 +33,7 @@ class Redactor:
     named list of thousands of values is tried value by value: 31 s for 54 KB and 1,000 keys).
     """
 
-    pattern: regex.Pattern[str] | None
+    pattern: re.Pattern[str] | None
     replacements: dict[str, str]
     shortest: int = 0
     # first `shortest` characters -> the one form that starts so, or, where several do,
@@ -159,8 +158,8 @@ def redactor_for(secrets: Iterable[Secret]) -> Redactor:
             prefixes[prefix] = forms
         else:
             prefixes[prefix] = tuple(sorted(forms.items(), reverse=True))
-    alphabet = "".join(regex.escape(c) for c in sorted(set(itertools.chain.from_iterable(replacements))))
-    return Redactor(regex.compile(f"[{alphabet}]{{{shortest},}}"), replacements, shortest, prefixes)
+    alphabet = "".join(re.escape(c) for c in sorted(set(itertools.chain.from_iterable(replacements))))
+    return Redactor(re.compile(f"[{alphabet}]{{{shortest},}}"), replacements, shortest, prefixes)
 
 
 # A commit subject is shown on one line: a repository can make it megabytes long, and every

@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal
 
-import regex
-
 from scanner.diagnostics import get_logger
 from scanner.engine.rules import RuleSet
 from scanner.errors import GitError, UsageError
@@ -19,6 +17,8 @@ from scanner.pathfilter import PathFilter
 from scanner.sources.git import Repository, StagedChange, find_repository
 
 if TYPE_CHECKING:
+    import regex
+
     # Each source is imported by the branch that uses it: the pre-commit hook loads
     # neither the work-tree walker nor the history workers.
     from scanner.sources.changes import StagedScan

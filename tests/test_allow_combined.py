@@ -58,3 +58,45 @@ def test_back_references_are_shifted_past_earlier_groups() -> None:
 ])
 def test_patterns_that_cannot_be_combined_say_so(sources: list[bytes]) -> None:
     assert combined_allow(sources) is None
+
+
+def test_built_in_charsets_and_flags_read_alike_without_regex() -> None:
+    """The built-in rules load and their patterns run without importing regex (the hook's
+    start-up): each charset table is made with re, and regex's flag values are written out
+    in lazyregex. Both must be what regex itself would give."""
+    import regex
+
+    from scanner.engine import detect, lazyregex
+    from scanner.engine.rules import Rule
+
+    assert (lazyregex.REGEX_ASCII, lazyregex.REGEX_VERSION0) == (regex.ASCII, regex.VERSION0)
+    assert (regex.IGNORECASE, regex.MULTILINE, regex.DOTALL, regex.VERBOSE) == (2, 8, 16, 64)
+    assert detect._REGEX_DEFAULT_FLAGS == regex.compile(b"").flags | detect._SHARED_FLAGS
+    ruleset = load_ruleset()
+    assert [rule.value for rule in ruleset.rules if rule.value is not None]
+    for rule in ruleset.rules:
+        assert isinstance(rule, Rule) and rule.builtin
+        if rule.value is None:
+            continue
+        by_regex = regex.compile(f"[{rule.value.charset}]".encode())
+        assert rule.value.table == bytes(1 if by_regex.fullmatch(bytes([i])) else 0 for i in range(256)), rule.id
+    # The twin of a pattern not yet compiled is made from its source and given flags alone,
+    # and is the twin the compiled pattern gets (inline flags read by re, as regex reads them).
+    for rule in ruleset.rules:
+        for pattern in rule.patterns + (rule.near.patterns if rule.near else ()):
+            assert isinstance(pattern, lazyregex.LazyPattern) and "flags" not in vars(pattern)
+            from_source = detect.stdlib_twin(pattern)
+            assert from_source is not None and "flags" not in vars(pattern), rule.id  # regex never asked
+            compiled = regex.compile(pattern.pattern, pattern.given_flags)
+            detect._STDLIB_TWINS.clear()
+            again = detect.stdlib_twin(compiled)
+            assert again is not None and (again.pattern, again.flags) == (from_source.pattern, from_source.flags)
+
+
+def test_a_built_in_rule_whose_allow_patterns_cannot_be_joined_still_allows() -> None:
+    """_separately: the joined pattern's stand-in, used when joining fails."""
+    from scanner.engine import detect
+    from scanner.engine.lazyregex import lazy_compile
+
+    search = detect._separately((lazy_compile(b"EXAMPLE"), lazy_compile(rb"(?i)dummy")))
+    assert search(b"AKIAEXAMPLE") is not None and search(b"xxDUMMYxx") is not None and search(b"AKIAQQQQ") is None

@@ -25,8 +25,6 @@ from collections import _count_elements  # type: ignore[attr-defined]
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
-import regex
-
 from scanner.engine.decode import (
     BASE64_TABLE,
     BINARY_SNIFF_BYTES,
@@ -38,9 +36,13 @@ from scanner.engine.decode import (
     utf16_by_parity,
     value_runs,
 )
+from scanner.engine.lazyregex import REGEX_ASCII, REGEX_VERSION0, LazyPattern
 from scanner.engine.native import NATIVE_RUN, Prefilter, prefilter_for
 from scanner.engine.rules import CharClass, Rule, RuleHealth, RuleSet, ValueShape, combined_allow
 from scanner.secret import PAIRS_WITH_KEY_ID, Secret
+
+if TYPE_CHECKING:
+    import regex
 
 # Comments that mark a line as a known false positive. keysweep's own, and those of
 # gitleaks and detect-secrets so a team can switch tools without editing every file.
@@ -211,10 +213,7 @@ def value_passes(rule: Rule, value: bytes, health: RuleHealth | None = None) -> 
         try:
             if rule.builtin:
                 combined = _builtin_allow(rule, health)
-                if combined is not None:
-                    allowed = combined.search(value) is not None
-                else:
-                    allowed = any(pattern.search(value) for pattern in rule.allow)
+                allowed = (combined.search if combined is not None else _separately(rule.allow))(value) is not None
             else:
                 began = time.perf_counter()
                 allowed = any(pattern.search(value, timeout=PATTERN_TIMEOUT) for pattern in rule.allow)
@@ -241,17 +240,22 @@ def _value_check(rule: Rule, health: RuleHealth) -> Callable[[bytes], bool]:
     over its own verdicts: a line of 50,000 key IDs checked each through value_passes spent
     a third of its time on looking the same things up again. A rule file's rule goes through
     value_passes, with its clock and allowance."""
-    combined = _builtin_allow(rule, health)
-    if not rule.builtin or (rule.allow and combined is None):
+    if not rule.builtin:
         return functools.partial(value_passes, rule, health=health)
     known = health.verdicts.setdefault(rule.id, {})
-    allowed = combined.search if combined is not None else None
+    # The joined allow pattern is compiled for the first value that needs a verdict: most
+    # texts the hook scans have none.
+    allowed: Callable[[bytes], object] | None = None
     require = tuple(_CLASS_TESTS[cls] for cls in rule.require)
     threshold = rule.min_entropy
 
     def passes(value: bytes) -> bool:
+        nonlocal allowed
         verdict = known.get(value)
         if verdict is None:
+            if allowed is None and rule.allow:
+                combined = _builtin_allow(rule, health)
+                allowed = combined.search if combined is not None else _separately(rule.allow)
             verdict = ((not require or all(test(value) for test in require))
                        and (allowed is None or allowed(value) is None) and entropy_at_least(value, threshold))
             if len(known) >= MAX_VERDICTS:
@@ -260,6 +264,15 @@ def _value_check(rule: Rule, health: RuleHealth) -> Callable[[bytes], bool]:
         return verdict
 
     return passes
+
+
+def _separately(patterns: tuple[regex.Pattern[bytes], ...]) -> Callable[[bytes], object]:
+    """What a joined allow pattern's search answers, from the patterns one by one (built-in
+    patterns that cannot be joined: none today, tests/test_allow_combined.py)."""
+    def search(value: bytes) -> object:
+        return next((True for pattern in patterns if pattern.search(value) is not None), None)
+
+    return search
 
 
 def _builtin_allow(rule: Rule, health: RuleHealth | None) -> re.Pattern[bytes] | None:
@@ -502,30 +515,30 @@ if TYPE_CHECKING:  # (not subscripted at run time: older regex releases' Match i
 
 
 def stdlib_twin(pattern: regex.Pattern[bytes]) -> re.Pattern[bytes] | None:
-    key = (pattern.pattern, pattern.flags)
+    # A built-in pattern not yet compiled is read from its source (its inline flags are
+    # re's to read, or refuse): the twin never makes regex compile it, nor be imported.
+    flags = pattern.given_flags if isinstance(pattern, LazyPattern) else pattern.flags
+    key = (pattern.pattern, flags)
     try:
         return _STDLIB_TWINS[key]
     except KeyError:
         pass
     twin: re.Pattern[bytes] | None = None
-    if pattern.flags & ~_REGEX_DEFAULT_FLAGS == 0:
-        flags = 0
-        for ours, theirs in _SHARED_FLAGS:
-            if pattern.flags & ours:
-                flags |= theirs
+    if flags & ~_REGEX_DEFAULT_FLAGS == 0:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error")  # "possible nested set": re would read [[:x:]] otherwise
-                twin = re.compile(pattern.pattern, flags)
+                twin = re.compile(pattern.pattern, flags & _SHARED_FLAGS)
         except (re.error, FutureWarning, DeprecationWarning):
             twin = None
     _STDLIB_TWINS[key] = twin
     return twin
 
 
-_SHARED_FLAGS = ((regex.IGNORECASE, re.IGNORECASE), (regex.MULTILINE, re.MULTILINE), (regex.DOTALL, re.DOTALL),
-                 (regex.VERBOSE, re.VERBOSE))
-_REGEX_DEFAULT_FLAGS = regex.compile(b"").flags | regex.IGNORECASE | regex.MULTILINE | regex.DOTALL | regex.VERBOSE
+# The flags regex and re share, by the same values; with regex's defaults for a bytes
+# pattern (ASCII, VERSION0), all a twin may be given.
+_SHARED_FLAGS = re.IGNORECASE | re.MULTILINE | re.DOTALL | re.VERBOSE
+_REGEX_DEFAULT_FLAGS = REGEX_ASCII | REGEX_VERSION0 | _SHARED_FLAGS
 
 
 def _overlapped(pattern: re.Pattern[bytes], data: bytes, position: int, end: int) -> Iterator[re.Match[bytes]]:
@@ -568,10 +581,10 @@ def _match_batches(rule: Rule, pattern: regex.Pattern[bytes], data: bytes, start
     # one. The values, not the whole matches: 30 names before one value on a line are 30
     # matches of 250 bytes, which a hostile text repeated to switch the secret rule off.
     matched_budget = MATCHED_BYTES_PER_BYTE * (end - start) + MATCHED_BYTES_FLOOR
-    value = pattern.groupindex.get("secret", 0)
+    twin = stdlib_twin(pattern) if rule.builtin else None
+    value = (pattern if twin is None else twin).groupindex.get("secret", 0)
     position = start
     handed = 0.0  # when the last batch was handed over: what the caller did with it is charged too
-    twin = stdlib_twin(pattern) if rule.builtin else None
     while True:
         batch: list[PatternMatch] = []
         matched = 0  # bytes of the batch's values; an empty one counts as one byte
@@ -757,7 +770,8 @@ def _run(rule: Rule, patterns: Iterable[regex.Pattern[bytes]], data: bytes, star
     for pattern in patterns:
         if rule.id in health.disabled:
             break
-        secret_group = pattern.groupindex["secret"]  # by number: a name is looked up per call
+        twin = stdlib_twin(pattern) if rule.builtin else None
+        secret_group = (pattern if twin is None else twin).groupindex["secret"]  # by number: a name is looked up per call
         cut = end if end < len(data) else -1
         for batch in _match_batches(rule, pattern, data, start, end, health):
             fresh = []
@@ -765,7 +779,7 @@ def _run(rule: Rule, patterns: Iterable[regex.Pattern[bytes]], data: bytes, star
                 value_start, value_end = match.span(secret_group)
                 if value_end <= value_start:
                     continue
-                if match.end() == cut and not _holds_past_cut(rule, pattern, match, data, health):
+                if match.end() == cut and not _holds_past_cut(rule, pattern if twin is None else twin, match, data, health):
                     continue
                 value = data[value_start:value_end]
                 if passes(value):
@@ -776,15 +790,20 @@ def _run(rule: Rule, patterns: Iterable[regex.Pattern[bytes]], data: bytes, star
     return found
 
 
-def _holds_past_cut(rule: Rule, pattern: regex.Pattern[bytes], match: PatternMatch, data: bytes,
+def _holds_past_cut(rule: Rule, pattern: regex.Pattern[bytes] | re.Pattern[bytes], match: PatternMatch, data: bytes,
                     health: RuleHealth) -> bool:
     """Whether a match that reaches the end of its window (cut at CONTEXT_BYTES inside a long
     line) is still a match where the text goes on: a lookahead at the cut saw the end of the
-    text, not what follows (the first 40 characters of a 60-character run passed for a secret)."""
+    text, not what follows (the first 40 characters of a 60-character run passed for a secret).
+    ``pattern``: a built-in pattern's stdlib twin where it has one (re takes no timeout)."""
+    end = min(len(data), match.end() + CONTEXT_BYTES)
+    if isinstance(pattern, re.Pattern):
+        plain = pattern.match(data, match.start(), end)
+        return plain is not None and plain.span("secret") == match.span("secret")
     timeout = PATTERN_TIMEOUT if rule.builtin else min(PATTERN_TIMEOUT, max(_allowance_left(rule, health), 0.01))
     began = time.perf_counter()
     try:
-        again = pattern.match(data, match.start(), min(len(data), match.end() + CONTEXT_BYTES), timeout=timeout)
+        again = pattern.match(data, match.start(), end, timeout=timeout)
     except (TimeoutError, MemoryError, RecursionError):
         health.timed_out(rule.id)
         return False

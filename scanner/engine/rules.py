@@ -12,13 +12,14 @@ import time
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
-import regex
-
-from scanner.engine.lazyregex import lazy_compile
+from scanner.engine.lazyregex import REGEX_VERSION0, lazy_compile
 from scanner.errors import RuleError, bounded, mask_credentials
 from scanner.secret import SecretKind
+
+if TYPE_CHECKING:
+    import regex
 
 CharClass = Literal["upper", "lower", "digit", "symbol", "digit-or-symbol"]
 KINDS: tuple[SecretKind, ...] = ("key-id", "secret", "session-token", "smtp-password", "bearer-token")
@@ -314,7 +315,7 @@ def _parse_rule(raw: Any, file: str, index: int, lazy: bool, probe: ProbeBudget)
     if not isinstance(raw, dict):
         raise RuleError(file, f"#{index + 1}", None, "a rule must be a mapping")
     rule_id = raw.get("id")
-    if not isinstance(rule_id, str) or not regex.fullmatch(r"[a-z0-9][a-z0-9-]*", rule_id):
+    if not isinstance(rule_id, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", rule_id):
         raise RuleError(file, f"#{index + 1}", "id", "required: lower-case letters, digits and '-'")
     _check_keys(raw, RULE_FIELDS, file, rule_id, None)
 
@@ -351,7 +352,7 @@ def _parse_rule(raw: Any, file: str, index: int, lazy: bool, probe: ProbeBudget)
                     tuple(_compile(p, fail, "near.patterns", need_group=True, lazy=lazy, probe=probe) for p in near_patterns))
     if not patterns and near is None:
         raise fail("patterns", "required: at least one regular expression (or a 'near' block)")
-    value = _parse_value(raw["value"], file, rule_id, fail) if "value" in raw else None
+    value = _parse_value(raw["value"], file, rule_id, fail, lazy) if "value" in raw else None
     min_entropy = raw.get("min-entropy", 0.0)
     if not isinstance(min_entropy, (int, float)) or isinstance(min_entropy, bool) or not 0 <= min_entropy <= 8:
         raise fail("min-entropy", "must be a number of bits per character from 0 to 8")
@@ -382,7 +383,7 @@ def _parse_rule(raw: Any, file: str, index: int, lazy: bool, probe: ProbeBudget)
     )
 
 
-def _parse_value(raw: Any, file: str, rule_id: str, fail: Any) -> ValueShape:
+def _parse_value(raw: Any, file: str, rule_id: str, fail: Any, builtin: bool) -> ValueShape:
     if not isinstance(raw, dict):
         raise fail("value", "must be a mapping with 'charset' and 'min-length'")
     _check_keys(raw, VALUE_FIELDS, file, rule_id, "value")
@@ -390,7 +391,15 @@ def _parse_value(raw: Any, file: str, rule_id: str, fail: Any) -> ValueShape:
     if not isinstance(charset, str) or not charset:
         raise fail("value.charset", "required: the inside of a character class, such as 'A-Za-z0-9/+'")
     try:
-        char_class = regex.compile(f"[{charset}]".encode())
+        # A built-in charset is plain ASCII ranges, read alike by re (tests/test_allow_combined.py): the
+        # hook never imports regex for it. A rule file's may use regex's own set syntax.
+        char_class: re.Pattern[bytes] | regex.Pattern[bytes]
+        if builtin:
+            char_class = re.compile(f"[{charset}]".encode())
+        else:
+            import regex
+
+            char_class = regex.compile(f"[{charset}]".encode())
     except Exception as exc:  # noqa: BLE001 - regex.error; ValueError or KeyError for flags it refuses
         raise fail("value.charset", f"invalid character class {bounded(f'[{charset}]')}: {bounded(str(exc))}") from None
     table = bytes(1 if char_class.fullmatch(bytes([i])) else 0 for i in range(256))
@@ -495,8 +504,10 @@ def _compile(pattern: str, fail: Any, field: str, need_group: bool, lazy: bool =
         raise fail(field, problem)
     if lazy:
         # Built-in rules: compiled when first used (the hook's few files need few of them).
-        return lazy_compile(pattern.encode(), regex.VERSION0)
+        return lazy_compile(pattern.encode(), REGEX_VERSION0)
     _check_atoms(pattern, fail, field, probe)
+    import regex
+
     try:
         compiled = regex.compile(pattern.encode(), regex.VERSION0)
     except (RecursionError, OverflowError, MemoryError):
@@ -590,7 +601,7 @@ def combined_allow(sources: Sequence[bytes]) -> re.Pattern[bytes] | None:
 
     Per value, three ``regex`` searches of a 20-byte key ID cost ~9 us and this one ~2.4 us
     (a line of 50,000 key IDs checks 50,000 values). Built-in patterns only: ``re`` has no
-    clock, and its syntax is the subset the built-in files keep to (tests/test_rules.py
+    clock, and its syntax is the subset the built-in files keep to (tests/test_allow_combined.py
     compares the verdicts with the separate patterns'). A leading ``(?flags)`` becomes a
     scoped group; numbered back-references are shifted past the groups before them.
     """

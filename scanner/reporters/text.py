@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import regex
+import re
 
 from scanner.findings import Finding, ScanReport
 from scanner.secret import Secret
 
 # C0 controls, DEL and C1 controls (ESC and CSI start terminal sequences; a newline forges a
 # line), and the bidirectional overrides that reorder what a reader sees ("Trojan source").
-_UNSAFE = regex.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-def _escape_one(match: regex.Match[str]) -> str:
+def _escape_one(match: re.Match[str]) -> str:
     char = match.group()
     if char in _NAMED:
         return _NAMED[char]
