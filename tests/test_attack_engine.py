@@ -243,6 +243,31 @@ def test_rule_pattern_the_regex_module_refuses_with_valueerror_exits_2(tmp_path:
     assert "rules.yaml" in result.stderr and "internal error" not in result.stderr
 
 
+@pytest.mark.parametrize(("charset", "says"), [
+    # A ']' closed the class and let a pattern follow that spelled out 10^7 atoms: 3 GB, 6 s to
+    # compile in every process (the limits on `patterns` never saw it).
+    ("a](?:(?:[a-y]{1000}){1000}){10}[a", "unescaped ']'"),
+    ("[:alpha:]", "unescaped '['"),
+    ("A-Z\\", "lone backslash"),
+    ("A-Z" * 200, "at most 512"),
+])
+def test_a_value_charset_is_the_inside_of_one_class(tmp_path: Path, charset: str, says: str) -> None:
+    import time
+
+    from scanner.errors import RuleError
+
+    began = time.monotonic()
+    with pytest.raises(RuleError) as raised:
+        load_ruleset([_rule_file(tmp_path, "(?P<secret>TOK[0-9]{8})", charset.replace("'", "''"))], builtin=False)
+    assert time.monotonic() - began < 2
+    message = str(raised.value)
+    assert "rules.yaml" in message and "custom" in message and "value.charset" in message and says in message
+    # Escaped brackets and regex's own class escapes stay allowed.
+    ruleset = load_ruleset([_rule_file(tmp_path, "(?P<secret>TOK[0-9]{8})", "A-Z\\]\\[\\d")], builtin=False)
+    shape = ruleset.by_id("custom").value
+    assert shape is not None and all(shape.table[ord(c)] for c in "AZ][09") and not shape.table[ord("a")]
+
+
 @pytest.mark.skipif(not native.available(), reason="no hyperscan wheel for this platform")
 @pytest.mark.parametrize(("pattern", "text"), [
     ("(?P<secret>(?:TOKZ){e<=1}[0-9]{8})", b"id TOKA12345678"),  # regex's fuzzy matching

@@ -3,6 +3,7 @@ is never a clean result, and output files, signals and exit codes behave as prom
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -99,6 +100,31 @@ def test_commit_subject_and_author_with_escape_sequences_are_escaped(tmp_path: P
     assert result.returncode == 1, result.stderr
     assert "\x1b" not in result.stdout and "\x07" not in result.stdout and "\r" not in result.stdout
     assert "\\x1b]0;pwned\\x07" in result.stdout
+
+
+# Characters JSON leaves as they are: C1 CSI, DEL, bidi overrides and isolates, line and
+# paragraph separators, zero-width and byte-order marks.
+UNSAFE_IN_JSON = "\x9b\x7f\u202e\u2066\u2069\u2028\u2029\u200b\ufeff\u061c"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "jsonl", "sarif"])
+def test_every_format_escapes_what_a_terminal_acts_on_from_commit_metadata(tmp_path: Path, keys: KeySet,
+                                                                           fmt: str) -> None:
+    repo = GitRepo(tmp_path / "repo")
+    repo.commit(f"add creds {UNSAFE_IN_JSON}", {f"bidi\u202e\u200bcreds.env": env_file(keys)})
+    repo.git("tag", "v1\u202e\ufeff")
+    result = run_keysweep("scan", "--history-only", "-f", fmt, repo.path)
+    assert result.returncode == 1, result.stderr
+    assert not [c for c in UNSAFE_IN_JSON if c in result.stdout], [c for c in UNSAFE_IN_JSON if c in result.stdout]
+    assert keys.secret not in result.stdout
+    if fmt == "text":
+        assert "\\u202e" in result.stdout and "\\x9b" in result.stdout
+        return
+    documents = [json.loads(line) for line in result.stdout.splitlines()] if fmt == "jsonl" else [json.loads(result.stdout)]
+    # The same values, written as escapes: a reader of the JSON still gets them exactly.
+    if fmt != "sarif":  # (SARIF's message text is escaped for display: its own test)
+        assert f"add creds {UNSAFE_IN_JSON}" in json.dumps(documents, ensure_ascii=False)
+        assert "\\u009b" in result.stdout and "\\u202e" in result.stdout
 
 
 # --- 5. never a clean result from a failed read --------------------------------------------

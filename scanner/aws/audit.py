@@ -11,6 +11,8 @@ from typing import Any
 
 from scanner import __version__
 from scanner.errors import UsageError
+from scanner.reporters.text import escape_json
+
 
 def default_audit_log() -> Path:
     """$XDG_STATE_HOME/keysweep/audit.jsonl (~/.local/state/...): outside any repository, so
@@ -35,7 +37,8 @@ class AuditLog:
             "tool": f"keysweep {__version__}",
             **entry,
         }
-        self._write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"), sync=sync)
+        line = escape_json(json.dumps(record, ensure_ascii=False))  # names from AWS or a repository: safe to cat
+        self._write((line + "\n").encode("utf-8"), sync=sync)
 
     def _write(self, line: bytes, *, sync: bool) -> None:
         try:

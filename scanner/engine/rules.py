@@ -383,6 +383,30 @@ def _parse_rule(raw: Any, file: str, index: int, lazy: bool, probe: ProbeBudget)
     )
 
 
+MAX_CHARSET_CHARS = 512
+
+
+def _charset_problem(charset: str) -> str | None:
+    """Why ``charset`` is not the inside of one character class, or None. It is pasted
+    between brackets: an unescaped ``]`` would close the class and let any pattern follow
+    (one that spells out millions of atoms, past the limits ``patterns`` are held to), and
+    an unescaped ``[`` opens a nested set."""
+    if len(charset) > MAX_CHARSET_CHARS:
+        return f"{len(charset):,} characters; at most {MAX_CHARSET_CHARS} (list ranges: 'A-Za-z0-9/+')"
+    escaped = False
+    for char in charset:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in "[]":
+            return (f"an unescaped {char!r} in {bounded(charset)}: a charset is the inside of one character class, "
+                    f"such as 'A-Za-z0-9/+' (write \\{char} for the character itself)")
+    if escaped:
+        return f"{bounded(charset)} ends with a lone backslash"
+    return None
+
+
 def _parse_value(raw: Any, file: str, rule_id: str, fail: Any, builtin: bool) -> ValueShape:
     if not isinstance(raw, dict):
         raise fail("value", "must be a mapping with 'charset' and 'min-length'")
@@ -390,9 +414,11 @@ def _parse_value(raw: Any, file: str, rule_id: str, fail: Any, builtin: bool) ->
     charset = raw.get("charset")
     if not isinstance(charset, str) or not charset:
         raise fail("value.charset", "required: the inside of a character class, such as 'A-Za-z0-9/+'")
+    if (problem := _charset_problem(charset)) is not None:
+        raise fail("value.charset", problem)
     try:
         # A built-in charset is plain ASCII ranges, read alike by re (tests/test_allow_combined.py): the
-        # hook never imports regex for it. A rule file's may use regex's own set syntax.
+        # hook never imports regex for it.
         char_class: re.Pattern[bytes] | regex.Pattern[bytes]
         if builtin:
             char_class = re.compile(f"[{charset}]".encode())

@@ -651,7 +651,9 @@ def _with_history(rendered: str, report: ScanReport, results: Sequence[RepoResul
         if stored is not None:
             item.update(first_seen=stored.first_seen, last_seen=stored.last_seen, status=stored.status)
     document["summary"]["repositories"] = summaries
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    from scanner.reporters.text import escape_json
+
+    return escape_json(json.dumps(document, indent=2, ensure_ascii=False)) + "\n"
 
 
 def _html_context(args: argparse.Namespace, results: Sequence[RepoResult], started: datetime.datetime) -> HtmlContext:

@@ -10,6 +10,7 @@ from typing import Any
 from scanner import __version__
 from scanner.engine.rules import RuleSet
 from scanner.findings import Finding, RemediationOutcome, ScanReport
+from scanner.reporters.text import escape_json
 from scanner.secret import Secret
 
 SCHEMA_VERSION = 1
@@ -161,7 +162,7 @@ def dump_document(document: Any, findings: int, items: Callable[[], Iterator[Any
     document each item is made and written one at a time: 50,000 findings as dicts all at
     once held ~100 MB more than their text."""
     if findings > INDENT_UP_TO_FINDINGS:
-        text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+        text = escape_json(json.dumps(document, ensure_ascii=False, separators=(",", ":")))
         if items is None:
             return text + "\n"
         before, marker, after = text.partition(json.dumps(_ITEMS, ensure_ascii=False))
@@ -169,14 +170,14 @@ def dump_document(document: Any, findings: int, items: Callable[[], Iterator[Any
         # One join of every piece: each concatenation of a large text is one more copy of it.
         parts = [before, "["]
         for item in items():
-            parts += (json.dumps(item, ensure_ascii=False, separators=(",", ":")), ",")
+            parts += (escape_json(json.dumps(item, ensure_ascii=False, separators=(",", ":"))), ",")
         if parts[-1] == ",":
             parts.pop()
         parts += ("]", after, "\n")
         return "".join(parts)
     if items is not None:
         document = _filled(document, list(items()))
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return escape_json(json.dumps(document, indent=2, ensure_ascii=False)) + "\n"
 
 
 ITEMS = _ITEMS
@@ -193,7 +194,7 @@ def _filled(value: Any, items: list[Any]) -> Any:
 
 def render_jsonl(report: ScanReport, ruleset: RuleSet, *, show_secrets: bool) -> str:
     return "".join(
-        json.dumps(finding_dict(f, ruleset, show_secrets=show_secrets), ensure_ascii=False) + "\n"
+        escape_json(json.dumps(finding_dict(f, ruleset, show_secrets=show_secrets), ensure_ascii=False)) + "\n"
         for f in report.findings
     )
 

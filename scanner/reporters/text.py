@@ -8,8 +8,14 @@ from scanner.findings import Finding, ScanReport
 from scanner.secret import Secret
 
 # C0 controls, DEL and C1 controls (ESC and CSI start terminal sequences; a newline forges a
-# line), and the bidirectional overrides that reorder what a reader sees ("Trojan source").
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# line), the bidirectional marks and overrides that reorder what a reader sees ("Trojan
+# source"), the line and paragraph separators (a line break to some viewers), and the
+# invisible ones (zero-width spaces and joiners, the byte order mark) that hide a character.
+_INVISIBLE = "\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_INVISIBLE}]")
+# What JSON leaves as it is (it escapes only C0 controls, and DEL never): escaped as \uXXXX
+# in every JSON text keysweep writes, which stays the same JSON value.
+_JSON_UNSAFE = re.compile(f"[\x7f-\x9f{_INVISIBLE}]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -27,6 +33,15 @@ def escape_control(text: str) -> str:
     if _UNSAFE.search(text) is None:
         return text
     return _UNSAFE.sub(_escape_one, text)
+
+
+def escape_json(text: str) -> str:
+    """JSON text (from json.dumps with ensure_ascii=False) with the characters a terminal or
+    an editor would act on, or hide, written as \\uXXXX escapes: the same document, safe to
+    cat. Outside strings JSON is ASCII, so only strings change."""
+    if _JSON_UNSAFE.search(text) is None:
+        return text
+    return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 _RED, _YELLOW, _DIM, _BOLD, _RESET = "\033[31m", "\033[33m", "\033[2m", "\033[1m", "\033[0m"
