@@ -275,6 +275,30 @@ def _install_signal_handlers() -> None:
             signal.signal(getattr(signal, name), _on_termination)
 
 
+# Stands for a "--" after the first one (NUL is never in an argument): argparse drops every
+# "--" among the positionals (Python 3.11), so a staged file named "--", which pre-commit
+# passes after `-- .`, vanished from the file list, and its change went unscanned.
+_LITERAL_DASHES = "\x00--"
+
+
+def _protect_dashes(argv: Sequence[str]) -> list[str]:
+    arguments = list(argv)
+    if "--" in arguments:
+        first = arguments.index("--") + 1
+        arguments[first:] = [_LITERAL_DASHES if argument == "--" else argument for argument in arguments[first:]]
+    return arguments
+
+
+def _restore_dashes(args: argparse.Namespace) -> argparse.Namespace:
+    for name in ("path", "files", "targets"):
+        value = getattr(args, name, None)
+        if value == _LITERAL_DASHES:
+            setattr(args, name, "--")
+        elif isinstance(value, list):
+            setattr(args, name, ["--" if item == _LITERAL_DASHES else item for item in value])
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         # A report must never die on a terminal that cannot show a character.
@@ -282,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if reconfigure is not None:
             reconfigure(errors="backslashreplace")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _restore_dashes(parser.parse_args(_protect_dashes(sys.argv[1:] if argv is None else argv)))
     configure_logging(getattr(args, "verbose", 0), getattr(args, "quiet", False))
     _install_signal_handlers()
     try:

@@ -3,6 +3,7 @@ added (git's own diff; no per-line rescans)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -285,3 +286,18 @@ def test_git_error_file_without_tempfile_is_unnamed_and_works(tmp_path: Path) ->
     script = script.replace("os.listdir(os.environ['TMPDIR'])", "0")
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["fatal:", "x!", "True", "0"], out.stderr
+
+
+def test_staged_files_named_like_options_are_each_scanned(repo: GitRepo) -> None:
+    """pre-commit runs `keysweep scan --staged -- . FILE...`: argparse dropped every "--" among
+    the positionals, so a staged file named "--" left the list, and its key went unscanned."""
+    names = ["--", "-", "-f", "--staged"]
+    pairs = {name: KeySet.generate() for name in names}
+    for name, keys in pairs.items():
+        (repo.path / name).write_text(f"AWS_ACCESS_KEY_ID={keys.key_id}\nAWS_SECRET_ACCESS_KEY={keys.secret}\n")
+    repo.git("add", "--", *names)
+    for files in (names, ["--"], ["-f", "--"]):
+        result = run_keysweep("scan", "--staged", "--no-progress", "-f", "json", "--", ".", *files, cwd=repo.path)
+        assert result.returncode == 1, result.stderr
+        found = {f["path"] for f in json.loads(result.stdout)["findings"]}
+        assert found == set(files), (files, found)

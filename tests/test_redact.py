@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import time
 import urllib.parse
+from pathlib import Path
 
 import pytest
 
@@ -231,3 +232,28 @@ def test_a_megabyte_session_token_is_redacted_without_a_megabyte_pattern() -> No
     redacted = redactor(text)
     assert token not in redacted and token.replace("/", "") not in redacted and keys.secret not in redacted
     assert redacted.startswith("deploy ") and " then " in redacted
+
+
+def test_a_rule_files_value_with_non_ascii_letters_is_redacted_in_commit_subjects(tmp_path: Path) -> None:
+    """The value was read as ASCII (each letter became U+FFFD): the redactor looked for a
+    string no subject holds, and `add tok_pässwörd…` was printed in every finding's commit
+    line; --show-secrets showed the replacement characters, not the value."""
+    import json
+    import secrets
+
+    from tests.conftest import run_keysweep
+    from tests.gitrepo import GitRepo
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules:\n  - id: tok\n    description: tok\n    kind: bearer-token\n"
+                     "    patterns: ['(?P<secret>tok_\\S{12,40})']\n    examples: {positive: ['tok_abcdefghijkl']}\n",
+                     encoding="utf-8")
+    value = f"tok_pässwörd€{secrets.token_hex(4)}"
+    repo = GitRepo(tmp_path / "repo")
+    repo.commit(f"add {value}", {"f.txt": value + "\n"})
+    for fmt in ("text", "json", "sarif"):
+        result = run_keysweep("scan", "--no-config", "--rules", rules, "-f", fmt, repo.path)
+        assert result.returncode == 1, result.stderr
+        assert value not in result.stdout and "pässwörd" not in result.stdout, fmt
+    shown = run_keysweep("scan", "--no-config", "--rules", rules, "-f", "json", "--show-secrets", repo.path)
+    assert {f["secret"] for f in json.loads(shown.stdout)["findings"]} == {value}
