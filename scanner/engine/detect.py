@@ -304,7 +304,7 @@ def detect(data: bytes, ruleset: RuleSet) -> list[Match]:
     runs = _RunCache(data, prefilter)
     native = prefilter.scan(data) if prefilter is not None else None
     possible = native.rules if native is not None else None
-    candidates = _find(data, ruleset, runs, possible)
+    candidates = _find(data, ruleset, runs, possible) if possible is None or possible else []
     # One layer down: decoded views are scanned, never decoded again.
     # Long encoded values (a secret is 56 characters in base64, a credentials file far
     # more) are looked at everywhere; short ones (a key ID is 28) only in manifests that
@@ -333,6 +333,8 @@ def detect(data: bytes, ruleset: RuleSet) -> list[Match]:
                 origin = view.original_offset(middle, middle) if middle is not None else None
                 if origin is not None:
                     candidates.append(_Candidate(candidate.rule, candidate.value, origin, origin, view.kind))
+    if not candidates:
+        return []  # most texts of a history: no sorting, locating or pairing of nothing
     return _pair(_drop_tokens_found_plain(_locate(data, _dedupe(candidates), ruleset.inline_allow), data),
                  ruleset.builtin_ids)
 
