@@ -634,6 +634,23 @@ def closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def test_a_repository_whose_folder_name_is_not_utf8_is_audited_and_remembered(dask_cluster: DaskProcesses,
+                                                                             tmp_path: Path) -> None:
+    """A byte like 0xff in a folder's name reaches Python as a lone surrogate, which SQLite
+    refused: the whole audit stopped with "the audit state is damaged" on a new state."""
+    good = make_repo(tmp_path / "org" / "good", 0)
+    odd = make_repo(Path(os.fsdecode(os.fsencode(tmp_path / "org") + b"/bad\xff")), 1)
+    state = tmp_path / "state.sqlite"
+    first = run_audit(tmp_path / "org", "--scheduler", dask_cluster.address, "--state", state, "--format", "json")
+    assert first.returncode == 1, first.stderr
+    found = {f["repository"] for f in first.json()["findings"]}
+    assert found == {str(good.path), str(odd.path)}
+    again = run_audit(tmp_path / "org", "--scheduler", dask_cluster.address, "--state", state, "--format", "json")
+    assert again.returncode == 1, again.stderr
+    assert [s["objects"] for s in summaries(again).values()] == [0, 0]  # both remembered
+    assert len(again.json()["findings"]) == len(first.json()["findings"]) == 8
+
+
 def test_reaudit_with_nothing_new_submits_nothing_and_reports_open_findings(dask_cluster: DaskProcesses,
                                                                              tmp_path: Path) -> None:
     from scanner.fleet.command import ClusterOnDemand, audit_targets

@@ -202,6 +202,17 @@ def rebuild(stored: StoredFinding, found: ObjectMatches | None) -> Finding | Non
     return None
 
 
+def _stored(name: str) -> str:
+    """A repository's name as the state keeps it: itself, or, for a path that is not UTF-8
+    (a folder named with a byte like 0xff reaches Python as a lone surrogate, which SQLite
+    cannot store), a form no other name can have (no path or URL holds a NUL)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "\x00fs:" + name.encode("utf-8", "surrogateescape").hex()
+    return name
+
+
 def now_iso() -> str:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
 
@@ -255,7 +266,7 @@ class AuditState:
                           "a new file, or move this one away (the next audit then reads every object again)")
 
     def _repo_id(self, name: str) -> int | None:
-        row = self.db.execute("SELECT id FROM repositories WHERE name = ?", (name,)).fetchone()
+        row = self.db.execute("SELECT id FROM repositories WHERE name = ?", (_stored(name),)).fetchone()
         return int(row[0]) if row else None
 
     def known(self, name: str, rules: str, *, objects: bool = True) -> Known:
@@ -267,7 +278,7 @@ class AuditState:
             raise self._damaged(exc) from None
 
     def _known(self, name: str, rules: str, objects: bool) -> Known:
-        row = self.db.execute("SELECT rules, refs FROM repositories WHERE name = ?", (name,)).fetchone()
+        row = self.db.execute("SELECT rules, refs FROM repositories WHERE name = ?", (_stored(name),)).fetchone()
         if row is None:
             return Known()
         stored_rules, refs = row
@@ -285,7 +296,7 @@ class AuditState:
         """The audit run that last recorded the repository (None: unknown, or recorded by a
         keysweep that did not name its runs)."""
         try:
-            row = self.db.execute("SELECT audited FROM repositories WHERE name = ?", (name,)).fetchone()
+            row = self.db.execute("SELECT audited FROM repositories WHERE name = ?", (_stored(name),)).fetchone()
         except sqlite3.Error as exc:
             raise self._damaged(exc) from None
         text = row[0] if row else None
@@ -295,7 +306,7 @@ class AuditState:
         """Objects of the repository already read (under the rules it was last audited with)."""
         query = "SELECT s.sha FROM scanned s JOIN repositories r ON r.id = s.repo WHERE r.name = ?"
         try:
-            return frozenset(bytes(sha).hex() for (sha,) in self.db.execute(query, (name,)))
+            return frozenset(bytes(sha).hex() for (sha,) in self.db.execute(query, (_stored(name),)))
         except (sqlite3.Error, ValueError, TypeError) as exc:
             raise self._damaged(exc) from None
 
@@ -312,10 +323,10 @@ class AuditState:
     def _read_findings(self, name: str, status: str | None) -> list[StoredFinding]:
         query = ("SELECT f.fingerprint, f.object, f.data, f.first_seen, f.last_seen, f.status FROM findings f "
                  "JOIN repositories r ON r.id = f.repo WHERE r.name = ?")
-        params: tuple[str, ...] = (name,)
+        params: tuple[str, ...] = (_stored(name),)
         if status is not None:
             query += " AND f.status = ?"
-            params = (name, status)
+            params = (_stored(name), status)
         return [StoredFinding(name, fp, obj, _stored_data(data), first, last, st)
                 for fp, obj, data, first, last, st in self.db.execute(query + " ORDER BY f.rowid", params)]
 
@@ -336,7 +347,7 @@ class AuditState:
         with self.db:
             repo_id = self._repo_id(name)
             if repo_id is None:
-                cursor = self.db.execute("INSERT INTO repositories (name) VALUES (?)", (name,))
+                cursor = self.db.execute("INSERT INTO repositories (name) VALUES (?)", (_stored(name),))
                 repo_id = int(cursor.lastrowid or 0)
             stored_rules = self.db.execute("SELECT rules FROM repositories WHERE id = ?", (repo_id,)).fetchone()[0]
             if stored_rules != rules:
