@@ -119,7 +119,8 @@ def fingerprint(rule_id: str, secret: Secret, place: str) -> str:
     """
     import hashlib
 
-    return hashlib.sha256(f"{rule_id}\0{secret.digest}\0{place}".encode()).hexdigest()[:32]
+    # surrogateescape: a name that is not UTF-8 (from the disk or the command line) still hashes.
+    return hashlib.sha256(f"{rule_id}\0{secret.digest}\0{place}".encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def findings_from_matches(

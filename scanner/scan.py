@@ -14,7 +14,7 @@ from scanner.engine.rules import RuleSet
 from scanner.errors import GitError, UsageError
 from scanner.findings import Finding, ScanReport, Skipped, findings_from_matches
 from scanner.pathfilter import PathFilter
-from scanner.sources.git import Repository, StagedChange, find_repository
+from scanner.sources.git import Repository, StagedChange, display_path, find_repository
 
 if TYPE_CHECKING:
     import regex
@@ -147,7 +147,8 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
         log.info("scanning the lines the staged change adds")
 
         _merge(tally, scan_staged(repo, ruleset, options.max_file_size,
-                                  paths=frozenset(_repo_relative(repo.worktree, options.files)) if options.files else None,
+                                  paths=frozenset(map(_shown, _repo_relative(repo.worktree, options.files)))
+                                  if options.files else None,
                                   changes=staged))
     elif revisions:
         from scanner.sources.changes import scan_range
@@ -317,7 +318,14 @@ def _repo_relative(root: Path | None, names: Iterable[str]) -> list[str]:
 
 def _all_staged(repo: Repository, files: Iterable[str], changes: Iterable[StagedChange]) -> bool:
     staged = {change.path for change in changes}
-    return all(path in staged for path in _repo_relative(repo.worktree, files))
+    return all(_shown(path) in staged for path in _repo_relative(repo.worktree, files))
+
+
+def _shown(name: str) -> str:
+    """A path as git's listings and the reports show it: a name that is not UTF-8 reaches
+    Python (from the command line, from the disk) as surrogates, and is shown escaped
+    (sources.git.display_path). Compared with a staged change's path, and reported."""
+    return display_path(os.fsencode(name))
 
 
 def scan_named_files(root: Path, options: ScanOptions, ruleset: RuleSet, tally: _Tally) -> None:
@@ -328,15 +336,16 @@ def scan_named_files(root: Path, options: ScanOptions, ruleset: RuleSet, tally: 
 
     entries = []
     for relative in _repo_relative(root, options.files):
-        if options.excludes.excluded(relative):
+        shown = _shown(relative)
+        if options.excludes.excluded(shown):
             continue
         try:
             info = os.lstat(root / relative)
         except OSError as exc:
-            tally.skipped.append(Skipped(relative, f"cannot be read: {exc.strerror or exc}"))
+            tally.skipped.append(Skipped(shown, f"cannot be read: {exc.strerror or exc}"))
             continue
         if stat.S_ISREG(info.st_mode):
-            entries.append(FileEntry(str(root / relative), relative, info.st_size))
+            entries.append(FileEntry(str(root / relative), shown, info.st_size))
     _scan_entries(entries, options, ruleset, tally)
 
 

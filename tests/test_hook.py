@@ -301,3 +301,22 @@ def test_staged_files_named_like_options_are_each_scanned(repo: GitRepo) -> None
         assert result.returncode == 1, result.stderr
         found = {f["path"] for f in json.loads(result.stdout)["findings"]}
         assert found == set(files), (files, found)
+
+
+def test_a_staged_file_whose_name_is_not_utf8_is_scanned_from_the_index(repo: GitRepo) -> None:
+    """As pre-commit passes it (`-- . NAME`): the name from the command line (surrogates)
+    was not matched with git's listing of the change (escaped), so it was read from the disk,
+    and hashing its path failed: exit 3, nothing reported, the commit blocked for no reason."""
+    import os
+
+    odd = os.fsdecode(b"bad\xff\x9b.env")
+    pairs = [KeySet.generate(), KeySet.generate()]
+    for name, keys in zip((odd, "ok.env"), pairs):
+        (repo.path / name).write_text(f"AWS_ACCESS_KEY_ID={keys.key_id}\nAWS_SECRET_ACCESS_KEY={keys.secret}\n")
+    repo.git("add", "-A")
+    (repo.path / odd).write_text("edited on disk after staging\n")  # the staged blob is what counts
+    result = run_keysweep("scan", "--staged", "--no-progress", "-f", "json", "--", ".", odd, "ok.env", cwd=repo.path)
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert sorted({f["path"] for f in report["findings"]}) == ["bad\\xff\\x9b.env", "ok.env"]
+    assert len(report["findings"]) == 4 and "internal error" not in result.stderr

@@ -104,7 +104,11 @@ def test_commit_subject_and_author_with_escape_sequences_are_escaped(tmp_path: P
 
 # Characters JSON leaves as they are: C1 CSI, DEL, bidi overrides and isolates, line and
 # paragraph separators, zero-width and byte-order marks.
-UNSAFE_IN_JSON = "\x9b\x7f\u202e\u2066\u2069\u2028\u2029\u200b\ufeff\u061c"
+# By category, not a list: soft hyphen, Mongolian vowel separator, deprecated format controls,
+# interlinear annotations, the invisible "tag" letters (ASCII smuggling), and the Hangul
+# fillers that render blank.
+UNSAFE_IN_JSON = ("\x9b\x7f\u202e\u2066\u2069\u2028\u2029\u200b\ufeff\u061c"
+                  "\u00ad\u180e\u206a\ufff9\U000e0041\U000e0042\u3164\u115f")
 
 
 @pytest.mark.parametrize("fmt", ["text", "json", "jsonl", "sarif"])

@@ -7,41 +7,64 @@ import re
 from scanner.findings import Finding, ScanReport
 from scanner.secret import Secret
 
-# C0 controls, DEL and C1 controls (ESC and CSI start terminal sequences; a newline forges a
-# line), the bidirectional marks and overrides that reorder what a reader sees ("Trojan
-# source"), the line and paragraph separators (a line break to some viewers), and the
-# invisible ones (zero-width spaces and joiners, the byte order mark) that hide a character.
-_INVISIBLE = "\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
-_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_INVISIBLE}]")
-# What JSON leaves as it is (it escapes only C0 controls, and DEL never): escaped as \uXXXX
-# in every JSON text keysweep writes, which stays the same JSON value.
-_JSON_UNSAFE = re.compile(f"[\x7f-\x9f{_INVISIBLE}]")
+# What a terminal acts on or a reader cannot see, from a repository's names and messages:
+# control characters (C0, DEL and C1: ESC and CSI start terminal sequences, a newline forges
+# a line), format characters (the bidirectional marks and overrides of "Trojan source",
+# zero-width spaces and joiners, the byte order mark, the invisible "tag" letters that
+# smuggle text to copy-paste and language tools), the line and paragraph separators (a line
+# break to some viewers), lone surrogates (a name that is not UTF-8), and the fillers that
+# render blank. By Unicode category, not a list: every such character, now and to come.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_FILLERS = frozenset("\u115f\u1160\u3164\uffa0")
+_FILLER = re.compile("[\u115f\u1160\u3164\uffa0]")
+_NOT_PLAIN_ASCII = re.compile("[^\x20-\x7e]")
+_NON_ASCII = re.compile("[^\x00-\x7f]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _unsafe(char: str) -> bool:
+    import unicodedata  # here: only a text that is not plainly printable gets this far
+
+    return char in _FILLERS or unicodedata.category(char) in _UNSAFE_CATEGORIES
 
 
 def _escape_one(match: re.Match[str]) -> str:
     char = match.group()
+    if not _unsafe(char):
+        return char
     if char in _NAMED:
         return _NAMED[char]
     code = ord(char)
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def escape_control(text: str) -> str:
-    """Text from a repository, safe to print on a terminal: control characters shown as
-    escapes (as git quotes unusual paths), so a name cannot forge lines or repaint the screen."""
-    if _UNSAFE.search(text) is None:
-        return text
-    return _UNSAFE.sub(_escape_one, text)
+    """Text from a repository, safe to print on a terminal: control, format and invisible
+    characters shown as escapes (as git quotes unusual paths), so a name cannot forge lines,
+    repaint the screen, reorder or hide what a reader sees."""
+    if text.isprintable() and _FILLER.search(text) is None:
+        return text  # one C check: most names and messages
+    return _NOT_PLAIN_ASCII.sub(_escape_one, text)
+
+
+def _json_escape_one(match: re.Match[str]) -> str:
+    char = match.group()
+    if not _unsafe(char):
+        return char
+    code = ord(char)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    high, low = divmod(code - 0x10000, 0x400)  # JSON writes a character past U+FFFF as a surrogate pair
+    return f"\\u{0xD800 + high:04x}\\u{0xDC00 + low:04x}"
 
 
 def escape_json(text: str) -> str:
-    """JSON text (from json.dumps with ensure_ascii=False) with the characters a terminal or
-    an editor would act on, or hide, written as \\uXXXX escapes: the same document, safe to
-    cat. Outside strings JSON is ASCII, so only strings change."""
-    if _JSON_UNSAFE.search(text) is None:
-        return text
-    return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+    """JSON text (from json.dumps with ensure_ascii=False, which escapes only C0 controls)
+    with every character escape_control escapes written as a \\uXXXX escape: the same
+    document, safe to cat. Outside strings JSON is ASCII, so only strings change."""
+    if text.isascii():
+        return text if "\x7f" not in text else text.replace("\x7f", "\\u007f")
+    return _NON_ASCII.sub(_json_escape_one, text.replace("\x7f", "\\u007f"))
 
 
 _RED, _YELLOW, _DIM, _BOLD, _RESET = "\033[31m", "\033[33m", "\033[2m", "\033[1m", "\033[0m"
