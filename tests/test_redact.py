@@ -257,3 +257,29 @@ def test_a_rule_files_value_with_non_ascii_letters_is_redacted_in_commit_subject
         assert value not in result.stdout and "pässwörd" not in result.stdout, fmt
     shown = run_keysweep("scan", "--no-config", "--rules", rules, "-f", "json", "--show-secrets", repo.path)
     assert {f["secret"] for f in json.loads(shown.stdout)["findings"]} == {value}
+
+
+def test_a_value_holding_a_byte_that_is_not_utf8_is_redacted_in_paths_and_subjects(tmp_path: Path) -> None:
+    """Paths show such a byte as an escape (\\xe4), the value read it as U+FFFD: the redactor
+    never matched, and a file named after the value printed it whole, in every format."""
+    import os
+    import secrets
+    import subprocess
+
+    from tests.conftest import run_keysweep
+    from tests.gitrepo import GitRepo
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules:\n  - id: tok\n    description: tok\n    kind: bearer-token\n"
+                     "    patterns: ['(?P<secret>tok_\\S{12,40})']\n    examples: {positive: ['tok_abcdefghijkl']}\n")
+    tail = secrets.token_hex(6)  # in every form the value could leak in, escaped or not
+    value = b"tok_p\xe4ssw\xf6rd" + tail.encode()
+    repo = GitRepo(tmp_path / "repo")
+    repo.write(os.fsdecode(b"f_" + value + b".txt"), value + b"\n")
+    repo.git("add", "-A")
+    (tmp_path / "message").write_bytes(b"add " + value + b"\n")
+    subprocess.run(["git", "commit", "-q", "-F", str(tmp_path / "message")], cwd=repo.path, env=repo.env(), check=True)
+    for fmt in ("text", "json", "jsonl", "sarif"):
+        result = run_keysweep("scan", "--no-config", "--rules", rules, "-f", fmt, repo.path)
+        assert result.returncode == 1, result.stderr
+        assert tail not in result.stdout and tail not in result.stderr, fmt

@@ -930,9 +930,10 @@ def _locate(data: bytes, candidates: list[_Candidate], inline_allow: bool = True
             if candidate.decoded is None and any(abs(markers[i] - start) <= ALLOW_REACH
                                                  for i in (nearest - 1, nearest) if 0 <= i < len(markers)):
                 continue
-        # Decoded as commit subjects, paths and names are: a rule file's value holding "ä" is
-        # then the same string there, so the redactor finds it (read as ASCII, it never was).
-        secret = Secret(candidate.rule.kind, candidate.value.decode("utf-8", "replace"))
+        # Decoded as commit subjects, paths and names are (a byte that is not UTF-8 as an
+        # escape): a rule file's value holding "ä", or a Latin-1 byte, is then the same string
+        # there, so the redactor finds it (read as ASCII, it never was).
+        secret = Secret(candidate.rule.kind, candidate.value.decode("utf-8", "backslashreplace"))
         located.append(_Located(candidate.rule.id, secret, start, line, chars + 1, candidate.decoded))
     return located
 

@@ -381,7 +381,9 @@ def parse_log(chunks: Iterable[bytes], wanted: Callable[[str], bool] | None = No
 
 def _parse_record(record: bytes, order: int, wanted: Callable[[str], bool] | None = None) -> Iterator[CommitRecord | Change]:
     header, _, body = record.partition(b"\x00")
-    fields = header.decode("utf-8", "replace").split(_FIELD)
+    # As paths are shown (git.display_path): a byte that is not UTF-8 as an escape, which the
+    # redactor also finds when a found value holds it.
+    fields = header.decode("utf-8", "backslashreplace").split(_FIELD)
     sha, _parents, author, email, date, timestamp, summary = (fields + [""] * 7)[:7]
     yield CommitRecord(CommitInfo(sha, author, email, date, summary), int(timestamp or 0), order)
     tokens = body.split(b"\x00")
@@ -462,7 +464,7 @@ def tag_info(sha: str, name: str, data: bytes | None) -> CommitInfo:
     if data:
         for line in data.split(b"\n\n", 1)[0].split(b"\n"):
             if line.startswith(b"tagger "):
-                text = line[7:].decode("utf-8", "replace")
+                text = line[7:].decode("utf-8", "backslashreplace")
                 who, _, rest = text.partition(" <")
                 email, _, stamp = rest.partition("> ")
                 tagger = who
