@@ -311,6 +311,21 @@ def test_base64_wrapped_over_lines_is_decoded(width: int, keys: KeySet) -> None:
         assert {("aws-access-key-id", keys.key_id), ("aws-secret-access-key", keys.secret)} <= found, text
 
 
+@pytest.mark.parametrize("extra", ["", "x", "xy"])  # each length mod 3: no, one or two '=' dropped
+def test_base64_written_without_its_padding_is_decoded(extra: str, keys: KeySet) -> None:
+    """base64url tools and `| tr -d =` drop the padding: 2 lengths in 3 then left a token that
+    is not a multiple of 4, and the credentials file in it was not looked at."""
+    import base64
+
+    encoded = base64.b64encode((keys.credentials_file() + extra).encode()).decode()
+    for token in (encoded, encoded.rstrip("=")):
+        found = _found(f"CREDS={token}\n")
+        assert {("aws-access-key-id", keys.key_id), ("aws-secret-access-key", keys.secret)} <= found, token
+    # Padding that is there but short is not base64: not decoded (nor is a run one past a group).
+    if encoded.endswith("=="):
+        assert _found(f"CREDS={encoded[:-1]}\n") == set()
+
+
 def test_allow_comment_on_a_long_line_covers_only_what_is_near_it() -> None:
     # A minified bundle or a one-line JSON dump is one line: a single "pragma: allowlist
     # secret" anywhere in it hid every key in the file.

@@ -173,13 +173,23 @@ def decoded_views(data: bytes, base64_runs: list[tuple[int, int]],
         if end - start > MAX_TOKEN:
             continue
         # Padding completes a token to a multiple of 4; a run that cannot be completed so
-        # is not base64 (most long runs are paths and identifiers) and is not decoded.
+        # is not base64 (most long runs are paths and identifiers) and is not decoded. A run
+        # with no padding at all may be base64 written without it (base64url style, `tr -d =`):
+        # completed here, as _long_base64 completes a long one.
         missing = -(end - start) % 4
-        if missing:
-            if missing > 2 or data[end : end + missing] != b"=" * missing or (end + missing < size and data[end + missing] == 61):
-                continue
-            end += missing
         token = data[start:end]
+        if missing:
+            if missing > 2:
+                continue
+            if data[end : end + missing] == b"=" * missing:
+                if end + missing < size and data[end + missing] == 61:
+                    continue
+                end += missing
+                token = data[start:end]
+            elif data.startswith(b"=", end):
+                continue  # some padding, not enough: not base64
+            else:
+                token += b"=" * missing
         if not _mostly_ascii_leads(token[lead - start :: 4]):
             continue  # the padding's group (the run's own were looked at above)
         decoded = _decode_base64(token)

@@ -234,9 +234,15 @@ def shown_name(target: Target) -> str:
 
 
 def _drop_walk(client: Any, token: str, where: list[str] | None) -> None:
+    """Drop the log walk a split left where it was made, on the workers still there: a
+    worker gone took its walk with it, and a call to its old address waited 30 s for the
+    connection, each time, in the loop that collects every result."""
     try:
-        client.run(drop_started_log, token, workers=where)
-    except Exception as exc:  # noqa: BLE001 - a worker gone took its walk with it
+        alive = set(client.scheduler_info().get("workers", {}))
+        targets = [address for address in (where or sorted(alive)) if address in alive]
+        if targets:
+            client.run(drop_started_log, token, workers=targets)
+    except Exception as exc:  # noqa: BLE001 - a placement clean-up only: the audit goes on
         log.debug("a started log walk could not be dropped: %s", type(exc).__name__)
 
 
