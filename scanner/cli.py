@@ -290,7 +290,7 @@ def _protect_dashes(argv: Sequence[str]) -> list[str]:
 
 
 def _restore_dashes(args: argparse.Namespace) -> argparse.Namespace:
-    for name in ("path", "files", "targets"):
+    for name in ("path", "files", "targets", "key_id"):
         value = getattr(args, name, None)
         if value == _LITERAL_DASHES:
             setattr(args, name, "--")
