@@ -135,7 +135,8 @@ def _settings(args: argparse.Namespace, target: Path) -> tuple[Config, RuleSet]:
         # A pull request's own .keysweep.yaml could allow its own secret, and its own
         # "keysweep:allow" comment mark it: CI checking untrusted changes takes neither.
         return Config(), load_ruleset(given=args.rules, inline_allow=False)
-    config = load_config(args.config if args.config is not None else find_config(_scan_root(target)))
+    config = load_config(args.config if args.config is not None else find_config(_scan_root(target)),
+                         confine=args.config is None)
     return config, load_ruleset(config.rules, given=args.rules)
 
 

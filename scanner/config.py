@@ -78,7 +78,11 @@ MAX_CONFIG_BYTES = 256 * 1024
 MAX_ALLOW_VALUES = 256
 
 
-def load_config(path: Path | None) -> Config:
+def load_config(path: Path | None, *, confine: bool = False) -> Config:
+    """``confine``: the file is a scanned repository's own (found, not given with --config):
+    the rule and baseline files it names must be inside its folder. A pull request's
+    configuration naming /etc/... or ../ had keysweep read host files and echo what it
+    found there (a field's value, whether the file exists) into the job's log."""
     if path is None:
         return Config()
     if not path.is_file():
@@ -122,12 +126,24 @@ def load_config(path: Path | None) -> Config:
             data = {}  # an empty file (or only comments) is an empty configuration
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of settings")
-    return _parse(cast(dict[str, Any], data), where, path.parent)
+    return _parse(cast(dict[str, Any], data), where, path.parent, confine)
 
 
-def _parse(data: dict[str, Any], where: str, base: Path) -> Config:
+def _parse(data: dict[str, Any], where: str, base: Path, confine: bool = False) -> Config:
     def fail(key: str, problem: str) -> ConfigError:
         return ConfigError(f"{where}: key {bounded(key)}: {problem}")
+
+    def inside(key: str, name: str) -> Path:
+        path = base / name
+        if confine:
+            try:
+                within = path.resolve().is_relative_to(base.resolve())
+            except (OSError, RuntimeError):  # a symlink loop
+                within = False
+            if not within:
+                raise fail(key, f"{bounded(name)} is outside the repository: its own configuration names files "
+                                f"inside it (give others with --{key} on the command line)")
+        return path
 
     for key in data:
         if key not in KEYS:
@@ -180,10 +196,10 @@ def _parse(data: dict[str, Any], where: str, base: Path) -> Config:
         raise fail("baseline", "must be a path")
     return Config(
         source=base,
-        rules=tuple(base / p for p in strings("rules")),
+        rules=tuple(inside("rules", p) for p in strings("rules")),
         exclude=tuple(strings("exclude")),
         allow_values=tuple(allow),
         max_file_size=size,
         format=fmt,
-        baseline=base / baseline if baseline else None,
+        baseline=inside("baseline", baseline) if baseline else None,
     )

@@ -130,6 +130,25 @@ def _forms(secret: Secret) -> Iterable[str]:
             yield quoted
             yield quoted.lower()  # %2f as well as %2F
     yield from _base64_cores(value.encode())
+    yield from _escaped(value)
+
+
+# Every character written as one escape, as the detector's escape decoder reads them
+# (decode._ESCAPE), in lower- and upper-case hex: a subject or a path can spell a value so.
+_ESCAPES = ("\\x{:02x}", "\\x{:02X}", "\\u{:04x}", "\\u{:04X}", "&#x{:x};", "&#x{:X};", "&#{:d};")
+
+
+def _escaped(value: str) -> Iterable[str]:
+    if not value:
+        return
+    if "/" in value:
+        yield value.replace("/", "\\/")  # JSON's escaped slash (PHP's json_encode writes every one so)
+    codes = [ord(char) for char in value]
+    for spelling in _ESCAPES:
+        if spelling.startswith("\\x") and max(codes) > 0xFF:
+            continue
+        yield "".join(spelling.format(code) if code <= 0xFFFF or not spelling.startswith("\\u") else char
+                      for code, char in zip(codes, value))
 
 
 def redactor_for(secrets: Iterable[Secret]) -> Redactor:

@@ -132,6 +132,13 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
     if repo is not None and options.staged:
         from scanner.sources.git import staged_changes
 
+        # Files, as pre-commit passes them: a folder among them was dropped by the files-on-disk
+        # branch, which then said "scanned whole" over nothing and exited 0.
+        for name in options.files:
+            if os.path.isdir(name):
+                raise UsageError(f"{_shown(name)}: a folder; with --staged, FILE arguments name files (scan the "
+                                 "folder without --staged, or name the files in it)")
+
         # Read once: whether the files given are staged changes, and what the staged scan reads.
         staged = staged_changes(repo)
     if repo is None:

@@ -311,6 +311,34 @@ def test_base64_wrapped_over_lines_is_decoded(width: int, keys: KeySet) -> None:
         assert {("aws-access-key-id", keys.key_id), ("aws-secret-access-key", keys.secret)} <= found, text
 
 
+@pytest.mark.parametrize("width", [50, 57, 70, 41])
+def test_base64_wrapped_at_a_width_that_is_no_multiple_of_4_is_decoded(width: int, keys: KeySet) -> None:
+    """`base64 -w 57`, `fold -w 70`: groups of 4 run across the line breaks. Only widths that
+    are a multiple of 4 were joined; the others were decoded line by line, misaligned after the
+    first, and the keys were lost."""
+    import base64
+    import textwrap
+
+    encoded = base64.b64encode(keys.credentials_file().encode()).decode()
+    text = "-----BEGIN CREDS-----\n" + "\n".join(textwrap.wrap(encoded, width)) + "\n-----END CREDS-----\n"
+    assert {("aws-access-key-id", keys.key_id), ("aws-secret-access-key", keys.secret)} <= _found(text)
+
+
+def test_a_long_block_wrapped_at_an_odd_width_is_decoded_past_its_cuts(keys: KeySet) -> None:
+    """Past MAX_TOKEN a block is decoded in overlapping pieces of whole lines: each piece must
+    start and end on a whole group of 4, which lines of 57 characters do every 4th line."""
+    import base64
+    import textwrap
+
+    from scanner.engine.decode import MAX_TOKEN
+
+    filler = "".join(f"# line {i} of an inventory nobody reads\n" for i in range(MAX_TOKEN // 30))
+    encoded = base64.b64encode((filler + keys.credentials_file() + filler).encode()).decode()
+    assert len(encoded) > 2 * MAX_TOKEN
+    found = _found("\n".join(textwrap.wrap(encoded, 57)) + "\n")
+    assert {("aws-access-key-id", keys.key_id), ("aws-secret-access-key", keys.secret)} <= found
+
+
 @pytest.mark.parametrize("extra", ["", "x", "xy"])  # each length mod 3: no, one or two '=' dropped
 def test_base64_written_without_its_padding_is_decoded(extra: str, keys: KeySet) -> None:
     """base64url tools and `| tr -d =` drop the padding: 2 lengths in 3 then left a token that

@@ -320,3 +320,16 @@ def test_a_staged_file_whose_name_is_not_utf8_is_scanned_from_the_index(repo: Gi
     report = json.loads(result.stdout)
     assert sorted({f["path"] for f in report["findings"]}) == ["bad\\xff\\x9b.env", "ok.env"]
     assert len(report["findings"]) == 4 and "internal error" not in result.stderr
+
+
+def test_a_folder_among_the_staged_files_is_refused(repo: GitRepo) -> None:
+    """`scan --staged -- . src`: the files-on-disk branch kept regular files only, said it had
+    scanned the files "whole", and exited 0 over a staged key in src/."""
+    keys = KeySet.generate()
+    (repo.path / "src").mkdir()
+    (repo.path / "src" / "a.env").write_text(f"AWS_ACCESS_KEY_ID={keys.key_id}\nAWS_SECRET_ACCESS_KEY={keys.secret}\n")
+    repo.git("add", "src/a.env")
+    for folder in ("src", "src/", "."):
+        result = run_keysweep("scan", "--staged", "--no-progress", "--", ".", folder, cwd=repo.path)
+        assert result.returncode == 2 and "a folder" in result.stderr, (folder, result.stdout, result.stderr)
+    assert run_keysweep("scan", "--staged", "--no-progress", "--", ".", "src/a.env", cwd=repo.path).returncode == 1

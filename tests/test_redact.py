@@ -31,6 +31,22 @@ def test_every_value_and_encoding_is_replaced() -> None:
     assert redact("no values here") == "no values here"
 
 
+def test_a_value_spelled_in_escapes_is_replaced() -> None:
+    """Every spelling the detector's escape decoder reads, whole, in either case of hex: a
+    commit subject holding the secret as `\\x4d\\x65...` printed it in every report."""
+    keys = KeySet.generate()
+    while "/" not in keys.secret:
+        keys = KeySet.generate()
+    redact = redactor_for([Secret("secret", keys.secret)])
+    codes = [ord(c) for c in keys.secret]
+    spellings = [keys.secret.replace("/", "\\/"), "".join(f"\\x{c:02x}" for c in codes),
+                 "".join(f"\\x{c:02X}" for c in codes), "".join(f"\\u{c:04x}" for c in codes),
+                 "".join(f"\\u{c:04X}" for c in codes), "".join(f"&#x{c:x};" for c in codes),
+                 "".join(f"&#x{c:X};" for c in codes), "".join(f"&#{c};" for c in codes)]
+    for spelling in spellings:
+        assert redact(f"add {spelling} here") == "add ******** here", spelling
+
+
 def test_cost_does_not_grow_with_the_number_of_values() -> None:
     keys = [KeySet.generate() for _ in range(1500)]
     values = [Secret("key-id", k.key_id) for k in keys] + [Secret("secret", k.secret) for k in keys]

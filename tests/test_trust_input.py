@@ -513,3 +513,33 @@ def test_a_rule_files_words_reach_sarif_escaped(tmp_path: Path) -> None:
     texts = strings(descriptor) + strings(sarif["runs"][0]["results"])
     assert not [t for t in texts if "\x1b" in t or "\u202e" in t]
     assert "\\x1b[2J" in descriptor["shortDescription"]["text"] and "\\u202e" in descriptor["shortDescription"]["text"]
+
+
+def test_a_repositorys_configuration_names_no_file_outside_it(tmp_path: Path, keys: KeySet) -> None:
+    """A pull request's .keysweep.yaml naming ../host.yaml or /etc/os-release had keysweep read
+    host files and echo their fields (and whether they exist) into the job's log."""
+    host = tmp_path / "host_secret.yaml"
+    host.write_text("version: 1\nrules:\n  - id: leak\n    kind: HOST-SECRET-VALUE-1234\n")
+    repo = tmp_path / "repo"
+    (repo / "rules").mkdir(parents=True)
+    (repo / "app.env").write_text(env_file(keys))
+    (repo / "rules" / "link.yaml").symlink_to(host)
+    for named in ("../host_secret.yaml", str(host), "rules/link.yaml", "/etc/os-release", "/nonexistent.yaml"):
+        for key in ("rules", "baseline"):
+            value = f"[{named!r}]" if key == "rules" else repr(named)
+            (repo / ".keysweep.yaml").write_text(f"{key}: {value}\n")
+            result = run_keysweep("scan", "--no-history", repo)
+            assert result.returncode == 2, (named, key, result.stdout, result.stderr)
+            assert "outside the repository" in result.stderr and "HOST-SECRET" not in result.stderr, result.stderr
+            assert f"--{key}" in result.stderr
+    # Inside it, a rule file works; and one the user names on the command line may be anywhere.
+    (repo / "rules" / "link.yaml").unlink()
+    (repo / "rules" / "ok.yaml").write_text(
+        "version: 1\nrules:\n  - id: acme-token\n    kind: secret\n    description: acme\n"
+        "    patterns: ['(?P<secret>acme_[a-z0-9]{12})']\n    examples: {positive: ['acme_abcdef123456']}\n")
+    (repo / ".keysweep.yaml").write_text("rules: [rules/ok.yaml]\n")
+    assert run_keysweep("scan", "--no-history", repo).returncode == 1
+    given = tmp_path / "given.yaml"
+    given.write_text("rules: [host_secret.yaml]\n")
+    outside = run_keysweep("scan", "--no-history", "--config", given, repo)
+    assert outside.returncode == 2 and "host_secret.yaml: rule 'leak'" in outside.stderr  # read: the user asked for it

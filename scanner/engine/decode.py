@@ -11,6 +11,7 @@ import base64
 import binascii
 import bisect
 import functools
+import math
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -374,12 +375,13 @@ def _wrapped(data: bytes, start: int, end: int) -> tuple[int, bytes, int | None]
     OVERLAP_LINES lines before its end, so a key across the cut is whole in one of them), or
     None if the next line does not continue it.
 
-    Every line but the last is as long as the first (a multiple of 4); the last may be
-    shorter, with its padding, and must end its line. Lines may be indented (a YAML block)
-    and end in CRLF. Each line is looked at once, the overlaps apart: linear.
+    Every line but the last is as long as the first (any width: `base64 -w 57`, `fold -w 70`
+    cut groups of 4 across lines); the last may be shorter, with the padding the whole needs,
+    and must end its line. Lines may be indented (a YAML block) and end in CRLF. Each line is
+    looked at once, the overlaps apart: linear.
     """
     width = end - start
-    if width % 4 or not 40 <= width <= 256 or data[end : end + 1] not in (b"\n", b"\r"):
+    if not 40 <= width <= 256 or data[end : end + 1] not in (b"\n", b"\r"):
         return None
     size = len(data)
     pieces = [data[start:end]]
@@ -408,11 +410,25 @@ def _wrapped(data: bytes, start: int, end: int) -> tuple[int, bytes, int | None]
             continue
         if 0 < length < width:
             padding = len(data[after : after + 2]) - len(data[after : after + 2].lstrip(b"="))
-            if data[after + padding : after + padding + 1] in (b"", b"\n", b"\r") and (length + padding) % 4 == 0:
+            if data[after + padding : after + padding + 1] in (b"", b"\n", b"\r") and (total + length + padding) % 4 == 0:
                 pieces.append(data[body : after + padding])
                 position = after + padding
         break
-    restart = bodies[-OVERLAP_LINES] if full and len(bodies) > OVERLAP_LINES else None
+    if full:
+        # Cut at MAX_TOKEN: the block ends on a whole group of 4, to decode (a width that is
+        # not a multiple of 4 ends one at most every 4th line).
+        keep = len(pieces)
+        while keep > 1 and keep * width % 4:
+            keep -= 1
+        del pieces[keep:], bodies[keep:]
+        position = bodies[-1] + width
+    restart = None
+    if full and len(bodies) > OVERLAP_LINES:
+        # The next block starts on a line at a whole group of 4 from this block's start
+        # (every line is, when the width is a multiple of 4; else every 2nd or 4th).
+        index = len(bodies) - OVERLAP_LINES
+        index -= index % (4 // math.gcd(width, 4))
+        restart = bodies[index] if index > 0 else None
     return (position, b"".join(pieces), restart) if len(pieces) > 1 else None
 
 
