@@ -250,6 +250,8 @@ def test_rule_pattern_the_regex_module_refuses_with_valueerror_exits_2(tmp_path:
     ("[:alpha:]", "unescaped '['"),
     ("A-Z\\", "lone backslash"),
     ("A-Z" * 200, "at most 512"),
+    ("\\p{Greek}", "matches no byte"),  # a single byte is never a Greek letter: the rule never fired
+    ("\\p{L}--\\p{Lu}", "set operations"),  # regex's VERSION1 difference, read as characters
 ])
 def test_a_value_charset_is_the_inside_of_one_class(tmp_path: Path, charset: str, says: str) -> None:
     import time

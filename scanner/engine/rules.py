@@ -404,6 +404,10 @@ def _charset_problem(charset: str) -> str | None:
                     f"such as 'A-Za-z0-9/+' (write \\{char} for the character itself)")
     if escaped:
         return f"{bounded(charset)} ends with a lone backslash"
+    for operator in ("--", "&&", "||", "~~"):
+        if operator in charset:
+            # regex's set operations (its VERSION1): read here as the characters themselves.
+            return f"{bounded(charset)} holds {operator!r}: set operations are not read; list the characters and ranges"
     return None
 
 
@@ -429,6 +433,10 @@ def _parse_value(raw: Any, file: str, rule_id: str, fail: Any, builtin: bool) ->
     except Exception as exc:  # noqa: BLE001 - regex.error; ValueError or KeyError for flags it refuses
         raise fail("value.charset", f"invalid character class {bounded(f'[{charset}]')}: {bounded(str(exc))}") from None
     table = bytes(1 if char_class.fullmatch(bytes([i])) else 0 for i in range(256))
+    if not any(table):
+        # Values are runs of bytes: \p{Greek} or \N{...} name characters no single byte is.
+        raise fail("value.charset", f"[{bounded(charset)}] matches no byte: a charset is read byte by byte "
+                                    "(ASCII ranges such as 'A-Za-z0-9/+')")
     numbers: dict[str, int | None] = {}
     for field, default in (("min-length", None), ("max-length", None), ("context-lines", 2)):
         number = raw.get(field, default)
