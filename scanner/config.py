@@ -87,6 +87,14 @@ def load_config(path: Path | None, *, confine: bool = False) -> Config:
         return Config()
     if not path.is_file():
         raise ConfigError(f"{path}: no such configuration file")
+    if confine:
+        try:
+            linked_out = not path.resolve().is_relative_to(path.parent.resolve())
+        except (OSError, RuntimeError):
+            linked_out = True
+        if linked_out:
+            # Read, its keys would be echoed in the errors: a host file's first lines in a CI log.
+            raise ConfigError(f"{path}: a link to a file outside the repository; not read (give it with --config)")
     try:
         with open(path, "rb") as handle:
             raw = handle.read(MAX_CONFIG_BYTES + 1)
@@ -129,6 +137,21 @@ def load_config(path: Path | None, *, confine: bool = False) -> Config:
     return _parse(cast(dict[str, Any], data), where, path.parent, confine)
 
 
+def _link_out_of(folder: Path, root: Path) -> Path | None:
+    """The first link under ``folder`` naming something outside ``root`` (None: none, or
+    ``folder`` is no folder), looking at as many entries as the rule loader reads at most."""
+    from scanner.engine.rules import MAX_RULE_FOLDER_ENTRIES
+
+    if not folder.is_dir():
+        return None
+    for seen, entry in enumerate(folder.rglob("*")):
+        if seen >= MAX_RULE_FOLDER_ENTRIES:
+            break  # the loader refuses such a folder itself
+        if entry.is_symlink() and not entry.resolve().is_relative_to(root):
+            return entry
+    return None
+
+
 def _parse(data: dict[str, Any], where: str, base: Path, confine: bool = False) -> Config:
     def fail(key: str, problem: str) -> ConfigError:
         return ConfigError(f"{where}: key {bounded(key)}: {problem}")
@@ -137,11 +160,14 @@ def _parse(data: dict[str, Any], where: str, base: Path, confine: bool = False) 
         path = base / name
         if confine:
             try:
-                within = path.resolve().is_relative_to(base.resolve())
+                root = base.resolve()
+                # A folder of rule files is read whole: a link in it counts as what it names.
+                outside = path if not path.resolve().is_relative_to(root) else _link_out_of(path, root)
             except (OSError, RuntimeError):  # a symlink loop
-                within = False
-            if not within:
-                raise fail(key, f"{bounded(name)} is outside the repository: its own configuration names files "
+                outside = path
+            if outside is not None:
+                shown = name if outside == path else str(outside.relative_to(base))
+                raise fail(key, f"{bounded(shown)} is outside the repository: its own configuration names files "
                                 f"inside it (give others with --{key} on the command line)")
         return path
 

@@ -10,6 +10,7 @@ repository text is rewritten before any report, baseline, plan or message sees i
 from __future__ import annotations
 
 import base64
+import bisect
 import dataclasses
 import itertools
 import re
@@ -45,7 +46,12 @@ class Redactor:
     def __call__(self, text: str) -> str:
         pieces: list[str] = []
         done = 0
-        for start, end, replacement in self.spans(text):
+        spans = self.spans(text)
+        if self.pattern is not None and _ESCAPED_CHAR.search(text) is not None:
+            # Spelled with escapes, each character its own way (`c\x72t\x2F...`): found where
+            # the text is read as the detector's decoders read it, and redacted where it stands.
+            spans = _union(spans, _unescaped_spans(self, text))
+        for start, end, replacement in spans:
             pieces += (text[done:start], replacement)
             done = end
         if not pieces:
@@ -83,6 +89,75 @@ class Redactor:
         return found
 
 
+# One character written as an escape, as the detector's decoders read them (decode._ESCAPE,
+# and URL encoding); a slash after up to 8 backslashes is JSON inside JSON.
+_ESCAPED_CHAR = re.compile(r"\\{1,8}/|\\[xX][0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\u\{[0-9A-Fa-f]{1,6}\}"
+                           r"|&#[xX][0-9A-Fa-f]{1,6};|&#[0-9]{1,7};|%[0-9A-Fa-f]{2}")
+
+
+def _character(escape: str) -> str | None:
+    if escape.endswith("/") and escape.startswith("\\"):
+        return "/"
+    if escape.startswith("%"):
+        code = int(escape[1:], 16)
+    elif escape.startswith("&#"):
+        code = int(escape[3:-1], 16) if escape[2] in "xX" else int(escape[2:-1])
+    elif escape.startswith("\\u{"):
+        code = int(escape[3:-1], 16)
+    else:
+        code = int(escape[2:], 16)
+    return chr(code) if code <= 0x10FFFF else None
+
+
+def _unescaped_spans(redactor: Redactor, text: str) -> list[tuple[int, int, str]]:
+    """The values found in ``text`` read with every escape decoded, as places in ``text``."""
+    pieces: list[str] = []
+    # Per piece of the decoded text: where it starts there, where it starts in ``text``, and
+    # the length it has in ``text`` when it is one escape (0: plain text, one to one).
+    decoded_starts: list[int] = []
+    places: list[tuple[int, int]] = []
+    decoded = done = 0
+    for match in _ESCAPED_CHAR.finditer(text):
+        char = _character(match.group())
+        if char is None:
+            continue
+        if match.start() > done:
+            decoded_starts.append(decoded)
+            places.append((done, 0))
+            pieces.append(text[done:match.start()])
+            decoded += match.start() - done
+        decoded_starts.append(decoded)
+        places.append((match.start(), match.end() - match.start()))
+        pieces.append(char)
+        decoded += 1
+        done = match.end()
+    decoded_starts.append(decoded)
+    places.append((done, 0))
+    pieces.append(text[done:])
+
+    def original(position: int, *, end: bool) -> int:
+        index = bisect.bisect_right(decoded_starts, position - end) - 1
+        start, escape = places[index]
+        if escape:
+            return start + escape if end else start
+        return start + position - decoded_starts[index]
+
+    return [(original(start, end=False), original(stop, end=True), shown)
+            for start, stop, shown in redactor.spans("".join(pieces))]
+
+
+def _union(spans: list[tuple[int, int, str]], more: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Both lists of places as one, in order, overlapping places made one."""
+    merged: list[tuple[int, int, str]] = []
+    for start, end, shown in sorted(spans + more):
+        if merged and start < merged[-1][1]:
+            last = merged[-1]
+            merged[-1] = (last[0], max(last[1], end), last[2])
+        else:
+            merged.append((start, end, shown))
+    return merged
+
+
 # Base64 characters that depend only on the value, when it starts 0, 1 or 2 bytes into a
 # 3-byte group of a longer encoded text: the first characters also carry bits of what precedes.
 _B64_LEAD = (0, 2, 3)
@@ -99,6 +174,7 @@ def _base64_cores(value: bytes) -> Iterable[str]:
         yield core.replace("+", "-").replace("/", "_")
 
 
+_LOWER_HEX_ESCAPE = re.compile("%[0-9A-F]{2}")
 # What quote() never changes: a value of these only (every key ID) has no URL-encoded form.
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
 
@@ -128,14 +204,15 @@ def _forms(secret: Secret) -> Iterable[str]:
         quoted = urllib.parse.quote(value, safe=safe)
         if quoted != value:
             yield quoted
-            yield quoted.lower()  # %2f as well as %2F
+            yield _LOWER_HEX_ESCAPE.sub(lambda match: match.group().lower(), quoted)  # %2f as well as %2F
     yield from _base64_cores(value.encode())
     yield from _escaped(value)
 
 
 # Every character written as one escape, as the detector's escape decoder reads them
 # (decode._ESCAPE), in lower- and upper-case hex: a subject or a path can spell a value so.
-_ESCAPES = ("\\x{:02x}", "\\x{:02X}", "\\u{:04x}", "\\u{:04X}", "&#x{:x};", "&#x{:X};", "&#{:d};")
+_ESCAPES = ("\\x{:02x}", "\\x{:02X}", "\\u{:04x}", "\\u{:04X}", "\\u{{{:x}}}", "\\u{{{:X}}}", "&#x{:x};", "&#x{:X};",
+            "&#X{:x};", "&#X{:X};", "&#{:d};")
 
 
 def _escaped(value: str) -> Iterable[str]:
@@ -143,6 +220,7 @@ def _escaped(value: str) -> Iterable[str]:
         return
     if "/" in value:
         yield value.replace("/", "\\/")  # JSON's escaped slash (PHP's json_encode writes every one so)
+        yield value.replace("/", "\\\\/")  # and JSON inside JSON
     codes = [ord(char) for char in value]
     for spelling in _ESCAPES:
         if spelling.startswith("\\x") and max(codes) > 0xFF:

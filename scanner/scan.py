@@ -135,7 +135,7 @@ def run_scan(options: ScanOptions, ruleset: RuleSet) -> ScanReport:
         # Files, as pre-commit passes them: a folder among them was dropped by the files-on-disk
         # branch, which then said "scanned whole" over nothing and exited 0.
         for name in options.files:
-            if os.path.isdir(name):
+            if os.path.isdir(name) and not os.path.islink(name):  # a link is a blob to git
                 raise UsageError(f"{_shown(name)}: a folder; with --staged, FILE arguments name files (scan the "
                                  "folder without --staged, or name the files in it)")
 

@@ -47,6 +47,28 @@ def test_a_value_spelled_in_escapes_is_replaced() -> None:
         assert redact(f"add {spelling} here") == "add ******** here", spelling
 
 
+def test_a_value_spelled_with_mixed_escapes_is_replaced_where_it_stands() -> None:
+    """Each character its own way (half escaped, mixed-case hex, `\\/` among `\\xNN`, lower-case
+    `%2f` beside upper-case letters): no list of spellings holds them all, so the text is also
+    read as the decoders read it, and the places found there are redacted in the original."""
+    import random
+
+    keys = KeySet.generate()
+    redact = redactor_for([Secret("secret", keys.secret)])
+    rng = random.Random(5)
+    for _ in range(50):
+        spelled = "".join(rng.choice([char, f"\\x{ord(char):02x}", f"\\x{ord(char):02X}", f"&#{ord(char)};",
+                                      f"&#X{ord(char):x};", f"%{ord(char):02x}", f"\\u{{{ord(char):x}}}"])
+                          if char != "/" else rng.choice(["/", "\\/", "\\\\/", "%2f"]) for char in keys.secret)
+        assert redact(f"add {spelled} here \\x41") == "add ******** here \\x41", spelled
+    # Escapes alone cost one pass: a megabyte of them is read in linear time.
+    import time
+
+    began = time.perf_counter()
+    assert redact("&#65;" * 200_000) == "&#65;" * 200_000
+    assert time.perf_counter() - began < 10
+
+
 def test_cost_does_not_grow_with_the_number_of_values() -> None:
     keys = [KeySet.generate() for _ in range(1500)]
     values = [Secret("key-id", k.key_id) for k in keys] + [Secret("secret", k.secret) for k in keys]

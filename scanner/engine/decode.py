@@ -381,7 +381,7 @@ def _wrapped(data: bytes, start: int, end: int) -> tuple[int, bytes, int | None]
     looked at once, the overlaps apart: linear.
     """
     width = end - start
-    if not 40 <= width <= 256 or data[end : end + 1] not in (b"\n", b"\r"):
+    if not 40 <= width <= 256 or data[_line_rest(data, end) : _line_rest(data, end) + 1] not in (b"\n", b"\r"):
         return None
     size = len(data)
     pieces = [data[start:end]]
@@ -393,6 +393,7 @@ def _wrapped(data: bytes, start: int, end: int) -> tuple[int, bytes, int | None]
         if total + width > MAX_TOKEN:  # a longer block is decoded in overlapping pieces of whole lines
             full = True
             break
+        position = _line_rest(data, position)  # spaces or tabs an editor left before the break
         line = position + (2 if data.startswith(b"\r\n", position) else 1 if data.startswith(b"\n", position) else 0)
         if line == position:
             break
@@ -402,7 +403,7 @@ def _wrapped(data: bytes, start: int, end: int) -> tuple[int, bytes, int | None]
         window = data[body : body + width + 1]
         length = len(window) - len(window.lstrip(_BASE64_BYTES))
         after = body + length
-        if length == width and data[after : after + 1] in (b"", b"\n", b"\r"):
+        if length == width and data[_line_rest(data, after) : _line_rest(data, after) + 1] in (b"", b"\n", b"\r"):
             pieces.append(window[:width])
             bodies.append(body)
             total += width
@@ -410,7 +411,10 @@ def _wrapped(data: bytes, start: int, end: int) -> tuple[int, bytes, int | None]
             continue
         if 0 < length < width:
             padding = len(data[after : after + 2]) - len(data[after : after + 2].lstrip(b"="))
-            if data[after + padding : after + padding + 1] in (b"", b"\n", b"\r") and (total + length + padding) % 4 == 0:
+            whole = total + length + padding
+            rest = _line_rest(data, after + padding)
+            # Padded to a whole group, or without any padding (base64url, `tr -d =`): completed below.
+            if data[rest : rest + 1] in (b"", b"\n", b"\r") and (whole % 4 == 0 or (not padding and whole % 4 > 1)):
                 pieces.append(data[body : after + padding])
                 position = after + padding
         break
@@ -429,7 +433,20 @@ def _wrapped(data: bytes, start: int, end: int) -> tuple[int, bytes, int | None]
         index = len(bodies) - OVERLAP_LINES
         index -= index % (4 // math.gcd(width, 4))
         restart = bodies[index] if index > 0 else None
-    return (position, b"".join(pieces), restart) if len(pieces) > 1 else None
+    if len(pieces) < 2:
+        return None
+    joined = b"".join(pieces)
+    if not full and len(joined) % 4 > 1:
+        joined += b"=" * (-len(joined) % 4)  # written without its padding
+    return position, joined, restart
+
+
+def _line_rest(data: bytes, position: int) -> int:
+    """Past the spaces and tabs from ``position`` (at most 40: a line's trailing blanks)."""
+    end = position
+    while end < len(data) and end - position < 40 and data[end] in b" \t":
+        end += 1
+    return end
 
 
 OVERLAP_LINES = 4

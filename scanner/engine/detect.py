@@ -213,7 +213,10 @@ def value_passes(rule: Rule, value: bytes, health: RuleHealth | None = None) -> 
         try:
             if rule.builtin:
                 combined = _builtin_allow(rule, health)
-                allowed = (combined.search if combined is not None else _separately(rule.allow))(value) is not None
+                if combined is not None:
+                    allowed = combined.search(value) is not None
+                else:
+                    allowed = _separately(rule.allow)(value) is not None
             else:
                 began = time.perf_counter()
                 allowed = any(pattern.search(value, timeout=PATTERN_TIMEOUT) for pattern in rule.allow)
@@ -519,7 +522,8 @@ if TYPE_CHECKING:  # (not subscripted at run time: older regex releases' Match i
 def stdlib_twin(pattern: regex.Pattern[bytes]) -> re.Pattern[bytes] | None:
     # A built-in pattern not yet compiled is read from its source (its inline flags are
     # re's to read, or refuse): the twin never makes regex compile it, nor be imported.
-    flags = pattern.given_flags if isinstance(pattern, LazyPattern) else pattern.flags
+    lazy: object = pattern  # (typed apart: the oldest mypy allowed cannot narrow a Pattern to it)
+    flags: int = lazy.given_flags if isinstance(lazy, LazyPattern) else pattern.flags
     key = (pattern.pattern, flags)
     try:
         return _STDLIB_TWINS[key]
@@ -584,7 +588,7 @@ def _match_batches(rule: Rule, pattern: regex.Pattern[bytes], data: bytes, start
     # matches of 250 bytes, which a hostile text repeated to switch the secret rule off.
     matched_budget = MATCHED_BYTES_PER_BYTE * (end - start) + MATCHED_BYTES_FLOOR
     twin = stdlib_twin(pattern) if rule.builtin else None
-    value = (pattern if twin is None else twin).groupindex.get("secret", 0)
+    value = (pattern.groupindex if twin is None else twin.groupindex).get("secret", 0)
     position = start
     handed = 0.0  # when the last batch was handed over: what the caller did with it is charged too
     while True:
@@ -773,7 +777,7 @@ def _run(rule: Rule, patterns: Iterable[regex.Pattern[bytes]], data: bytes, star
         if rule.id in health.disabled:
             break
         twin = stdlib_twin(pattern) if rule.builtin else None
-        secret_group = (pattern if twin is None else twin).groupindex["secret"]  # by number: a name is looked up per call
+        secret_group = (pattern.groupindex if twin is None else twin.groupindex)["secret"]  # by number: a name is looked up per call
         cut = end if end < len(data) else -1
         for batch in _match_batches(rule, pattern, data, start, end, health):
             fresh = []
