@@ -405,6 +405,11 @@ def write_output(text: str, output: Path | None, *, private: bool = False) -> No
             raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
         return
     target = Path(os.path.realpath(output))  # through a symlink: replace its target, not the link
+    if os.path.islink(output) and not target.is_relative_to(os.path.realpath(output.parent)):
+        # A link a scanned repository committed (.keysweep-baseline.json, results.sarif ->
+        # ~/.bashrc) would have a report replace any file the user can write.
+        raise UsageError(f"{output} is a link to {target}, outside its folder: not written through "
+                         "(remove the link, or name the file itself)")
     if info is not None:
         mode = stat.S_IMODE(info.st_mode)
     elif private:

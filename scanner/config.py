@@ -90,7 +90,7 @@ def load_config(path: Path | None, *, confine: bool = False) -> Config:
     if confine:
         try:
             linked_out = not path.resolve().is_relative_to(path.parent.resolve())
-        except (OSError, RuntimeError):
+        except (OSError, RuntimeError, ValueError):
             linked_out = True
         if linked_out:
             # Read, its keys would be echoed in the errors: a host file's first lines in a CI log.
@@ -163,7 +163,7 @@ def _parse(data: dict[str, Any], where: str, base: Path, confine: bool = False) 
                 root = base.resolve()
                 # A folder of rule files is read whole: a link in it counts as what it names.
                 outside = path if not path.resolve().is_relative_to(root) else _link_out_of(path, root)
-            except (OSError, RuntimeError):  # a symlink loop
+            except (OSError, RuntimeError, ValueError):  # a symlink loop; a NUL in the name
                 outside = path
             if outside is not None:
                 shown = name if outside == path else str(outside.relative_to(base))

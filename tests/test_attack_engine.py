@@ -341,6 +341,21 @@ def test_a_long_block_wrapped_at_an_odd_width_is_decoded_past_its_cuts(keys: Key
     assert {("aws-access-key-id", keys.key_id), ("aws-secret-access-key", keys.secret)} <= found
 
 
+@pytest.mark.parametrize("encoding", ["latin-1", "cp1252"])
+def test_base64_of_a_file_in_a_single_byte_encoding_is_decoded(encoding: str, keys: KeySet) -> None:
+    """A Windows tool's base64 of an ANSI file: one accented letter or curly quote is not
+    UTF-8, and the whole token was judged binary (both keys missed)."""
+    import base64
+    import textwrap
+
+    text = ("# Configuración de producción \u201cprod\u201d\n" if encoding == "cp1252"
+            else "# Configuración de producción\n") + keys.credentials_file()
+    encoded = base64.b64encode(text.encode(encoding)).decode()
+    wanted = {("aws-access-key-id", keys.key_id), ("aws-secret-access-key", keys.secret)}
+    assert wanted <= _found(f"CREDS={encoded}\n")
+    assert wanted <= _found("\n".join(textwrap.wrap(encoded, 76)) + "\n")
+
+
 @pytest.mark.parametrize("extra", ["", "x", "xy"])  # each length mod 3: no, one or two '=' dropped
 def test_base64_written_without_its_padding_is_decoded(extra: str, keys: KeySet) -> None:
     """base64url tools and `| tr -d =` drop the padding: 2 lengths in 3 then left a token that

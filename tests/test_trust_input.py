@@ -235,6 +235,25 @@ def test_corrupt_pack_exits_3_never_clean(tmp_path: Path, keys: KeySet) -> None:
 
 # --- 6. output files, configuration values, usage errors ------------------------------------
 
+def test_no_report_is_written_through_a_link_out_of_its_folder(tmp_path: Path, keys: KeySet) -> None:
+    """A repository that commits `.keysweep-baseline.json -> ~/.bashrc` (or `results.sarif`)
+    had `keysweep baseline create` or `scan -o` replace that file with the report."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("IMPORTANT USER DATA\n")
+    repo = GitRepo(tmp_path / "repo")
+    (repo.path / "creds.env").write_text(env_file(keys))
+    (repo.path / ".keysweep-baseline.json").symlink_to(victim)
+    (repo.path / "results.sarif").symlink_to(tmp_path / "created-by-keysweep")  # dangling: would be made
+    repo.git("add", "-A")
+    repo.git("commit", "-qm", "links")
+    created = run_keysweep("baseline", "create", repo.path)
+    assert created.returncode == 2 and "outside its folder" in created.stderr, created.stderr
+    scanned = run_keysweep("scan", "--no-history", "-f", "sarif", "-o", repo.path / "results.sarif", repo.path)
+    assert scanned.returncode == 2 and "outside its folder" in scanned.stderr, scanned.stderr
+    assert victim.read_text() == "IMPORTANT USER DATA\n" and not (tmp_path / "created-by-keysweep").exists()
+
+
+
 def test_output_into_fifo_symlink_and_device(tmp_path: Path, keys: KeySet) -> None:
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "a.env").write_text(env_file(keys))
