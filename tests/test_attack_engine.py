@@ -341,6 +341,30 @@ def test_a_long_block_wrapped_at_an_odd_width_is_decoded_past_its_cuts(keys: Key
     assert {("aws-access-key-id", keys.key_id), ("aws-secret-access-key", keys.secret)} <= found
 
 
+@pytest.mark.parametrize("width", [76, 57])
+def test_a_key_ending_exactly_at_a_wrapped_blocks_cut_is_reported_once(width: int) -> None:
+    """Past MAX_TOKEN wrapped base64 is decoded in overlapping blocks. A key ending exactly at
+    the first block's end had the next block's first byte behind it in the view (no boundary:
+    not found there), and in the next block it stood in the part repeated (dropped)."""
+    import base64
+
+    from scanner.engine.decode import MAX_TOKEN
+
+    lines = MAX_TOKEN // width
+    while lines * width % 4:
+        lines -= 1
+    cut = lines * width * 3 // 4  # decoded bytes in the first block
+    for offset in (-1, 0, 1):
+        keys = KeySet.generate()
+        prefix = "aws_access_key_id = "
+        text = ("z" * (cut + offset - len(prefix) - 20 - 1) + "\n" + prefix + keys.key_id
+                + f"\naws_secret_access_key = {keys.secret}\n" + "filler line of text\n" * 3000)
+        encoded = base64.b64encode(text.encode()).decode()
+        wrapped = "data:\n" + "\n".join(encoded[i:i + width] for i in range(0, len(encoded), width)) + "\n"
+        found = [(m.rule_id, m.secret.reveal()) for m in detect(wrapped.encode(), load_ruleset())]
+        assert sorted(found) == [("aws-access-key-id", keys.key_id), ("aws-secret-access-key", keys.secret)], offset
+
+
 @pytest.mark.parametrize("encoding", ["latin-1", "cp1252"])
 def test_base64_of_a_file_in_a_single_byte_encoding_is_decoded(encoding: str, keys: KeySet) -> None:
     """A Windows tool's base64 of an ANSI file: one accented letter or curly quote is not

@@ -660,7 +660,7 @@ def _view(data: bytes, kind: DecodingKind, substitutions: list[tuple[int, int, b
     original_starts: list[int] = []
     last = 0  # where the text copied so far ends
     length = 0
-    for start, end, decoded in substitutions:
+    for index, (start, end, decoded) in enumerate(substitutions):
         window_start = max(0, start - VIEW_MARGIN)
         if window_start > last + VIEW_MARGIN:
             # A gap: the text between windows is left out, a line break in its place. (Where
@@ -671,6 +671,11 @@ def _view(data: bytes, kind: DecodingKind, substitutions: list[tuple[int, int, b
             length += len(parts[-2]) + 1
             last = window_start
         before = data[last:start]
+        if repeats and index in repeats:
+            # A block going on from the one before (which it overlaps, so nothing stands
+            # between them): a line break between the two, so a key ending the first block
+            # ends there too, and is found in it (the second's copy is a repeat, dropped).
+            before = b"\n"
         parts.append(before)
         length += len(before)
         view_starts.append(length)
