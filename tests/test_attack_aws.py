@@ -655,7 +655,7 @@ def test_sigterm_while_verifying_stops_within_seconds(tmp_path: Path) -> None:
             if proc.poll() is None:
                 proc.kill()
     assert proc.returncode == 143, err
-    assert took < 5, f"stopping took {took:.1f}s"
+    assert took < 10, f"stopping took {took:.1f}s"
 
 
 def _connected_to(port: int) -> bool:

@@ -161,7 +161,7 @@ def test_hostile_shape_scans_in_linear_time(shape: str) -> None:
     started = time.perf_counter()
     detect(data, RULESET)
     elapsed = time.perf_counter() - started
-    assert elapsed < 3, f"{shape}: {elapsed:.1f} s for 256 KiB"
+    assert elapsed < 6, f"{shape}: {elapsed:.1f} s for 256 KiB"
 
 
 def _found(text: str | bytes) -> set[tuple[str, str]]:
@@ -261,7 +261,7 @@ def test_a_value_charset_is_the_inside_of_one_class(tmp_path: Path, charset: str
     began = time.monotonic()
     with pytest.raises(RuleError) as raised:
         load_ruleset([_rule_file(tmp_path, "(?P<secret>TOK[0-9]{8})", charset.replace("'", "''"))], builtin=False)
-    assert time.monotonic() - began < 2
+    assert time.monotonic() - began < 5
     message = str(raised.value)
     assert "rules.yaml" in message and "custom" in message and "value.charset" in message and says in message
     # Escaped brackets and regex's own class escapes stay allowed.
@@ -567,7 +567,7 @@ def test_built_in_allow_patterns_run_in_linear_time_without_the_clock() -> None:
                           (letters[:1] * 7 + b"/") * (1 << 15), b"A" * (1 << 18)):
                 started = time.process_time()
                 pattern.search(value)
-                assert time.process_time() - started < 2, (rule.id, source[:60])
+                assert time.process_time() - started < 4, (rule.id, source[:60])
 
 
 def test_a_rule_file_from_elsewhere_keeps_the_clock_on_its_allow_patterns(tmp_path: Path) -> None:

@@ -105,7 +105,7 @@ def test_a_megabyte_commit_subject_is_redacted_once_and_cut_after() -> None:
     report = ScanReport(findings, (), (), 0, 1, 1, 0, 0.0, "repo")
     started = time.perf_counter()
     redacted = redact_report(report)
-    assert time.perf_counter() - started < 5
+    assert time.perf_counter() - started < 10
     summaries = {f.commit.summary for f in redacted.findings if f.commit is not None}
     assert len(summaries) == 1
     [summary] = summaries
@@ -155,7 +155,7 @@ def test_many_values_with_one_prefix_cost_one_probe_per_length() -> None:
     text = "AKIAQQQQ" * 30_000  # 240 KB of the shared prefix, no value
     started = time.perf_counter()
     assert redact(text) == text
-    assert time.perf_counter() - started < 5.0
+    assert time.perf_counter() - started < 10.0
     assert redact(f"x {values[-1]} y") == f"x {values[-1][:8]}… y"
 
 
@@ -180,7 +180,7 @@ def test_names_are_masked_of_what_looks_like_a_key_and_ordinary_paths_are_not() 
         assert mask_credentials(ordinary, quoted=False) == ordinary
     started = time.perf_counter()
     mask_credentials("A1b/" * 100_000, quoted=False)
-    assert time.perf_counter() - started < 2.0
+    assert time.perf_counter() - started < 4.0
 
 
 def test_author_email_and_subject_are_masked_of_key_shapes_the_scan_did_not_find() -> None:

@@ -197,7 +197,7 @@ def test_a_rule_file_pattern_hyperscan_would_unroll_for_seconds_is_not_prefilter
     combined = type(ruleset)(ruleset.rules + tuple(rules))
     started = time.monotonic()
     prefilter = native.Prefilter(combined)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 10
     assert "acme-token" in prefilter.always
     assert native.unrolled_size(b"(?:(?:(?:[a-z]{16}x){16}y){16}z){16}") > native.MAX_UNROLLED
     assert all(native.unrolled_size(native.widen_repeats(p.pattern)) <= native.MAX_UNROLLED
@@ -243,7 +243,7 @@ def test_rule_file_patterns_costly_to_hyperscan_are_not_prefiltered() -> None:
     # Hyperscan's cost follows a pattern's shape: eleven of these (1,810 atoms each, under the
     # per-pattern bound of the time) took 24 s to compile in every process, each refused at last.
     prefilter, seconds, ids, _ = _prefilter_of_many("(?P<secret>q{n:02d}(?:z|(?:[ab]*a[ab]{{15}}){{100}}))", "q{n:02d}z", 11)
-    assert seconds < 3
+    assert seconds < 6
     assert ids <= prefilter.always
 
 
@@ -253,7 +253,7 @@ def test_a_pattern_that_would_unroll_to_gigabytes_is_refused_before_compiling(pa
     # 6 KB rule file took 6 GB and 27 s to load.
     started = time.monotonic()
     error = _error(GOOD_RULE.replace("(?P<secret>acme_[a-z0-9]{12})", pattern))
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 4
     assert (error.file, error.rule, error.field) == ("custom.yaml", "acme-token", "patterns")
     assert "counted repeats are unrolled" in str(error)
 
