@@ -66,9 +66,15 @@ def find_config(root: Path) -> Path | None:
         return candidate
     pyproject = folder / "pyproject.toml"
     try:
-        if pyproject.is_file() and "[tool.keysweep]" in pyproject.read_text(encoding="utf-8", errors="replace"):
+        if not pyproject.is_file():
+            return None
+        if pyproject.is_symlink() and not pyproject.resolve().is_relative_to(folder.resolve()):
+            return None  # a link out of the repository (a host's file): not read, not a configuration
+        with open(pyproject, "rb") as handle:  # no more than a configuration may hold
+            head = handle.read(MAX_CONFIG_BYTES + 1)
+        if b"[tool.keysweep]" in head:
             return pyproject
-    except OSError:
+    except (OSError, RuntimeError, ValueError):
         return pyproject  # unreadable: load_config names it
 
     return None

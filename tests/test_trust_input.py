@@ -551,6 +551,14 @@ def test_a_repositorys_configuration_names_no_file_outside_it(tmp_path: Path, ke
             assert result.returncode == 2, (named, key, result.stdout, result.stderr)
             assert "outside the repository" in result.stderr and "HOST-SECRET" not in result.stderr, result.stderr
             assert f"--{key}" in result.stderr
+    # A pyproject.toml linked out of the repository is not even read (a 1 GiB host file took
+    # 2 GB to look for [tool.keysweep] in): no configuration.
+    (repo / ".keysweep.yaml").unlink()
+    (tmp_path / "host.toml").write_text('[tool.keysweep]\nrules = ["host_secret.yaml"]\n')
+    (repo / "pyproject.toml").symlink_to(tmp_path / "host.toml")
+    linked = run_keysweep("scan", "--no-history", repo)
+    assert linked.returncode == 1 and "HOST-SECRET" not in linked.stderr, linked.stderr
+    (repo / "pyproject.toml").unlink()
     # Inside it, a rule file works; and one the user names on the command line may be anywhere.
     (repo / "rules" / "link.yaml").unlink()
     (repo / "rules" / "ok.yaml").write_text(
