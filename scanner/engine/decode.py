@@ -381,7 +381,7 @@ def _wrapped(data: bytes, start: int, end: int) -> tuple[int, bytes, int | None]
     looked at once, the overlaps apart: linear.
     """
     width = end - start
-    if not 40 <= width <= 256 or data[_line_rest(data, end) : _line_rest(data, end) + 1] not in (b"\n", b"\r"):
+    if not 40 <= width <= 256 or not _ends_line(data, end):
         return None
     size = len(data)
     pieces = [data[start:end]]
@@ -403,7 +403,7 @@ def _wrapped(data: bytes, start: int, end: int) -> tuple[int, bytes, int | None]
         window = data[body : body + width + 1]
         length = len(window) - len(window.lstrip(_BASE64_BYTES))
         after = body + length
-        if length == width and data[_line_rest(data, after) : _line_rest(data, after) + 1] in (b"", b"\n", b"\r"):
+        if length == width and _ends_line(data, after):
             pieces.append(window[:width])
             bodies.append(body)
             total += width
@@ -412,9 +412,8 @@ def _wrapped(data: bytes, start: int, end: int) -> tuple[int, bytes, int | None]
         if 0 < length < width:
             padding = len(data[after : after + 2]) - len(data[after : after + 2].lstrip(b"="))
             whole = total + length + padding
-            rest = _line_rest(data, after + padding)
             # Padded to a whole group, or without any padding (base64url, `tr -d =`): completed below.
-            if data[rest : rest + 1] in (b"", b"\n", b"\r") and (whole % 4 == 0 or (not padding and whole % 4 > 1)):
+            if _ends_line(data, after + padding) and (whole % 4 == 0 or (not padding and whole % 4 > 1)):
                 pieces.append(data[body : after + padding])
                 position = after + padding
         break
@@ -439,6 +438,13 @@ def _wrapped(data: bytes, start: int, end: int) -> tuple[int, bytes, int | None]
     if not full and len(joined) % 4 > 1:
         joined += b"=" * (-len(joined) % 4)  # written without its padding
     return position, joined, restart
+
+
+def _ends_line(data: bytes, position: int) -> bool:
+    """Whether only spaces or tabs (a line's trailing blanks) stand between ``position`` and
+    a line break or the end of ``data``."""
+    rest = _line_rest(data, position)
+    return data[rest : rest + 1] in (b"", b"\n", b"\r")
 
 
 def _line_rest(data: bytes, position: int) -> int:
